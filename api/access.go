@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/opencrm/crm/store"
+)
+
+// Principal is the signed-in user a request acts as.
+type Principal struct {
+	ID      bson.ObjectID
+	IDHex   string
+	IsAdmin bool
+}
+
+type principalKey struct{}
+
+// WithPrincipal records the signed-in user in ctx.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the signed-in user of ctx, or nil.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// principal returns the signed-in user or ErrUnauthenticated. Operations that
+// need a token have one by the time the handler runs (the validator checks
+// security); this also guards the operations where the token is optional.
+func principal(ctx context.Context) (*Principal, error) {
+	if p := PrincipalFrom(ctx); p != nil {
+		return p, nil
+	}
+	return nil, ErrUnauthenticated
+}
+
+// Authenticate verifies an access token and returns the user it belongs to, who
+// must still exist and be active: deleting or deactivating a user ends their
+// access within principalCacheTTL everywhere, and at once on this server.
+func (h *Handler) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	subject, err := h.tokens.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	id, err := bson.ObjectIDFromHex(subject)
+	if err != nil {
+		return nil, fmt.Errorf("%w: subject is not a user id", ErrUnauthenticated)
+	}
+	if p, ok := h.principals.get(id); ok {
+		return p, nil
+	}
+	u, err := h.store.GetUser(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: the token's user no longer exists", ErrUnauthenticated)
+	case err != nil:
+		return nil, err
+	case u.Status != store.StatusActive:
+		return nil, fmt.Errorf("%w: the token's user is deactivated", ErrUnauthenticated)
+	}
+	p := &Principal{ID: u.ID, IDHex: u.ID.Hex(), IsAdmin: u.Role == store.RoleAdmin}
+	h.principals.put(p)
+	return p, nil
+}
+
+// principalCacheTTL bounds how long a role change, deactivation or deletion
+// made by another server process takes to reach this one. Within one process,
+// changes take effect at once (the cache entry is dropped).
+const principalCacheTTL = 5 * time.Second
+
+// principalCache saves a database read per request: looking the user up by id
+// costs as much as the request's own work on the embedded engine.
+type principalCache struct {
+	mu      sync.Mutex
+	entries map[bson.ObjectID]cachedPrincipal
+}
+
+type cachedPrincipal struct {
+	p       *Principal
+	expires time.Time
+}
+
+func newPrincipalCache() *principalCache {
+	return &principalCache{entries: make(map[bson.ObjectID]cachedPrincipal)}
+}
+
+func (c *principalCache) get(id bson.ObjectID) (*Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || time.Now().After(e.expires) {
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *principalCache) put(p *Principal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) > 10_000 {
+		// Bounded memory: start over rather than track recency.
+		clear(c.entries)
+	}
+	c.entries[p.ID] = cachedPrincipal{p: p, expires: time.Now().Add(principalCacheTTL)}
+}
+
+// forget drops a user whose role, status or existence just changed.
+func (c *principalCache) forget(id bson.ObjectID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
+}
+
+// requireAdmin allows admins only.
+func requireAdmin(p *Principal, action string) error {
+	if !p.IsAdmin {
+		return forbidden("Only admins may %s.", action)
+	}
+	return nil
+}
+
+// requireOwner allows admins, and members acting on what they own.
+func requireOwner(p *Principal, owner *bson.ObjectID, what string) error {
+	if p.IsAdmin || (owner != nil && *owner == p.ID) {
+		return nil
+	}
+	return forbidden("Members may only change %s that they own.", what)
+}
+
+// requireSelfAssigned allows admins to name any user, and members only themselves.
+func requireSelfAssigned(p *Principal, assignee bson.ObjectID, field string) error {
+	if p.IsAdmin || assignee == p.ID {
+		return nil
+	}
+	return &ForbiddenError{Detail: fmt.Sprintf("Members may only set %s to their own id.", field)}
+}

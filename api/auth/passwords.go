@@ -1,0 +1,126 @@
+// Package auth holds the CRM's credentials: password hashing (argon2id for new
+// hashes, bcrypt hashes from the original CRM still verify) and access tokens
+// (HS256 JWTs, RFC 8725 practice). It knows nothing of HTTP or the database.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Argon2Params are argon2id's cost parameters.
+type Argon2Params struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// OWASPArgon2 is the OWASP Password Storage Cheat Sheet's first recommended
+// configuration for argon2id: 19 MiB of memory, 2 iterations, 1 lane.
+var OWASPArgon2 = Argon2Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1}
+
+func (p Argon2Params) String() string {
+	return fmt.Sprintf("argon2id m=%d KiB, t=%d, p=%d", p.MemoryKiB, p.Iterations, p.Parallelism)
+}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// Passwords hashes and verifies passwords with one set of argon2id parameters.
+type Passwords struct {
+	params Argon2Params
+	// dummy is a hash of a random password, verified when no user matches a
+	// login so that an unknown email costs as much time as a wrong password.
+	dummy string
+}
+
+// NewPasswords returns a Passwords that hashes with params.
+func NewPasswords(params Argon2Params) (*Passwords, error) {
+	p := &Passwords{params: params}
+	dummy, err := p.Hash(rand.Text())
+	if err != nil {
+		return nil, err
+	}
+	p.dummy = dummy
+	return p, nil
+}
+
+// Params returns the argon2id parameters of new hashes.
+func (p *Passwords) Params() Argon2Params { return p.params }
+
+// Hash returns the PHC string of password:
+// $argon2id$v=19$m=<KiB>,t=<iterations>,p=<lanes>$<salt>$<key>.
+func (p *Passwords) Hash(password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		p.params.MemoryKiB, p.params.Iterations, p.params.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify reports whether password matches the stored hash, and whether the hash
+// should be replaced by a fresh one (it is bcrypt, or argon2id with other
+// parameters). An unparsable hash never matches.
+func (p *Passwords) Verify(password, hash string) (ok, rehash bool) {
+	switch {
+	case strings.HasPrefix(hash, "$argon2id$"):
+		params, salt, key, err := parseArgon2(hash)
+		if err != nil {
+			return false, false
+		}
+		got := argon2.IDKey([]byte(password), salt, params.Iterations, params.MemoryKiB, params.Parallelism, uint32(len(key)))
+		ok := subtle.ConstantTimeCompare(got, key) == 1
+		return ok, ok && params != p.params
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		ok := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+		return ok, ok
+	default:
+		return false, false
+	}
+}
+
+// Waste verifies password against a hash that matches nothing, taking as long
+// as a real verification.
+func (p *Passwords) Waste(password string) {
+	p.Verify(password, p.dummy)
+}
+
+func parseArgon2(hash string) (Argon2Params, []byte, []byte, error) {
+	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, key
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 {
+		return Argon2Params{}, nil, nil, errors.New("argon2id hash: wrong number of fields")
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return Argon2Params{}, nil, nil, errors.New("argon2id hash: unsupported version")
+	}
+	var params Argon2Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.MemoryKiB, &params.Iterations, &params.Parallelism); err != nil {
+		return Argon2Params{}, nil, nil, fmt.Errorf("argon2id hash: parameters: %w", err)
+	}
+	if params.MemoryKiB == 0 || params.Iterations == 0 || params.Parallelism == 0 || params.MemoryKiB > 1<<22 || params.Iterations > 100 {
+		return Argon2Params{}, nil, nil, errors.New("argon2id hash: parameters out of range")
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return Argon2Params{}, nil, nil, fmt.Errorf("argon2id hash: salt: %w", err)
+	}
+	key, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(key) < 16 {
+		return Argon2Params{}, nil, nil, errors.New("argon2id hash: bad key")
+	}
+	return params, salt, key, nil
+}

@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/oapi-codegen/nullable"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/opencrm/crm/store"
+)
+
+// defaultLimit is the page size when the request names none (the spec's default).
+const defaultLimit = 50
+
+// listQuery is what every list operation reads from its parameters.
+type listQuery struct {
+	resource string // "users", "customers" or "interactions": a cursor works for one only
+	sort     string // as in the sort parameter: "-created_at", "name", …
+	limit    *int
+	cursor   *string
+	total    *bool
+}
+
+// options turns the query into store.ListOptions, decoding the cursor.
+func (h *Handler) options(q listQuery) (store.ListOptions, error) {
+	field, desc := strings.CutPrefix(q.sort, "-")
+	opts := store.ListOptions{
+		Sort:  store.Sort{Field: field, Desc: desc},
+		Limit: defaultLimit,
+		Count: deref(q.total),
+	}
+	if q.limit != nil {
+		opts.Limit = *q.limit
+	}
+	if q.cursor != nil {
+		pos, err := h.cursors.decode(*q.cursor, q.resource, q.sort)
+		if err != nil {
+			return opts, err
+		}
+		opts.After = &pos
+	}
+	return opts, nil
+}
+
+// listPage is what every list response carries besides its items.
+type listPage struct {
+	next  nullable.Nullable[string]
+	total *int64
+	link  *string // the Link header: the next page, when there is one
+}
+
+// page builds the cursor and Link header for the page after p.
+func pageOf[T any](ctx context.Context, h *Handler, q listQuery, p store.Page[T]) listPage {
+	out := listPage{next: nullable.NewNullNullable[string](), total: p.Total}
+	if p.Next == nil {
+		return out
+	}
+	cursor := h.cursors.encode(q.resource, q.sort, *p.Next)
+	out.next = nullable.NewNullableWithValue(cursor)
+	u := *requestURL(ctx)
+	query := u.Query()
+	query.Set("cursor", cursor)
+	u.RawQuery = query.Encode()
+	out.link = ptr(`<` + u.RequestURI() + `>; rel="next"`)
+	return out
+}
+
+// cursorCodec turns page positions into opaque, tamper-evident cursors: the
+// position as JSON, base64url-encoded, then "." and an HMAC of it. A cursor
+// carries the resource and sort it was made for, and refuses to be used for
+// another.
+type cursorCodec struct{ key []byte }
+
+type cursorPayload struct {
+	Resource string     `json:"r"`
+	Sort     string     `json:"s"`
+	Time     *time.Time `json:"t,omitempty"` // the sort value, when it is a time
+	Text     *string    `json:"x,omitempty"` // the sort value, when it is text
+	ID       string     `json:"i"`
+}
+
+func (c cursorCodec) encode(resource, sort string, p store.Position) string {
+	payload := cursorPayload{Resource: resource, Sort: sort, ID: p.ID.Hex()}
+	switch v := p.Value.(type) {
+	case time.Time:
+		payload.Time = &v
+	case string:
+		payload.Text = &v
+	}
+	body, _ := json.Marshal(payload) // cannot fail: plain strings and times
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(body) + "." + enc.EncodeToString(c.sign(body))
+}
+
+func (c cursorCodec) decode(cursor, resource, sort string) (store.Position, error) {
+	invalid := invalidParameter("cursor", "is not a cursor this API issued; pass next_cursor from the previous page unchanged")
+	enc := base64.RawURLEncoding
+	bodyPart, sigPart, ok := strings.Cut(cursor, ".")
+	if !ok {
+		return store.Position{}, invalid
+	}
+	body, err1 := enc.DecodeString(bodyPart)
+	sig, err2 := enc.DecodeString(sigPart)
+	if err1 != nil || err2 != nil || !hmac.Equal(sig, c.sign(body)) {
+		return store.Position{}, invalid
+	}
+	var payload cursorPayload
+	if err := json.Unmarshal(body, &payload); err != nil {
+		return store.Position{}, invalid
+	}
+	if payload.Resource != resource || payload.Sort != sort {
+		return store.Position{}, invalidParameter("cursor", "was issued for another list or sort order; use it with the same sort as the page it came from")
+	}
+	id, err := bson.ObjectIDFromHex(payload.ID)
+	if err != nil {
+		return store.Position{}, invalid
+	}
+	pos := store.Position{ID: id}
+	switch {
+	case payload.Time != nil:
+		pos.Value = *payload.Time
+	case payload.Text != nil:
+		pos.Value = *payload.Text
+	}
+	return pos, nil
+}
+
+func (c cursorCodec) sign(body []byte) []byte {
+	mac := hmac.New(sha256.New, c.key)
+	mac.Write(body)
+	return mac.Sum(nil)[:16]
+}

@@ -1,0 +1,340 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/oapi-codegen/nullable"
+
+	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/store"
+)
+
+func userOut(u *store.User) gen.User {
+	return gen.User{
+		Id:        u.ID.Hex(),
+		Name:      u.Name,
+		Email:     u.Email,
+		Company:   optional(u.Company),
+		Status:    gen.UserStatus(u.Status),
+		Role:      gen.UserRole(u.Role),
+		CreatedAt: u.CreatedAt,
+		UpdatedAt: u.UpdatedAt,
+	}
+}
+
+// normalizeEmail is how emails are stored and compared: trimmed and lower-cased,
+// so that uniqueness is case-insensitive on any database.
+func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// CreateUser creates a user. Without a token it bootstraps the first admin,
+// which is only possible while no user exists.
+func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
+	b := req.Body
+	p := PrincipalFrom(ctx)
+	if p != nil {
+		if err := requireAdmin(p, "create users"); err != nil {
+			return nil, err
+		}
+	}
+	hash, err := h.passwords.Hash(deref(b.Password))
+	if err != nil {
+		return nil, err
+	}
+	u := &store.User{
+		Name:         strings.TrimSpace(b.Name),
+		Email:        normalizeEmail(b.Email),
+		PasswordHash: hash,
+		Company:      strings.TrimSpace(deref(b.Company)),
+		Role:         string(deref(b.Role)),
+		Status:       string(deref(b.Status)),
+	}
+	if u.Role == "" {
+		u.Role = store.RoleMember
+	}
+	if u.Status == "" {
+		u.Status = store.StatusActive
+	}
+
+	if p == nil {
+		err = h.store.CreateFirstUser(ctx, u)
+		if errors.Is(err, store.ErrUsersExist) {
+			return nil, ErrUnauthenticated
+		}
+	} else {
+		err = h.store.CreateUser(ctx, u)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateUser201JSONResponse{
+		Body:    userOut(u),
+		Headers: gen.CreateUser201ResponseHeaders{Location: ptr("/users/" + u.ID.Hex()), ETag: ptr(etag(u.Revision))},
+	}, nil
+}
+
+// ListUsers lists users.
+func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
+	prm := req.Params
+	q := listQuery{resource: "users", sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal}
+	if q.sort == "" {
+		q.sort = string(gen.ListUsersParamsSortMinusCreatedAt)
+	}
+	opts, err := h.options(q)
+	if err != nil {
+		return nil, err
+	}
+	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: deref(prm.Q)}
+	page, err := h.store.ListUsers(ctx, filter, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := gen.UserList{Data: make([]gen.User, len(page.Items))}
+	for i := range page.Items {
+		out.Data[i] = userOut(&page.Items[i])
+	}
+	lp := pageOf(ctx, h, q, page)
+	out.NextCursor, out.Total = lp.next, lp.total
+	return gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{Link: lp.link}}, nil
+}
+
+// GetCurrentUser returns the signed-in user.
+func (h *Handler) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequestObject) (gen.GetCurrentUserResponseObject, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.store.GetUser(ctx, p.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: gen.GetCurrentUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
+}
+
+// GetUser returns a user.
+func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
+	id, err := parseID(req.Id, "")
+	if err != nil {
+		return nil, err
+	}
+	u, err := h.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if same, err := notModified(req.Params.IfNoneMatch, u.Revision); same || err != nil {
+		return gen.GetUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(u.Revision))}}, err
+	}
+	return gen.GetUser200JSONResponse{Body: userOut(u), Headers: gen.GetUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
+}
+
+// userEdit is a requested change to a user, from PUT or PATCH.
+type userEdit struct {
+	changes         store.UserChanges
+	password        *string // new password, in clear
+	currentPassword *string
+}
+
+// ReplaceUser replaces a user's editable fields.
+func (h *Handler) ReplaceUser(ctx context.Context, req gen.ReplaceUserRequestObject) (gen.ReplaceUserResponseObject, error) {
+	b := req.Body
+	edit := userEdit{
+		changes: store.UserChanges{
+			Name:    ptr(strings.TrimSpace(b.Name)),
+			Email:   ptr(normalizeEmail(b.Email)),
+			Company: ptr(strings.TrimSpace(deref(b.Company))),
+			Role:    ptr(string(b.Role)),
+			Status:  ptr(string(b.Status)),
+		},
+		password:        b.Password,
+		currentPassword: b.CurrentPassword,
+	}
+	u, err := h.editUser(ctx, req.Id, req.Params.IfMatch, edit)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ReplaceUser200JSONResponse{Body: userOut(u), Headers: gen.ReplaceUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
+}
+
+// UpdateUser applies a JSON Merge Patch to a user.
+func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
+	b := req.ApplicationMergePatchPlusJSONBody
+	if b == nil {
+		b = req.JSONBody
+	}
+	if b == nil {
+		return nil, invalidField("", "a JSON object with the fields to change is required")
+	}
+	edit := userEdit{
+		changes: store.UserChanges{
+			Name:    trimmed(b.Name),
+			Email:   mapPtr(b.Email, normalizeEmail),
+			Company: patchString(b.Company),
+			Role:    mapPtr(b.Role, func(r gen.UserRole) string { return string(r) }),
+			Status:  mapPtr(b.Status, func(s gen.UserStatus) string { return string(s) }),
+		},
+		password:        b.Password,
+		currentPassword: b.CurrentPassword,
+	}
+	u, err := h.editUser(ctx, req.Id, req.Params.IfMatch, edit)
+	if err != nil {
+		return nil, err
+	}
+	return gen.UpdateUser200JSONResponse{Body: userOut(u), Headers: gen.UpdateUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
+}
+
+// editUser applies edit to the user idHex, as the signed-in user may.
+func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, edit userEdit) (*store.User, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := parseID(idHex, "")
+	if err != nil {
+		return nil, err
+	}
+	if edit.password != nil {
+		hash, err := h.passwords.Hash(*edit.password)
+		if err != nil {
+			return nil, err
+		}
+		edit.changes.PasswordHash = &hash
+	}
+
+	var updated *store.User
+	err = retryStale(ifMatch, func() error {
+		cur, err := h.store.GetUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(ifMatch, cur.Revision); err != nil {
+			return err
+		}
+		changes := edit.changes
+		dropUnchanged(&changes.Name, cur.Name)
+		dropUnchanged(&changes.Email, cur.Email)
+		dropUnchanged(&changes.Company, cur.Company)
+		dropUnchanged(&changes.Role, cur.Role)
+		dropUnchanged(&changes.Status, cur.Status)
+		if err := h.mayEditUser(p, cur, changes, edit.currentPassword); err != nil {
+			return err
+		}
+		updated, err = h.store.UpdateUser(ctx, id, cur.Revision, changes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if edit.changes.Role != nil || edit.changes.Status != nil {
+		h.principals.forget(id)
+	}
+	if edit.password != nil || updated.Status != store.StatusActive {
+		// A new password or a deactivation ends every sign-in of the user.
+		if err := h.store.RevokeUserTokens(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return updated, nil
+}
+
+// mayEditUser applies API.md's rules: admins change anything; members change
+// their own name, company and password (the password only with the current
+// one), never their role, status or email, and nobody else's profile.
+func (h *Handler) mayEditUser(p *Principal, cur *store.User, ch store.UserChanges, currentPassword *string) error {
+	self := p.ID == cur.ID
+	if !self && !p.IsAdmin {
+		return forbidden("Members may only change their own profile.")
+	}
+	if !p.IsAdmin {
+		for _, f := range []struct {
+			name    string
+			changed bool
+		}{{"role", ch.Role != nil}, {"status", ch.Status != nil}, {"email", ch.Email != nil}} {
+			if f.changed {
+				return forbidden("Members cannot change their own %s; ask an admin.", f.name)
+			}
+		}
+	}
+	if ch.PasswordHash != nil && self {
+		if currentPassword == nil {
+			return invalidField("/current_password", "is required to change your own password")
+		}
+		if ok, _ := h.passwords.Verify(*currentPassword, cur.PasswordHash); !ok {
+			return invalidField("/current_password", "is not your current password")
+		}
+	}
+	return nil
+}
+
+// DeleteUser deletes a user who owns nothing any more.
+func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireAdmin(p, "delete users"); err != nil {
+		return nil, err
+	}
+	id, err := parseID(req.Id, "")
+	if err != nil {
+		return nil, err
+	}
+	err = retryStale(req.Params.IfMatch, func() error {
+		cur, err := h.store.GetUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(req.Params.IfMatch, cur.Revision); err != nil {
+			return err
+		}
+		return h.store.DeleteUser(ctx, id, cur.Revision)
+	})
+	if err != nil {
+		var ref *store.ReferencedError
+		if errors.As(err, &ref) {
+			return nil, &ConflictError{Detail: "The user still owns " + ref.By + "; reassign them, or deactivate the user (status inactive) instead."}
+		}
+		return nil, err
+	}
+	h.principals.forget(id)
+	if err := h.store.RevokeUserTokens(ctx, id); err != nil {
+		return nil, err
+	}
+	return gen.DeleteUser204Response{}, nil
+}
+
+// dropUnchanged clears a requested change that would not change anything, so
+// that re-sending a field's current value needs no permission to change it.
+func dropUnchanged(change **string, current string) {
+	if *change != nil && **change == current {
+		*change = nil
+	}
+}
+
+// trimmed returns s with surrounding spaces removed, keeping nil as nil.
+func trimmed(s *string) *string { return mapPtr(s, strings.TrimSpace) }
+
+// mapPtr applies f to *p, keeping nil as nil.
+func mapPtr[T, U any](p *T, f func(T) U) *U {
+	if p == nil {
+		return nil
+	}
+	return ptr(f(*p))
+}
+
+// patchString reads a nullable merge-patch member: absent → nil (unchanged),
+// null → "" (cleared), a value → the trimmed value.
+func patchString(n nullable.Nullable[string]) *string {
+	if !n.IsSpecified() {
+		return nil
+	}
+	if n.IsNull() {
+		return ptr("")
+	}
+	v, _ := n.Get()
+	return ptr(strings.TrimSpace(v))
+}

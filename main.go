@@ -1,0 +1,274 @@
+// Command crm runs the CRM API: configuration from flags and environment
+// variables, then the store (MongoDB, or the embedded engine), then the HTTP
+// server, until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opencrm/crm/api"
+	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/server"
+	"github.com/opencrm/crm/store"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "crm: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// config is the server's configuration; see the README's table.
+type config struct {
+	addr            string
+	mongoURI        string
+	dbName          string
+	dataDir         string
+	jwtSecret       string
+	logLevel        string
+	logFormat       string
+	accessTTL       time.Duration
+	refreshTTL      time.Duration
+	dbTimeout       time.Duration
+	shutdownTimeout time.Duration
+}
+
+// parseConfig reads flags, which win over environment variables, which win over
+// the defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("crm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var durErr error
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil && durErr == nil {
+			durErr = fmt.Errorf("%s=%q is not a duration such as 15m or 30s", name, v)
+		}
+		return d
+	}
+	fs.StringVar(&cfg.addr, "addr", env("CRM_ADDR", ":8080"), "listen address (CRM_ADDR)")
+	fs.StringVar(&cfg.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB URI; empty runs the embedded database (MONGODB_URI)")
+	fs.StringVar(&cfg.dbName, "db-name", env("CRM_DB_NAME", "crm"), "database name (CRM_DB_NAME)")
+	fs.StringVar(&cfg.dataDir, "data-dir", env("CRM_DATA_DIR", "data"), "embedded database directory (CRM_DATA_DIR)")
+	fs.StringVar(&cfg.jwtSecret, "jwt-secret", env("CRM_JWT_SECRET", ""), "HS256 key, at least 32 bytes; prefer the variable (CRM_JWT_SECRET)")
+	fs.StringVar(&cfg.logLevel, "log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
+	fs.StringVar(&cfg.logFormat, "log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
+	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", envDuration("CRM_ACCESS_TOKEN_TTL", 15*time.Minute), "access token lifetime (CRM_ACCESS_TOKEN_TTL)")
+	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
+	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
+	if durErr != nil {
+		return cfg, durErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see crm -help)", fs.Arg(0))
+	}
+	for name, d := range map[string]time.Duration{
+		"access token lifetime": cfg.accessTTL, "refresh token lifetime": cfg.refreshTTL,
+		"database timeout": cfg.dbTimeout, "shutdown timeout": cfg.shutdownTimeout,
+	} {
+		if d <= 0 {
+			return cfg, fmt.Errorf("the %s must be positive, got %s", name, d)
+		}
+	}
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return cfg, fmt.Errorf("listen address %q: %w", cfg.addr, err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", cfg.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: use json or text", cfg.logFormat)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	secret, err := jwtSecret(cfg, log)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{
+		Secret: secret, Issuer: "crm", Audience: "crm-api", TTL: cfg.accessTTL, Leeway: 30 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
+	if err != nil {
+		return err
+	}
+
+	// Claim the port before opening the database, so that a port in use fails
+	// at once.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.addr, err)
+	}
+	defer ln.Close()
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := store.Open(ctx, store.Config{
+		URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), cfg.dbTimeout)
+		defer cancel()
+		if err := st.Close(closeCtx); err != nil {
+			log.Warn("closing the database", "error", err)
+		}
+	}()
+
+	handler, err := server.New(server.Config{
+		Handler: api.New(api.Config{
+			Store: st, Tokens: tokens, Passwords: passwords, Secret: secret, RefreshTTL: cfg.refreshTTL, Logger: log,
+		}),
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	base := "http://" + displayAddr(ln.Addr())
+	database := "embedded, data in " + cfg.dataDir
+	if cfg.mongoURI != "" {
+		database = "MongoDB, database " + cfg.dbName
+	}
+	log.Info("CRM API listening", "url", base, "docs", base+"/docs", "spec", base+"/openapi.yaml",
+		"database", database, "passwords", passwords.Params().String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr is the address to show for a listener: "localhost:8080" rather
+// than "[::]:8080".
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// secretFile is where the embedded mode keeps the JWT secret it generated.
+const secretFile = "jwt-secret"
+
+// jwtSecret returns the key that signs access tokens: CRM_JWT_SECRET, or, with
+// the embedded database and no secret configured, one generated once and kept
+// in the data directory (mode 0600) so that tokens survive restarts.
+func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
+	if cfg.jwtSecret != "" {
+		if len(cfg.jwtSecret) < auth.MinSecretLen {
+			return nil, fmt.Errorf("CRM_JWT_SECRET must be at least %d bytes, got %d (try: openssl rand -base64 48)", auth.MinSecretLen, len(cfg.jwtSecret))
+		}
+		return []byte(cfg.jwtSecret), nil
+	}
+	if cfg.mongoURI != "" {
+		return nil, fmt.Errorf("CRM_JWT_SECRET is required with MONGODB_URI: set it to at least %d random bytes (try: openssl rand -base64 48), the same on every server", auth.MinSecretLen)
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.dataDir, err)
+	}
+	path := filepath.Join(cfg.dataDir, secretFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		secret := strings.TrimSpace(string(data))
+		if len(secret) < auth.MinSecretLen {
+			return nil, fmt.Errorf("%s holds a secret shorter than %d bytes; delete it to generate a new one", path, auth.MinSecretLen)
+		}
+		return []byte(secret), nil
+	case errors.Is(err, fs.ErrNotExist):
+		b := make([]byte, 48)
+		_, _ = rand.Read(b)
+		secret := base64.RawURLEncoding.EncodeToString(b)
+		if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("cannot write the JWT secret to %s: %w", path, err)
+		}
+		log.Info("generated a JWT secret; set CRM_JWT_SECRET to use your own", "file", path)
+		return []byte(secret), nil
+	default:
+		return nil, fmt.Errorf("cannot read the JWT secret from %s: %w", path, err)
+	}
+}

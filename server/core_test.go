@@ -1,0 +1,519 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/opencrm/crm/gen"
+)
+
+// The core API end to end: bootstrap, login, every CRUD path, and the error
+// answers that the core issue lists.
+
+func TestBootstrapFirstAdmin(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+
+	admin := e.bootstrap()
+	if admin.Role != gen.Admin || admin.Status != gen.UserStatusActive {
+		t.Fatalf("first user is %s/%s, want an active admin", admin.Role, admin.Status)
+	}
+
+	// Once a user exists, creating one needs an admin's token.
+	pw := "another password"
+	res, err := e.client.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Eve", Email: "eve@example.com", Password: &pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusUnauthorized, res.Body, res.StatusCode(), "unauthorized")
+	if res.HTTPResponse.Header.Get("WWW-Authenticate") == "" {
+		t.Error("401 without WWW-Authenticate")
+	}
+
+	// The first user asked for nothing: role member in the body changes nothing.
+	me, err := e.as(admin.token).GetCurrentUserWithResponse(ctx)
+	mustStatus(t, me, err, http.StatusOK)
+	if me.JSON200.Id != admin.Id || me.JSON200.Email != "ada@example.com" {
+		t.Errorf("GET /users/me = %+v, want the admin", me.JSON200)
+	}
+}
+
+func TestBootstrapRoleIsAlwaysAdmin(t *testing.T) {
+	e := newEnv(t)
+	pw := "first admin password"
+	member := gen.Member
+	res, err := e.client.CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
+		Name: "Ada", Email: "ada@example.com", Password: &pw, Role: &member,
+	})
+	mustStatus(t, res, err, http.StatusCreated)
+	if res.JSON201.Role != gen.Admin {
+		t.Errorf("first user has role %s, want admin", res.JSON201.Role)
+	}
+}
+
+func TestLogin(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+
+	// Email is case-insensitive.
+	res, err := e.client.LoginUserWithResponse(ctx, gen.LoginUserJSONRequestBody{Email: " ADA@Example.COM ", Password: &admin.password})
+	mustStatus(t, res, err, http.StatusOK)
+	tok := res.JSON200
+	if tok.TokenType != gen.Bearer || tok.ExpiresIn != 900 || tok.AccessToken == "" || tok.RefreshToken == "" || tok.User.Id != admin.Id {
+		t.Errorf("token response %+v", tok)
+	}
+	if cc := res.HTTPResponse.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", cc)
+	}
+
+	for name, body := range map[string]gen.LoginUserJSONRequestBody{
+		"wrong password": {Email: "ada@example.com", Password: ptr("not the password")},
+		"unknown email":  {Email: "nobody@example.com", Password: ptr("whatever it is")},
+	} {
+		res, err := e.client.LoginUserWithResponse(ctx, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, http.StatusUnauthorized, res.Body, res.StatusCode(), "invalid-credentials")
+		_ = name
+	}
+}
+
+func TestUserCRUD(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+	c := e.as(admin.token)
+
+	pw := "member password"
+	company := "Analytical Engines"
+	created, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{
+		Name: "Bob Member", Email: "Bob@Example.com", Password: &pw, Company: &company,
+	})
+	mustStatus(t, created, err, http.StatusCreated)
+	bob := created.JSON201
+	if bob.Email != "bob@example.com" || bob.Role != gen.Member || bob.Status != gen.UserStatusActive || deref(bob.Company) != company {
+		t.Errorf("created %+v", bob)
+	}
+	if loc := created.HTTPResponse.Header.Get("Location"); loc != "/users/"+bob.Id {
+		t.Errorf("Location %q", loc)
+	}
+
+	got, err := c.GetUserWithResponse(ctx, bob.Id, nil)
+	mustStatus(t, got, err, http.StatusOK)
+	if got.JSON200.Id != bob.Id || got.JSON200.Name != "Bob Member" {
+		t.Errorf("get %+v", got.JSON200)
+	}
+
+	list, err := c.ListUsersWithResponse(ctx, nil)
+	mustStatus(t, list, err, http.StatusOK)
+	if len(list.JSON200.Data) != 2 {
+		t.Errorf("listed %d users, want 2", len(list.JSON200.Data))
+	}
+
+	replaced, err := c.ReplaceUserWithResponse(ctx, bob.Id, nil, gen.ReplaceUserJSONRequestBody{
+		Name: "Robert Member", Email: "robert@example.com", Role: gen.Member, Status: gen.UserStatusActive,
+	})
+	mustStatus(t, replaced, err, http.StatusOK)
+	if r := replaced.JSON200; r.Name != "Robert Member" || r.Email != "robert@example.com" || r.Company != nil {
+		t.Errorf("replaced %+v (PUT without company must clear it)", r)
+	}
+
+	patched, err := c.UpdateUserWithApplicationMergePatchPlusJSONBodyWithResponse(ctx, bob.Id, nil, gen.UpdateUserApplicationMergePatchPlusJSONRequestBody{Name: ptr("Rob")})
+	mustStatus(t, patched, err, http.StatusOK)
+	if patched.JSON200.Name != "Rob" || patched.JSON200.Email != "robert@example.com" {
+		t.Errorf("patched %+v", patched.JSON200)
+	}
+
+	del, err := c.DeleteUserWithResponse(ctx, bob.Id, nil)
+	mustStatus(t, del, err, http.StatusNoContent)
+	gone, err := c.GetUserWithResponse(ctx, bob.Id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusNotFound, gone.Body, gone.StatusCode(), "not-found")
+}
+
+func TestCustomerCRUD(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+	c := e.as(admin.token)
+
+	tags := []string{"vip", " vip ", "enterprise"}
+	created, err := c.CreateCustomerWithResponse(ctx, nil, gen.CreateCustomerJSONRequestBody{
+		Name: "Grace Hopper", Email: "Grace@Example.com", Phone: ptr("+1 555 0100"), Company: ptr("Compilers Inc"),
+		Notes: ptr("Met at the fair."), Tags: &tags,
+	})
+	mustStatus(t, created, err, http.StatusCreated)
+	g := created.JSON201
+	if g.Email != "grace@example.com" || g.Status != gen.CustomerStatusActive || deref(g.OwnerId) != admin.Id ||
+		strings.Join(g.Tags, ",") != "vip,enterprise" {
+		t.Errorf("created %+v", g)
+	}
+	if loc := created.HTTPResponse.Header.Get("Location"); loc != "/customers/"+g.Id {
+		t.Errorf("Location %q", loc)
+	}
+
+	got, err := c.GetCustomerWithResponse(ctx, g.Id, nil)
+	mustStatus(t, got, err, http.StatusOK)
+	if got.JSON200.Name != "Grace Hopper" || deref(got.JSON200.Phone) != "+1 555 0100" {
+		t.Errorf("get %+v", got.JSON200)
+	}
+
+	list, err := c.ListCustomersWithResponse(ctx, nil)
+	mustStatus(t, list, err, http.StatusOK)
+	if len(list.JSON200.Data) != 1 || list.JSON200.Data[0].Id != g.Id || list.JSON200.NextCursor.IsSpecified() && !list.JSON200.NextCursor.IsNull() {
+		t.Errorf("list %s", list.Body)
+	}
+
+	replaced, err := c.ReplaceCustomerWithResponse(ctx, g.Id, nil, gen.ReplaceCustomerJSONRequestBody{
+		Name: "Grace B. Hopper", Email: "grace@example.com", Status: gen.CustomerStatusInactive,
+	})
+	mustStatus(t, replaced, err, http.StatusOK)
+	if r := replaced.JSON200; r.Name != "Grace B. Hopper" || r.Phone != nil || r.Notes != nil || len(r.Tags) != 0 || deref(r.OwnerId) != admin.Id {
+		t.Errorf("replaced %+v: PUT must clear what it leaves out and keep the owner", r)
+	}
+
+	// Merge patch: only the given fields change; null clears.
+	res, body := e.raw(http.MethodPatch, "/customers/"+g.Id, admin.token, "application/merge-patch+json", `{"phone":"+44 20 7946 0000","notes":null,"status":"active"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("patch: %d %s", res.StatusCode, body)
+	}
+	got, err = c.GetCustomerWithResponse(ctx, g.Id, nil)
+	mustStatus(t, got, err, http.StatusOK)
+	if p := got.JSON200; p.Name != "Grace B. Hopper" || deref(p.Phone) != "+44 20 7946 0000" || p.Status != gen.CustomerStatusActive {
+		t.Errorf("after patch %+v", p)
+	}
+
+	del, err := c.DeleteCustomerWithResponse(ctx, g.Id, nil)
+	mustStatus(t, del, err, http.StatusNoContent)
+	again, err := c.DeleteCustomerWithResponse(ctx, g.Id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusNotFound, again.Body, again.StatusCode(), "not-found")
+}
+
+func TestInteractionCRUDAndTimeline(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+	c := e.as(admin.token)
+	grace := e.customer(admin, "Grace Hopper")
+	other := e.customer(admin, "Alan Turing")
+
+	when := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	created, err := c.CreateInteractionWithResponse(ctx, nil, gen.CreateInteractionJSONRequestBody{
+		CustomerId: grace.Id, Type: gen.InteractionTypeMeeting, Description: ptr("Quarterly review"), ScheduledAt: &when,
+	})
+	mustStatus(t, created, err, http.StatusCreated)
+	m := created.JSON201
+	if m.UserId != admin.Id || m.Status != gen.Open || m.ScheduledAt == nil || !m.ScheduledAt.Equal(when) {
+		t.Errorf("created %+v", m)
+	}
+	e.interaction(admin, grace, gen.InteractionTypeCall)
+	e.interaction(admin, other, gen.InteractionTypeEmail)
+
+	got, err := c.GetInteractionWithResponse(ctx, m.Id, nil)
+	mustStatus(t, got, err, http.StatusOK)
+	if got.JSON200.Id != m.Id || got.JSON200.Type != gen.InteractionTypeMeeting {
+		t.Errorf("get %+v", got.JSON200)
+	}
+
+	all, err := c.ListInteractionsWithResponse(ctx, nil)
+	mustStatus(t, all, err, http.StatusOK)
+	if len(all.JSON200.Data) != 3 {
+		t.Errorf("listed %d interactions, want 3", len(all.JSON200.Data))
+	}
+	timeline, err := c.ListCustomerInteractionsWithResponse(ctx, grace.Id, nil)
+	mustStatus(t, timeline, err, http.StatusOK)
+	if len(timeline.JSON200.Data) != 2 {
+		t.Errorf("timeline has %d interactions, want 2", len(timeline.JSON200.Data))
+	}
+	for _, it := range timeline.JSON200.Data {
+		if it.CustomerId != grace.Id {
+			t.Errorf("timeline of %s holds an interaction of %s", grace.Id, it.CustomerId)
+		}
+	}
+
+	// The original CRM's route answers the same and points at its successor.
+	legacy, err := c.ListInteractionsByCustomerLegacyWithResponse(ctx, grace.Id, nil)
+	mustStatus(t, legacy, err, http.StatusOK)
+	if len(legacy.JSON200.Data) != 2 {
+		t.Errorf("legacy route lists %d, want 2", len(legacy.JSON200.Data))
+	}
+	if h := legacy.HTTPResponse.Header; h.Get("Deprecation") == "" || !strings.Contains(h.Get("Link"), `</customers/`+grace.Id+`/interactions>; rel="successor-version"`) {
+		t.Errorf("legacy route headers: Deprecation %q, Link %q", h.Get("Deprecation"), h.Get("Link"))
+	}
+
+	replaced, err := c.ReplaceInteractionWithResponse(ctx, m.Id, nil, gen.ReplaceInteractionJSONRequestBody{
+		UserId: admin.Id, CustomerId: grace.Id, Type: gen.InteractionTypeMeeting, Status: gen.InProgress,
+	})
+	mustStatus(t, replaced, err, http.StatusOK)
+	if r := replaced.JSON200; r.Status != gen.InProgress || r.Description != nil || r.ScheduledAt != nil {
+		t.Errorf("replaced %+v: PUT must clear description and scheduled_at", r)
+	}
+
+	res, body := e.raw(http.MethodPatch, "/interactions/"+m.Id, admin.token, "application/json", `{"status":"Resolved","scheduled_at":"2026-12-02T10:00:00Z"}`)
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"status":"Resolved"`) || !strings.Contains(string(body), `"scheduled_at":"2026-12-02T10:00:00Z"`) {
+		t.Errorf("patch: %d %s", res.StatusCode, body)
+	}
+
+	del, err := c.DeleteInteractionWithResponse(ctx, m.Id, nil)
+	mustStatus(t, del, err, http.StatusNoContent)
+	gone, err := c.GetInteractionWithResponse(ctx, m.Id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusNotFound, gone.Body, gone.StatusCode(), "not-found")
+}
+
+func TestNotFound(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	missing := "0123456789abcdef01234567"
+	for _, path := range []string{"/users/" + missing, "/customers/" + missing, "/interactions/" + missing,
+		"/customers/" + missing + "/interactions", "/interactions/customer/" + missing} {
+		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+		wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found")
+	}
+	// A path that no operation has is a 404 problem too.
+	res, body := e.raw(http.MethodGet, "/nothing/here", admin.token, "", "")
+	wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found")
+}
+
+func TestInvalidInputNamesTheField(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	cases := []struct {
+		name, method, path, body string
+		fields                   []string
+	}{
+		{"malformed id", http.MethodGet, "/customers/not-an-id", "", []string{"?id"}},
+		{"malformed id in body", http.MethodPost, "/interactions", `{"customer_id":"123","type":"Call"}`, []string{"/customer_id"}},
+		{"missing field", http.MethodPost, "/customers", `{"name":"No Email"}`, []string{"/email"}},
+		{"wrong type", http.MethodPost, "/customers", `{"name":42,"email":"x@example.com"}`, []string{"/name"}},
+		{"unknown enum value", http.MethodPost, "/customers", `{"name":"A","email":"a@example.com","status":"archived"}`, []string{"/status"}},
+		{"unknown field", http.MethodPost, "/customers", `{"name":"A","email":"a@example.com","is_admin":true}`, []string{"/is_admin"}},
+		{"several fields", http.MethodPost, "/customers", `{"name":"","email":"not-an-email","tags":[""]}`, []string{"/name", "/email", "/tags/0"}},
+		{"limit out of range", http.MethodGet, "/customers?limit=500", "", []string{"?limit"}},
+		{"limit not a number", http.MethodGet, "/customers?limit=ten", "", []string{"?limit"}},
+		{"unknown query parameter", http.MethodGet, "/customers?curser=abc", "", []string{"?curser"}},
+		{"null for a required field", http.MethodPatch, "/users/" + admin.Id, `{"name":null}`, []string{"/name"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ct := ""
+			if tc.body != "" {
+				ct = "application/json"
+			}
+			res, body := e.raw(tc.method, tc.path, admin.token, ct, tc.body)
+			wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.fields...)
+		})
+	}
+
+	t.Run("invalid JSON", func(t *testing.T) {
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", `{"name": "A", "email": `)
+		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "malformed-body")
+	})
+	t.Run("no body", func(t *testing.T) {
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", ``)
+		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input")
+	})
+	t.Run("wrong content type", func(t *testing.T) {
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "text/plain", `name=A`)
+		wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
+	})
+	t.Run("body too large", func(t *testing.T) {
+		big := `{"name":"A","email":"a@example.com","notes":"` + strings.Repeat("x", 1<<20) + `"}`
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", big)
+		wantProblem(t, http.StatusRequestEntityTooLarge, body, res.StatusCode, "payload-too-large")
+	})
+	t.Run("method not allowed", func(t *testing.T) {
+		res, body := e.raw(http.MethodDelete, "/customers", admin.token, "", "")
+		wantProblem(t, http.StatusMethodNotAllowed, body, res.StatusCode, "method-not-allowed")
+		if allow := res.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
+			t.Errorf("Allow %q", allow)
+		}
+	})
+
+	// None of these created anything.
+	list, err := e.as(admin.token).ListCustomersWithResponse(context.Background(), nil)
+	mustStatus(t, list, err, http.StatusOK)
+	if n := len(list.JSON200.Data); n != 0 {
+		t.Errorf("invalid requests created %d customers", n)
+	}
+}
+
+func TestTrailingSlash(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	res, body := e.raw(http.MethodGet, "/customers/", admin.token, "", "")
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
+		t.Errorf("GET /customers/ = %d %s", res.StatusCode, body)
+	}
+}
+
+func TestUnauthorized(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	sign := func(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(method, claims)
+		tok.Header["typ"] = "at+jwt"
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now()
+	valid := func() jwt.MapClaims {
+		return jwt.MapClaims{"iss": "crm", "aud": "crm-api", "sub": admin.Id, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "x"}
+	}
+	with := func(k string, v any) jwt.MapClaims { c := valid(); c[k] = v; return c }
+	without := func(k string) jwt.MapClaims { c := valid(); delete(c, k); return c }
+	unsignedNone := func() string {
+		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`))
+		p := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"crm","aud":"crm-api","sub":"` + admin.Id + `","exp":` + strconv.FormatInt(now.Add(time.Hour).Unix(), 10) + `}`))
+		return h + "." + p + "."
+	}
+
+	cases := map[string]string{
+		"garbage":                 "not.a.token",
+		"expired":                 sign(jwt.SigningMethodHS256, testSecret, with("exp", now.Add(-time.Hour).Unix())),
+		"signed with another key": sign(jwt.SigningMethodHS256, []byte("another-secret-another-secret-another!!"), valid()),
+		"alg none":                unsignedNone(),
+		"HS512":                   sign(jwt.SigningMethodHS512, testSecret, valid()),
+		"no exp":                  sign(jwt.SigningMethodHS256, testSecret, without("exp")),
+		"nbf in the future":       sign(jwt.SigningMethodHS256, testSecret, with("nbf", now.Add(time.Hour).Unix())),
+		"wrong issuer":            sign(jwt.SigningMethodHS256, testSecret, with("iss", "someone-else")),
+		"wrong audience":          sign(jwt.SigningMethodHS256, testSecret, with("aud", "another-api")),
+		"unknown user":            sign(jwt.SigningMethodHS256, testSecret, with("sub", "0123456789abcdef01234567")),
+	}
+	for name, token := range cases {
+		t.Run(name, func(t *testing.T) {
+			res, body := e.raw(http.MethodGet, "/customers", token, "", "")
+			wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
+			if !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Errorf("WWW-Authenticate %q", res.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	t.Run("no token", func(t *testing.T) {
+		res, body := e.raw(http.MethodGet, "/customers", "", "", "")
+		wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
+		if !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("WWW-Authenticate %q", res.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("a valid token passes", func(t *testing.T) {
+		res, body := e.raw(http.MethodGet, "/customers", sign(jwt.SigningMethodHS256, testSecret, valid()), "", "")
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("a well-formed token was refused: %d %s", res.StatusCode, body)
+		}
+	})
+}
+
+func TestDuplicateEmailDifferingInCase(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+	c := e.as(admin.token)
+
+	e.customer(admin, "Grace Hopper") // grace.hopper@example.org
+	res, err := c.CreateCustomerWithResponse(ctx, nil, gen.CreateCustomerJSONRequestBody{Name: "Other Grace", Email: "Grace.Hopper@EXAMPLE.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusConflict, res.Body, res.StatusCode(), "duplicate", "/email")
+
+	pw := "some password"
+	ures, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Ada Again", Email: "ADA@example.com", Password: &pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusConflict, ures.Body, ures.StatusCode(), "duplicate", "/email")
+
+	// An update onto a taken email is refused too.
+	bob := e.addUser(admin, "Bob Member", gen.Member)
+	patch, err := c.UpdateUserWithResponse(ctx, bob.Id, nil, gen.UpdateUserJSONRequestBody{Email: ptr("Ada@Example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusConflict, patch.Body, patch.StatusCode(), "duplicate", "/email")
+}
+
+func TestInteractionWithUnknownReferences(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.bootstrap()
+	c := e.as(admin.token)
+	grace := e.customer(admin, "Grace Hopper")
+	missing := "0123456789abcdef01234567"
+
+	res, err := c.CreateInteractionWithResponse(ctx, nil, gen.CreateInteractionJSONRequestBody{CustomerId: missing, Type: gen.InteractionTypeCall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusUnprocessableEntity, res.Body, res.StatusCode(), "unknown-reference", "/customer_id")
+
+	res, err = c.CreateInteractionWithResponse(ctx, nil, gen.CreateInteractionJSONRequestBody{CustomerId: grace.Id, UserId: &missing, Type: gen.InteractionTypeCall})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, http.StatusUnprocessableEntity, res.Body, res.StatusCode(), "unknown-reference", "/user_id")
+
+	list, err := c.ListInteractionsWithResponse(ctx, nil)
+	mustStatus(t, list, err, http.StatusOK)
+	if len(list.JSON200.Data) != 0 {
+		t.Errorf("refused creates left %d interactions", len(list.JSON200.Data))
+	}
+}
+
+func TestSpecServed(t *testing.T) {
+	e := newEnv(t)
+	res, body := e.raw(http.MethodGet, "/openapi.yaml", "", "", "")
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "openapi: 3.0.3") {
+		t.Errorf("/openapi.yaml: %d %.40s", res.StatusCode, body)
+	}
+	res, body = e.raw(http.MethodGet, "/openapi.json", "", "", "")
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"openapi":"3.0.3"`) {
+		t.Errorf("/openapi.json: %d %.40s", res.StatusCode, body)
+	}
+	res, body = e.raw(http.MethodGet, "/healthz", "", "", "")
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
+		t.Errorf("/healthz: %d %s", res.StatusCode, body)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	e := newEnv(t)
+	res, _ := e.raw(http.MethodGet, "/healthz", "", "", "", "X-Request-ID", "trace-abc.123")
+	if got := res.Header.Get("X-Request-ID"); got != "trace-abc.123" {
+		t.Errorf("X-Request-ID %q, want the client's", got)
+	}
+	res, _ = e.raw(http.MethodGet, "/healthz", "", "", "", "X-Request-ID", "bad id\twith junk")
+	if got := res.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
+		t.Errorf("X-Request-ID %q, want a generated one", got)
+	}
+	if !strings.Contains(e.logs.String(), `"request_id":"trace-abc.123"`) {
+		t.Error("the access log does not carry the request id")
+	}
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}

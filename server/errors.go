@@ -1,0 +1,465 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+
+	"github.com/opencrm/crm/api"
+	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/store"
+)
+
+// This file is the one place where errors become HTTP responses: every error —
+// from the router, the body limit, the OpenAPI validator, the handlers and the
+// store — is answered with an RFC 9457 application/problem+json document.
+
+// kind is one kind of problem: its stable type URI, title and status.
+type kind struct {
+	slug   string
+	title  string
+	status int
+}
+
+var (
+	kindInvalidInput     = kind{"invalid-input", "Invalid input", http.StatusBadRequest}
+	kindMalformedBody    = kind{"malformed-body", "Malformed body", http.StatusBadRequest}
+	kindUnauthorized     = kind{"unauthorized", "Unauthorized", http.StatusUnauthorized}
+	kindBadCredentials   = kind{"invalid-credentials", "Invalid credentials", http.StatusUnauthorized}
+	kindForbidden        = kind{"forbidden", "Forbidden", http.StatusForbidden}
+	kindNotFound         = kind{"not-found", "Not found", http.StatusNotFound}
+	kindMethodNotAllowed = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
+	kindDuplicate        = kind{"duplicate", "Already exists", http.StatusConflict}
+	kindConflict         = kind{"conflict", "Conflict", http.StatusConflict}
+	kindPrecondition     = kind{"precondition-failed", "Precondition failed", http.StatusPreconditionFailed}
+	kindTooLarge         = kind{"payload-too-large", "Payload too large", http.StatusRequestEntityTooLarge}
+	kindUnsupportedMedia = kind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
+	kindUnknownReference = kind{"unknown-reference", "Unknown reference", http.StatusUnprocessableEntity}
+	kindKeyReuse         = kind{"idempotency-key-reuse", "Idempotency key reused", http.StatusUnprocessableEntity}
+	kindTooManyRequests  = kind{"too-many-requests", "Too many requests", http.StatusTooManyRequests}
+	kindInternal         = kind{"internal", "Internal server error", http.StatusInternalServerError}
+	kindUnavailable      = kind{"unavailable", "Service unavailable", http.StatusServiceUnavailable}
+)
+
+// problemTypePrefix makes a kind's slug its problem type URI.
+const problemTypePrefix = "urn:crm:problem:"
+
+// fieldProblem is one entry of a problem's "errors".
+type fieldProblem struct {
+	Pointer   string
+	Parameter string
+	Detail    string
+}
+
+// problem is a problem document under construction, with the headers that go
+// with some kinds.
+type problem struct {
+	kind    kind
+	detail  string
+	fields  []fieldProblem
+	headers map[string]string
+}
+
+// errorHandler is Echo's HTTPErrorHandler.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		p := toProblem(err)
+		if p.kind.status >= 500 {
+			// The client sees a generic detail; the real error goes to the log,
+			// found again by the request id.
+			log.ErrorContext(c.Request().Context(), "request failed",
+				"request_id", requestID(c), "route", c.Path(), "status", p.kind.status, "error", err.Error())
+		}
+		if c.Response().Committed {
+			return
+		}
+		if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && p.kind == kindMethodNotAllowed {
+			c.Response().Header().Set(echo.HeaderAllow, allow)
+		}
+		writeProblem(c, p)
+	}
+}
+
+func writeProblem(c echo.Context, p problem) {
+	doc := gen.Problem{
+		Type:      problemTypePrefix + p.kind.slug,
+		Title:     p.kind.title,
+		Status:    p.kind.status,
+		Detail:    &p.detail,
+		Instance:  &c.Request().URL.Path,
+		RequestId: ptr(requestID(c)),
+	}
+	if len(p.fields) > 0 {
+		errs := make([]gen.FieldError, len(p.fields))
+		for i, f := range p.fields {
+			errs[i] = gen.FieldError{Detail: f.Detail, Pointer: nonEmpty(f.Pointer), Parameter: nonEmpty(f.Parameter)}
+			if f.Parameter == "" && f.Pointer == "" {
+				errs[i].Pointer = ptr("") // the whole body
+			}
+		}
+		doc.Errors = &errs
+	}
+	h := c.Response().Header()
+	for k, v := range p.headers {
+		h.Set(k, v)
+	}
+	h.Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(p.kind.status)
+	if c.Request().Method != http.MethodHead {
+		_ = json.NewEncoder(c.Response()).Encode(doc)
+	}
+}
+
+// toProblem classifies err.
+func toProblem(err error) problem {
+	var (
+		he           *echo.HTTPError
+		invalid      *api.InvalidError
+		forbidden    *api.ForbiddenError
+		conflict     *api.ConflictError
+		unprocessble *api.UnprocessableError
+		precondition *api.PreconditionFailedError
+		throttled    *api.TooManyRequestsError
+		missingRef   *store.MissingReferenceError
+		referenced   *store.ReferencedError
+		query        *queryError
+		security     *openapi3filter.SecurityRequirementsError
+		requestErr   *openapi3filter.RequestError
+		multi        openapi3.MultiError
+	)
+	switch {
+	// Errors from the validator: their cause is in HTTPError.Internal.
+	case errors.As(err, &security):
+		return securityProblem(security)
+	case errors.As(err, &multi):
+		return validationProblem(multi)
+	case errors.As(err, &requestErr):
+		return validationProblem(openapi3.MultiError{requestErr})
+	case errors.As(err, &query):
+		return problem{kind: kindInvalidInput, detail: countDetail(len(query.fields), "query parameter"), fields: query.fields}
+
+	// Errors from the handlers.
+	case errors.As(err, &invalid):
+		fields := make([]fieldProblem, len(invalid.Fields))
+		for i, f := range invalid.Fields {
+			fields[i] = fieldProblem(f)
+		}
+		return problem{kind: kindInvalidInput, detail: invalid.Detail, fields: fields}
+	case errors.Is(err, api.ErrInvalidCredentials):
+		return problem{kind: kindBadCredentials, detail: "The credentials are wrong, expired or revoked, or the account is deactivated."}
+	case errors.Is(err, api.ErrUnauthenticated), errors.Is(err, auth.ErrInvalidToken), errors.Is(err, errNoToken):
+		return unauthorized(err)
+	case errors.As(err, &forbidden):
+		return problem{kind: kindForbidden, detail: forbidden.Detail}
+	case errors.As(err, &conflict):
+		return problem{kind: kindConflict, detail: conflict.Detail}
+	case errors.As(err, &unprocessble):
+		k := kindUnknownReference
+		if unprocessble.Kind == kindKeyReuse.slug {
+			k = kindKeyReuse
+		}
+		fields := make([]fieldProblem, len(unprocessble.Fields))
+		for i, f := range unprocessble.Fields {
+			fields[i] = fieldProblem(f)
+		}
+		return problem{kind: k, detail: unprocessble.Detail, fields: fields}
+	case errors.As(err, &precondition):
+		return problem{kind: kindPrecondition, detail: precondition.Detail}
+	case errors.As(err, &throttled):
+		secs := int(throttled.RetryAfter.Seconds() + 0.999)
+		return problem{kind: kindTooManyRequests, detail: "Too many failed attempts; try again later.",
+			headers: map[string]string{"Retry-After": strconv.Itoa(max(secs, 1))}}
+
+	// Errors from the store.
+	case errors.Is(err, store.ErrNotFound):
+		return problem{kind: kindNotFound, detail: "No record has this id."}
+	case errors.Is(err, store.ErrDuplicate):
+		return problem{kind: kindDuplicate, detail: "A record with this email already exists.",
+			fields: []fieldProblem{{Pointer: "/email", Detail: "is already taken"}}}
+	case errors.Is(err, store.ErrStale):
+		return problem{kind: kindPrecondition, detail: "The record changed since you read it; read it again."}
+	case errors.As(err, &referenced):
+		return problem{kind: kindConflict, detail: "The record is still referenced by " + referenced.By + "."}
+	case errors.Is(err, store.ErrLastAdmin):
+		return problem{kind: kindConflict, detail: "This would leave no active admin; make another user an admin first."}
+	case errors.As(err, &missingRef):
+		return problem{kind: kindUnknownReference, detail: "The request refers to a record that does not exist.",
+			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing record"}}}
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return problem{kind: kindUnavailable, detail: "The database is not answering; try again shortly.",
+			headers: map[string]string{"Retry-After": "5"}}
+
+	// Errors from Echo itself: router, body limit.
+	case errors.As(err, &he):
+		return httpProblem(he)
+	default:
+		return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
+	}
+}
+
+// unauthorized is the 401 for a missing or unusable access token.
+func unauthorized(err error) problem {
+	challenge := `Bearer realm="crm"`
+	detail := "This operation needs a bearer token: sign in at POST /users/login."
+	if !errors.Is(err, errNoToken) {
+		challenge += `, error="invalid_token"`
+		detail = "The bearer token is invalid, expired or revoked; sign in again."
+	}
+	return problem{kind: kindUnauthorized, detail: detail, headers: map[string]string{"WWW-Authenticate": challenge}}
+}
+
+// securityProblem answers a request that met none of the operation's security
+// requirements: 503 if the database could not be asked, else 401.
+func securityProblem(e *openapi3filter.SecurityRequirementsError) problem {
+	for _, inner := range e.Errors {
+		if errors.Is(inner, store.ErrUnavailable) {
+			return toProblem(inner)
+		}
+	}
+	for _, inner := range e.Errors {
+		if !errors.Is(inner, errNoToken) {
+			return unauthorized(inner)
+		}
+	}
+	return unauthorized(errNoToken)
+}
+
+// httpProblem maps Echo's own errors.
+func httpProblem(he *echo.HTTPError) problem {
+	if inner, ok := he.Internal.(*echo.HTTPError); ok {
+		he = inner
+	}
+	switch he.Code {
+	case http.StatusNotFound:
+		return problem{kind: kindNotFound, detail: "No operation has this path; see /openapi.yaml or /docs."}
+	case http.StatusMethodNotAllowed:
+		return problem{kind: kindMethodNotAllowed, detail: "This path does not support this method; the Allow header lists those it does."}
+	case http.StatusRequestEntityTooLarge:
+		return problem{kind: kindTooLarge, detail: "The request body is larger than 1 MiB."}
+	case http.StatusUnsupportedMediaType:
+		return problem{kind: kindUnsupportedMedia, detail: "Send the body as application/json."}
+	case http.StatusBadRequest:
+		return problem{kind: kindMalformedBody, detail: "The request could not be read."}
+	case http.StatusUnauthorized:
+		return unauthorized(errNoToken)
+	case http.StatusServiceUnavailable:
+		return problem{kind: kindUnavailable, detail: "The server is busy; try again shortly.", headers: map[string]string{"Retry-After": "1"}}
+	default:
+		return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
+	}
+}
+
+// validationProblem turns kin-openapi's request errors into one problem listing
+// every invalid field. Some errors are not about a field: an oversized or
+// unreadable body, or a content type the operation does not accept.
+func validationProblem(errs openapi3.MultiError) problem {
+	var fields []fieldProblem
+	for _, err := range errs {
+		var re *openapi3filter.RequestError
+		if !errors.As(err, &re) {
+			return toProblem(err)
+		}
+		var he *echo.HTTPError
+		switch {
+		case errors.As(re.Err, &he):
+			return httpProblem(he) // the body limit, hit while reading the body
+		case re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
+			return problem{kind: kindUnsupportedMedia, detail: "Send the body as " + mediaTypes(re.RequestBody) + "."}
+		case re.RequestBody != nil && re.Reason == "failed to decode request body":
+			return problem{kind: kindMalformedBody, detail: "The body is not valid JSON (or not a valid form)."}
+		case re.RequestBody != nil && errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
+			fields = append(fields, fieldProblem{Pointer: "", Detail: "a request body is required"})
+		case re.Parameter != nil:
+			fields = append(fields, parameterProblems(re)...)
+		case re.RequestBody != nil:
+			fields = append(fields, schemaProblems(re.Err, "")...)
+		default:
+			fields = append(fields, fieldProblem{Detail: re.Error()})
+		}
+	}
+	fields = firstPerField(fields)
+	return problem{kind: kindInvalidInput, detail: countDetail(len(fields), "field"), fields: fields}
+}
+
+// firstPerField keeps one problem per field: an empty name breaks both minLength
+// and pattern, and the client needs to hear it once.
+func firstPerField(fields []fieldProblem) []fieldProblem {
+	seen := map[[2]string]bool{}
+	out := fields[:0]
+	for _, f := range fields {
+		key := [2]string{f.Pointer, f.Parameter}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func countDetail(n int, what string) string {
+	if n == 1 {
+		return fmt.Sprintf("The request has 1 invalid %s.", what)
+	}
+	return fmt.Sprintf("The request has %d invalid %ss.", n, what)
+}
+
+func parameterProblems(re *openapi3filter.RequestError) []fieldProblem {
+	name := re.Parameter.Name
+	var parse *openapi3filter.ParseError
+	switch {
+	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
+		return []fieldProblem{{Parameter: name, Detail: "is required"}}
+	case errors.Is(re.Err, openapi3filter.ErrInvalidEmptyValue):
+		return []fieldProblem{{Parameter: name, Detail: "must not be empty"}}
+	case errors.As(re.Err, &parse):
+		return []fieldProblem{{Parameter: name, Detail: "must be " + describeType(re.Parameter.Schema)}}
+	}
+	problems := schemaProblems(re.Err, "")
+	for i := range problems {
+		problems[i] = fieldProblem{Parameter: name, Detail: problems[i].Detail}
+	}
+	if len(problems) == 0 {
+		problems = []fieldProblem{{Parameter: name, Detail: "is invalid"}}
+	}
+	return problems
+}
+
+// describeType names what a parameter's schema expects, for "must be …".
+func describeType(ref *openapi3.SchemaRef) string {
+	if ref == nil || ref.Value == nil {
+		return "a valid value"
+	}
+	s := ref.Value
+	switch {
+	case s.Type.Is(openapi3.TypeInteger):
+		if s.Min != nil && s.Max != nil {
+			return fmt.Sprintf("an integer from %g to %g", *s.Min, *s.Max)
+		}
+		return "an integer"
+	case s.Type.Is(openapi3.TypeBoolean):
+		return "true or false"
+	case s.Type.Is(openapi3.TypeNumber):
+		return "a number"
+	}
+	return "a valid value"
+}
+
+var propertyInReason = regexp.MustCompile(`^property "(.*)" is (missing|unsupported)$`)
+
+// schemaProblems lists the schema violations in err, each with the JSON Pointer
+// of the offending member under base.
+func schemaProblems(err error, base string) []fieldProblem {
+	var multi openapi3.MultiError
+	if errors.As(err, &multi) {
+		var out []fieldProblem
+		for _, e := range multi {
+			out = append(out, schemaProblems(e, base)...)
+		}
+		return out
+	}
+	var se *openapi3.SchemaError
+	if !errors.As(err, &se) {
+		return []fieldProblem{{Pointer: base, Detail: "is invalid"}}
+	}
+	pointer := base
+	for _, token := range se.JSONPointer() {
+		pointer += "/" + escapePointer(token)
+	}
+	detail := schemaDetail(se)
+	if m := propertyInReason.FindStringSubmatch(se.Reason); m != nil {
+		// A missing property's pointer already ends with its name; an
+		// unsupported one's ends at the object.
+		if token := "/" + escapePointer(m[1]); !strings.HasSuffix(pointer, token) {
+			pointer += token
+		}
+		detail = map[string]string{"missing": "is required", "unsupported": "is not a field of this request"}[m[2]]
+	}
+	return []fieldProblem{{Pointer: pointer, Detail: detail}}
+}
+
+// schemaDetail words a schema violation for the client. It never repeats the
+// value, which may be a secret (a password that is too short, say).
+func schemaDetail(se *openapi3.SchemaError) string {
+	s := se.Schema
+	switch se.SchemaField {
+	case "pattern", "format":
+		switch {
+		case s != nil && s.Format == "email":
+			return "must be an email address"
+		case s != nil && s.Format == "date-time":
+			return "must be an RFC 3339 date-time such as 2026-11-26T09:30:00Z"
+		case s != nil && s.Pattern == objectIDPattern:
+			return "must be an id: 24 lower-case hex digits"
+		case s != nil && s.Pattern == `\S`:
+			return "must not be blank"
+		case s != nil && s.Pattern != "":
+			return "must match the pattern " + s.Pattern
+		}
+	case "enum":
+		if s != nil {
+			vals := make([]string, len(s.Enum))
+			for i, v := range s.Enum {
+				vals[i] = fmt.Sprint(v)
+			}
+			return "must be one of: " + strings.Join(vals, ", ")
+		}
+	case "nullable":
+		return "cannot be null"
+	case "minLength":
+		if s != nil && s.MinLength == 1 {
+			return "must not be empty"
+		}
+	case "type":
+		if s != nil && s.Type != nil {
+			return "must be " + articleFor(strings.Join(s.Type.Slice(), " or "))
+		}
+	}
+	return se.Reason
+}
+
+// objectIDPattern is the spec's pattern for ids.
+const objectIDPattern = `^[0-9a-f]{24}$`
+
+func articleFor(typ string) string {
+	switch typ {
+	case "object", "array", "integer":
+		return "an " + typ
+	}
+	return "a " + typ
+}
+
+// escapePointer escapes a JSON Pointer reference token (RFC 6901).
+func escapePointer(token string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(token, "~", "~0"), "/", "~1")
+}
+
+// mediaTypes lists the content types a request body accepts.
+func mediaTypes(body *openapi3.RequestBody) string {
+	types := make([]string, 0, len(body.Content))
+	for t := range body.Content {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return strings.Join(types, " or ")
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func ptr[T any](v T) *T { return &v }

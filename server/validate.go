@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	oapimiddleware "github.com/oapi-codegen/echo-middleware"
+
+	"github.com/opencrm/crm/gen"
+)
+
+// operations indexes the spec's operations by Echo route ("GET /users/:id"), for
+// the checks that kin-openapi does not make (unknown and repeated query
+// parameters) and to keep the validator off the routes the spec does not describe
+// (/docs, /metrics, …).
+type operations map[string]*operationInfo
+
+type operationInfo struct {
+	// query maps each query parameter the operation declares to whether it may
+	// be repeated (an array parameter).
+	query map[string]bool
+}
+
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
+
+// echoRoute turns an OpenAPI path template into Echo's form: /users/{id} → /users/:id.
+func echoRoute(method, path string) string {
+	return method + " " + pathParam.ReplaceAllString(path, ":$1")
+}
+
+func indexOperations(spec *openapi3.T) operations {
+	ops := operations{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			info := &operationInfo{query: map[string]bool{}}
+			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, ref := range params {
+					p := ref.Value
+					if p.In == openapi3.ParameterInQuery {
+						info.query[p.Name] = p.Schema != nil && p.Schema.Value.Type.Is(openapi3.TypeArray)
+					}
+				}
+			}
+			ops[echoRoute(method, path)] = info
+		}
+	}
+	return ops
+}
+
+// lookup returns the operation Echo routed the request to, or nil for routes
+// outside the spec.
+func (ops operations) lookup(c echo.Context) *operationInfo {
+	return ops[c.Request().Method+" "+c.Path()]
+}
+
+// checkQuery refuses query parameters that the operation does not declare, and
+// repeated ones that it does not declare as lists: silently ignoring them would
+// answer a misspelt "cursor" or filter with the wrong page.
+func (info *operationInfo) checkQuery(r *http.Request) error {
+	var unknown, repeated []string
+	for name, values := range r.URL.Query() {
+		repeatable, known := info.query[name]
+		switch {
+		case !known:
+			unknown = append(unknown, name)
+		case len(values) > 1 && !repeatable:
+			repeated = append(repeated, name)
+		}
+	}
+	if len(unknown) == 0 && len(repeated) == 0 {
+		return nil
+	}
+	qe := &queryError{}
+	for _, name := range unknown {
+		qe.fields = append(qe.fields, fieldProblem{Parameter: name, Detail: "is not a parameter of this operation" + suggestion(name, info.query)})
+	}
+	for _, name := range repeated {
+		qe.fields = append(qe.fields, fieldProblem{Parameter: name, Detail: "may be given only once"})
+	}
+	return qe
+}
+
+// suggestion names a declared parameter that differs from name only in case or
+// punctuation, the usual misspellings.
+func suggestion(name string, declared map[string]bool) string {
+	squash := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
+	for d := range declared {
+		if squash(d) == squash(name) {
+			return fmt.Sprintf("; did you mean %q?", d)
+		}
+	}
+	return ""
+}
+
+// queryError reports unknown or repeated query parameters.
+type queryError struct{ fields []fieldProblem }
+
+func (e *queryError) Error() string { return fmt.Sprintf("%d invalid query parameters", len(e.fields)) }
+
+// authenticator checks the bearer token of a request and returns the context
+// that carries the principal.
+type authenticator func(ctx context.Context, token string) (context.Context, error)
+
+// errNoToken: the request carries no bearer token.
+var errNoToken = errors.New("no bearer token")
+
+// Keys on the Echo context. The validator asks for the token check once per
+// security scheme that the operation accepts; authResultKey caches a failure.
+// A success leaves the context carrying the principal under authContextKey,
+// which becomes the request's context once validation is over: replacing the
+// request earlier would hide the validated body that the validator leaves on
+// the original request.
+const (
+	authResultKey  = "crm.auth-result"
+	authContextKey = "crm.auth-context"
+)
+
+// validator returns the OpenAPI request validation middleware: operation
+// lookup, query parameter check, then kin-openapi's validation of parameters,
+// body and security (whose AuthenticationFunc verifies the token).
+func validator(spec *openapi3.T, ops operations, authenticate authenticator) echo.MiddlewareFunc {
+	// The servers list ("/") is for clients; matching it against the Host
+	// header would refuse requests addressed to any other name.
+	routed := *spec
+	routed.Servers = nil
+
+	kin := oapimiddleware.OapiRequestValidatorWithOptions(&routed, &oapimiddleware.Options{
+		SilenceServersWarning: true,
+		Skipper:               func(c echo.Context) bool { return ops.lookup(c) == nil },
+		// Return the validator's errors untouched, for errors.go to map.
+		ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
+		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return &echo.HTTPError{Code: http.StatusBadRequest, Internal: me} },
+		Options: openapi3filter.Options{
+			MultiError:         true,
+			KeepValidatedValue: true,
+			AuthenticationFunc: func(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+				c := oapimiddleware.GetEchoContext(ctx)
+				if cached, ok := c.Get(authResultKey).(error); ok {
+					return cached
+				}
+				err := authenticateRequest(c, authenticate)
+				if err != nil {
+					c.Set(authResultKey, err)
+				}
+				return err
+			},
+		},
+	})
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		validate := kin(func(c echo.Context) error {
+			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
+				c.SetRequest(c.Request().WithContext(ctx))
+			}
+			return next(c)
+		})
+		return func(c echo.Context) error {
+			if info := ops.lookup(c); info != nil {
+				if err := info.checkQuery(c.Request()); err != nil {
+					return err
+				}
+			}
+			return validate(c)
+		}
+	}
+}
+
+// authenticateRequest verifies the request's bearer token and keeps the context
+// carrying the principal for after validation.
+func authenticateRequest(c echo.Context, authenticate authenticator) error {
+	scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return errNoToken
+	}
+	ctx, err := authenticate(c.Request().Context(), strings.TrimSpace(token))
+	if err != nil {
+		return err
+	}
+	c.Set(authContextKey, ctx)
+	return nil
+}
+
+// loadSpec returns the spec embedded in gen.
+func loadSpec() (*openapi3.T, error) {
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded OpenAPI spec: %w", err)
+	}
+	return spec, nil
+}

@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Customer field names beyond the shared ones.
+const (
+	customerFieldPhone   = "phone"
+	customerFieldNotes   = "notes"
+	customerFieldTags    = "tags"
+	customerFieldOwnerID = "owner_id"
+)
+
+// Customer is a person or company that the team serves.
+type Customer struct {
+	ID         bson.ObjectID  `bson:"_id"`
+	Name       string         `bson:"name"`
+	Email      string         `bson:"email"`
+	Phone      string         `bson:"phone,omitempty"`
+	Company    string         `bson:"company,omitempty"`
+	Status     string         `bson:"status"`
+	Notes      string         `bson:"notes,omitempty"`
+	Tags       []string       `bson:"tags,omitempty"`
+	OwnerID    *bson.ObjectID `bson:"owner_id,omitempty"`
+	CreatedAt  time.Time      `bson:"created_at"`
+	UpdatedAt  time.Time      `bson:"updated_at"`
+	Revision   int64          `bson:"revision"`
+	DeletingAt *time.Time     `bson:"deleting_at,omitempty"`
+}
+
+// normalize fills what documents written by the original CRM lack.
+func (c *Customer) normalize() {
+	fillTimestamps(c.ID, &c.CreatedAt, &c.UpdatedAt)
+	if c.Status != StatusInactive {
+		c.Status = StatusActive
+	}
+	if c.Tags == nil {
+		c.Tags = []string{}
+	}
+}
+
+// CustomerChanges lists the fields to change; nil leaves a field as it is. An
+// empty string (or an empty, non-nil Tags) removes an optional field.
+type CustomerChanges struct {
+	Name, Email, Phone, Company, Status, Notes *string
+	Tags                                       *[]string
+	OwnerID                                    *bson.ObjectID
+}
+
+// CustomerFilter selects customers for List; zero fields do not filter.
+type CustomerFilter struct {
+	Status, Company, Tag string
+	OwnerID              *bson.ObjectID
+	Search               string // case-insensitive substring of name, email or company
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedSince         *time.Time
+}
+
+// CreateCustomer stores a new customer, filling ID, timestamps and revision.
+// The email must already be lower-cased; a taken email is ErrDuplicate, and an
+// owner that does not exist is a *MissingReferenceError.
+func (s *Store) CreateCustomer(ctx context.Context, c *Customer) error {
+	c.ID = bson.NewObjectID()
+	c.CreatedAt = now()
+	c.UpdatedAt = c.CreatedAt
+	c.Revision = 1
+	return s.insertReferencing(ctx, s.customers, c.ID, c, s.customerReferences(c.OwnerID))
+}
+
+func (s *Store) customerReferences(owner *bson.ObjectID) []outgoing {
+	if owner == nil {
+		return nil
+	}
+	return []outgoing{{s.users, *owner, customerFieldOwnerID}}
+}
+
+// GetCustomer returns the customer with id, or ErrNotFound.
+func (s *Store) GetCustomer(ctx context.Context, id bson.ObjectID) (*Customer, error) {
+	var c Customer
+	if err := s.getByID(ctx, s.customers, id, &c); err != nil {
+		return nil, err
+	}
+	c.normalize()
+	return &c, nil
+}
+
+// ListCustomers returns one page of customers.
+func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOptions) (Page[Customer], error) {
+	var filter bson.D
+	switch f.Status {
+	case StatusActive:
+		filter = append(filter, bson.E{Key: fieldStatus, Value: bson.D{{Key: "$in", Value: bson.A{StatusActive, nil}}}})
+	case StatusInactive:
+		filter = append(filter, bson.E{Key: fieldStatus, Value: StatusInactive})
+	}
+	if f.Company != "" {
+		filter = append(filter, bson.E{Key: fieldCompany, Value: f.Company})
+	}
+	if f.Tag != "" {
+		filter = append(filter, bson.E{Key: customerFieldTags, Value: f.Tag})
+	}
+	if f.OwnerID != nil {
+		filter = append(filter, bson.E{Key: customerFieldOwnerID, Value: *f.OwnerID})
+	}
+	if f.Search != "" {
+		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))
+	}
+	if created := timeRange(f.CreatedAfter, f.CreatedBefore); created != nil {
+		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
+	}
+	if f.UpdatedSince != nil {
+		filter = append(filter, bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: *f.UpdatedSince}}})
+	}
+	return list(ctx, s, s.customers, filter, opts, (*Customer).normalize)
+}
+
+// UpdateCustomer applies changes to the customer at revision rev and returns it
+// as stored. ErrStale means it is no longer at rev, ErrDuplicate that the new
+// email is taken, and a *MissingReferenceError that the new owner does not exist.
+func (s *Store) UpdateCustomer(ctx context.Context, id bson.ObjectID, rev int64, ch CustomerChanges) (*Customer, error) {
+	var set, unset bson.D
+	setString := func(field string, v *string) {
+		switch {
+		case v == nil:
+		case *v == "":
+			unset = append(unset, bson.E{Key: field, Value: ""})
+		default:
+			set = append(set, bson.E{Key: field, Value: *v})
+		}
+	}
+	setString(fieldName, ch.Name)
+	setString(fieldEmail, ch.Email)
+	setString(customerFieldPhone, ch.Phone)
+	setString(fieldCompany, ch.Company)
+	setString(fieldStatus, ch.Status)
+	setString(customerFieldNotes, ch.Notes)
+	if ch.Tags != nil {
+		if len(*ch.Tags) == 0 {
+			unset = append(unset, bson.E{Key: customerFieldTags, Value: ""})
+		} else {
+			set = append(set, bson.E{Key: customerFieldTags, Value: *ch.Tags})
+		}
+	}
+	if ch.OwnerID != nil {
+		set = append(set, bson.E{Key: customerFieldOwnerID, Value: *ch.OwnerID})
+	}
+
+	var c Customer
+	if err := s.updateReferencing(ctx, s.customers, id, rev, set, unset, s.customerReferences(ch.OwnerID), &c); err != nil {
+		return nil, err
+	}
+	c.normalize()
+	return &c, nil
+}
+
+// DeleteCustomer deletes the customer at revision rev. A customer with
+// interactions is not deleted (*ReferencedError) unless cascade is set, which
+// deletes the interactions too.
+func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64, cascade bool) error {
+	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade)
+}
+
+// timeRange is the condition "from ≤ t < to" with either end open, or nil.
+func timeRange(from, to *time.Time) bson.D {
+	var cond bson.D
+	if from != nil {
+		cond = append(cond, bson.E{Key: "$gte", Value: *from})
+	}
+	if to != nil {
+		cond = append(cond, bson.E{Key: "$lt", Value: *to})
+	}
+	return cond
+}

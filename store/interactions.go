@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Interaction field names beyond the shared ones.
+const (
+	interactionFieldUserID      = "user_id"
+	interactionFieldCustomerID  = "customer_id"
+	interactionFieldType        = "type"
+	interactionFieldDescription = "description"
+	interactionFieldScheduledAt = "scheduled_at"
+)
+
+// Interaction types and statuses as stored.
+var (
+	InteractionTypes    = []string{"Meeting", "Ticket", "Call", "Email", "Note", "Task"}
+	InteractionStatuses = []string{"Open", "InProgress", "Resolved", "Cancelled"}
+)
+
+// Interaction is something that happened, or will happen, between a user and a
+// customer.
+type Interaction struct {
+	ID          bson.ObjectID `bson:"_id"`
+	UserID      bson.ObjectID `bson:"user_id"`
+	CustomerID  bson.ObjectID `bson:"customer_id"`
+	Type        string        `bson:"type"`
+	Description string        `bson:"description,omitempty"`
+	Status      string        `bson:"status"`
+	ScheduledAt *time.Time    `bson:"scheduled_at,omitempty"`
+	CreatedAt   time.Time     `bson:"created_at"`
+	UpdatedAt   time.Time     `bson:"updated_at"`
+	Revision    int64         `bson:"revision"`
+}
+
+// normalize fills what documents written by the original CRM lack, and maps
+// their spellings of type and status onto the ones the API knows.
+func (it *Interaction) normalize() {
+	fillTimestamps(it.ID, &it.CreatedAt, &it.UpdatedAt)
+	it.Type = canonical(it.Type, InteractionTypes, "Note")
+	it.Status = canonical(it.Status, InteractionStatuses, "Open")
+	if it.ScheduledAt != nil {
+		t := it.ScheduledAt.UTC()
+		it.ScheduledAt = &t
+	}
+}
+
+// canonical returns the member of known that equals v ignoring case and
+// spaces/underscores ("in_progress" → "InProgress"), or fallback.
+func canonical(v string, known []string, fallback string) string {
+	squash := strings.NewReplacer(" ", "", "_", "", "-", "")
+	key := squash.Replace(v)
+	for _, k := range known {
+		if strings.EqualFold(key, k) {
+			return k
+		}
+	}
+	return fallback
+}
+
+// InteractionChanges lists the fields to change; nil leaves a field as it is.
+// An empty Description, or a zero ScheduledAt, removes it.
+type InteractionChanges struct {
+	UserID, CustomerID          *bson.ObjectID
+	Type, Description, Status   *string
+	ScheduledAt                 *time.Time
+}
+
+// InteractionFilter selects interactions for List; zero fields do not filter.
+type InteractionFilter struct {
+	CustomerID, UserID *bson.ObjectID
+	Type, Status       string
+	ScheduledFrom      *time.Time
+	ScheduledTo        *time.Time
+}
+
+// CreateInteraction stores a new interaction, filling ID, timestamps and
+// revision. A customer or user that does not exist is a *MissingReferenceError.
+func (s *Store) CreateInteraction(ctx context.Context, it *Interaction) error {
+	it.ID = bson.NewObjectID()
+	it.CreatedAt = now()
+	it.UpdatedAt = it.CreatedAt
+	it.Revision = 1
+	return s.insertReferencing(ctx, s.interactions, it.ID, it, s.interactionReferences(&it.CustomerID, &it.UserID))
+}
+
+func (s *Store) interactionReferences(customer, user *bson.ObjectID) []outgoing {
+	var refs []outgoing
+	if customer != nil {
+		refs = append(refs, outgoing{s.customers, *customer, interactionFieldCustomerID})
+	}
+	if user != nil {
+		refs = append(refs, outgoing{s.users, *user, interactionFieldUserID})
+	}
+	return refs
+}
+
+// GetInteraction returns the interaction with id, or ErrNotFound.
+func (s *Store) GetInteraction(ctx context.Context, id bson.ObjectID) (*Interaction, error) {
+	var it Interaction
+	if err := s.getByID(ctx, s.interactions, id, &it); err != nil {
+		return nil, err
+	}
+	it.normalize()
+	return &it, nil
+}
+
+// ListInteractions returns one page of interactions.
+func (s *Store) ListInteractions(ctx context.Context, f InteractionFilter, opts ListOptions) (Page[Interaction], error) {
+	var filter bson.D
+	if f.CustomerID != nil {
+		filter = append(filter, bson.E{Key: interactionFieldCustomerID, Value: *f.CustomerID})
+	}
+	if f.UserID != nil {
+		filter = append(filter, bson.E{Key: interactionFieldUserID, Value: *f.UserID})
+	}
+	if f.Type != "" {
+		filter = append(filter, bson.E{Key: interactionFieldType, Value: f.Type})
+	}
+	if f.Status != "" {
+		filter = append(filter, bson.E{Key: fieldStatus, Value: f.Status})
+	}
+	if scheduled := timeRange(f.ScheduledFrom, f.ScheduledTo); scheduled != nil {
+		filter = append(filter, bson.E{Key: interactionFieldScheduledAt, Value: scheduled})
+	}
+	return list(ctx, s, s.interactions, filter, opts, (*Interaction).normalize)
+}
+
+// UpdateInteraction applies changes to the interaction at revision rev and
+// returns it as stored. ErrStale means it is no longer at rev, and a
+// *MissingReferenceError that a new customer or user does not exist.
+func (s *Store) UpdateInteraction(ctx context.Context, id bson.ObjectID, rev int64, ch InteractionChanges) (*Interaction, error) {
+	var set, unset bson.D
+	if ch.UserID != nil {
+		set = append(set, bson.E{Key: interactionFieldUserID, Value: *ch.UserID})
+	}
+	if ch.CustomerID != nil {
+		set = append(set, bson.E{Key: interactionFieldCustomerID, Value: *ch.CustomerID})
+	}
+	if ch.Type != nil {
+		set = append(set, bson.E{Key: interactionFieldType, Value: *ch.Type})
+	}
+	if ch.Status != nil {
+		set = append(set, bson.E{Key: fieldStatus, Value: *ch.Status})
+	}
+	switch {
+	case ch.Description == nil:
+	case *ch.Description == "":
+		unset = append(unset, bson.E{Key: interactionFieldDescription, Value: ""})
+	default:
+		set = append(set, bson.E{Key: interactionFieldDescription, Value: *ch.Description})
+	}
+	switch {
+	case ch.ScheduledAt == nil:
+	case ch.ScheduledAt.IsZero():
+		unset = append(unset, bson.E{Key: interactionFieldScheduledAt, Value: ""})
+	default:
+		set = append(set, bson.E{Key: interactionFieldScheduledAt, Value: ch.ScheduledAt.UTC()})
+	}
+
+	var it Interaction
+	refs := s.interactionReferences(ch.CustomerID, ch.UserID)
+	if err := s.updateReferencing(ctx, s.interactions, id, rev, set, unset, refs, &it); err != nil {
+		return nil, err
+	}
+	it.normalize()
+	return &it, nil
+}
+
+// DeleteInteraction deletes the interaction at revision rev.
+func (s *Store) DeleteInteraction(ctx context.Context, id bson.ObjectID, rev int64) error {
+	return s.deleteReferenced(ctx, s.interactions, id, rev, nil, false)
+}

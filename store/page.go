@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Sort orders a list by one field, ties broken by id in the same direction.
+type Sort struct {
+	Field string // a field the resource's List accepts for sorting
+	Desc  bool
+}
+
+// Position is where a page ends in its sort order: the sort field's value in the
+// last record (nil when the record has none) and that record's id.
+type Position struct {
+	Value any // time.Time, string or nil
+	ID    bson.ObjectID
+}
+
+// ListOptions selects one page of a list.
+type ListOptions struct {
+	Sort  Sort
+	After *Position // start after this position; nil for the first page
+	Limit int       // at most this many records; must be positive
+	Count bool      // also count every record matching the filter
+}
+
+// Page is one page of a list.
+type Page[T any] struct {
+	Items []T
+	Next  *Position // where the next page starts; nil on the last page
+	Total *int64    // only when ListOptions.Count was set
+}
+
+// list runs a keyset-paginated query: filter AND "after the position", sorted by
+// the field then _id, one record more than asked to learn whether a next page
+// exists. Keyset paging, unlike skip, neither repeats nor skips a record that
+// existed before the walk began, however many are inserted or deleted meanwhile.
+func list[T any](ctx context.Context, s *Store, coll *mongo.Collection, filter bson.D, opts ListOptions, normalize func(*T)) (Page[T], error) {
+	if opts.Limit <= 0 {
+		return Page[T]{}, fmt.Errorf("store: list limit %d must be positive", opts.Limit)
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+
+	query := filter
+	if opts.After != nil {
+		query = append(bson.D{}, filter...)
+		query = append(query, bson.E{Key: "$and", Value: bson.A{afterPosition(opts.Sort, *opts.After)}})
+	}
+	dir := 1
+	if opts.Sort.Desc {
+		dir = -1
+	}
+	findOpts := options.Find().
+		SetSort(bson.D{{Key: opts.Sort.Field, Value: dir}, {Key: fieldID, Value: dir}}).
+		SetLimit(int64(opts.Limit) + 1)
+	cur, err := coll.Find(ctx, nonNil(query), findOpts)
+	if err != nil {
+		return Page[T]{}, translate(err)
+	}
+	defer cur.Close(ctx)
+
+	page := Page[T]{Items: make([]T, 0, opts.Limit)}
+	var last Position
+	for cur.Next(ctx) {
+		if len(page.Items) == opts.Limit {
+			// One more record exists, so the page ends at the previous one.
+			page.Next = &last
+			break
+		}
+		var item T
+		if err := cur.Decode(&item); err != nil {
+			return Page[T]{}, fmt.Errorf("store: decode %s document: %w", coll.Name(), err)
+		}
+		// The position comes from the document as stored, not as normalized:
+		// the next query must compare against what the database holds.
+		last = positionOf(cur.Current, opts.Sort.Field)
+		normalize(&item)
+		page.Items = append(page.Items, item)
+	}
+	if err := cur.Err(); err != nil {
+		return Page[T]{}, translate(err)
+	}
+
+	if opts.Count {
+		n, err := coll.CountDocuments(ctx, nonNil(filter))
+		if err != nil {
+			return Page[T]{}, translate(err)
+		}
+		page.Total = &n
+	}
+	return page, nil
+}
+
+// positionOf reads a stored document's place in the order by field. Values of
+// types that the API never writes there (old data) count as missing.
+func positionOf(doc bson.Raw, field string) Position {
+	var p Position
+	p.ID, _ = doc.Lookup(fieldID).ObjectIDOK()
+	v := doc.Lookup(field)
+	switch v.Type {
+	case bson.TypeDateTime:
+		p.Value = v.Time().UTC()
+	case bson.TypeString:
+		p.Value = v.StringValue()
+	}
+	return p
+}
+
+// afterPosition is the condition "comes after p" in the order (field, _id),
+// both ascending or both descending. A missing or null field sorts before every
+// value, as MongoDB sorts it, so it needs its own branch: comparison operators
+// never match null.
+func afterPosition(sort Sort, p Position) bson.D {
+	f := sort.Field
+	cmp := "$gt"
+	if sort.Desc {
+		cmp = "$lt"
+	}
+	sameValueLaterID := func(v any) bson.D {
+		return bson.D{{Key: f, Value: v}, {Key: fieldID, Value: bson.D{{Key: cmp, Value: p.ID}}}}
+	}
+	switch {
+	case p.Value == nil && sort.Desc:
+		// Descending, already among the records without the field: they come last.
+		return sameValueLaterID(nil)
+	case p.Value == nil:
+		// Ascending, among the records without the field: then come all with it.
+		return bson.D{{Key: "$or", Value: bson.A{
+			sameValueLaterID(nil),
+			bson.D{{Key: f, Value: bson.D{{Key: "$ne", Value: nil}}}},
+		}}}
+	case sort.Desc:
+		// Descending from a value: smaller values, then the records without the field.
+		return bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: f, Value: bson.D{{Key: cmp, Value: p.Value}}}},
+			sameValueLaterID(p.Value),
+			bson.D{{Key: f, Value: nil}},
+		}}}
+	default:
+		return bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: f, Value: bson.D{{Key: cmp, Value: p.Value}}}},
+			sameValueLaterID(p.Value),
+		}}}
+	}
+}
+
+// nonNil makes an empty filter an empty document: the driver refuses a nil one.
+func nonNil(filter bson.D) bson.D {
+	if filter == nil {
+		return bson.D{}
+	}
+	return filter
+}

@@ -1,0 +1,272 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// User field names beyond the shared ones. "password" holds the hash, as in the
+// original CRM.
+const (
+	userFieldPassword = "password"
+	userFieldRole     = "role"
+)
+
+// Roles and statuses as stored.
+const (
+	RoleAdmin      = "admin"
+	RoleMember     = "member"
+	StatusActive   = "active"
+	StatusInactive = "inactive"
+
+	// The original CRM's role names, still found in old databases.
+	legacyRoleAdmin = "Admin"
+	legacyRoleUser  = "User"
+)
+
+var (
+	// ErrLastAdmin: the change would leave no active admin.
+	ErrLastAdmin = errors.New("store: would remove the last active admin")
+	// ErrUsersExist: CreateFirstUser was called when users exist already.
+	ErrUsersExist = errors.New("store: users exist already")
+)
+
+// User is a staff member who signs in. PasswordHash never leaves the api
+// package's login and password checks.
+type User struct {
+	ID           bson.ObjectID `bson:"_id"`
+	Name         string        `bson:"name"`
+	Email        string        `bson:"email"`
+	PasswordHash string        `bson:"password"`
+	Company      string        `bson:"company,omitempty"`
+	Status       string        `bson:"status"`
+	Role         string        `bson:"role"`
+	CreatedAt    time.Time     `bson:"created_at"`
+	UpdatedAt    time.Time     `bson:"updated_at"`
+	Revision     int64         `bson:"revision"`
+	DeletingAt   *time.Time    `bson:"deleting_at,omitempty"`
+}
+
+// normalize fills what documents written by the original CRM lack or spell
+// differently, so that every User the store returns is complete.
+func (u *User) normalize() {
+	fillTimestamps(u.ID, &u.CreatedAt, &u.UpdatedAt)
+	switch u.Role {
+	case RoleAdmin, legacyRoleAdmin:
+		u.Role = RoleAdmin
+	default:
+		u.Role = RoleMember
+	}
+	if u.Status != StatusInactive {
+		u.Status = StatusActive
+	}
+}
+
+// IsActiveAdmin reports whether u may administer the CRM.
+func (u *User) IsActiveAdmin() bool { return u.Role == RoleAdmin && u.Status == StatusActive }
+
+// UserChanges lists the fields to change; nil leaves a field as it is, and an
+// empty Company removes it.
+type UserChanges struct {
+	Name, Email, Company, Role, Status, PasswordHash *string
+}
+
+// UserFilter selects users for List; zero fields do not filter.
+type UserFilter struct {
+	Status, Role string
+	Search       string // case-insensitive substring of name, email or company
+}
+
+// CreateUser stores a new user, filling ID, timestamps and revision. The email
+// must already be lower-cased; a taken email is ErrDuplicate.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	u.ID = bson.NewObjectID()
+	u.CreatedAt = now()
+	u.UpdatedAt = u.CreatedAt
+	u.Revision = 1
+	_, err := s.users.InsertOne(ctx, u)
+	return translate(err)
+}
+
+// CreateFirstUser stores u as the first admin, but only if no user exists yet:
+// of several concurrent callers exactly one succeeds, and the others get
+// ErrUsersExist. The winner is decided by a unique marker document, which works
+// without transactions, across processes, on MongoDB and on the embedded engine.
+func (s *Store) CreateFirstUser(ctx context.Context, u *User) error {
+	exists, err := s.AnyUser(ctx)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return ErrUsersExist
+	}
+	// The marker outlives the users only if they were deleted by hand; then,
+	// after a minute, bootstrapping is possible again.
+	if err := s.claimMarker(ctx, "bootstrap", time.Minute); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			return ErrUsersExist
+		}
+		return err
+	}
+	u.Role, u.Status = RoleAdmin, StatusActive
+	if err := s.CreateUser(ctx, u); err != nil {
+		// Let a later attempt bootstrap instead.
+		_ = s.releaseMarker(context.WithoutCancel(ctx), "bootstrap")
+		return err
+	}
+	return nil
+}
+
+// AnyUser reports whether at least one user exists.
+func (s *Store) AnyUser(ctx context.Context) (bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err := s.users.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, translate(err)
+}
+
+// GetUser returns the user with id, or ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, id bson.ObjectID) (*User, error) {
+	var u User
+	if err := s.getByID(ctx, s.users, id, &u); err != nil {
+		return nil, err
+	}
+	u.normalize()
+	return &u, nil
+}
+
+// GetUserByEmail returns the user whose email is email (lower-cased), or ErrNotFound.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (*User, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var u User
+	if err := s.users.FindOne(ctx, bson.D{{Key: fieldEmail, Value: email}}).Decode(&u); err != nil {
+		return nil, translate(err)
+	}
+	u.normalize()
+	return &u, nil
+}
+
+// ListUsers returns one page of users.
+func (s *Store) ListUsers(ctx context.Context, f UserFilter, opts ListOptions) (Page[User], error) {
+	var filter bson.D
+	switch f.Status {
+	case StatusActive:
+		// The original CRM did not store a status; such users are active.
+		filter = append(filter, bson.E{Key: fieldStatus, Value: bson.D{{Key: "$in", Value: bson.A{StatusActive, nil}}}})
+	case StatusInactive:
+		filter = append(filter, bson.E{Key: fieldStatus, Value: StatusInactive})
+	}
+	switch f.Role {
+	case RoleAdmin:
+		filter = append(filter, bson.E{Key: userFieldRole, Value: bson.D{{Key: "$in", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}})
+	case RoleMember:
+		filter = append(filter, bson.E{Key: userFieldRole, Value: bson.D{{Key: "$nin", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}})
+	}
+	if f.Search != "" {
+		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))
+	}
+	return list(ctx, s, s.users, filter, opts, (*User).normalize)
+}
+
+// UpdateUser applies changes to the user at revision rev and returns the user
+// as stored. ErrStale means it is no longer at rev; ErrLastAdmin that the change
+// would leave no active admin; ErrDuplicate that the new email is taken.
+func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c UserChanges) (*User, error) {
+	if c.Role != nil || c.Status != nil {
+		// Demoting or deactivating is checked against the other admins under one
+		// lock, so that two admins cannot demote each other at the same time.
+		s.adminMu.Lock()
+		defer s.adminMu.Unlock()
+		if (c.Role != nil && *c.Role != RoleAdmin) || (c.Status != nil && *c.Status != StatusActive) {
+			if err := s.keepAnotherAdmin(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var set, unset bson.D
+	setIf := func(field string, v *string) {
+		switch {
+		case v == nil:
+		case *v == "":
+			unset = append(unset, bson.E{Key: field, Value: ""})
+		default:
+			set = append(set, bson.E{Key: field, Value: *v})
+		}
+	}
+	setIf(fieldName, c.Name)
+	setIf(fieldEmail, c.Email)
+	setIf(fieldCompany, c.Company)
+	setIf(userFieldRole, c.Role)
+	setIf(fieldStatus, c.Status)
+	setIf(userFieldPassword, c.PasswordHash)
+
+	var u User
+	if err := s.updateAtRevision(ctx, s.users, id, rev, set, unset, &u); err != nil {
+		return nil, err
+	}
+	u.normalize()
+	return &u, nil
+}
+
+// DeleteUser deletes the user at revision rev. A user who still owns customers
+// or interactions is not deleted (ErrReferenced), nor is the last active admin
+// (ErrLastAdmin).
+func (s *Store) DeleteUser(ctx context.Context, id bson.ObjectID, rev int64) error {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if err := s.keepAnotherAdmin(ctx, id); err != nil {
+		return err
+	}
+	return s.deleteReferenced(ctx, s.users, id, rev, []reference{
+		{s.customers, customerFieldOwnerID},
+		{s.interactions, interactionFieldUserID},
+	}, false)
+}
+
+// keepAnotherAdmin fails with ErrLastAdmin unless an active admin other than id
+// exists (or id is no active admin itself, in which case nothing is lost).
+func (s *Store) keepAnotherAdmin(ctx context.Context, id bson.ObjectID) error {
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !u.IsActiveAdmin() {
+		return nil
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err = s.users.FindOne(ctx, bson.D{
+		{Key: fieldID, Value: bson.D{{Key: "$ne", Value: id}}},
+		{Key: userFieldRole, Value: bson.D{{Key: "$in", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}},
+		{Key: fieldStatus, Value: bson.D{{Key: "$in", Value: bson.A{StatusActive, nil}}}},
+	}, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ErrLastAdmin
+	}
+	return translate(err)
+}
+
+// searchCondition matches documents where any of fields contains text,
+// case-insensitively. The text is quoted, so it is matched literally and can
+// never become a regular expression of the caller's choosing.
+func searchCondition(text string, fields ...string) bson.E {
+	pattern := bson.Regex{Pattern: regexp.QuoteMeta(strings.TrimSpace(text)), Options: "i"}
+	or := make(bson.A, len(fields))
+	for i, f := range fields {
+		or[i] = bson.D{{Key: f, Value: pattern}}
+	}
+	return bson.E{Key: "$or", Value: or}
+}

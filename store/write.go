@@ -1,0 +1,327 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Writes that several resources share: reads by id, updates conditional on a
+// revision, and deletes and inserts that keep references intact without
+// multi-document transactions (which the embedded engine lacks).
+//
+// Every condition beyond "_id equals X" is evaluated differently on the two
+// engines, for the same result:
+//   - On MongoDB the condition is part of the write's filter, so the server
+//     checks and writes atomically, whichever process sends it.
+//   - The embedded engine only uses an index for a filter that is exactly
+//     {_id: X}; any other filter scans the whole collection. There the store
+//     filters by _id alone and checks the condition in Go under lockDoc, which
+//     is atomic because this process is the engine's only client.
+
+const fieldDeletingAt = "deleting_at"
+
+// deletionMarkTTL bounds how long a deletion in progress blocks new references
+// to a record: a mark older than this was left by a process that stopped half-way
+// and no longer counts.
+const deletionMarkTTL = time.Minute
+
+// ReferencedError says which records still refer to the one being deleted.
+type ReferencedError struct {
+	By string // collection holding the references, e.g. "interactions"
+}
+
+func (e *ReferencedError) Error() string { return "store: still referenced by " + e.By }
+func (e *ReferencedError) Is(target error) bool { return target == ErrReferenced }
+
+// ErrMissingReference: a record refers to another that does not exist (or is
+// being deleted).
+var ErrMissingReference = errors.New("store: referenced record does not exist")
+
+// MissingReferenceError names the field whose referenced record is missing.
+type MissingReferenceError struct {
+	Field string // e.g. "customer_id"
+}
+
+func (e *MissingReferenceError) Error() string {
+	return "store: the record that " + e.Field + " refers to does not exist"
+}
+func (e *MissingReferenceError) Is(target error) bool { return target == ErrMissingReference }
+
+// reference is a field in coll that holds the id of another record.
+type reference struct {
+	coll  *mongo.Collection
+	field string
+}
+
+// outgoing is one reference a record makes: field holds id, a record of coll.
+type outgoing struct {
+	coll  *mongo.Collection
+	id    bson.ObjectID
+	field string
+}
+
+// getByID decodes the document with id into out, or returns ErrNotFound.
+func (s *Store) getByID(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, out any) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	return translate(coll.FindOne(ctx, bson.D{{Key: fieldID, Value: id}}).Decode(out))
+}
+
+// revisionCondition matches a document at revision rev. Documents written by the
+// original CRM have no revision field; they are at revision 0.
+func revisionCondition(rev int64) bson.E {
+	if rev == 0 {
+		return bson.E{Key: fieldRevision, Value: bson.D{{Key: "$exists", Value: false}}}
+	}
+	return bson.E{Key: fieldRevision, Value: rev}
+}
+
+// stateOf reads what the conditional writes check: the revision and any
+// deletion mark. ErrNotFound when the document does not exist.
+func (s *Store) stateOf(ctx context.Context, coll *mongo.Collection, id bson.ObjectID) (rev int64, deleting *time.Time, err error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var state struct {
+		Revision   int64      `bson:"revision"`
+		DeletingAt *time.Time `bson:"deleting_at"`
+	}
+	opts := options.FindOne().SetProjection(bson.D{{Key: fieldRevision, Value: 1}, {Key: fieldDeletingAt, Value: 1}})
+	if err := coll.FindOne(ctx, bson.D{{Key: fieldID, Value: id}}, opts).Decode(&state); err != nil {
+		return 0, nil, translate(err)
+	}
+	return state.Revision, state.DeletingAt, nil
+}
+
+// atRevision returns the filter for a write to id that must only happen at
+// revision rev. On the embedded engine it checks the revision itself (the
+// caller holds lockDoc) and filters by _id alone; see the comment at the top.
+func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64) (bson.D, error) {
+	if !s.filterByIDOnly {
+		return bson.D{{Key: fieldID, Value: id}, revisionCondition(rev)}, nil
+	}
+	current, _, err := s.stateOf(ctx, coll, id)
+	if err != nil {
+		return nil, err
+	}
+	if current != rev {
+		return nil, ErrStale
+	}
+	return bson.D{{Key: fieldID, Value: id}}, nil
+}
+
+// notMatched explains why a conditional write to id matched nothing: the
+// document is gone (ErrNotFound) or at another revision (ErrStale).
+func (s *Store) notMatched(ctx context.Context, coll *mongo.Collection, id bson.ObjectID) error {
+	if _, _, err := s.stateOf(ctx, coll, id); err != nil {
+		return err
+	}
+	return ErrStale
+}
+
+// updateAtRevision sets and unsets fields of the document id if it is at
+// revision rev, stamps updated_at, bumps the revision, and decodes the document
+// as it is after the update into out.
+func (s *Store) updateAtRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, out any) error {
+	return s.update(ctx, coll, id, rev, set, unset, options.After, out)
+}
+
+// update is updateAtRevision that can also return the document as it was.
+func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, which options.ReturnDocument, out any) error {
+	defer s.lockDoc(id)()
+	filter, err := s.atRevision(ctx, coll, id, rev)
+	if err != nil {
+		return err
+	}
+	update := bson.D{
+		{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}}, set...)},
+		{Key: "$inc", Value: bson.D{{Key: fieldRevision, Value: 1}}},
+	}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(which)).Decode(out)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return s.notMatched(ctx, coll, id)
+	}
+	return translate(err)
+}
+
+// updateReferencing is updateAtRevision for a change that makes the document
+// refer to other records (refs): they must exist before the update and still
+// exist after it, or else the references are put back as they were. It is the
+// update-side mirror of deleteReferenced, like insertReferencing.
+func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, refs []outgoing, out any) error {
+	if len(refs) == 0 {
+		return s.updateAtRevision(ctx, coll, id, rev, set, unset, out)
+	}
+	if err := s.checkReferences(ctx, refs); err != nil {
+		return err
+	}
+	var before bson.Raw
+	if err := s.update(ctx, coll, id, rev, set, unset, options.Before, &before); err != nil {
+		return err
+	}
+	if err := s.checkReferences(ctx, refs); err != nil {
+		var restore, drop bson.D
+		for _, r := range refs {
+			if v, lookupErr := before.LookupErr(r.field); lookupErr == nil {
+				restore = append(restore, bson.E{Key: r.field, Value: v})
+			} else {
+				drop = append(drop, bson.E{Key: r.field, Value: ""})
+			}
+		}
+		var ignored bson.Raw
+		if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), coll, id, rev+1, restore, drop, &ignored); undoErr != nil {
+			return undoErr
+		}
+		return err
+	}
+	return s.getByID(ctx, coll, id, out)
+}
+
+// deleteReferenced deletes the document id at revision rev unless records in
+// refs still refer to it: then it returns a *ReferencedError, or, with cascade,
+// deletes those records first.
+//
+// Without transactions the check and the delete cannot be one step, so the
+// record is first marked as being deleted and the references are looked for
+// after that; insertReferencing does the mirror image (insert, then look at the
+// mark). Whichever runs second sees the other, so no reference to a deleted
+// record survives. A cascade interrupted half-way leaves the record in place,
+// and sending the delete again finishes it.
+func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool) error {
+	defer s.lockDoc(id)()
+	filter, err := s.atRevision(ctx, coll, id, rev)
+	if err != nil {
+		return err
+	}
+	mark := now()
+	opCtx, cancel := s.opContext(ctx)
+	defer cancel()
+	res, err := coll.UpdateOne(opCtx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldDeletingAt, Value: mark}}}})
+	if err != nil {
+		return translate(err)
+	}
+	if res.MatchedCount == 0 {
+		return s.notMatched(ctx, coll, id)
+	}
+
+	for _, ref := range refs {
+		refFilter := bson.D{{Key: ref.field, Value: id}}
+		if cascade {
+			if _, err := ref.coll.DeleteMany(opCtx, refFilter); err != nil {
+				return translate(err)
+			}
+			continue
+		}
+		err := ref.coll.FindOne(opCtx, refFilter, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+		case err != nil:
+			return translate(err)
+		default:
+			// Still referenced: take the mark back, unless a newer one replaced it.
+			_, uerr := coll.UpdateOne(context.WithoutCancel(opCtx),
+				bson.D{{Key: fieldID, Value: id}},
+				bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}})
+			if uerr != nil {
+				return translate(uerr)
+			}
+			return &ReferencedError{By: ref.coll.Name()}
+		}
+	}
+	_, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
+	return translate(err)
+}
+
+// checkReferences fails with a *MissingReferenceError unless every record
+// referred to exists and is not being deleted.
+func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
+	for _, r := range refs {
+		_, deleting, err := s.stateOf(ctx, r.coll, r.id)
+		if errors.Is(err, ErrNotFound) || (err == nil && deleting != nil && time.Since(*deleting) < deletionMarkTTL) {
+			return &MissingReferenceError{Field: r.field}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertReferencing inserts doc (whose id is id) into coll if every record it
+// refers to exists: checked before the insert, to refuse early, and after it, to
+// catch a delete that ran in between (see deleteReferenced); then the insert is
+// undone.
+func (s *Store) insertReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, doc any, refs []outgoing) error {
+	if err := s.checkReferences(ctx, refs); err != nil {
+		return err
+	}
+	opCtx, cancel := s.opContext(ctx)
+	defer cancel()
+	if _, err := coll.InsertOne(opCtx, doc); err != nil {
+		return translate(err)
+	}
+	if err := s.checkReferences(ctx, refs); err != nil {
+		_, _ = coll.DeleteOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}})
+		return err
+	}
+	return nil
+}
+
+// claimMarker inserts the marker document name into the meta collection; of
+// concurrent claims exactly one succeeds and the others get ErrDuplicate. A
+// marker older than staleAfter (its claimant never finished) is replaced.
+func (s *Store) claimMarker(ctx context.Context, name string, staleAfter time.Duration) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	claim := func() error {
+		_, err := s.meta.InsertOne(ctx, bson.D{{Key: fieldID, Value: name}, {Key: fieldCreatedAt, Value: now()}})
+		return translate(err)
+	}
+	err := claim()
+	if !errors.Is(err, ErrDuplicate) {
+		return err
+	}
+	// Delete the marker only if it is stale; with _id alone in the filter the
+	// age is checked here, and a fresh marker stays.
+	var marker struct {
+		CreatedAt time.Time `bson:"created_at"`
+	}
+	if err := s.meta.FindOne(ctx, bson.D{{Key: fieldID, Value: name}}).Decode(&marker); err != nil {
+		return translate(err)
+	}
+	if time.Since(marker.CreatedAt) < staleAfter {
+		return ErrDuplicate
+	}
+	if err := s.releaseMarker(ctx, name); err != nil {
+		return err
+	}
+	return claim()
+}
+
+// releaseMarker deletes the marker document name.
+func (s *Store) releaseMarker(ctx context.Context, name string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.meta.DeleteOne(ctx, bson.D{{Key: fieldID, Value: name}})
+	return translate(err)
+}
+
+// fillTimestamps gives a document written without timestamps (by the original
+// CRM) its creation time from its ObjectID, and that as its update time.
+func fillTimestamps(id bson.ObjectID, created, updated *time.Time) {
+	if created.IsZero() {
+		*created = id.Timestamp().UTC()
+	}
+	if updated.IsZero() {
+		*updated = *created
+	}
+}
