@@ -179,6 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Handler: api.New(api.Config{
 			Store: st, Tokens: tokens, Passwords: passwords, Secret: secret, RefreshTTL: cfg.refreshTTL, Logger: log,
 		}),
+		Store:  st,
 		Logger: log,
 	})
 	if err != nil {

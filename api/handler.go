@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -195,18 +196,21 @@ func deref[T any](p *T) T {
 // record changed since the read (store.ErrStale) and the client did not ask for
 // a specific version: the retry re-reads, re-checks permissions and re-applies
 // the change to the current version, so no concurrent change is lost silently.
-// With If-Match, a stale write is the client's 412.
+// With If-Match, a stale write is the client's 412. Every round lets at least
+// one of the contending writers through, so the budget only runs out under
+// pathological contention, which is answered with a conflict.
 func retryStale(ifMatch *string, op func() error) error {
-	const attempts = 5
-	var err error
-	for range attempts {
-		err = op()
+	const attempts = 100
+	for attempt := range attempts {
+		err := op()
 		if !errors.Is(err, store.ErrStale) {
 			return err
 		}
 		if ifMatch != nil {
 			return &PreconditionFailedError{Detail: "The record changed since you read it; read it again and retry with its new version."}
 		}
+		// Jittered backoff, so that the contenders do not collide again in step.
+		time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) * int64(1+attempt/10))))
 	}
-	return err
+	return &ConflictError{Detail: "The record is being changed by many requests at once; retry shortly."}
 }

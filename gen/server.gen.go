@@ -1504,8 +1504,9 @@ type CreateCustomerResponseObject interface {
 }
 
 type CreateCustomer201ResponseHeaders struct {
-	ETag     *string
-	Location *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           *string
 }
 
 type CreateCustomer201JSONResponse struct {
@@ -1522,6 +1523,9 @@ func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
@@ -2646,8 +2650,9 @@ type CreateInteractionResponseObject interface {
 }
 
 type CreateInteraction201ResponseHeaders struct {
-	ETag     *string
-	Location *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           *string
 }
 
 type CreateInteraction201JSONResponse struct {
@@ -2664,6 +2669,9 @@ func (response CreateInteraction201JSONResponse) VisitCreateInteractionResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
@@ -2720,6 +2728,22 @@ func (response CreateInteraction403ApplicationProblemPlusJSONResponse) VisitCrea
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInteraction409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateInteraction409ApplicationProblemPlusJSONResponse) VisitCreateInteractionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3747,8 +3771,9 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	ETag     *string
-	Location *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3765,6 +3790,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))

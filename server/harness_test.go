@@ -85,6 +85,7 @@ func newEnv(t *testing.T) *env {
 	}
 	h, err := server.New(server.Config{
 		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}),
+		Store:   st,
 		Logger:  log,
 	})
 	if err != nil {

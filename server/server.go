@@ -17,11 +17,13 @@ import (
 
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/store"
 )
 
 // Config holds what the server needs.
 type Config struct {
 	Handler *api.Handler
+	Store   *store.Store // for Idempotency-Key records
 	Logger  *slog.Logger
 }
 
@@ -60,6 +62,7 @@ func New(cfg Config) (http.Handler, error) {
 			}
 			return api.WithPrincipal(ctx, p), nil
 		}),
+		idempotency(cfg.Store, ops, log),
 	)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))

@@ -26,6 +26,8 @@ type operationInfo struct {
 	// query maps each query parameter the operation declares to whether it may
 	// be repeated (an array parameter).
 	query map[string]bool
+	// idempotent: the operation accepts an Idempotency-Key header.
+	idempotent bool
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -43,8 +45,11 @@ func indexOperations(spec *openapi3.T) operations {
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, ref := range params {
 					p := ref.Value
-					if p.In == openapi3.ParameterInQuery {
+					switch {
+					case p.In == openapi3.ParameterInQuery:
 						info.query[p.Name] = p.Schema != nil && p.Schema.Value.Type.Is(openapi3.TypeArray)
+					case p.In == openapi3.ParameterInHeader && p.Name == idempotencyHeader:
+						info.idempotent = true
 					}
 				}
 			}
@@ -135,8 +140,10 @@ func validator(spec *openapi3.T, ops operations, authenticate authenticator) ech
 		SilenceServersWarning: true,
 		Skipper:               func(c echo.Context) bool { return ops.lookup(c) == nil },
 		// Return the validator's errors untouched, for errors.go to map.
-		ErrorHandler:      func(_ echo.Context, err *echo.HTTPError) error { return err },
-		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError { return &echo.HTTPError{Code: http.StatusBadRequest, Internal: me} },
+		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error { return err },
+		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
+			return &echo.HTTPError{Code: http.StatusBadRequest, Internal: me}
+		},
 		Options: openapi3filter.Options{
 			MultiError:         true,
 			KeepValidatedValue: true,

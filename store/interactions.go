@@ -66,9 +66,9 @@ func canonical(v string, known []string, fallback string) string {
 // InteractionChanges lists the fields to change; nil leaves a field as it is.
 // An empty Description, or a zero ScheduledAt, removes it.
 type InteractionChanges struct {
-	UserID, CustomerID          *bson.ObjectID
-	Type, Description, Status   *string
-	ScheduledAt                 *time.Time
+	UserID, CustomerID        *bson.ObjectID
+	Type, Description, Status *string
+	ScheduledAt               *time.Time
 }
 
 // InteractionFilter selects interactions for List; zero fields do not filter.

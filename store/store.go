@@ -70,7 +70,7 @@ type Store struct {
 	engine  *engine // nil when URI points at an external MongoDB
 	timeout time.Duration
 
-	users, customers, interactions *mongo.Collection
+	users, customers, interactions   *mongo.Collection
 	meta, refreshTokens, idempotency *mongo.Collection
 
 	// filterByIDOnly is set on the embedded engine (and on FerretDB behind a
@@ -80,6 +80,9 @@ type Store struct {
 
 	docLocks [64]sync.Mutex
 	adminMu  sync.Mutex // serialises changes that could remove the last admin
+
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
 }
 
 // Open connects to the database (starting the embedded engine first when
@@ -144,11 +147,49 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close(context.Background())
 		return nil, fmt.Errorf("create indexes: %w", err)
 	}
+	s.startJanitor(cfg.Logger)
 	return s, nil
 }
 
-// Embedded reports whether the store runs on the in-process engine.
-func (s *Store) Embedded() bool { return s.engine != nil }
+// janitorInterval is how often expired refresh tokens and idempotency keys are
+// deleted. Expiry itself is checked when they are used; this only reclaims space.
+const janitorInterval = 10 * time.Minute
+
+// startJanitor deletes expired records periodically: the embedded engine has
+// no TTL indexes, so the store does it itself (on MongoDB too, for one code path).
+func (s *Store) startJanitor(log *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopJanitor, s.janitorDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.janitorDone)
+		tick := time.NewTicker(janitorInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			cutoff := time.Now()
+			if _, err := s.DeleteExpiredRefreshTokens(ctx, cutoff); err != nil && ctx.Err() == nil {
+				log.Warn("deleting expired refresh tokens", "error", err)
+			}
+			if _, err := s.DeleteExpiredIdempotencyKeys(ctx, cutoff); err != nil && ctx.Err() == nil {
+				log.Warn("deleting expired idempotency keys", "error", err)
+			}
+		}
+	}()
+}
+
+// EngineURI is the MongoDB URI of the embedded engine (a Unix socket in the
+// data directory), for inspecting its data with mongosh or the driver; empty
+// with an external MongoDB.
+func (s *Store) EngineURI() string {
+	if s.engine == nil {
+		return ""
+	}
+	return s.engine.uri
+}
 
 // Ping checks that the database answers within the store's timeout.
 func (s *Store) Ping(ctx context.Context) error {
@@ -174,6 +215,10 @@ func (s *Store) isFerretDB(ctx context.Context) (bool, error) {
 
 // Close disconnects from the database and stops the embedded engine, if any.
 func (s *Store) Close(ctx context.Context) error {
+	if s.stopJanitor != nil {
+		s.stopJanitor()
+		<-s.janitorDone
+	}
 	var err error
 	if s.client != nil {
 		err = s.client.Disconnect(ctx)
@@ -264,6 +309,8 @@ func (s *Store) indexes() []index {
 		{s.refreshTokens, bson.D{{Key: refreshFieldFamily, Value: 1}}, false},
 		{s.refreshTokens, bson.D{{Key: refreshFieldUserID, Value: 1}}, false},
 		{s.refreshTokens, bson.D{{Key: refreshFieldExpiresAt, Value: 1}}, false},
+		// Idempotency keys: the periodic sweep of expired ones.
+		{s.idempotency, bson.D{{Key: idempotencyFieldExpiresAt, Value: 1}}, false},
 	}
 }
 

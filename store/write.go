@@ -35,7 +35,7 @@ type ReferencedError struct {
 	By string // collection holding the references, e.g. "interactions"
 }
 
-func (e *ReferencedError) Error() string { return "store: still referenced by " + e.By }
+func (e *ReferencedError) Error() string        { return "store: still referenced by " + e.By }
 func (e *ReferencedError) Is(target error) bool { return target == ErrReferenced }
 
 // ErrMissingReference: a record refers to another that does not exist (or is
