@@ -369,19 +369,6 @@ type Company = string
 //
 // Example: {"company":"Compilers Inc","created_at":"2026-11-26T09:30:00Z","email":"grace@example.com","id":"6553f1a2c8e4b2a1d0f00002","name":"Grace Hopper","notes":"Met at the trade fair; interested in the enterprise plan.","owner_id":"6553f1a2c8e4b2a1d0f00001","phone":"+1 555 0100","status":"active","tags":["vip","enterprise"],"updated_at":"2026-11-26T09:30:00Z"}
 type Customer struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
-
-	// CreatedAt An RFC 3339 instant in UTC.
-	//
-	// Example: 2026-11-26T09:30:00Z
-	CreatedAt Timestamp `json:"created_at"`
-
-	// Email An email address; compared case-insensitively and stored lower-cased.
-	//
-	// Example: grace@example.com
-	Email Email `json:"email"`
-
 	// Id A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
@@ -390,26 +377,39 @@ type Customer struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Notes Example: Met at the trade fair; interested in the enterprise plan.
-	Notes *Notes `json:"notes,omitempty"`
-
-	// OwnerId A record id (24 lower-case hex digits).
+	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	OwnerId *ObjectId `json:"owner_id,omitempty"`
+	// Example: grace@example.com
+	Email Email `json:"email"`
 
 	// Phone Digits, spaces and `+ ( ) - . / x`.
 	//
 	// Example: +1 555 0100
 	Phone *Phone `json:"phone,omitempty"`
 
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
+
 	// Status Example: active
 	Status CustomerStatus `json:"status"`
+
+	// Notes Example: Met at the trade fair; interested in the enterprise plan.
+	Notes *Notes `json:"notes,omitempty"`
 
 	// Tags Labels for grouping and filtering; duplicates are removed.
 	//
 	// Example: ["vip","enterprise"]
 	Tags Tags `json:"tags"`
+
+	// OwnerId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	OwnerId *ObjectId `json:"owner_id,omitempty"`
+
+	// CreatedAt An RFC 3339 instant in UTC.
+	//
+	// Example: 2026-11-26T09:30:00Z
+	CreatedAt Timestamp `json:"created_at"`
 
 	// UpdatedAt An RFC 3339 instant in UTC.
 	//
@@ -419,37 +419,37 @@ type Customer struct {
 
 // CustomerCreate defines model for CustomerCreate.
 type CustomerCreate struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
+	// Name Example: Grace Hopper
+	Name PersonName `json:"name"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Grace Hopper
-	Name PersonName `json:"name"`
-
-	// Notes Example: Met at the trade fair; interested in the enterprise plan.
-	Notes *Notes `json:"notes,omitempty"`
-
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	OwnerId *ObjectId `json:"owner_id,omitempty"`
-
 	// Phone Digits, spaces and `+ ( ) - . / x`.
 	//
 	// Example: +1 555 0100
 	Phone *Phone `json:"phone,omitempty"`
 
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
+
 	// Status Example: active
 	Status *CustomerStatus `json:"status,omitempty"`
+
+	// Notes Example: Met at the trade fair; interested in the enterprise plan.
+	Notes *Notes `json:"notes,omitempty"`
 
 	// Tags Labels for grouping and filtering; duplicates are removed.
 	//
 	// Example: ["vip","enterprise"]
 	Tags *Tags `json:"tags,omitempty"`
+
+	// OwnerId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
 // CustomerList defines model for CustomerList.
@@ -469,76 +469,76 @@ type CustomerList struct {
 
 // CustomerPatch defines model for CustomerPatch.
 type CustomerPatch struct {
-	// Company `null` clears it.
-	//
-	// Example: Compilers Inc
-	Company nullable.Nullable[string] `json:"company,omitempty"`
+	// Name Example: Grace Hopper
+	Name *PersonName `json:"name,omitempty"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email *Email `json:"email,omitempty"`
 
-	// Name Example: Grace Hopper
-	Name *PersonName `json:"name,omitempty"`
+	// Phone `null` clears it.
+	//
+	// Example: +1 555 0100
+	Phone nullable.Nullable[string] `json:"phone,omitempty"`
+
+	// Company `null` clears it.
+	//
+	// Example: Compilers Inc
+	Company nullable.Nullable[string] `json:"company,omitempty"`
+
+	// Status Example: active
+	Status *CustomerStatus `json:"status,omitempty"`
 
 	// Notes `null` clears it.
 	//
 	// Example: Signed the enterprise plan.
 	Notes nullable.Nullable[string] `json:"notes,omitempty"`
 
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	OwnerId *ObjectId `json:"owner_id,omitempty"`
-
-	// Phone `null` clears it.
-	//
-	// Example: +1 555 0100
-	Phone nullable.Nullable[string] `json:"phone,omitempty"`
-
-	// Status Example: active
-	Status *CustomerStatus `json:"status,omitempty"`
-
 	// Tags Replaces the whole list; `null` clears it.
 	//
 	// Example: ["vip"]
 	Tags nullable.Nullable[[]string] `json:"tags,omitempty"`
+
+	// OwnerId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
 // CustomerReplace defines model for CustomerReplace.
 type CustomerReplace struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
+	// Name Example: Grace Hopper
+	Name PersonName `json:"name"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Grace Hopper
-	Name PersonName `json:"name"`
-
-	// Notes Example: Met at the trade fair; interested in the enterprise plan.
-	Notes *Notes `json:"notes,omitempty"`
-
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	OwnerId *ObjectId `json:"owner_id,omitempty"`
-
 	// Phone Digits, spaces and `+ ( ) - . / x`.
 	//
 	// Example: +1 555 0100
 	Phone *Phone `json:"phone,omitempty"`
 
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
+
 	// Status Example: active
 	Status CustomerStatus `json:"status"`
+
+	// Notes Example: Met at the trade fair; interested in the enterprise plan.
+	Notes *Notes `json:"notes,omitempty"`
 
 	// Tags Labels for grouping and filtering; duplicates are removed.
 	//
 	// Example: ["vip","enterprise"]
 	Tags *Tags `json:"tags,omitempty"`
+
+	// OwnerId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
 // CustomerStatus Example: active
@@ -554,20 +554,20 @@ type Email = string
 
 // FieldError defines model for FieldError.
 type FieldError struct {
-	// Detail What is wrong with it.
+	// Pointer A JSON Pointer (RFC 6901) to the invalid member of the request body.
 	//
-	// Example: must be an email address
-	Detail string `json:"detail"`
+	// Example: /email
+	Pointer *string `json:"pointer,omitempty"`
 
 	// Parameter The name of the invalid query, path or header parameter.
 	//
 	// Example: limit
 	Parameter *string `json:"parameter,omitempty"`
 
-	// Pointer A JSON Pointer (RFC 6901) to the invalid member of the request body.
+	// Detail What is wrong with it.
 	//
-	// Example: /email
-	Pointer *string `json:"pointer,omitempty"`
+	// Example: must be an email address
+	Detail string `json:"detail"`
 }
 
 // Health defines model for Health.
@@ -582,71 +582,71 @@ type HealthStatus string
 //
 // Example: {"created_at":"2026-11-26T09:30:00Z","customer_id":"6553f1a2c8e4b2a1d0f00002","description":"Quarterly review of the support contract.","id":"6553f1a2c8e4b2a1d0f00003","scheduled_at":"2026-12-01T15:00:00Z","status":"Open","type":"Meeting","updated_at":"2026-11-26T09:30:00Z","user_id":"6553f1a2c8e4b2a1d0f00001"}
 type Interaction struct {
-	// CreatedAt An RFC 3339 instant in UTC.
-	//
-	// Example: 2026-11-26T09:30:00Z
-	CreatedAt Timestamp `json:"created_at"`
-
-	// CustomerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	CustomerId ObjectId `json:"customer_id"`
-
-	// Description Example: Quarterly review of the support contract.
-	Description *Description `json:"description,omitempty"`
-
 	// Id A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	Id ObjectId `json:"id"`
 
-	// ScheduledAt An RFC 3339 instant in UTC.
-	//
-	// Example: 2026-11-26T09:30:00Z
-	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
-
-	// Status Example: Open
-	Status InteractionStatus `json:"status"`
-
-	// Type Example: Meeting
-	Type InteractionType `json:"type"`
-
-	// UpdatedAt An RFC 3339 instant in UTC.
-	//
-	// Example: 2026-11-26T09:30:00Z
-	UpdatedAt Timestamp `json:"updated_at"`
-
 	// UserId A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	UserId ObjectId `json:"user_id"`
-}
 
-// InteractionCreate defines model for InteractionCreate.
-type InteractionCreate struct {
 	// CustomerId A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	CustomerId ObjectId `json:"customer_id"`
 
+	// Type Example: Meeting
+	Type InteractionType `json:"type"`
+
 	// Description Example: Quarterly review of the support contract.
 	Description *Description `json:"description,omitempty"`
+
+	// Status Example: Open
+	Status InteractionStatus `json:"status"`
 
 	// ScheduledAt An RFC 3339 instant in UTC.
 	//
 	// Example: 2026-11-26T09:30:00Z
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
 
-	// Status Example: Open
-	Status *InteractionStatus `json:"status,omitempty"`
+	// CreatedAt An RFC 3339 instant in UTC.
+	//
+	// Example: 2026-11-26T09:30:00Z
+	CreatedAt Timestamp `json:"created_at"`
 
-	// Type Example: Meeting
-	Type InteractionType `json:"type"`
+	// UpdatedAt An RFC 3339 instant in UTC.
+	//
+	// Example: 2026-11-26T09:30:00Z
+	UpdatedAt Timestamp `json:"updated_at"`
+}
 
+// InteractionCreate defines model for InteractionCreate.
+type InteractionCreate struct {
 	// UserId A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	UserId *ObjectId `json:"user_id,omitempty"`
+
+	// CustomerId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	CustomerId ObjectId `json:"customer_id"`
+
+	// Type Example: Meeting
+	Type InteractionType `json:"type"`
+
+	// Description Example: Quarterly review of the support contract.
+	Description *Description `json:"description,omitempty"`
+
+	// Status Example: Open
+	Status *InteractionStatus `json:"status,omitempty"`
+
+	// ScheduledAt An RFC 3339 instant in UTC.
+	//
+	// Example: 2026-11-26T09:30:00Z
+	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
 }
 
 // InteractionList defines model for InteractionList.
@@ -666,58 +666,58 @@ type InteractionList struct {
 
 // InteractionPatch defines model for InteractionPatch.
 type InteractionPatch struct {
+	// UserId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	UserId *ObjectId `json:"user_id,omitempty"`
+
 	// CustomerId A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	CustomerId *ObjectId `json:"customer_id,omitempty"`
+
+	// Type Example: Meeting
+	Type *InteractionType `json:"type,omitempty"`
 
 	// Description `null` clears it.
 	//
 	// Example: Moved to the afternoon.
 	Description nullable.Nullable[string] `json:"description,omitempty"`
 
+	// Status Example: Open
+	Status *InteractionStatus `json:"status,omitempty"`
+
 	// ScheduledAt `null` clears it.
 	//
 	// Example: 2026-12-01T16:00:00Z
 	ScheduledAt nullable.Nullable[time.Time] `json:"scheduled_at,omitempty"`
-
-	// Status Example: Open
-	Status *InteractionStatus `json:"status,omitempty"`
-
-	// Type Example: Meeting
-	Type *InteractionType `json:"type,omitempty"`
-
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	UserId *ObjectId `json:"user_id,omitempty"`
 }
 
 // InteractionReplace defines model for InteractionReplace.
 type InteractionReplace struct {
+	// UserId A record id (24 lower-case hex digits).
+	//
+	// Example: 6553f1a2c8e4b2a1d0f00002
+	UserId ObjectId `json:"user_id"`
+
 	// CustomerId A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
 	CustomerId ObjectId `json:"customer_id"`
 
+	// Type Example: Meeting
+	Type InteractionType `json:"type"`
+
 	// Description Example: Quarterly review of the support contract.
 	Description *Description `json:"description,omitempty"`
+
+	// Status Example: Open
+	Status InteractionStatus `json:"status"`
 
 	// ScheduledAt An RFC 3339 instant in UTC.
 	//
 	// Example: 2026-11-26T09:30:00Z
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
-
-	// Status Example: Open
-	Status InteractionStatus `json:"status"`
-
-	// Type Example: Meeting
-	Type InteractionType `json:"type"`
-
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
-	UserId ObjectId `json:"user_id"`
 }
 
 // InteractionStatus Example: Open
@@ -755,12 +755,10 @@ type Password = string
 
 // PasswordGrantRequest The OAuth 2.0 password grant (RFC 6749 section 4.3); `username` is the email.
 type PasswordGrantRequest struct {
-	// ClientId Ignored.
-	ClientId *string `json:"client_id,omitempty"`
+	GrantType PasswordGrantRequestGrantType `json:"grant_type"`
 
-	// ClientSecret Ignored.
-	ClientSecret *string                       `json:"client_secret,omitempty"`
-	GrantType    PasswordGrantRequestGrantType `json:"grant_type"`
+	// Username Example: ada@example.com
+	Username string `json:"username"`
 
 	// Password Example: correct horse battery staple
 	Password *string `json:"password,omitempty"`
@@ -768,8 +766,11 @@ type PasswordGrantRequest struct {
 	// Scope Ignored; the role decides what a user may do.
 	Scope *string `json:"scope,omitempty"`
 
-	// Username Example: ada@example.com
-	Username string `json:"username"`
+	// ClientId Ignored.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret Ignored.
+	ClientSecret *string `json:"client_secret,omitempty"`
 }
 
 // PasswordGrantRequestGrantType defines model for PasswordGrantRequest.GrantType.
@@ -785,13 +786,25 @@ type Phone = string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
+	// Type Identifies the kind of problem; stable, so code can switch on it.
+	//
+	// Example: urn:crm:problem:invalid-input
+	Type string `json:"type"`
+
+	// Title A short summary of the kind of problem.
+	//
+	// Example: Invalid input
+	Title string `json:"title"`
+
+	// Status The HTTP status code.
+	//
+	// Example: 400
+	Status int `json:"status"`
+
 	// Detail What went wrong with this request, for a human.
 	//
 	// Example: The request has 1 invalid field.
 	Detail *string `json:"detail,omitempty"`
-
-	// Errors Each invalid field or parameter.
-	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Instance The path of the request.
 	//
@@ -803,20 +816,8 @@ type Problem struct {
 	// Example: 0a1b2c3d4e5f6a7b8c9d0e1f
 	RequestId *string `json:"request_id,omitempty"`
 
-	// Status The HTTP status code.
-	//
-	// Example: 400
-	Status int `json:"status"`
-
-	// Title A short summary of the kind of problem.
-	//
-	// Example: Invalid input
-	Title string `json:"title"`
-
-	// Type Identifies the kind of problem; stable, so code can switch on it.
-	//
-	// Example: urn:crm:problem:invalid-input
-	Type string `json:"type"`
+	// Errors Each invalid field or parameter.
+	Errors *[]FieldError `json:"errors,omitempty"`
 }
 
 // RefreshRequest defines model for RefreshRequest.
@@ -840,7 +841,8 @@ type TokenResponse struct {
 	// AccessToken A JWT to send as `Authorization: Bearer <token>`.
 	//
 	// Example: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI2NTUzZjFhMmM4ZTRiMmExZDBmMDAwMDEifQ.c2lnbmF0dXJl
-	AccessToken string `json:"access_token"`
+	AccessToken string                 `json:"access_token"`
+	TokenType   TokenResponseTokenType `json:"token_type"`
 
 	// ExpiresIn Seconds until the access token expires.
 	//
@@ -850,8 +852,7 @@ type TokenResponse struct {
 	// RefreshToken Exchange it at `POST /auth/refresh` for new tokens; it can be used once.
 	//
 	// Example: 3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c
-	RefreshToken string                 `json:"refresh_token"`
-	TokenType    TokenResponseTokenType `json:"token_type"`
+	RefreshToken string `json:"refresh_token"`
 
 	// User A staff member who signs in to the CRM.
 	//
@@ -871,19 +872,6 @@ type Total = int64
 //
 // Example: {"company":"Analytical Engines Ltd","created_at":"2026-11-26T09:30:00Z","email":"ada@example.com","id":"6553f1a2c8e4b2a1d0f00001","name":"Ada Lovelace","role":"admin","status":"active","updated_at":"2026-11-26T09:30:00Z"}
 type User struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
-
-	// CreatedAt An RFC 3339 instant in UTC.
-	//
-	// Example: 2026-11-26T09:30:00Z
-	CreatedAt Timestamp `json:"created_at"`
-
-	// Email An email address; compared case-insensitively and stored lower-cased.
-	//
-	// Example: grace@example.com
-	Email Email `json:"email"`
-
 	// Id A record id (24 lower-case hex digits).
 	//
 	// Example: 6553f1a2c8e4b2a1d0f00002
@@ -892,15 +880,28 @@ type User struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Role `admin` manages users and everything else; `member` works with customers and interactions.
+	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
-	// Example: member
-	Role UserRole `json:"role"`
+	// Example: grace@example.com
+	Email Email `json:"email"`
+
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
 
 	// Status An `inactive` user cannot sign in.
 	//
 	// Example: active
 	Status UserStatus `json:"status"`
+
+	// Role `admin` manages users and everything else; `member` works with customers and interactions.
+	//
+	// Example: member
+	Role UserRole `json:"role"`
+
+	// CreatedAt An RFC 3339 instant in UTC.
+	//
+	// Example: 2026-11-26T09:30:00Z
+	CreatedAt Timestamp `json:"created_at"`
 
 	// UpdatedAt An RFC 3339 instant in UTC.
 	//
@@ -910,21 +911,21 @@ type User struct {
 
 // UserCreate defines model for UserCreate.
 type UserCreate struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
+	// Name Example: Grace Hopper
+	Name PersonName `json:"name"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Grace Hopper
-	Name PersonName `json:"name"`
-
 	// Password 8 to 256 characters.
 	//
 	// Example: correct horse battery staple
 	Password *Password `json:"password,omitempty"`
+
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
 	//
@@ -954,26 +955,18 @@ type UserList struct {
 
 // UserPatch defines model for UserPatch.
 type UserPatch struct {
-	// Company `null` clears it.
-	//
-	// Example: Babbage & Co
-	Company nullable.Nullable[string] `json:"company,omitempty"`
-
-	// CurrentPassword Your current password; required to change your own password.
-	CurrentPassword *string `json:"current_password,omitempty"`
+	// Name Example: Grace Hopper
+	Name *PersonName `json:"name,omitempty"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email *Email `json:"email,omitempty"`
 
-	// Name Example: Grace Hopper
-	Name *PersonName `json:"name,omitempty"`
-
-	// Password 8 to 256 characters.
+	// Company `null` clears it.
 	//
-	// Example: correct horse battery staple
-	Password *Password `json:"password,omitempty"`
+	// Example: Babbage & Co
+	Company nullable.Nullable[string] `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
 	//
@@ -984,28 +977,28 @@ type UserPatch struct {
 	//
 	// Example: active
 	Status *UserStatus `json:"status,omitempty"`
+
+	// Password 8 to 256 characters.
+	//
+	// Example: correct horse battery staple
+	Password *Password `json:"password,omitempty"`
+
+	// CurrentPassword Your current password; required to change your own password.
+	CurrentPassword *string `json:"current_password,omitempty"`
 }
 
 // UserReplace defines model for UserReplace.
 type UserReplace struct {
-	// Company Example: Compilers Inc
-	Company *Company `json:"company,omitempty"`
-
-	// CurrentPassword Your current password; required to change your own password.
-	CurrentPassword *string `json:"current_password,omitempty"`
+	// Name Example: Grace Hopper
+	Name PersonName `json:"name"`
 
 	// Email An email address; compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Grace Hopper
-	Name PersonName `json:"name"`
-
-	// Password 8 to 256 characters.
-	//
-	// Example: correct horse battery staple
-	Password *Password `json:"password,omitempty"`
+	// Company Example: Compilers Inc
+	Company *Company `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
 	//
@@ -1016,6 +1009,14 @@ type UserReplace struct {
 	//
 	// Example: active
 	Status UserStatus `json:"status"`
+
+	// Password 8 to 256 characters.
+	//
+	// Example: correct horse battery staple
+	Password *Password `json:"password,omitempty"`
+
+	// CurrentPassword Your current password; required to change your own password.
+	CurrentPassword *string `json:"current_password,omitempty"`
 }
 
 // UserRole `admin` manages users and everything else; `member` works with customers and interactions.
@@ -1439,163 +1440,166 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lbhu30vCrEDofcOJWkiXZTmsbxX9c51Lni5PUsb+cNvKpqN2RxHhFqiTXsloY+B/if8L/ST5wyN3l",
-	"Sru6WXaS1kCBxitehuTMcG6c+bMSiOFIcOBaVQ7+rAyAhiDxn8c0GMCx4FqK6I14r4UE8zkEFUg20kzw",
-	"ykHlXFwBV2QYK0240KQLJDD9wnqlWlHBAIbUdIIbOhxFUDmocFFTOFS1oicj80VpyXi/cntbrTw/p/2C",
-	"OQZArkEqJjgRPaIHQCQoEcsAqqQnJOmc9GqnVAeDDqE8xD/fCA7uWxkk7UqzXSkE4ySE4Uho4PoMRhGd",
-	"QDgLVEfLGDpkPABO9IApwhRChosLDYAjwRUQLQjlBKiMGEgi4fcYlCZjpge2OR0C6aQTBpPaf8NkGmQe",
-	"DysHHytmxsplEcCvGb8qALEdNxo7Qb1ex3/AIZEQ/dCucLjR7UoKO0gwwFNivpMR7UPpjuF420GstBiC",
-	"VP8niKUS8geYvGqdfBI3vZ9Ni9bTiA2Z/mGvUTRt4Ya/FgG1QBed/cXZ6+TcAwlU2+3F8y+DNINx++ne",
-	"3k6vSVvB97DbbdFm2Og1Go1GqxCQM9ByctTTIGdBeQ+B4KEyJzqmzKB6T0ggWk4Y7xPap4yXgPO0kc7F",
-	"uIY+SJzsw4cPR7EeANcsoBqKF0+zFgb/cXTEqlgBeXL24pg8/W6vsVW2ET8ClYh3NBr+0K4EctiuVAlI",
-	"KeQP7Qrj1zRi4W/aUHHh2dxWKyMq6RB0whXwyIth7Zgj/s0iRSc5spGEayZiZTGLXCggbJoAeiwy4yP1",
-	"KiG1WQ0zo/4eg5xUqhVOhwYsO3RuqUN68xp4Xw8qB81Ga7daGTKefig64mOHGSdh8SISzPmnIixMARlR",
-	"PcjgYGGlWjG0zKThDYYwfZj+S0KvclD5x3bGW7ftr2r7bfcTBPokzMHyXkhdgHBCaiJkCPKQdGodMgTK",
-	"FTFtgIeM9+vknIEiVALpSnOCpDvxYZ7aPLOxua0LoUfjSFcOKjVHV79R0yLhN9ivWqm5/+fa5HvEo9D7",
-	"yfvrci57DSb/DZPZdR+RmLPfYyDXNIqBjEASQzY8hNAxAPKEkouLk2dVouhkq06QbA0V5tHqCiYGpdo8",
-	"/dIV4QQbMU5au2QgYqmIRCZv2XePSaUz7s240kBDg8s4M+P9NkdSP8xPgxNTErJeDyRwbWdiZvBerCC0",
-	"DXZbrXqbmy1OCXS/933QCptQ2+1+R2u7wQ7UaLPXqjXgabgX7HZ3aKuZHKi9nLMTnbo2yuiitbe3mCxO",
-	"enhblhC2uZhTik7u4omISURxu2hYJyfJ1RwIGZJgQHkfQqIYN9c0F2bP+4SpNh9LpjVwpHbTg3I1Nmes",
-	"yG5zZn/alR1kTMUb4O79co7QKF6rEQ8Wr9cscCCimbUxRWKeLDC/gp3GLh61iDWhiAT1lZaTyS2rrokH",
-	"URzCudA0KiCpSAkSiJhrAtcgJ8lK9IBqMjTTQYL/lhM/CYTSCkWXGy0pQV6yVcZamJ38N42zF/KYHo0U",
-	"pIB3hYiAcge5BkkDA2kZT2ZZk4dgyx5Em+XMxBtZJXjS5h0DRRhHyDM7JBBDsISFEprh24Z0uhPSqeVb",
-	"GgqyHMv8mPvN0tFG7gF/XMPfp/4uvReKmb+3t5rqWL1AjJvd47c8mvgHrxLmzhRR2LP0osNfK8se/QxE",
-	"03CeT0awPJTIJI0yMBlBGYS4LWvAZyCZhu5CgVwduliBLIPO/PYb0tIatPPayP6zkPwkxmRIecJ4UIqW",
-	"oGPJieFAQpXKfKhMFOPrXqNqOCMbGjxtGb44ZNz+1SyUuN8nmPtCiuEy25WiuoFSSEKNauD0Pa405TrP",
-	"3luN1tNas1VrNM8bjQP879cyLE2pqGeA8RfYE3JIDT0aOaqm2bBYW05Xcy5WW0uiucxbxne1RnO1ZWix",
-	"1iKAyqJr+JgqqDGugCum2TUQFXdtN6KwCxHXIImBokpgSFmE3NCgJ+VTl+5AjEZ4zxYt4Pe5F+0isclQ",
-	"X9mtZejoIa4rA8PfSYO4NbtmBXRUSX+k4Zm1q5i/AmF0BfwnHY0ipzhvj6ToRjD89pOyZoYUO8wqNGWR",
-	"O7TEQjOgijSJU5BJj0GE24Kas6ocfPS6ofGrCygsWUQMQwnK3EAjgSRYOahs40+V20uztYbkgrydwqEC",
-	"KG1Y70GlQZvdVrAT7sJe7yn9rvt9sB82oNkz+29vqYNdlASZRhw/cZAyPop1Rmmx5AeBHB645R+4BdVs",
-	"s9tl8e2d7W43fxbTk01jigxpZCgfQmSXduMI8hmc+JB07BZ+vOwg8SoC1BAzh7oB51jwXsSCu57kUarG",
-	"e1KDO5zIqCsTAjdMaVV2pkylDTW9An7/Z7mfneVRDsTywwxjuyuwsYO0W2SkF7Po6pTSozSLIqPRGhU3",
-	"MBfJhAg9AKlsS6sSkbGIo7DNI6DXQLgg5gK6BkLDIeNVixZL2kG9SWPODcNqc7PWF0J2WRgCvyOa4CWJ",
-	"cBnEnZAQItCWcTvpMjtd/FhmTWyudeQ72ZFnKyo97V7aZBOn/Z71ORh2USXdWBtVVxIpIiChAIWmfBpF",
-	"YoyUg5SJIien0XNDLXfc9/diCNYeMAauyVgK3ieCEwOEYiEcOsRzXMXwXx4qwjRhaLEmkehPn89dqG8v",
-	"z0ntQokCaUQMZA/zOKptvpFTOeIk5nAzgkBDaGdeuBcWzH8quyl4UshqjyWEwDWjkdrAvWg5g5BkRJUa",
-	"O4aAB4ckjVaQwFoYmBExkOjNJV5MR5HoM74W0TRn77zAW+nCm89vvCm26Y2JwpTbF7gZGdHO7I+Ea3Fl",
-	"NuO2Wnkj9AsR8/COp/JGZJeckVasOB+W0sU8T8jqx7CbHcMboUkPF1S6+Vzomm2yiS1/I5JLKbduu7Wn",
-	"ImQ9BiUyeZEFD02UiMHO7tdn18ANeRV4Ej0HaeKtLFqFa7aNbXAJ7+gkEjQ8F+I1lX3YoKiamJojM64h",
-	"RcpJk5yyHzfJIneb3m3l1kK0EHbW8pMf2aY1LUTNNt0U0c1Zttluie46Zjq8oCyCcCM7PmvbRiuxkdcI",
-	"0w9De82WdxLeMknPrrP8LLzGNdd4cypAwdaU0ZQlp8Nk2xLnKZoD5DUL4ILTa8oi2o02QSgh1bRLFbq5",
-	"UbJBcz3j/UOi5cTOTtRASB1NNitWeDTjVkZib2mlJ+U32tQJ+bvgjV+yBx6fQ+9aLfWKz2N3nv8coTgX",
-	"4pTyiVPP7yyHCGGNiBZ3iWJ9XmNc+UuIqE4smxuTOVqebpbCIJM1lR6iYXmmaS1tupGjnNoEqjUMR1od",
-	"2qiEjndaHaJszMLmDvSC01gPhGR/3JmhHhErvXVtiALGIFiPqbWIbfT28sXG3BrmkWDWakNSC64xlZfT",
-	"Fac2k2KRMXd2Hz58qE1Hjcw7wOkgE3eKIykCUMowgOdcMz3ZoDyCBgK08NOcnzHVLNGuUWZ54cVibd4A",
-	"k7QwCDBthvGN3mtRe8tHlSsuxjyzeczDF2xay5puAmk+QBTVEuQwinq2uSpVogt2t2oxKFaATlyWGVbI",
-	"FUzwqr3gKh6NhNQQnkLIKDqX7qjXg3Ppo2xGFfEHMB03K5Hu+QeVLoYMzWqI87GVnlbavobta9hw07Kp",
-	"OQ/GCSVuUxEqe16I12IE0gZ20SCAkVZ1tOi7WTDeyjo08lFd5iOLDB6c8KBSzQV7LPRaZGFHRaE3I5BK",
-	"cIM9zpWSQAtEAx1aa4PK+VdsDCkCOQOZZ+RPvGPNWuvpeWP/YCdxK1lr6kGlL2kA/3LD1gN0iiEyzBGe",
-	"nWfipelKfkr8PFxoUJWDyilokgAvaQjmzpSH1i0GSqP9C38F82UkmQIyiiiiqRhzy19K528anjQQ3ADw",
-	"bZPs7e2RRrPR8FC0Yk2fBg1p3/C5yjUboX8kma5ymfN9lOzRbbUykgZXNAOV2/D5WJogz23+IOZ3OmdD",
-	"UJoOR6abO5v5PZ5bc7g9rWUdV8nZLaAzRMc3puVteq7zu7zBRrf+CS4PkzvPBUBho9vsnBecQhLl56IL",
-	"EmxYcAymzW0eO5Y+uFvfsfjRehqdE86eaDWLkkBgppxzhQ44gfvkM5Bj7IM3RWjVShq98xDVBf3cFXdX",
-	"Q8JHtFqMVlP4kUONeQf+mlkna/5EjWZp/s80DJcGGwG281ApKR60Fz+88DjgRrtYZDNQEvY2d+nYaHrt",
-	"CHx+6nk78C6JGpyL8UPG/a/NOTQwFbPP4yjqkCACKpWzKK1775uhrAXFhhbMyAEPRlerrNE5pkpu5Xx8",
-	"xhprvhP1rrKOvETgwb23EOiR0emlmeI/Hxu1/W+fbNW3yU3t8tv/qhSs6K7cIr8ofPESuGjQ8UBEQCKm",
-	"9CGZu1or2BhFLGEBcxecLbDdfl+0piG9ObEjmc4lh+rYxu0canWrebyh/lI3VDr/PEb9PgUxiUZKhXHG",
-	"3T8vfYLNZPVpbHzmU4ivh/0cU6lBRhMi4ZrBOImQd7olan2SBnoZzjUz6/MEp2ZcxLkoo0OrqEkISTAV",
-	"MxdN7Isa+yQtEmOQNdMmzHOqIr0rjd5Ldjz3niD/zGYnz7H+8692W11++6/kH+12PfnnLP+qVm5qfVGb",
-	"WfwLBlGYhhpMiRvO3DC9Mx+Mopp4pW1oyTRTnhOqNQNC+u6p2JNoMDI57yRMDOPlqmRE9cBo0NYGR9KB",
-	"8rAkga2zEyd2rlnt/NX7t2/IO/u7e/2132huES1ycAxh2AWZPZbM/IR5ELaT050NbMyJSHbDi6jtJ6CR",
-	"HsyekZqhPnFVHBDuTzSHrL2I56I4x5wpbEBHI+AQohFszKLIfamSLugxACcUY3yQOmhqbpw2aixhuvDt",
-	"kHPtFHl4V+Eb80becdGYaTR+LgK5uZeF7qYWibcjP8boFEBbMlxshKimgeFzLCKzlor17A65jV3+Fgvz",
-	"nHpeN5+pr2y6yG/6Cuta7uIseJKQHNmKbwXWtB94Z71CIPKMySF7SeCfZzV9/5CYIFaxPXhLXM/88NCY",
-	"9TXhyh0PveCUFxzhBgwK/s3wddkUPMg3ZFbYCG6vouWeimujrFvxA1/HcCE2o6lP080qYPm34NPsFix8",
-	"k7IYkK+CDudh15pq8COnvDdOudzNuIBpzKq4Tro7MWyi7xSbM1AiusZQh2PKA4giCPOab14mzBB/et3e",
-	"RJngeM6CK9A4eGRUiedOpXgjtFnJOVVX+dmyrjMTvhZ9xr23PCsga2qB8RT6kE5ptXOU2GahBmhDnfPD",
-	"BkJKCDQZCKmAdFHznRCl6QgjulIek/aemvfp/HmrlbFkGt7yaGI50jTqJDpbOn4RlnhX2QzrfEeVIlSR",
-	"TpKpQwvSB+smTXPApAY/4SLuqcqSw2SbAZNXf5x8Euz1hzeTXz+8aPz64az3y79/Zq+PX43M9zefLpqn",
-	"rV9ufjl/9enty4vGL59eDU4//Dz+9dPR+PTZ0eSEN+pBK+LL8OE3iRHMx6X1HbwrG2RSYi5QzJO44pA8",
-	"ae16phYygBsSsj7Taiu/c3OURR9d8lhq/pyyDtNa7/LP1u5toW34nYfBeZC/N6fe2ntKggE1NO5evNwX",
-	"mn+/GM0zaF9KyrXHBmaNL2+PYj0grXoje47QN52SjDi7+0QBMi6yW9/ZOiQdw3A5HUInSdSEZGSWPHXp",
-	"RQy4dqw9P/FJnwsXlzbteJnZeDeMgkCCvttQuLDf9BQDLqD+L45xmRtdjKB0+e5pC746goCFoMh4QHVi",
-	"ncEXWaKAVAtWnBzvRm+AKcbrHYQ34QJG7Nnxc6BNRazM9+Qt9Je8K/ZQPUPGUyVqhC4dTI72LXlCtkiN",
-	"1Mk2uems7bNazUeVhEsVWbMNxe7v7n1HXGwWCUUQD8G+SV/B8us9JcvefDrbp80TR8kgHlrmn615iUe/",
-	"s45TF7c4DcdzGgzy3e2LKc/+u5RK61m/CzTaLICuiDVa43PO8jtl9PWD7maW5kfhFabG+XfNcebaybPO",
-	"1ERVc6n0GA9Ln6f5gMyJ8Zujg82C9NP5+TuXEoQEIsxLKLuNguRradzg7EWOIfBExcMhlZNkeVdmSaKX",
-	"YGh+GSUvrzPYE9Y9xQPxxViPOVfr1BSHZkHdCKoEE/eEQALKiRozjY+lZxTe+e+8PeYeS7bQ3p+ETuIe",
-	"zVVGzqAnQQ3WE9ml7Wyzz+W5487vrdp346Ojo6Nnje7FzuRVQ53t/w9v3OzfXP28x59eNyevv/+pQX9u",
-	"rRz+OLXWPBBFazwv9JO/pl2IFLKVvhTxCHMAYjqeSLu3JenzbPsoUMJQXE/53ooDAu/FiT7NRTIFuowp",
-	"7+zs7Cf5QQw1X5wfF1lZZtwEy2T+qNrMoWcuj8OsCZAGASiV4caMJ+zDOQZBAw9RlzlywfoYTXtAXN5D",
-	"m7HSpjfEZJSdGfVl0H0ZsLfs1cnFHyfNN+xEnfCzveD45OnJ1ejf/3P8ar9udJzwwwl7y05ab84v/vj1",
-	"04vB6fB099fzM3Y6fH7z67Mfh6fPjD7znPV+RnWmO3zRCP/9Kiq8PDDEX/3GeHmOyZhrFiWPakEp91bA",
-	"dc2tYb+Ywc0Q19RNdeMe6zNUoDrv3r4/J9s01oNt17ODuM1hbOdWh6apYUJdfCAfEsGDKWVwNaqd5ZNm",
-	"nhlB155koZhrZLBFV+mFcrl/fKLPIVdu4tzxTO+im7GQSRTnXZtJe4S51vxMa4dE8MjlD+zk8qj9gBlm",
-	"85dZy6MuxvXT3YqX86gQDy5UsSdZadrrJY7i8UDgYyqFl7Y15h6fnZZGeR9xGk00C2hEnvM+46DIax2u",
-	"GO49K5wvCrZ2wd5HISWvxTWgSbNaMfoDDjfEI5uNvX6Mr142zMhu5WKCOhPRCmFAmJ8oNbjeezwzLmI1",
-	"n6KB8C8Sy+yr/nN7Je0e5NjnR3PNVaDNMBvwEtp74KtyDxqQP2u48Y+026V9IDarNzkWdw85DmIpgevf",
-	"RqWGyV9ELIlrllr3DtNXoeZ6cqIL5qwRY562qt+TFetvS7OFKPlQMbWPqPIXYe/uQp5jRkhnn2VQKNZ1",
-	"jBBN+2DzllpDJuYxtkF/ECk4JB0rzHbIWMgrly02NXVhF/9lcN1LU5iIjnaAvLfSfStgZd4GFGnQnSTK",
-	"uGOt2QHlXGgUs4mtFHDHuGRzUhDEkunJe6wKgHDY1/RGG87+epEg+qsP55Wi56odXyHqkJ4Uw0Ql9FIn",
-	"dKpG3dYrq9u2ZkHlwEGTrWSg9chHanT/FijFdsvsidqw3SfUooLBtC0824z8UTntTsj7Me33QZKLk38q",
-	"ksALJGTUWSJ7kRjjnvlE5TS+C2lUlJxCXHHuDNMl0VZdMz+/hM83TfeWfSPMeE8kr6upzW/o1Jnjs1Ny",
-	"9O6EDCnjmjJuDbMxjmx2SB1sb/eZHsRdoyZtixHwQA63AzmszOYPM2ob6dLgCniICryikbP8J8GlGuhQ",
-	"1du8zb8h33xjsFh98w1aqKxOmCiDU1vubzL+ISEAzOtnbaa1iF1D2OYETTM5s8UoihXmAsB9tB/rdvok",
-	"Wj8BAStGgBhF4KVzdTbSibUlu55+Km3XeWgjC1SVaAxKUFUS0ChSLkGswjT0bjc0VVcqiwc2cBeFBJtt",
-	"+sc/yEvQmINbaSq1WWWbN+vEqgxe3QAcwaryHvV0yP//v/+PcJElfOAAIYRkPGARZkg0zQwELuNj1aXG",
-	"p9oftwuBGNrn/I4r1tu8VSc58iigWvLE5Zv45puUCr75hnRjrQV2zAhlC4FAZEle8k+xhpVo323eseDX",
-	"wPGgLNahZ8MaRVPnT6cs10An9QepenHyUAN03uniqjHko+U7Lq6+s2UuApHmKUjzcXjR+2bILIC/k3pw",
-	"OvZUkkcGiIpGOVFJMuvOn20U79uVA/KxXq9fVknbF/TN93alXq+3K7edOsFQjHzZFEO8hCoDwYIADYaA",
-	"lIVpkCR3BS7LDJcVcnH26E+YZhBdDJQMmVIjiHTWjHBzx7qVuQdh6F7D8c3S3zPej7JqTIoEVMoJYihm",
-	"faoTzAjBtF1VLvuTgbjz7uK8UyWdd0fnxz91DIzoonz2/PXz8+e47CG9AqJi6ZImcIGZFfzaC0nkhV3/",
-	"ECjXbGjBQ2LopJl67BCugojNt4CgzmQdtcd+YFaeLytiIPQri9g8D6vVDyF6zAKw6fkjFoCzfie2rREN",
-	"BkBa9cbMHTAej+sUf64L2d92fdX265Pj52/eP6+16o36QA9tIkrrv6ocoJRi+GBOENL5mgoZH9QD691K",
-	"0mq4u6lSrbiiH5WDSrPeqDfwmdkIOB2xykFlp96o76Airwd4o9qLMxJ9EVvFXRRFcpxhhhvljtG7HJyc",
-	"kUh5KeNUMYRWOklzxrocUPU2P/KunCx7r+ukNJ24fEOpbX3i7OnkiUtBbz4y2eYR64FBIqwscy2urG+H",
-	"uAwvmMHWje5y9DgAaWQoCZOLKdJq7NpDTnN8nISVg8pruyepo/VHEc7LvVOQbWXKsr+S1X3p/CZTjr3b",
-	"vIjvlJ1cFu5WY7dYdIOQiFhjypndRqNs4nSsbS+dt+nS3FncZTq3IvbbW9yvMAXObbWytwyc+YS42GsJ",
-	"UAsS3PmSfOXg46VPvpZEpoUnL6EISvqXZoi8sFpOdEJbl2R+yAMvJRVSH1NEjRIypOgIygl1WFgpT7X2",
-	"VjG3BYR18k6CGQiJZ4q8kRGPaUalOJMZzjKEZam+aoQiGtuSYja5fZKtps1tdzNLIEYMwiJqdGh+7jb1",
-	"r0eTjSXWsdzseX9tUX6z1FU4lbIMC0nWXCXJRfnKiqpO4mTr8I5GcxkynsmW/Mh2UvfwNOXmfcLFfCiL",
-	"Lzr4s9IvCn98h7YcPZAi7ntGmqoZGlSq9fDIsJuOElJ3iDIiFmabHzMFdWJr3qg2D8SwyzhYIe3ozbPC",
-	"W5cpfeyFPfk1DT8W713WZNvWtLmtLmyYegcWtsyV61pqZK9SoGlfUO0lk/HuqVLS9Hv+hXAk1YaSVGJP",
-	"4IYGruDY1vzUJoXlH51xuKzO3RKxP4sAHnNrPFpYJCnNsbBOyZYFUKAWZV8zYymGqbg5GzJUWFeK9ss2",
-	"Z2+ZvVmAhK5Wz2L4XZXWFWomLVdsKPXpYkLS1asNLQn3JusjJSDbMe8BZqcKl+01eWJYNuOBhCFwTSOi",
-	"JjzYKg7kWmI9iScdEzyvvpzLe5RQckmqiooroOECdfFk+6YklaSO8jwBBdvcq0RyMZV59jOIBakgYPbS",
-	"GQSx6FYudthd/dnFeonZK4q0jk7CLzvEFY1SSaCRQh2xxrjlt+QUPS4KY80wNspZbNKp2zwR8ifo09MD",
-	"GCqIrkEVXf3WSJtmHVv17p8qVmsReE0toTxN5rwUmPeX4vLuyStvVxUdXJTNUrpLc+OcoYgrWIjCtWs7",
-	"+OXia369+HldCyrMT5VBn8uCknYPyoZ2l2EoL/wiRbuN/cU90opfn0vr2m21luk8mzH7M7Nm533KnFUl",
-	"LDmnkm3/ycJby54j0IUvINLs28hlbfmtAVV5g7HLbWxHCcmT3cb+llPY2rwTUBXQEGwEa5WMBywYuLZq",
-	"1vishaiTI+I6pcahNsdWMh6ZGXqMMzXAF2LAM0OQV3nO2oyxkkTBNfAMZ1//GnDlsWflMSyt7AqH6an6",
-	"8VPxBoXyoV31akWTL5exvdoVh2sbXh+KR+wu7pFWTFqPqSxB3wXlYj4zedvjW0ze1cTEksf3l6DvgOxZ",
-	"ffQHkdhL62p5mbnWLry0sySGpYWjHpReVsT+z4mRL42ouRgdV8O1pO+JLeQwKi7Kj578U5B9IBgRa995",
-	"f7ez/3TrwCoJ1vkKUahcqSGrGNtQinyYK+VtLkY2btE98iQdsxa8qoDbAarWrzubCrXodrlArfjut8td",
-	"tAunEZilekJ8GlO2sqhuQ48NCvgTD80h1PCYvn1AIB7U1bEsWyJUueSad2JQj5fzWpfzo7KwAu+2DApr",
-	"xiRsUvSW4uaxnpMk2jpqIWT4WNmOfEDyzFWRCHqaiFijgxiZMISWMdM2Nz/WzI+eiegKYKScNG2ju/G3",
-	"zDY0pBPL9h2PzhuHnF0IAwht1O3ARb0Mk8I5ggOGDRc7hXHMz8vN78NWND+1+mewBiVPCR75+yN/f+Tv",
-	"d+HvjpLWsQblC6aVuezPy00bq7jt53rmT/KV2746J72fmi/x0y/f5UKBtEENK3Y0uLtWR+vHX77r+yQ/",
-	"4wsphit1OBf3a0iYzig71/u3wEr3xfsDvyqjwZG/1ZoNIWIc7sN2YBjbALPR/1HKxI7S2NyGe3yB700s",
-	"M8faozHnmLuFeQUVtYhdzoakhO4sG3sJ2qXCXwvLPcEvFbjE1fLqspu7RJ7xFkgjdg31ubFfr9k1cNN8",
-	"JEXXP6q3yYqTe2SpiyMf67XRe+OveF8UBHvknCVZaJdvHC30LOQSy64TpPR4d31xd9dXd1l99uCVqXLA",
-	"CTPL8Y45cSsuUfOisJVDl0rHC1tJSx8Dw7fnzp+ZHB7Ja5ruVY5NfBkrV8aXPNlttTI2uFUe4OJnwf+s",
-	"MS73XxFlIxVPlr5aZ+tNPHDwSq6+wWP8ymP8yl/GZBHYp+Q+iy7n0NMCZ2rF2P7T4zm3OTl0JCEwxJGk",
-	"o5kVjYVkfcZpRI7PTv+piBSxhiq5gpEmSrjHvloRm85ZoWEa80sw3q+TE5289mtzjGyPJiRiV0A6L5+f",
-	"k3lmljQoJvUxMm0t4ij3KmEuC9J55lbABO9YR6a5wJMHqqrspYO/cz9O0rBY6NNgMns5zLfzhKl4OaKo",
-	"3RRKl3lueC/S5sry+ldob/DOuyjJMQY+MYel+LItQ3HrEd//bndvC1Ng2Mf7KsYne0LW3PvdDokYv0re",
-	"JddzikEWD/6v5nf7e0/3mi10AczmHUlEzYJMIgUzWnApD6tp8JYEo4wKDlULJ4cb3UnLC2QgTU/9aGZZ",
-	"xsySUxifeDiCJ7G1Ao+djRYsiqq7k+zZK40z+hvFtH3dIWpL3uDlkWp3Q6AHClZbIIef58NaH0PWvpiQ",
-	"taXRc0XEy7p/3uC10ni0zfHlNY0BqQ6e1qBaR+1eKxBts1M/aHjCaozmMUhhg7fpowJ/95iy5dntPYWW",
-	"5cLE2jwXJ5ZaY/NC8h1DxT47o92Q1bVKhqX1POdYXZ8WWF1zJQhnq00vVUl6ZXb5meLJHhn2I8P+qoLE",
-	"VjC5Yn6mZSMq3Mu8JEwizYVGyShJo8c4MQxV4WFWyV5jZ56X/yXoM6Ah45aPfFGRFWeYuQpr0EiMqbiv",
-	"DGBu/YvjMTDr55KBGLFaMeFOoaUZswt+jaEXmLx5TsyFzTN9T3l08qmzl5pfigjKZk/yay89t030vULC",
-	"l/s0q6T1Heba0HE/HgMelgl4iFU+PYel0fIQhw9+FmKXgdgiHQcIVZq4uJoPUsiS5di0xJhzz/KRJGn7",
-	"eEA1ppDtGBS1HKVOjoxUOabSqAsG1bGxfdLhMn3Ywy4NdcBSHl9GHo/SQkjlRY6KixhlKcgXlWnNlTu6",
-	"XYXsP0/4givA9Ri38Bi38FVL0Zl4li+y8PHSXKRTJQzw4+1lYbqOWOUeZyTsORXgXB2B0gSuSW5GzARf",
-	"kJvfVrr1cvLn87Y+oVO1E9t86YzuWy4Z7HQm/zbHLBg2p7Z9uFdaoZsadaAn5LDNn3Sykso/JM1ssaGk",
-	"uMMP9Xrdfkl+N186W0n8BHMlo/1iD22ez3RvKz7gcm3dgyQzOm5eNU1q7tU2CAGfu9ksdkEgYgN4FKVZ",
-	"2DH3yG6jWW/zMxjZi7BHWRRLsDVBjY6TdBTSZq8132wgCaFhKM2RmPF2W/suYX2bd85Ay0kNr8gkzKMk",
-	"izTj7h5c+xorv6OWvY2Wvn4Q3ixxbd6Sf1Mbj8c1gxK1WEbAAxFCOAWrXwTdr9ez/L2ZVQifWfDSyygs",
-	"UP+l5eF1rzwZf0zDu+7FtMT1eS7EKeUTt0z1ZaXvfT+/fEtx2l57+diCVIUGhDOvEASqAEkavvwF04VI",
-	"8L75q9Cec2xfdKfM6x7VyjJj7FTGwbtZYb8yFfFlcoPl9mCuPLIwZZhV4IwyVydHrgjOQLjUYWLMlZ9h",
-	"V+Y9L87r0oUkl1ibYzKxA+8Otu4YW9/GmloOSFZdK4llw4B6rH+CupEbuc2zocvzgq2nUj6GLv0N03GV",
-	"kEu1zD4+mSI1NHRIoEbQnKQMaIZNromRDxQLNY+73pmnPkY/bTRhVynCroZbpt9nTtL1HjM+xljQTtni",
-	"UahsmcsGzYe2ZoFRCMuDojbA6u9sNpwtrLuSIW+tgKiNz/6gWs8ihvPoVP/bpWr5EtNplfPae4t1Oh9A",
-	"m6fGK+acKklZAPTJd5KfO+Z35LzlqbQwgZbLp4582TQwIrrjrlkElRQRVJ1n1Mj1qGge2na2egVWU/PL",
-	"LjuXUme6tnNnTnDVl8CwN+bnyXlvZrNrrcSIP1O00yMrfmTFXxArzjJflRky1vHeXJo+8rr8jaT91eVI",
-	"N/92PvOkWG09rd+5jUzIQVVS27qaulTwDaj5iDUTMzZioJ2NFXmPFZudo0HVyVHiS+fUsuphPjEB6p1o",
-	"TcHimiHTHj8fSdFjNszEzWq3cHba8zlVmrG+tNsSb6gsz8/scKfr120uLNqczZoLaJudOE11Y+tZ5wKt",
-	"fOC9SKvby9v/DQAA//8=",
+	"7H2Lbhu3tuivENob2HEryZIsO7WD4m7XedQ5cZI69sluq5yKmlmSGI9IleRYVgsD9yPuF94vOeAiZ4Yj",
+	"zehlOY/WQIHGIz4WycX15lp/VgIxGgsOXKvK0Z+VIdAQJP7zhAZDOBFcSxG9Fu+0kGA+h6ACycaaCV45",
+	"qlyIK+CKjGKlCRea9IAEpl9Yr1QrKhjCiJpOcENH4wgqRxUuagqHqlb0dGy+KC0ZH1Rub6uVZxd0UDDH",
+	"EMg1SMUEJ6JP9BCIBCViGUCV9IUk3dN+7YzqYNgllIf452vBwX0rg6RTaXYqhWCchjAaCw1cn8M4olMI",
+	"54HqahlDl0yGwIkeMkWYQshwcaEBcCy4AqIFoZwAlREDSST8HoPSZML00DanIyDddMJgWvsvmM6CzONR",
+	"5ejXipmx8qEI4FeMXxWA2Ikbjb2gXq/jP+AJkRB936lwuNGdSgo7SDDAU2K+kzEdQOmO4Xi7Qay0GIFU",
+	"/yeIpRLye5i+bJ1+FDf9n0yL1kHERkx/v98omrZww1+JgFqgi87+8vxVcu6BBKrt9uL5l0Gawbh7sL+/",
+	"12/SVvAdtHst2gwb/Uaj0WgVAnIOWk6P+xrkPCjvIBA8VOZEJ5QZVO8LCUTLKeMDQgeU8RJwDhrpXIxr",
+	"GIDEyd6/f38c6yFwzQKqoXjxNGth8B9HR6yKFZBH589PyMHj/cZO2Ub8AFQi3tFo9H2nEshRp1IlIKWQ",
+	"33cqjF/TiIW/aXOLC8/mtloZU0lHoBOqgEdeDGvXHPFvFim6yZGNJVwzESuLWeRSAWGzF6DPIjM+3l4l",
+	"pDarYWbU32OQ00q1wunIgGWHzi11RG9eAR/oYeWo2Wi1q5UR4+mHoiM+cZhxGhYvIsGcfynCwhSQMdXD",
+	"DA4WVqoVc5eZNLTBXEwfpn9K6FeOKv/YzWjrrv1V7b7pfYRAn4Y5WN4JqQsQTkhNhAxBPiHdWpeMgHJF",
+	"TBvgIeODOrlgoAiVQHrSnCDpTX2YZzbPbGxu60Lo0zjSlaNKzd2r36hpkdAb7Fet1Nz/c23yPeJx6P3k",
+	"/fVhIXkNpv8F0/l1H5OYs99jINc0ioGMQRJzbXgIoSMA5BEll5enT6tE0elOneC1Nbcwj1ZXMDUo1eHp",
+	"l54Ip9iIcdJqk6GIpSISibwl330mlc6oN+NKAw0NLuPMjA86HK/6k/w0ODElIev3QQLXdiZmBu/HCkLb",
+	"oN1q1TvcbHF6QQ/73wWtsAm1du8xrbWDPajRZr9Va8BBuB+0e3u01UwO1DLn7ERn2EbZvWjt7y+/Fqd9",
+	"5JYlF9sw5vRGJ7x4KmISUdwuGtbJacKaAyFDEgwpH0BIFOOGTXNh9nxAmOrwiWRaA8fbbnpQribmjBVp",
+	"N+f2p1PZQ8JUvAGO75dThEbxWo14sHy9ZoFDEc2tjSkS82SB+RXsNdp41CLWhCIS1NdaTia3rLsmHkRx",
+	"CBdC06jgSkVKkEDEXBO4BjlNVqKHVJORmQ4S/LeU+FEglFYoutxoSQnSkp0y0sLs5L9pnL2QxvRppCAF",
+	"vCdEBJQ7yDVIGhhIy2gyy5p8CrLsQbRdyky8kVWCJx3eNVCEcYQ0s0sCMQJ7sVBCM3TbXJ3elHRr+Zbm",
+	"BlmKZX7M/Wbv0Vb4gD+uoe8zf5fyhWLi7+2tpjpWzxHj5vf4DY+m/sGrhLgzRRT2LGV0+Gtl1aOfg2gW",
+	"zovpGFaHEomkUQamYyiDELdlA/gMJLPQXSqQ60MXK5Bl0JnffsO7tMHdeWVk/3lIfhQTMqI8ITwoRUvQ",
+	"seTEUCChSmU+VCaK8XW/UTWUkY0MnrYMXRwxbv9qFkrc7xLMfS7FaJXtSlHdQCkkoUY1cPoeV5pynSfv",
+	"rUbroNZs1RrNi0bjCP/7pQxL01vUN8D4C+wLOaLmPho5qqbZqFhbTldzIdZbS6K5LFrG41qjud4ytNho",
+	"EUBlERs+oQpqjCvgiml2DUTFPduNKOxCxDVIYqCoEhhRFiE1NOhJ+QzTHYrxGPls0QJ+X8hol4lN5vaV",
+	"cS1zjz4FuzIw/J00iFuza1ZAR5X0BxqeW7uK+SsQRlfAf9LxOHKK8+5Yil4Eo28/KmtmSLHDrEJTFrlD",
+	"Syw0Q6pIkzgFmfQZRLgtqDmrytGvXjc0fvUAhSWLiGEoQRkONBZ4BStHlV38qXL7wWytuXJB3k7hUAGU",
+	"NqT3qNKgzV4r2AvbsN8/oI973wWHYQOafbP/lksdtVESZBpx/NRByvg41tlNiyU/CuToyC3/yC2oZpvd",
+	"ropvb213u/nzmJ5sGlNkRCNz8yFEcmk3jiCdwYmfkK7dwl8/dPHyKgLUXGYOdQPOieD9iAV3PcnjVI33",
+	"pAZ3OJFRV6YEbpjSquxMmUobanoF/P7P8jA7y+MciOWHGcZ2V2BrB2m3yEgvZtHVGaVHaRZFRqM1Km5g",
+	"GMmUCD0EqWxLqxKRiYijsMMjoNdAuCCGAV0DoeGI8apFixXtoN6kMeeGYHW4WetzIXssDIHfEU2QSSJc",
+	"BnGnJIQItCXcTrrMThc/llkTmxsd+V525NmKSk+7nzbZxmm/YwMOhlxUSS/WRtWVRIoISChAoSmfRpGY",
+	"4M3Bm4kiJ6fRM3Nb7rjv78QIrD1gAlyTiRR8QAQnBgjFQnjiEM9RFUN/eagI04ShxZpEYjB7Pne5fft5",
+	"SmoXShRII2IgeVhEUW3zrZzKMScxh5sxBBpCO/PSvbBg/kvZTcGTQlJ7IiEErhmN1Bb4oqUMQpIxVWri",
+	"CAIeHF5ptIIE1sLAjIiBl94w8eJ7FIkB4xtdmuY8zwu8lS7lfH7jbZFNb0wUpty+wM3YiHZmfyRciyuz",
+	"GbfVymuhn4uYh3c8ldciY3JGWrHifFh6LxZ5QtY/hnZ2DK+FJn1cUOnmc6Frtsk2tvy1SJhSbt12a89E",
+	"yPoMSmTyIgsemigRg53db8CugZvrVeBJ9BykibeyaBWu2S62wSW8pdNI0PBCiFdUDmCLompiao7MuOYq",
+	"Uk6a5Iz9sE0S2W563MqthWgh7KzlJz+2TWtaiJptuq1Lt2DZZrsluuuY6fCcsgjCrez4vG0brcRGXiNM",
+	"f5q712x5J+Etk/TtOsvPwmtcc423pwIUbE3ZnbLX6UmybYnzFM0B8poFcMnpNWUR7UXbuCgh1bRHFbq5",
+	"UbJBcz3jgydEy6mdnaihkDqables8O6MWxmJvaWVnpTfaFsn5O+CN37JHnh0Dr1rtdQrvojcef5zhOJC",
+	"iDPKp049v7McIoQ1IlrcJYoNeI1x5S8hojqxbG5N5mh5ulkKg0zWVHqIhuSZprW06VaOcmYTqNYwGmv1",
+	"xEYldL3T6hJlYxa2d6CXnMZ6KCT7484E9ZhY6a1nQxQwBsF6TK1FbKvcyxcbc2tYdAWzVluSWnCNqbyc",
+	"rji1mRSLjLmze//+fW02amTRAc4GmbhTHEsRgFKGADzjmunpFuURNBCghZ/m/IypZol2jTLLCy8Wa/MG",
+	"mKSFQYBZM4xv9N7otrd8VLniYsIzm8cifMGmtazpNpDmPURRLUEOo6hnm6tSJbpgd6sWg2IF6MRlmWGF",
+	"XMEUWe0lV/F4LKSG8AxCRtG5dEe9HpxLH2Uzqog/gOm4XYl03z+odDFkZFZDnI+t9LTS9jVsX8OG25ZN",
+	"zXkwTihxm4pQ2fNCvBZjkDawiwYBjLWqo0XfzYLxVtahkY/qMh9ZZPDglAeVai7YY6nXIgs7Kgq9GYNU",
+	"ghvsca6UBFogGujIWhtUzr9iY0gRyDnIPCN/4h1r1loHF43Do73ErWStqUeVgaQB/NsNWw/QKYbIsEB4",
+	"dp6JF6Yr+THx83ChQVWOKmegSQK8pCEYnimfWLcYKI32L/wVzJexZArIOKKIpmLCLX0pnb9paNJQcAPA",
+	"t02yv79PGs1Gw0PRijV9GjSkA0PnKtdsjP6RZLrKh5zvo2SPbquVsTS4ohmo3IYvxtIEeaqVmxq6gSpH",
+	"+7f5Q1k8wAUbgdJ0NPaHaDZu00Nb3P0ZNvK67t3aI13Ru+VPepsc9pKLifj72jqc0t6t2xQpFnd/jY28",
+	"no9vfVRYH+7D2xRJlgCOjbye7dsMkZYccxJGmAQ+pGMc3Caot+ScTRuv33e3ebTcBEua1lGXuDd/tf5O",
+	"5woEhxlprIa2EJQ5BTM3oMBN9snYCfZBfhVa5ZZGb73r4kKPtnWD2htjf+tOONzcGIcP7ojD322Mw3tb",
+	"wOH9DXH48Sz+5VBvEUK9YtaVnMcYoz+b/zMNo5WXY4Z181Ap6XTuQLOI6aXHCjf6JAmAzuGUToL+Fm6P",
+	"i83zzmZmf3CBeZAW7dLbJH5y4a0bMe5/bS64hzOvF3gcRV0SREClcra1TSUgM5S1Jdkgi7xE9KXd7XX2",
+	"wbnxSmSYfDTLHfZlqxRknfXl5SpvPftLFzOmWoM0U/zPr43a4bePduq75Kb24dt/VhasdNsUK79YfE8U",
+	"uFjbyVBEQCKm9BOycBes2GjU3IT0LNyIbOGdzrtKgfw/ojendiTTuQQJ5sgV0tNSauBW9sCFH7jwGlw4",
+	"hWsRo3mXgp7ElaVqFePunx98opFpXbOY/9S/jb5G/VNMpQYZTYmEawaT5K2DsxKg/i5poFehqnOzPkvw",
+	"dM7Zn4sXe2JVbgkhCWaiH6OpfRtlHxdGYgKyZtqEeWpZpEGncZjJjudehuQfTO3lqeb//LvTUR++/Xfy",
+	"j06nnvyzmIYORG1u8c8ZRGEaNDIjUjnD0ezOvB9SncYX2CChWcawIOhuIW1PX7MV+4cNdiZnnwT/YRRk",
+	"lYypHhIhibWsknSgPFxJuHIpEIb8pJbMefvLy3dvXpO39nf3vu+w0dwhWuRgGsGoBzJ7Dpt5gvPg7Can",
+	"XgrPnJrmDqXoRv4INNLD+XNUczdUXM1Hbi6adAEZ8GLdiyJcc0bQIR2PgUOI5s8JiyL3pUp6oCcAnFCM",
+	"7sLbRFND86w5awWjlW+BXmihysO7Dp1ZNPKei8NN32HkYs+b+1nQdmqLejP2o8vOALQ9lOXmp2r6JGCB",
+	"LWzeRnU3K5Nhd7lNXp9j7s3aZhcP4TOHGc63uc0qf0gb7MPjlZn3/EOWWUuQs/Cv89pkRuS6o1Ho8NbD",
+	"pfU3tFVoUsreq/j4Uk1f2SR7sY5tyduGzcxLd8Pc1lYwt70N/DvYDv7t3x3/9u6GPHM8pwBblqDCFgxD",
+	"Pjf769mGvNVtyTy09Xu0jvXhTFxDmIhe+PaLC7Fdy0rRHV0HRJ/rH2Rcv/D11Vrmnr/OnV+EpRuaLR6o",
+	"+xdP3VeTCpYQsXnTg5OiTw3ZGjiF8xyUiK4xmOiE8gCiCMK8RSIve2fK8ex+eBNlAvoFC65A4+CRodKJ",
+	"Reu10GYlF1Rd5WfLus5N+EoMGPdey62B9Km1zTO0hHTG2rDAuNBcqA8azdw+LMhPEQgpIdBkKKQC0kPr",
+	"xJQoTccYP5nSubT3DAwHy2CYSKbhDY+mCVUslzYTXTqdqwh7PFY8R8rfUqUIVaSb5MjRggzABiik2ZdS",
+	"Y7Bwb12oytIyZRsD05d/nH4U7NX719Nf3j9v/PL+vP/zf35ir05ejs331x8vm2etn29+vnj58c2Ly8bP",
+	"H18Oz97/NPnl4/Hk7Onx9JQ36kEr4kv5gg2rdzjg4djmoRVrG9DSC19gMEki+kPyqNX2TGNkCDckZAOm",
+	"1U5+5xYo6z7q5LHX/DnjUaC1/oc/W+3bfxZdtLceNudB/s6cemv/gARDau6+e2t2Xyj/3VKU96B9ISnX",
+	"HnmYN5C9OY71kLTqjewh0MB0SnJRtQ+JAiRopF3f23lCuoYQczqCbpIiDa+RWfIMU40YcO3If37i0wEX",
+	"LiJ01tFXSlIw0MUOqSCQoLczrGGYuODf9AzBLqAKXwmhQ/9AIMZQukXuERq+D4SAhaDIZEh1Yk3Dt5Oi",
+	"4GovEXwT1LgnrjJHwL2D8yZfQtA9P1AOzJmYs8Ue6KU+ubfF3tGnSMCqRI3RbYjpDb8lj8gOqZE62SU3",
+	"3Y39pWv4R/E9jQ14LPJimJt/2N5/TFx0JQlFEI/AZpVYw+LvPQbNXm0727bN9EjJMB5ZJpKteYVn+4sd",
+	"/i4KeRamZzQY5oey7x89u/9KKr/nAbld5F71Q2OLSK91QOQs/jPGfj+cdiFh9GNtCxNg/afmuEDt9Gl3",
+	"ZtKqYWB9xsPSR6g+UAsieVfUP+fB+/Hi4q1LAkQCEeYlo3ZjPt3iDLFzUcPzwgQ+gCEqHo2onCbLvjJL",
+	"Ff0Eu/PLK8m7UOz3SVjGDI3Ft6N95sICZqZ7Yhbai6BKMIVXCCSgnKgJ05g2Yc4gsDjjg8dIYsnW8gsl",
+	"AdW4dwsVqHPoS1DDzdQMaTvbnJR5irv3e6v2eHJ8fHz8tNG73Ju+bKjzw//mjZvDm6uf9vnBdXP66rsf",
+	"G/Sn1rpB0YvWnQeoaL0XhbEer2gPIoVkayBFPMYsoZiwK9Lu9VmawME+G5YwEtczPt3ikOF7CQTJUSaz",
+	"rNRgUEb09/b2DpMMQoYSXF6cFFmn5txJq+QGqtrcwucu08u82ZUGASiV4cmcJ/X9BT6TAB6iznXsnvNg",
+	"vP0RcZlRbU5bmwAV09V259SsYe9FwN6wl6eXf5w2X7NTdcrP94OT04PTq/F//vvk5WHd6GLh+1P2hp22",
+	"Xl9c/vHLx+fDs9FZ+5eLc3Y2enbzy9MfRmdPjd71jPV/QrWrN3reCP/zcolr1kAyZhLUb4yXZ6SNuWZR",
+	"8gQflHIvi1zX3HoOlxPHuQs4wxVvXJoPhgpg9+2bdxdkl8Z6uOt6dhHnOUwsHOqJaWqIVg9Ta4RE8GBG",
+	"mV3vZi/k5jjnnHBuT3uhaN5yAukydn6p8nu2P0swcoiZAyh3nLM77WYvJDDFWR3nkqphJkc/j+MTInjk",
+	"spN2c1kav8f81XnG2fJuJuP6oF3xMqoV5DC2qacK+aim/X4SpDAZCnyqqVBYsMb0k/Oz0jckx5xGU80C",
+	"GpFnfMA4KPJKh2s+JplXIpY95XBPSY5DSl6Ja0CzcLVidB4cboRHNv+y45O+3mjf/fXG46/y8YY9huUX",
+	"81xEsJl9G7OoFRq27+jz/m6tdxDSLmAdX7WB/G/0BsI3nywcITOU5Pnbhqi0f0dUOlgSCbnQCGGG3IL3",
+	"Gen1X8/tbJb1WZ8j/EB7PToAYusfkBOxvScJexgHJSVw/du41Kj8s4glcc1Sy+yT9C29YbtObMNMX2LC",
+	"01b1e7YuPv5KacXBHWhF+85s57YEzT91nP0D+v1d0W8Bq3JCygITUArVPCFFUbprFBc6AJuJ2hq2MTO9",
+	"DeaFSMET0rUKRJdMhLxy+b9TEyd28XM91L3Es4m4bgfIe8fdtwKDg7cZRRaPbvLaoGu9HgHlXGhUbYit",
+	"/XLH9wnm1CCIJdPTd1jnBeGw+VGOYxt4bf96nlyYl+8vKkUJCLq+EtolfSlGiaruJcPpVokyN3Zd84it",
+	"QlM5ctBkKxlqPa54iI/hBgWGC7tl9kRt+P4jalHBYNoOnm1GRtBo0JuSdxM6GIAkl6f/UiSBF0jIqLM6",
+	"9yMxwT3zL57Tsi+lUQtzhoqKc3uZLonlwDXzMwb5tNh0b9msD4z3RZIvg9qMtU6FPDk/I8dvT8mIMq4p",
+	"49YgH+PIZofU0e7ugOlh3DOq6a4YAw/kaDeQo8p8RkijKpMeDa6Ah2hYUTRynqAkaFwDHal6h3f4N+Sb",
+	"bwwWq2++QYui1cMTBXxmy/1Nxj8kBICZWq0dvBaxawg7nKApLWdaGkexwuwuuI/2Y91On7zaSUDAGkAg",
+	"xhF4CbqdrXtq/Qaup18cwXUe2UgWVSUag2BUlQQ0ipRL+a2wsIjbDU3Vlcri/A3cRaH+Zpv+8Q/yAjRW",
+	"VVCaSm1W2eHNOrFqlFcJBkew5hPv9nTJ//+//49wkaXw4QAhhGQyZBHmvDXNDAQuh2/VFTuh2h+3B4EY",
+	"2QQtjirWO7xVJ7nrUXBrySOXQeibb9Jb8M03pBdrLbBjdlF2EAhEliQ3ywxpWOvuu807EfwaOB6UxTr0",
+	"blkjduoM7JZlj+mm/kFVL04HbYDOO95cfZ3865iue0fT3TGMQKSZZ9IMS97LHTNk9ninm3rxuvZUksdG",
+	"iIpG0VJJeYLunx1UQzqVI/JrvV7/UCUdXyEx3zuVer3eqdx26wRDfPKFsMzlJVQZCJYE/jAEpCz8hyTZ",
+	"iHBZZrisNJfzH3zExLHoKqJkxJQaQ6SzZoQbHutW5h6horsVxzdLf8f4IMrq6ykSUCmniKGYx69OMMcP",
+	"03ZVuXx+BuLu28uLbpV03x5fnPzYNTCiy/rps1fPLp7hskf0CoiKpUuDwwXmyvGr6SQRPXb9I6Bcs5EF",
+	"Dy9DN829ZodwNaFsBh0EdS6PtD32I7PyfKEoA6FfK8pm7lmvIhTRExaALbgSsQCctyKxJ45pMATSqjfm",
+	"eMBkMqlT/Lku5GDX9VW7r05Pnr1+96zWqjfqQz2yqYWtT7JyhFKKoYM5QUjnq+RkdFAPrccySZTkeFOl",
+	"WnFlnCpHlWa9UW+YSQwnomNWOars1Rv1PTRK6CFyVMs4IzEQsTVCiKIIoXPMWabcMXrMwckZiZSXEk4V",
+	"Q2ilkzQLuMvqV+/wY4/lZPnYXSel6dRlkEv9H1Pn8yCPXFER85HJDo9YHwwSYa2wa3FlfXHE5ezCnORu",
+	"dJd1zQFII3OTMF2kIq1G2x5ymrXpNKwcVV7ZPUmd6j+IcFE2tYL8WTMel7W8IStnrJpxyt7mRXwXB5ar",
+	"q9BqtItFNwiJiDUmEWs3GmUTp2PtegUaTJfm3vIus9lysd/+8n6FSc1uq5X9VeDMpzjHXiuAWpCy1Jfk",
+	"K0e/fvCvr70is8KTlyIKJf0PZoi8sFp+6YS2LuT8kEdekkG8fUwRNU6uIUUHXU6ow1J5+VtruYrhFhDW",
+	"yVsJZiC8PDPXGwnxhGa3FGcyw1mCsOqtrxqhiMa2SKQtV5LkH+tw293MEogxg7DoNjo0v3Cb+te7k40V",
+	"1rHa7Hn/elHGytSFO5OEEksD11xt4GUZKIvqCONkm9CORnOVazyX//6B7KRu+9mbm/fVF9OhLK7s6M/K",
+	"oCiU9i3acvRQinjgGWmqZmhQqdbDI0NuukpI3SXKiFhYP2TCFNSJrWKmOjwQox7jYIW049dPC7kuU/rE",
+	"C3fzq9T+Wrx3WZNdW6Xstrq0ofNurNAyV4BxpZG92q+mfUH9rkzGu6fadzMpNm6XwpHUj0uSQz6CGxq4",
+	"EpI7i1M0FRb0TQ3OxZVLVyjBtQzgCbfGo6Vl79LcLJsU4VoCBWpRNksBFteZiZG0IV6FlQLpoGxz9lfZ",
+	"myVI6KqvLYff1d1eowreauXjUj83pphev37cinBvs+JdArId8x5gdqpw2V6TR4ZkMx5IGAHXNCJqyoOd",
+	"4sC7FdaTRBdgyv71l/PhHiWUXEK+onI5aLhAXTzZvhlJJamMv0hAwTb3KpFczuQS/wxiQSoImL10BkEs",
+	"o5iLGXesP2OsHzBbTZHW0U3oZZe4MoAqCe5SqCPWGLf0lpyhx0VhDCDGozmLTTp1hydC/hR9g3oIIwXR",
+	"Nagi1m+NtGmGxXV5/0z5cYvAG2oJ5YmPFyU1vr+kxXdPR3y7rujgIo9W0l2aW6cMRVTBQhRuXK3Hq1Cv",
+	"a+hvn0K4rGvWJe2Bz23t6paSoKTdJyVD7VUIynO/7Fy7cbi8R1rD8XNpXe1Wa5XO8zUQPjNpdt6nzFlV",
+	"QpJzKtnunyy8teQ5Al34qiWtp4BU1hZUHFKVNxi7bPV2lJA8ajcOd5zC1uHdgKqAhmCjhqtkMmTB0LVV",
+	"88ZnLUSdHBPXKTUOdTi2kvHYzNBnnKkhviQEnhmCvFqi1maMtYEK2MBTnH1zNtC3Zfbn5TEslu9KQWJZ",
+	"SzfFv9RcvEGhfGhXvV4Z/A+r2F7tisONDa+fika0l/dIa+BtRlRWuN8FBcA+8/W2x7f8elcTE0se31+A",
+	"vgOyvxYcHMJ/Com9tFKil3Fv41J6eytiWFoK8JPelzWx/3Ni5Asjai5Hx/VwLel7akvzjJO43DwyoCf/",
+	"DOQACEbu2vwBj/cOD3aOrJJgna8QhcoVj7OKsQ2lyIfjUt7hYmxjId2jX9I1a0FWBdwOULV+3fn0y0Xc",
+	"5RK14rtzl7toF04jMEv1hPg0pmxtUd2GSBsU8CcemUOo4TF9+wmB+KSujlXJEqHKJdm9E4F6YM4bMecH",
+	"ZWEN2m0JFFYBS8ik6K9EzWO9IDG9ddRCyPDRuR35iOSJqyIR9DURsUYHMRJhCC1hph1ufqyZHz0T0RXA",
+	"WDlp2kaJ42+ZbWhEp5bsOxqdNw45uxAGENqo26GLehklpdAEBwwbLnYK45ifl5rfh61ocfmHz2ANSp4n",
+	"PND3B/r+QN/vQt/dTdrEGpQvgVnmsr8oN22s47Zf6Jk/zdfi/Oqc9H4qyMRPv3qXSwXSBjWs2dHg7kYd",
+	"rR9/9a7vkvyhz6UYrdXhQtyvIWE26/JC798SK90X7w/8qowGx/5WazaCiHG4D9uBIWxDrDjxRykRO05j",
+	"cxvu8QW+N7HEHKtJx5xjrh3mlcjVInZ5MpKi6PNk7AVoV+5iIyz3BL9U4BJXq6vLbu4SecZbII3YNdQX",
+	"xn69YtfATfOxFD3/qN4kK074yEqMIx/rtVW+8VfkFwXBHjlnSRba5RtHCz0LuUTGmwQpPfCuL453fXXM",
+	"6rMHr8wUeE+IWY52LIhbcYnBl4WtPHHpi7ywlbSYPTB8w+78mcnhkbym6V7l2ASpsXKF2cmjdquVkcGd",
+	"8gAXv1LEZ41xuf9KR1upZLQya52v7fKJg1dyNUAe4lce4lf+MiaLwD4l90l0OYWeFThTK8bunx7Nuc3J",
+	"oWMJgbkcSZqPedFYSDZgnEbk5PzsX4pIEWuokisYa6KEe+yrFbGpwRUapjG/BOODOjnVyWu/DsfI9mhK",
+	"InYFpPvi2QVZZGZJg2JSHyPT1iKOcq8ShlmQ7lO3AiZ41zoyDQNPHqiqspcO/s79ME3DYmFAg+k8c1hs",
+	"5wlT8XJMUbsplC7z1PBepM215fWv0N7gnXdR0msMfGIOS/FlW4bi1iN++Li9v4MpMOzjfRXjkz0ha+79",
+	"bpdEjF8l75LrOcUgiwf/d/Px4f7BfrOFLoD5vCOJqFmQSaRgRgsu5WE1Dd6SYJRRwaFq4eRwo7tp2YoM",
+	"pNmpH8wsq5hZcgrjIw9H8CR21qCx89GCRVF1d5I9+6VxRn+jmLavO0RtRQ5eHql2NwT6RMFqS+Twi3xY",
+	"60PI2hcTsrYyeq6JeFn3zxu8VhqPtj26vKExINXB05pnm6jdGwWibXfqTxqesB6heQhS2CI3fVDg7x5T",
+	"tjq5vafQslyYWIfn4sRSa2xeSL5jqNhnJ7RbsrpWyai0hu0Cq+tBgdU1V/Jyvor8ShXi1yaXnyme7IFg",
+	"PxDsrypIbA2TK+ZnWjWiwr3MS8Ik0lxolIyTNHqME0NQFR5mlew39hZ5+V+APgcaMm7pyBcVWXGOmauw",
+	"ZpDEmIr7ygDm1r88HgOzfq4YiBGrNRPuFFqaMbvg1xh6gcmbF8Rc2DzT95RHx8scfbvi/FJEUDZ7kl97",
+	"5bkx1fY6CV/u06yS1qpYaEPH/XgIeFgl4CFW+fQc9o6Whzi897MQuwzEFuk4QKjSxMXVfJBClizHpiXG",
+	"nHuWjiRJ2ydDqjGFbNegqKUodXJspMoJlUZdMKiOje2TDpfpwx52aaiDK6n1JeTxKC0+VV5YqrhwVJaC",
+	"fFlp31yJqdt1rv3nCV+wRWQe4hYe4ha+bik6E8/yRRZ+/WAY6UwJA/x4+6EwXUesco8zEvKcCnCujkBp",
+	"AtckNyNmgi/IzW8rH3s5+fN5Wx/RmVqXHb5yRvcdlwx2NpN/h2MWDJtT2z7cK638To060Bdy1OGPulmJ",
+	"7e+TZrYoUlLc4ft6vW6/JL+bL92dJH6CudLifrGHDs9nurcVH3C5tu5BkhkdN6+aJjX3ahuEgM/dbBa7",
+	"IBCxATyK0izsmHuk3WjWO/wcxpYR9imLYgm2hqvRcZKOQtrsteabDSQhNAylORIzXrt16BLWd3j3HLSc",
+	"1pBFJmEeJVmkGXd8cGM2Vs6jVuVGK7MfhDdLXJu35N/UJpNJzaBELZYR8ECEEM7A6hfR9+v+rM43s+rx",
+	"cwteeRlJ5Z0XBpovNQ+ve+XJ+EMa3k0Z0wrs80KIM8qnbpnqy0rf+25x+ZbitL2W+dgCVoUGhHOvEASq",
+	"AEkavjyD6UEk+MD8VWjPObEvulPidY9qZZkxdibj4N2ssF+Zivgi4WC5PVgojyxNGWYVOKPM1cmxK4Iz",
+	"FC51mJhw5WfYlXnPi/O69CDJJdbhmEzsyOPB1h1j69tYU8sRyaprJbFsGFCP9U9QN3Ijd3g2dHlesM1U",
+	"yofQpb9hOq6S61Its49PZ64aGjokUCNoTlMCNEcmN8TITxQLtYi63pmmPkQ/bTVhVynCrodbpt9nTtL1",
+	"DjM+xljQTtniUahsGWaD5kNbs8AohOVBUVsg9Xc2G84XAF7LkLdRQNTWZ/+kWs8ygvPgVP/bpWr5EtNp",
+	"ldPae4t1uhhCh6fGK+acKklZAPTJd5Ofu+Z3pLzlqbQwgZbLp4502TQwIrqjrlkElRQRVJ1n1Mj1qGg+",
+	"se1s9QqspuaXb3Yupe5sjejuguCqL4Fgb83Pk/PezGfXWosQf6ZopwdS/ECKvyBSnGW+KjNkbOK9+WD6",
+	"yOvyN5L2V5cj3fzb+cyTYrX1tH7nLhIhB1VJbetq6lLBN6DmI9ZMzMiIgXY+VuQdVmx2jgZVJ8eJL51T",
+	"S6pH+cQEqHeiNQWLa4ZMe/R8LEWf2TATN6vdwvlpLxZUacb60m5LvKGyPD/zw51tXre5sGhzNmsuoG1+",
+	"4jTVja1nnQu08oH3Iq1uP9z+bwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
