@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -67,20 +66,9 @@ func New(cfg Config) (http.Handler, error) {
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))
 
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", gen.SpecYAML)
-	})
-	e.GET("/openapi.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, specJSON)
-	})
+	registerDocs(e, specJSON)
 	return e, nil
 }
 
 // bodyLimit is the largest request body accepted: 1 MiB (413 beyond).
 const bodyLimit = "1M"
-
-// isDocsRoute reports routes that serve Swagger UI, which need a looser
-// Content-Security-Policy than the API's "nothing at all".
-func isDocsRoute(route string) bool {
-	return strings.HasPrefix(route, "/docs")
-}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/swaggest/swgui"
+	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/opencrm/crm/gen"
+)
+
+// The routes outside the API proper that document it: the spec in both forms,
+// and Swagger UI from assets built into the binary, so that /docs works offline
+// and on the same origin as the API it tries out.
+
+// docsCSP lets Swagger UI's own page run (its bootstrap script is inline) while
+// keeping it to this origin.
+const docsCSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+
+func registerDocs(e *echo.Echo, specJSON []byte) {
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", gen.SpecYAML)
+	})
+	e.GET("/openapi.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, specJSON)
+	})
+
+	ui := echo.WrapHandler(v5emb.NewHandlerWithConfig(swgui.Config{
+		Title:       "CRM API",
+		SwaggerJSON: "/openapi.json",
+		BasePath:    "/docs/",
+		SettingsUI: map[string]string{
+			// The token from the Authorize dialog survives a reload.
+			"persistAuthorization": "true",
+			// "Try it out" is what people come for.
+			"tryItOutEnabled":        "true",
+			"displayRequestDuration": "true",
+		},
+	}))
+	serve := func(c echo.Context) error {
+		c.Response().Header().Set("Content-Security-Policy", docsCSP)
+		return ui(c)
+	}
+	e.GET("/docs", serve)
+	e.GET("/docs/*", serve)
+}
+
+// isDocsRoute reports routes that serve Swagger UI, which need a looser
+// Content-Security-Policy than the API's "nothing at all".
+func isDocsRoute(route string) bool {
+	return strings.HasPrefix(route, "/docs")
+}
