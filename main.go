@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +51,8 @@ type config struct {
 	refreshTTL      time.Duration
 	dbTimeout       time.Duration
 	shutdownTimeout time.Duration
+	corsOrigins     []string
+	trustedProxies  []*net.IPNet
 }
 
 // parseConfig reads flags, which win over environment variables, which win over
@@ -87,27 +90,87 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
 	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
+	var cors, proxies string
+	fs.StringVar(&cors, "cors-origins", env("CRM_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the API; empty disables CORS (CRM_CORS_ORIGINS)")
+	fs.StringVar(&proxies, "trusted-proxies", env("CRM_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (CRM_TRUSTED_PROXIES)")
 	if durErr != nil {
 		return cfg, durErr
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	var err error
+	if cfg.corsOrigins, err = parseOrigins(cors); err != nil {
+		return cfg, err
+	}
+	if cfg.trustedProxies, err = parseCIDRs(proxies); err != nil {
+		return cfg, err
+	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q (see crm -help)", fs.Arg(0))
 	}
-	for name, d := range map[string]time.Duration{
-		"access token lifetime": cfg.accessTTL, "refresh token lifetime": cfg.refreshTTL,
-		"database timeout": cfg.dbTimeout, "shutdown timeout": cfg.shutdownTimeout,
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"access token lifetime", cfg.accessTTL}, {"refresh token lifetime", cfg.refreshTTL},
+		{"database timeout", cfg.dbTimeout}, {"shutdown timeout", cfg.shutdownTimeout},
 	} {
-		if d <= 0 {
-			return cfg, fmt.Errorf("the %s must be positive, got %s", name, d)
+		if d.value <= 0 {
+			return cfg, fmt.Errorf("the %s must be positive, got %s", d.name, d.value)
 		}
 	}
 	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
 		return cfg, fmt.Errorf("listen address %q: %w", cfg.addr, err)
 	}
 	return cfg, nil
+}
+
+// parseOrigins reads a comma-separated list of origins such as
+// "https://crm.example.com,http://localhost:3000", or "*".
+func parseOrigins(list string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return nil, fmt.Errorf("CORS origin %q: write it as scheme://host[:port], e.g. https://crm.example.com", o)
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
+}
+
+// parseCIDRs reads a comma-separated list of networks ("10.0.0.0/8") or
+// addresses ("10.0.0.7").
+func parseCIDRs(list string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, c := range strings.Split(list, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if ip := net.ParseIP(c); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: write a network such as 10.0.0.0/8 or an address", c)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
@@ -179,8 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Handler: api.New(api.Config{
 			Store: st, Tokens: tokens, Passwords: passwords, Secret: secret, RefreshTTL: cfg.refreshTTL, Logger: log,
 		}),
-		Store:  st,
-		Logger: log,
+		Store:          st,
+		Logger:         log,
+		CORSOrigins:    cfg.corsOrigins,
+		TrustedProxies: cfg.trustedProxies,
 	})
 	if err != nil {
 		return err

@@ -39,7 +39,9 @@ type Config struct {
 	// RefreshTTL is the lifetime of a refresh token (and so of a sign-in that
 	// keeps refreshing); 30 days when zero.
 	RefreshTTL time.Duration
-	Logger     *slog.Logger
+	// Throttle limits failed sign-ins; the zero value means DefaultThrottleLimits.
+	Throttle ThrottleLimits
+	Logger   *slog.Logger
 }
 
 // Handler implements every operation of the API.
@@ -51,6 +53,7 @@ type Handler struct {
 	refreshTTL time.Duration
 	log        *slog.Logger
 	principals *principalCache
+	throttle   *throttle
 }
 
 // New returns a Handler.
@@ -69,6 +72,7 @@ func New(cfg Config) *Handler {
 		refreshTTL: cfg.RefreshTTL,
 		log:        cfg.Logger,
 		principals: newPrincipalCache(),
+		throttle:   newThrottle(cfg.Throttle),
 	}
 }
 
@@ -81,19 +85,27 @@ func deriveKey(secret []byte, purpose string) []byte {
 	return mac.Sum(nil)
 }
 
-// requestURLKey keys the request's URL in its context; see WithRequestURL.
-type requestURLKey struct{}
-
-// WithRequestURL records the request's URL in ctx, for the Link headers of lists.
-func WithRequestURL(ctx context.Context, u *url.URL) context.Context {
-	return context.WithValue(ctx, requestURLKey{}, u)
+// requestInfo is what handlers need to know of the HTTP request besides its
+// parameters: the URL, for the Link headers of lists, and the client's address,
+// for login throttling.
+type requestInfo struct {
+	url      *url.URL
+	clientIP string
 }
 
-func requestURL(ctx context.Context) *url.URL {
-	if u, ok := ctx.Value(requestURLKey{}).(*url.URL); ok {
-		return u
+type requestInfoKey struct{}
+
+// WithRequestInfo records the request's URL and client address in ctx.
+func WithRequestInfo(ctx context.Context, u *url.URL, clientIP string) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, requestInfo{url: u, clientIP: clientIP})
+}
+
+func requestInfoFrom(ctx context.Context) requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(requestInfo)
+	if info.url == nil {
+		info.url = &url.URL{}
 	}
-	return &url.URL{}
+	return info
 }
 
 // parseID turns a path or body id into an ObjectID. The spec's pattern has

@@ -63,7 +63,7 @@ func pageOf[T any](ctx context.Context, h *Handler, q listQuery, p store.Page[T]
 	}
 	cursor := h.cursors.encode(q.resource, q.sort, *p.Next)
 	out.next = nullable.NewNullableWithValue(cursor)
-	u := *requestURL(ctx)
+	u := *requestInfoFrom(ctx).url
 	query := u.Query()
 	query.Set("cursor", cursor)
 	u.RawQuery = query.Encode()

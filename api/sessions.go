@@ -23,10 +23,18 @@ func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject)
 		return nil, invalidField("", "email and password are required")
 	}
 
-	u, err := h.checkPassword(ctx, normalizeEmail(email), password)
+	account, ip := normalizeEmail(email), requestInfoFrom(ctx).clientIP
+	if err := h.throttle.check(account, ip); err != nil {
+		return nil, err
+	}
+	u, err := h.checkPassword(ctx, account, password)
+	if errors.Is(err, ErrInvalidCredentials) {
+		h.throttle.failed(account, ip)
+	}
 	if err != nil {
 		return nil, err
 	}
+	h.throttle.succeeded(account, ip)
 	tokens, err := h.issueTokens(ctx, u, auth.NewFamily())
 	if err != nil {
 		return nil, err

@@ -203,6 +203,14 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		}
 		edit.changes.PasswordHash = &hash
 	}
+	// Checking the current password is a sign-in attempt, throttled like one:
+	// a stolen access token must not buy unlimited guesses at it.
+	throttleKey, ip := "current-password\x00"+id.Hex(), requestInfoFrom(ctx).clientIP
+	if edit.currentPassword != nil {
+		if err := h.throttle.check(throttleKey, ip); err != nil {
+			return nil, err
+		}
+	}
 
 	var updated *store.User
 	err = retryStale(ifMatch, func() error {
@@ -220,6 +228,9 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		dropUnchanged(&changes.Role, cur.Role)
 		dropUnchanged(&changes.Status, cur.Status)
 		if err := h.mayEditUser(p, cur, changes, edit.currentPassword); err != nil {
+			if errors.Is(err, errWrongCurrentPassword) {
+				h.throttle.failed(throttleKey, ip)
+			}
 			return err
 		}
 		updated, err = h.store.UpdateUser(ctx, id, cur.Revision, changes)
@@ -240,6 +251,9 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	}
 	return updated, nil
 }
+
+// errWrongCurrentPassword is the 400 for a wrong current_password.
+var errWrongCurrentPassword = invalidField("/current_password", "is not your current password")
 
 // mayEditUser applies API.md's rules: admins change anything; members change
 // their own name, company and password (the password only with the current
@@ -264,7 +278,7 @@ func (h *Handler) mayEditUser(p *Principal, cur *store.User, ch store.UserChange
 			return invalidField("/current_password", "is required to change your own password")
 		}
 		if ok, _ := h.passwords.Verify(*currentPassword, cur.PasswordHash); !ok {
-			return invalidField("/current_password", "is not your current password")
+			return errWrongCurrentPassword
 		}
 	}
 	return nil

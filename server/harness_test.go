@@ -52,8 +52,21 @@ type env struct {
 	check  *responseChecker
 }
 
+// envOption adjusts the configuration of a test server before it starts.
+type envOption func(*api.Config, *server.Config)
+
+// withCORS allows origins.
+func withCORS(origins ...string) envOption {
+	return func(_ *api.Config, s *server.Config) { s.CORSOrigins = origins }
+}
+
+// withThrottle sets the login throttling limits.
+func withThrottle(limits api.ThrottleLimits) envOption {
+	return func(a *api.Config, _ *server.Config) { a.Throttle = limits }
+}
+
 // newEnv starts a server on a fresh embedded database.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
 	logs := &syncBuffer{}
@@ -83,11 +96,13 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := server.New(server.Config{
-		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}),
-		Store:   st,
-		Logger:  log,
-	})
+	apiCfg := api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}
+	serverCfg := server.Config{Store: st, Logger: log}
+	for _, o := range opts {
+		o(&apiCfg, &serverCfg)
+	}
+	serverCfg.Handler = api.New(apiCfg)
+	h, err := server.New(serverCfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -136,12 +136,12 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requestURLMiddleware puts the request URL in the request's context, where the
-// list handlers build their Link headers from it.
-func requestURLMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+// requestInfoMiddleware puts the request URL and the client's address in the
+// request's context, for the handlers' Link headers and login throttling.
+func requestInfoMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		c.SetRequest(req.WithContext(api.WithRequestURL(req.Context(), req.URL)))
+		c.SetRequest(req.WithContext(api.WithRequestInfo(req.Context(), req.URL, c.RealIP())))
 		return next(c)
 	}
 }

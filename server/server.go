@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -24,6 +25,13 @@ type Config struct {
 	Handler *api.Handler
 	Store   *store.Store // for Idempotency-Key records
 	Logger  *slog.Logger
+	// CORSOrigins lists the browser origins allowed to call the API from other
+	// sites ("https://crm.example.com"); empty disables CORS.
+	CORSOrigins []string
+	// TrustedProxies lists the networks (CIDR) of reverse proxies whose
+	// X-Forwarded-For names the client; empty trusts no header and uses the
+	// connection's address.
+	TrustedProxies []*net.IPNet
 }
 
 // New returns the CRM's HTTP handler.
@@ -45,6 +53,7 @@ func New(cfg Config) (http.Handler, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
+	e.IPExtractor = clientIPExtractor(cfg.TrustedProxies)
 	// "/customers/" reaches the same operation as "/customers".
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(
@@ -52,8 +61,9 @@ func New(cfg Config) (http.Handler, error) {
 		requestIDMiddleware,
 		accessLog(log),
 		securityHeaders,
+		cors(cfg.CORSOrigins),
 		middleware.BodyLimit(bodyLimit),
-		requestURLMiddleware,
+		requestInfoMiddleware,
 		validator(spec, ops, func(ctx context.Context, token string) (context.Context, error) {
 			p, err := cfg.Handler.Authenticate(ctx, token)
 			if err != nil {
@@ -68,6 +78,37 @@ func New(cfg Config) (http.Handler, error) {
 
 	registerDocs(e, specJSON)
 	return e, nil
+}
+
+// clientIPExtractor decides where the client's address comes from. By default
+// it is the connection's: a header any client can write must not decide whom
+// login throttling counts.
+func clientIPExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// cors allows the configured origins to call the API from a browser, with the
+// headers the API reads and the ones a client needs to see. Without origins it
+// does nothing: browsers then keep other sites out.
+func cors(origins []string) echo.MiddlewareFunc {
+	if len(origins) == 0 {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	return middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins: origins,
+		AllowMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "If-Match", "If-None-Match", "Idempotency-Key", echo.HeaderXRequestID},
+		ExposeHeaders: []string{"ETag", echo.HeaderLocation, "Link", echo.HeaderXRequestID, echo.HeaderRetryAfter,
+			echo.HeaderWWWAuthenticate, "Idempotent-Replayed", "Deprecation"},
+		MaxAge: 600,
+	})
 }
 
 // bodyLimit is the largest request body accepted: 1 MiB (413 beyond).
