@@ -1,0 +1,346 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencrm/crm/api"
+	"github.com/opencrm/crm/gen"
+)
+
+// Sessions: refresh token rotation and reuse detection, sign-out, what ends a
+// user's access (deactivation, deletion, a password change), password changes,
+// the OAuth 2.0 password grant, login throttling, and that logs never hold a
+// password, hash or token.
+
+// loginFull signs in and returns the whole token response.
+func (e *env) loginFull(email, password string) gen.TokenResponse {
+	e.t.Helper()
+	e.check.secret(password)
+	res, err := e.client.LoginUserWithResponse(context.Background(), gen.LoginUserJSONRequestBody{Email: email, Password: &password})
+	mustStatus(e.t, res, err, http.StatusOK)
+	e.check.secret(res.JSON200.RefreshToken)
+	return *res.JSON200
+}
+
+// refresh exchanges a refresh token and returns the status and new tokens.
+func (e *env) refresh(token string) (int, *gen.TokenResponse) {
+	e.t.Helper()
+	res, err := e.client.RefreshTokenWithResponse(context.Background(), gen.RefreshTokenJSONRequestBody{RefreshToken: token})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if res.JSON200 != nil {
+		e.check.secret(res.JSON200.RefreshToken)
+	}
+	return res.StatusCode(), res.JSON200
+}
+
+func TestRefreshRotation(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	first := e.loginFull(admin.Email, admin.password)
+
+	status, second := e.refresh(first.RefreshToken)
+	if status != http.StatusOK || second.RefreshToken == first.RefreshToken || second.AccessToken == "" {
+		t.Fatalf("refresh: %d %+v", status, second)
+	}
+	if res, _ := e.raw(http.MethodGet, "/users/me", second.AccessToken, "", ""); res.StatusCode != http.StatusOK {
+		t.Errorf("the refreshed access token is refused: %d", res.StatusCode)
+	}
+	status, third := e.refresh(second.RefreshToken)
+	if status != http.StatusOK {
+		t.Fatalf("second refresh: %d", status)
+	}
+
+	// Presenting a spent token again means it was copied: the whole family —
+	// including the newest token, which the thief or the owner holds — dies.
+	res, body := e.raw(http.MethodPost, "/auth/refresh", "", "application/json", fmt.Sprintf(`{"refresh_token":%q}`, first.RefreshToken))
+	wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials")
+	if status, _ := e.refresh(third.RefreshToken); status != http.StatusUnauthorized {
+		t.Errorf("after reuse, the family's newest token still refreshes: %d", status)
+	}
+
+	// Another sign-in is another family, untouched.
+	other := e.loginFull(admin.Email, admin.password)
+	if status, _ := e.refresh(other.RefreshToken); status != http.StatusOK {
+		t.Errorf("an unrelated sign-in was revoked: %d", status)
+	}
+
+	for _, bad := range []string{"not-a-token", strings.Repeat("A", 43)} {
+		if status, _ := e.refresh(bad); status != http.StatusUnauthorized {
+			t.Errorf("refresh with %q: %d", bad, status)
+		}
+	}
+}
+
+func TestConcurrentRefreshOfOneToken(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	tok := e.loginFull(admin.Email, admin.password)
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = e.refresh(tok.RefreshToken)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		} else if s != http.StatusUnauthorized {
+			t.Errorf("status %d", s)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d concurrent exchanges of one refresh token succeeded, want exactly 1 (%v)", ok, statuses)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	tok := e.loginFull(admin.Email, admin.password)
+	status, next := e.refresh(tok.RefreshToken)
+	if status != http.StatusOK {
+		t.Fatal(status)
+	}
+	res, err := e.client.LogoutWithResponse(context.Background(), gen.LogoutJSONRequestBody{RefreshToken: next.RefreshToken})
+	mustStatus(t, res, err, http.StatusNoContent)
+	if status, _ := e.refresh(next.RefreshToken); status != http.StatusUnauthorized {
+		t.Errorf("a signed-out refresh token still works: %d", status)
+	}
+	// Signing out twice, or with a token nobody issued, is fine.
+	for _, tok := range []string{next.RefreshToken, "never-issued"} {
+		res, err := e.client.LogoutWithResponse(context.Background(), gen.LogoutJSONRequestBody{RefreshToken: tok})
+		mustStatus(t, res, err, http.StatusNoContent)
+	}
+}
+
+func TestWhatEndsAccess(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+
+	t.Run("deactivation", func(t *testing.T) {
+		bob := e.addUser(admin, "Bob Deactivated", gen.Member)
+		tok := e.loginFull(bob.Email, bob.password)
+		res, body := e.raw(http.MethodPatch, "/users/"+bob.Id, admin.token, "application/json", `{"status":"inactive"}`)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("deactivate: %d %s", res.StatusCode, body)
+		}
+		if res, _ := e.raw(http.MethodGet, "/users/me", tok.AccessToken, "", ""); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("access token after deactivation: %d", res.StatusCode)
+		}
+		if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
+			t.Errorf("refresh after deactivation: %d", status)
+		}
+		res, body = e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, bob.Email, bob.password))
+		wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials")
+		// Reactivation lets them sign in again, but old refresh tokens stay dead.
+		e.raw(http.MethodPatch, "/users/"+bob.Id, admin.token, "application/json", `{"status":"active"}`)
+		e.loginFull(bob.Email, bob.password)
+		if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
+			t.Errorf("an old refresh token came back to life: %d", status)
+		}
+	})
+
+	t.Run("deletion", func(t *testing.T) {
+		carol := e.addUser(admin, "Carol Deleted", gen.Member)
+		tok := e.loginFull(carol.Email, carol.password)
+		res, body := e.raw(http.MethodDelete, "/users/"+carol.Id, admin.token, "", "")
+		if res.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", res.StatusCode, body)
+		}
+		res, body = e.raw(http.MethodGet, "/users/me", tok.AccessToken, "", "")
+		wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
+		if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
+			t.Errorf("refresh after deletion: %d", status)
+		}
+	})
+
+	t.Run("demotion takes effect at once", func(t *testing.T) {
+		dave := e.addUser(admin, "Dave Admin", gen.Admin)
+		if res, _ := e.raw(http.MethodGet, "/users", dave.token, "", ""); res.StatusCode != http.StatusOK {
+			t.Fatal(res.StatusCode)
+		}
+		e.raw(http.MethodPatch, "/users/"+dave.Id, admin.token, "application/json", `{"role":"member"}`)
+		pw := "a new user password"
+		res, _ := e.raw(http.MethodPost, "/users", dave.token, "application/json", fmt.Sprintf(`{"name":"X","email":"x@example.com","password":%q}`, pw))
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("a demoted admin's token still creates users: %d", res.StatusCode)
+		}
+	})
+}
+
+func TestPasswordChange(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	bob := e.addUser(admin, "Bob Member", gen.Member)
+	tok := e.loginFull(bob.Email, bob.password)
+	newPassword := "bobs brand new password"
+	e.check.secret(newPassword)
+	patch := func(token, body string) (*http.Response, []byte) {
+		return e.raw(http.MethodPatch, "/users/"+bob.Id, token, "application/merge-patch+json", body)
+	}
+
+	res, body := patch(bob.token, fmt.Sprintf(`{"password":%q}`, newPassword))
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
+	res, body = patch(bob.token, fmt.Sprintf(`{"password":%q,"current_password":"wrong guess"}`, newPassword))
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
+	res, body = patch(bob.token, `{"password":"short","current_password":"x"}`)
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/password")
+	res, body = patch(bob.token, fmt.Sprintf(`{"password":%q}`, strings.Repeat("p", 257)))
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/password")
+
+	res, body = patch(bob.token, fmt.Sprintf(`{"password":%q,"current_password":%q}`, newPassword, bob.password))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("change own password: %d %s", res.StatusCode, body)
+	}
+	// The old password is gone, the new one works, and sign-ins made with the
+	// old one can no longer refresh.
+	res, _ = e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, bob.Email, bob.password))
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("old password still signs in: %d", res.StatusCode)
+	}
+	e.loginFull(bob.Email, newPassword)
+	if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
+		t.Errorf("a refresh token from before the password change still works: %d", status)
+	}
+
+	// An admin resets another user's password without knowing it.
+	reset := "reset by the admin"
+	e.check.secret(reset)
+	res, body = patch(admin.token, fmt.Sprintf(`{"password":%q}`, reset))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("admin reset: %d %s", res.StatusCode, body)
+	}
+	e.loginFull(bob.Email, reset)
+
+	// But an admin changing their own password proves who they are.
+	res, body = e.raw(http.MethodPatch, "/users/"+admin.Id, admin.token, "application/json", `{"password":"admins new password"}`)
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
+}
+
+func TestPasswordGrantForm(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	form := url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {admin.password}, "scope": {""}, "client_id": {"swagger-ui"}}
+	res, body := e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("password grant: %d %s", res.StatusCode, body)
+	}
+	var tok gen.TokenResponse
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" || tok.TokenType != gen.Bearer {
+		t.Fatalf("token response %s (%v)", body, err)
+	}
+	e.check.secret(tok.RefreshToken)
+
+	form.Set("grant_type", "client_credentials")
+	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+}
+
+func TestLoginFailuresLookAlike(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	bob := e.addUser(admin, "Bob Inactive", gen.Member)
+	e.raw(http.MethodPatch, "/users/"+bob.Id, admin.token, "application/json", `{"status":"inactive"}`)
+
+	shape := func(email, password string) string {
+		res, body := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+		var p map[string]any
+		_ = json.Unmarshal(body, &p)
+		delete(p, "request_id")
+		b, _ := json.Marshal(p)
+		return strconv.Itoa(res.StatusCode) + " " + string(b)
+	}
+	unknown := shape("nobody@example.com", "whatever password")
+	wrong := shape(admin.Email, "not the password")
+	inactive := shape(bob.Email, bob.password)
+	if unknown != wrong || wrong != inactive || !strings.HasPrefix(unknown, "401 ") {
+		t.Errorf("login failures differ:\nunknown email:  %s\nwrong password: %s\ndeactivated:    %s", unknown, wrong, inactive)
+	}
+}
+
+func TestLoginThrottling(t *testing.T) {
+	window := 2 * time.Second
+	e := newEnv(t, withThrottle(api.ThrottleLimits{Window: window, PerAccountAndIP: 3, PerIP: 6, PerAccount: 100}))
+	admin := e.bootstrap()
+	login := func(email, password string) *http.Response {
+		res, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+		return res
+	}
+
+	start := time.Now()
+	for range 3 {
+		if res := login(admin.Email, "wrong password"); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure before the limit: %d", res.StatusCode)
+		}
+	}
+	// Over the limit: even the right password is refused until the window ends.
+	res, body := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, admin.Email, admin.password))
+	wantProblem(t, http.StatusTooManyRequests, body, res.StatusCode, "too-many-requests")
+	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || retry < 1 || retry > int(window.Seconds())+1 {
+		t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+	}
+	// A flood while locked does not extend the lock.
+	for range 10 {
+		login(admin.Email, "still wrong")
+	}
+	// Other accounts from this address still have their own count, up to the
+	// per-address limit.
+	if res := login("someone.else@example.com", "guess"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another account is locked too: %d", res.StatusCode)
+	}
+
+	time.Sleep(time.Until(start.Add(window + 200*time.Millisecond)))
+	if res := login(admin.Email, admin.password); res.StatusCode != http.StatusOK {
+		t.Errorf("the owner is still locked out after the window: %d", res.StatusCode)
+	}
+}
+
+// TestLogsHoldNoSecrets runs a full session — login, refresh, password change,
+// a wrong login, logout — and searches the server's log for the passwords, the
+// tokens and the hashes.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	bob := e.addUser(admin, "Bob Member", gen.Member)
+	tok := e.loginFull(bob.Email, bob.password)
+	_, refreshed := e.refresh(tok.RefreshToken)
+	newPassword := "a completely new password"
+	e.raw(http.MethodPatch, "/users/"+bob.Id, bob.token, "application/json",
+		fmt.Sprintf(`{"password":%q,"current_password":%q}`, newPassword, bob.password))
+	e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":"a wrong password"}`, bob.Email))
+	e.raw(http.MethodPost, "/auth/logout", "", "application/json", fmt.Sprintf(`{"refresh_token":%q}`, refreshed.RefreshToken))
+	e.raw(http.MethodGet, "/users/me", "a-garbage-token-value", "", "")
+
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"route":"/users/login"`) {
+		t.Fatal("the log holds no access lines: the test would prove nothing")
+	}
+	for name, secret := range map[string]string{
+		"admin password": admin.password, "member password": bob.password, "new password": newPassword,
+		"wrong password": "a wrong password", "access token": tok.AccessToken, "refresh token": tok.RefreshToken,
+		"rotated refresh token": refreshed.RefreshToken, "garbage token": "a-garbage-token-value",
+		"argon2 hash": "$argon2id$", "bearer header": "Bearer ",
+	} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains the %s", name)
+		}
+	}
+}
