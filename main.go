@@ -224,8 +224,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	metrics := server.NewMetrics()
 	st, err := store.Open(ctx, store.Config{
 		URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log,
+		Monitor: metrics.CommandMonitor(),
 	})
 	if err != nil {
 		return err
@@ -244,6 +246,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}),
 		Store:          st,
 		Logger:         log,
+		Metrics:        metrics,
 		CORSOrigins:    cfg.corsOrigins,
 		TrustedProxies: cfg.trustedProxies,
 	})

@@ -42,37 +42,41 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// accessLog writes one JSON line per request once it is answered: request id,
-// method, route template, status, latency, sizes and the signed-in user. It
-// never logs bodies, query strings or headers, where passwords and tokens live.
-func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+// observe writes one JSON access-log line per request once it is answered —
+// request id, method, route template, status, latency, sizes and the signed-in
+// user — and counts it in the metrics. It never logs bodies, query strings or
+// headers, where passwords and tokens live.
+func observe(log *slog.Logger, metrics *Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) (err error) {
 			start := time.Now()
 			defer func() {
 				if r := recover(); r != nil {
-					// Log the request that panicked, then let recovery answer it.
-					logRequest(log, c, start, http.StatusInternalServerError)
+					// Record the request that panicked, then let recovery answer it.
+					record(log, metrics, c, start, http.StatusInternalServerError)
 					panic(r)
 				}
 			}()
 			if err = next(c); err != nil {
 				c.Error(err) // answer now, so that the status is known
 			}
-			logRequest(log, c, start, c.Response().Status)
+			record(log, metrics, c, start, c.Response().Status)
 			return nil
 		}
 	}
 }
 
-func logRequest(log *slog.Logger, c echo.Context, start time.Time, status int) {
+func record(log *slog.Logger, metrics *Metrics, c echo.Context, start time.Time, status int) {
+	took := time.Since(start)
 	req := c.Request()
+	route := routeOf(c)
+	metrics.observeRequest(route, methodLabel(req.Method), status, took)
 	attrs := []slog.Attr{
 		slog.String("request_id", requestID(c)),
 		slog.String("method", req.Method),
-		slog.String("route", routeOf(c)),
+		slog.String("route", route),
 		slog.Int("status", status),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 		slog.Int64("bytes_in", max(req.ContentLength, 0)),
 		slog.Int64("bytes_out", c.Response().Size),
 		slog.String("remote_ip", c.RealIP()),

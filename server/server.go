@@ -25,6 +25,8 @@ type Config struct {
 	Handler *api.Handler
 	Store   *store.Store // for Idempotency-Key records
 	Logger  *slog.Logger
+	// Metrics are served at /metrics; nil makes a fresh set.
+	Metrics *Metrics
 	// CORSOrigins lists the browser origins allowed to call the API from other
 	// sites ("https://crm.example.com"); empty disables CORS.
 	CORSOrigins []string
@@ -49,6 +51,10 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	ops := indexOperations(spec)
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = NewMetrics()
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -59,7 +65,7 @@ func New(cfg Config) (http.Handler, error) {
 	e.Use(
 		recoverMiddleware(log),
 		requestIDMiddleware,
-		accessLog(log),
+		observe(log, metrics),
 		securityHeaders,
 		cors(cfg.CORSOrigins),
 		middleware.BodyLimit(bodyLimit),
@@ -77,6 +83,7 @@ func New(cfg Config) (http.Handler, error) {
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))
 
 	registerDocs(e, specJSON)
+	e.GET("/metrics", metrics.handler())
 	return e, nil
 }
 

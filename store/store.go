@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -61,6 +62,8 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives the store's own messages; slog.Default() when nil.
 	Logger *slog.Logger
+	// Monitor, if set, observes every database command (for metrics).
+	Monitor *event.CommandMonitor
 }
 
 // Store is a handle on the CRM database. It is safe for concurrent use.
@@ -116,7 +119,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	opts := options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(cfg.Timeout).
 		SetConnectTimeout(cfg.Timeout).
-		SetAppName("crm")
+		SetAppName("crm").
+		SetMonitor(cfg.Monitor)
 	if err := opts.Validate(); err != nil {
 		s.stopEngine()
 		return nil, fmt.Errorf("invalid MongoDB URI: %w", err)

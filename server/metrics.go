@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.mongodb.org/mongo-driver/v2/event"
+)
+
+// Metrics are the server's Prometheus metrics, on a registry of their own (one
+// per server, so tests can run several). Labels hold route templates, methods,
+// statuses and database command names — never ids or anything a client typed.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	dbOps    *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics, with the Go runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crm_http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crm_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route template, method and status.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "status"}),
+		dbOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crm_db_operation_duration_seconds",
+			Help:    "Time of database commands, by command name and outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"command", "outcome"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.dbOps,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// CommandMonitor feeds database command timings into the metrics; pass it to
+// the store.
+func (m *Metrics) CommandMonitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			m.dbOps.WithLabelValues(e.CommandName, "ok").Observe(e.Duration.Seconds())
+		},
+		Failed: func(_ context.Context, e *event.CommandFailedEvent) {
+			m.dbOps.WithLabelValues(e.CommandName, "error").Observe(e.Duration.Seconds())
+		},
+	}
+}
+
+// observeRequest records one answered request.
+func (m *Metrics) observeRequest(route, method string, status int, took time.Duration) {
+	code := strconv.Itoa(status)
+	m.requests.WithLabelValues(route, method, code).Inc()
+	m.latency.WithLabelValues(route, method, code).Observe(took.Seconds())
+}
+
+// handler serves the metrics in Prometheus' text format.
+func (m *Metrics) handler() echo.HandlerFunc {
+	return echo.WrapHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
+
+// methodLabel keeps the method label to the methods HTTP defines.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
+}
