@@ -287,6 +287,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return nil
 }
 
+// writeNewFile writes data to path, which must not exist, in one step: it is
+// written to a temporary file first and then linked into place, so a reader
+// never sees it half-written and of two writers exactly one wins (fs.ErrExist).
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
+}
+
 // displayAddr is the address to show for a listener: "localhost:8080" rather
 // than "[::]:8080".
 func displayAddr(a net.Addr) string {
@@ -332,7 +359,9 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 		b := make([]byte, 48)
 		_, _ = rand.Read(b)
 		secret := base64.RawURLEncoding.EncodeToString(b)
-		if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		if err := writeNewFile(path, []byte(secret+"\n"), 0o600); errors.Is(err, fs.ErrExist) {
+			return jwtSecret(cfg, log) // another process was first: use its secret
+		} else if err != nil {
 			return nil, fmt.Errorf("cannot write the JWT secret to %s: %w", path, err)
 		}
 		log.Info("generated a JWT secret; set CRM_JWT_SECRET to use your own", "file", path)

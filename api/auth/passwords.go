@@ -43,8 +43,33 @@ type Passwords struct {
 	dummy string
 }
 
+// validate keeps the parameters within what argon2 accepts and what Verify will
+// agree to compute: the same limits bind new hashes and stored ones, so that no
+// hash is ever written that its own verifier refuses.
+func (p Argon2Params) validate() error {
+	switch {
+	case p.Parallelism < 1:
+		return errors.New("argon2id: parallelism must be at least 1")
+	case p.Iterations < 1 || p.Iterations > maxIterations:
+		return fmt.Errorf("argon2id: iterations must be 1 to %d", maxIterations)
+	case p.MemoryKiB < 8*uint32(p.Parallelism) || p.MemoryKiB > maxMemoryKiB:
+		return fmt.Errorf("argon2id: memory must be %d KiB to %d KiB", 8*uint32(p.Parallelism), maxMemoryKiB)
+	}
+	return nil
+}
+
+// Limits on argon2id parameters, also for hashes read from the database: a
+// planted hash must not make a single login cost gigabytes.
+const (
+	maxIterations = 100
+	maxMemoryKiB  = 256 * 1024
+)
+
 // NewPasswords returns a Passwords that hashes with params.
 func NewPasswords(params Argon2Params) (*Passwords, error) {
+	if err := params.validate(); err != nil {
+		return nil, err
+	}
 	p := &Passwords{params: params}
 	dummy, err := p.Hash(rand.Text())
 	if err != nil {
@@ -111,8 +136,8 @@ func parseArgon2(hash string) (Argon2Params, []byte, []byte, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &params.MemoryKiB, &params.Iterations, &params.Parallelism); err != nil {
 		return Argon2Params{}, nil, nil, fmt.Errorf("argon2id hash: parameters: %w", err)
 	}
-	if params.MemoryKiB == 0 || params.Iterations == 0 || params.Parallelism == 0 || params.MemoryKiB > 1<<22 || params.Iterations > 100 {
-		return Argon2Params{}, nil, nil, errors.New("argon2id hash: parameters out of range")
+	if err := params.validate(); err != nil {
+		return Argon2Params{}, nil, nil, fmt.Errorf("argon2id hash: %w", err)
 	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
 	if err != nil {

@@ -1,0 +1,609 @@
+// Tests for the command's configuration and start-up: parseConfig's defaults
+// and precedence (flags over environment over defaults) and its errors; run's
+// quick, one-line failures (JWT secret, database, listen address, data
+// directory, logging); and a real start on the embedded engine in a temporary
+// data directory: the generated JWT secret file, /healthz, graceful shutdown,
+// and a restart that reuses the secret. No test reads the real environment.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// envOf is a getenv that reads only m.
+func envOf(m map[string]string) func(string) string {
+	return func(name string) string { return m[name] }
+}
+
+// validSecret is a CRM_JWT_SECRET long enough to be accepted.
+const validSecret = "0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// syncBuffer collects run's log output while run is still writing to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// coreConfig is the part of config that these tests pin down, compared as a
+// whole so that a setting read from the wrong place cannot go unnoticed.
+type coreConfig struct {
+	addr, mongoURI, dbName, dataDir, jwtSecret, logLevel, logFormat string
+	accessTTL, refreshTTL, dbTimeout, shutdownTimeout               time.Duration
+}
+
+func core(c config) coreConfig {
+	return coreConfig{
+		addr: c.addr, mongoURI: c.mongoURI, dbName: c.dbName, dataDir: c.dataDir, jwtSecret: c.jwtSecret,
+		logLevel: c.logLevel, logFormat: c.logFormat,
+		accessTTL: c.accessTTL, refreshTTL: c.refreshTTL, dbTimeout: c.dbTimeout, shutdownTimeout: c.shutdownTimeout,
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	want := coreConfig{
+		addr:            ":8080",
+		dbName:          "crm",
+		dataDir:         "data",
+		logLevel:        "info",
+		logFormat:       "json",
+		accessTTL:       15 * time.Minute,
+		refreshTTL:      720 * time.Hour,
+		dbTimeout:       5 * time.Second,
+		shutdownTimeout: 20 * time.Second,
+	}
+	if got := core(cfg); got != want {
+		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// fullEnv sets every variable parseConfig reads.
+var fullEnv = map[string]string{
+	"CRM_ADDR":              "127.0.0.1:9000",
+	"MONGODB_URI":           "mongodb://db.example:27017/",
+	"CRM_DB_NAME":           "crm_env",
+	"CRM_DATA_DIR":          "/var/lib/crm-env",
+	"CRM_JWT_SECRET":        "env-secret-env-secret-env-secret-env",
+	"CRM_LOG_LEVEL":         "debug",
+	"CRM_LOG_FORMAT":        "text",
+	"CRM_ACCESS_TOKEN_TTL":  "5m",
+	"CRM_REFRESH_TOKEN_TTL": "48h",
+	"CRM_DB_TIMEOUT":        "2s",
+	"CRM_SHUTDOWN_TIMEOUT":  "7s",
+}
+
+func TestParseConfigEnvironment(t *testing.T) {
+	cfg, err := parseConfig(nil, envOf(fullEnv), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	want := coreConfig{
+		addr:            "127.0.0.1:9000",
+		mongoURI:        "mongodb://db.example:27017/",
+		dbName:          "crm_env",
+		dataDir:         "/var/lib/crm-env",
+		jwtSecret:       "env-secret-env-secret-env-secret-env",
+		logLevel:        "debug",
+		logFormat:       "text",
+		accessTTL:       5 * time.Minute,
+		refreshTTL:      48 * time.Hour,
+		dbTimeout:       2 * time.Second,
+		shutdownTimeout: 7 * time.Second,
+	}
+	if got := core(cfg); got != want {
+		t.Errorf("from the environment:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestParseConfigFlagsOverrideEnvironment(t *testing.T) {
+	args := []string{
+		"-addr", "localhost:9100",
+		"-mongodb-uri", "mongodb://flag.example/",
+		"-db-name", "crm_flag",
+		"-data-dir", "/tmp/crm-flag",
+		"-jwt-secret", "flag-secret-flag-secret-flag-secret-flag",
+		"-log-level", "warn",
+		"-log-format", "json",
+		"-access-token-ttl", "1m",
+		"-refresh-token-ttl", "24h",
+		"-db-timeout", "3s",
+		"-shutdown-timeout", "9s",
+	}
+	cfg, err := parseConfig(args, envOf(fullEnv), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	want := coreConfig{
+		addr:            "localhost:9100",
+		mongoURI:        "mongodb://flag.example/",
+		dbName:          "crm_flag",
+		dataDir:         "/tmp/crm-flag",
+		jwtSecret:       "flag-secret-flag-secret-flag-secret-flag",
+		logLevel:        "warn",
+		logFormat:       "json",
+		accessTTL:       time.Minute,
+		refreshTTL:      24 * time.Hour,
+		dbTimeout:       3 * time.Second,
+		shutdownTimeout: 9 * time.Second,
+	}
+	if got := core(cfg); got != want {
+		t.Errorf("flags over the environment:\n got %+v\nwant %+v", got, want)
+	}
+
+	// A flag for one setting leaves the others to the environment.
+	cfg, err = parseConfig([]string{"-db-name", "only"}, envOf(fullEnv), io.Discard)
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	if cfg.dbName != "only" || cfg.addr != fullEnv["CRM_ADDR"] || cfg.accessTTL != 5*time.Minute {
+		t.Errorf("one flag: got %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // substrings of the error
+	}{
+		{"invalid access TTL in env", nil, map[string]string{"CRM_ACCESS_TOKEN_TTL": "soon"}, []string{"CRM_ACCESS_TOKEN_TTL", "soon"}},
+		{"invalid refresh TTL in env", nil, map[string]string{"CRM_REFRESH_TOKEN_TTL": "30d"}, []string{"CRM_REFRESH_TOKEN_TTL", "30d"}},
+		{"invalid db timeout in env", nil, map[string]string{"CRM_DB_TIMEOUT": "5"}, []string{"CRM_DB_TIMEOUT"}},
+		{"invalid shutdown timeout in env", nil, map[string]string{"CRM_SHUTDOWN_TIMEOUT": "forever"}, []string{"CRM_SHUTDOWN_TIMEOUT"}},
+		{"invalid duration flag", []string{"-access-token-ttl", "soon"}, nil, []string{"access-token-ttl"}},
+		{"zero access TTL in env", nil, map[string]string{"CRM_ACCESS_TOKEN_TTL": "0s"}, []string{"access token lifetime", "positive"}},
+		{"negative refresh TTL in env", nil, map[string]string{"CRM_REFRESH_TOKEN_TTL": "-1h"}, []string{"refresh token lifetime", "positive"}},
+		{"zero db timeout flag", []string{"-db-timeout", "0"}, nil, []string{"database timeout", "positive"}},
+		{"negative shutdown timeout flag", []string{"-shutdown-timeout=-5s"}, nil, []string{"shutdown timeout", "positive"}},
+		{"address without port (flag)", []string{"-addr", "8080"}, nil, []string{"listen address", "8080"}},
+		{"address without port (env)", nil, map[string]string{"CRM_ADDR": "localhost"}, []string{"listen address", "localhost"}},
+		{"address with unbalanced bracket", []string{"-addr", "[::1:8080"}, nil, []string{"listen address"}},
+		{"address with too many colons", []string{"-addr", "a:b:c"}, nil, []string{"listen address"}},
+		{"unexpected positional argument", []string{"serve"}, nil, []string{"unexpected argument", "serve"}},
+		{"positional argument after flags", []string{"-addr", ":9000", "extra"}, nil, []string{"unexpected argument", "extra"}},
+		{"unknown flag", []string{"-port", "9000"}, nil, []string{"port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			_, err := parseConfig(tt.args, envOf(tt.env), &stderr)
+			if err == nil {
+				t.Fatal("parseConfig succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q spans several lines", err)
+			}
+		})
+	}
+}
+
+func TestParseConfigHelp(t *testing.T) {
+	var stderr bytes.Buffer
+	_, err := parseConfig([]string{"-help"}, envOf(nil), &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-help: err = %v, want flag.ErrHelp (main exits without printing an error)", err)
+	}
+	// The usage names each flag's environment variable.
+	for _, name := range []string{"CRM_ADDR", "MONGODB_URI", "CRM_JWT_SECRET", "CRM_DATA_DIR", "CRM_ACCESS_TOKEN_TTL"} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("usage does not mention %s:\n%s", name, stderr.String())
+		}
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// runFails runs run, which must fail within limit, and returns its error and
+// what it logged.
+func runFails(t *testing.T, args []string, env map[string]string, limit time.Duration) (error, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	logs := &syncBuffer{}
+	start := time.Now()
+	err := run(ctx, args, envOf(env), logs)
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatalf("run succeeded after %v, want an error", elapsed)
+	}
+	t.Logf("run failed after %v: %v", elapsed.Round(time.Millisecond), err)
+	if elapsed > limit {
+		t.Errorf("run took %v to fail, want under %v (error: %v)", elapsed, limit, err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q spans several lines", err)
+	}
+	return err, logs.String()
+}
+
+func TestRunFailsFast(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	underFile := filepath.Join(file, "data")
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	const limit = 5 * time.Second
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // substrings of the error, case-insensitive
+	}{
+		{
+			"secret shorter than 32 bytes",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"CRM_JWT_SECRET": "too-short", "CRM_DATA_DIR": filepath.Join(tmp, "d1")},
+			[]string{"CRM_JWT_SECRET", "32"},
+		},
+		{
+			"secret of 31 bytes with MongoDB",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"CRM_JWT_SECRET": strings.Repeat("s", 31), "MONGODB_URI": "mongodb://127.0.0.1:1/"},
+			[]string{"CRM_JWT_SECRET"},
+		},
+		{
+			"MONGODB_URI without a secret",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"MONGODB_URI": "mongodb://127.0.0.1:1/"},
+			[]string{"CRM_JWT_SECRET", "MONGODB_URI"},
+		},
+		{
+			"MongoDB on a closed port",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"MONGODB_URI": "mongodb://127.0.0.1:1/", "CRM_DB_TIMEOUT": "1s", "CRM_JWT_SECRET": validSecret},
+			[]string{"database", "127.0.0.1:1"},
+		},
+		{
+			"invalid MONGODB_URI",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"MONGODB_URI": "not-a-uri", "CRM_DB_TIMEOUT": "1s", "CRM_JWT_SECRET": validSecret},
+			[]string{"MongoDB URI"},
+		},
+		{
+			"port already in use",
+			[]string{"-addr", busy.Addr().String()},
+			map[string]string{"CRM_JWT_SECRET": validSecret, "CRM_DATA_DIR": filepath.Join(tmp, "d2")},
+			[]string{"listen", busy.Addr().String()},
+		},
+		{
+			"port out of range",
+			[]string{"-addr", "127.0.0.1:99999"},
+			map[string]string{"CRM_JWT_SECRET": validSecret, "CRM_DATA_DIR": filepath.Join(tmp, "d3")},
+			[]string{"listen", "99999"},
+		},
+		{
+			"data directory under a regular file, generated secret",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"CRM_DATA_DIR": underFile},
+			[]string{"data directory", underFile},
+		},
+		{
+			"data directory under a regular file, configured secret",
+			[]string{"-addr", "127.0.0.1:0", "-data-dir", underFile},
+			map[string]string{"CRM_JWT_SECRET": validSecret},
+			[]string{"data directory", underFile},
+		},
+		{
+			"invalid log level",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"CRM_LOG_LEVEL": "loud", "CRM_DATA_DIR": filepath.Join(tmp, "d4")},
+			[]string{"log level", "loud"},
+		},
+		{
+			"invalid log format",
+			[]string{"-addr", "127.0.0.1:0", "-log-format", "xml"},
+			map[string]string{"CRM_DATA_DIR": filepath.Join(tmp, "d5")},
+			[]string{"log format", "xml"},
+		},
+		{
+			"invalid duration in the environment",
+			[]string{"-addr", "127.0.0.1:0"},
+			map[string]string{"CRM_ACCESS_TOKEN_TTL": "soon", "CRM_DATA_DIR": filepath.Join(tmp, "d6")},
+			[]string{"CRM_ACCESS_TOKEN_TTL"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err, _ := runFails(t, tt.args, tt.env, limit)
+			for _, w := range tt.want {
+				if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(w)) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// A start that fails after claiming the port must give the port back.
+func TestRunReleasesPortOnFailure(t *testing.T) {
+	addr := freeAddr(t)
+	err, _ := runFails(t, []string{"-addr", addr},
+		map[string]string{"MONGODB_URI": "mongodb://127.0.0.1:1/", "CRM_DB_TIMEOUT": "1s", "CRM_JWT_SECRET": validSecret}, 5*time.Second)
+	if !strings.Contains(err.Error(), "database") {
+		t.Fatalf("error %q does not mention the database", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the port is still taken after run failed: %v", err)
+	}
+	ln.Close()
+}
+
+// running is one run started in the background.
+type running struct {
+	url    string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startRun starts run on a free port with env and waits until /healthz answers 200.
+func startRun(t *testing.T, env map[string]string) *running {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &running{url: "http://" + addr, logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, []string{"-addr", addr}, envOf(env), s.logs) }()
+	t.Cleanup(func() {
+		// Stops the server if the test failed before stopping it.
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+		}
+		if t.Failed() {
+			t.Logf("run's log:\n%s", s.logs.String())
+		}
+	})
+
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			s.done <- err // for the cleanup
+			t.Fatalf("run returned before serving: %v", err)
+		default:
+		}
+		res, err := client.Get(s.url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /healthz did not answer 200 within 20s (last: %v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop cancels run's context and checks that it shuts down gracefully and quickly.
+func (s *running) stop(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run returned %v on shutdown, want nil", err)
+		}
+		d := time.Since(start)
+		t.Logf("run returned %v after the cancellation", d.Round(time.Millisecond))
+		if d > 5*time.Second {
+			t.Errorf("shutdown took %v, want under 5s", d)
+		}
+		s.done <- err // for the cleanup
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return within 15s of the context's cancellation")
+	}
+	if res, err := http.Get(s.url + "/healthz"); err == nil {
+		res.Body.Close()
+		t.Error("the server still answers after run returned")
+	}
+}
+
+// postJSON sends body to url and decodes the JSON answer into out.
+func postJSON(t *testing.T, url, token string, body any, wantStatus int, out any) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != wantStatus {
+		t.Fatalf("POST %s: %d %s, want %d", url, res.StatusCode, raw, wantStatus)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("POST %s: %v in %s", url, err, raw)
+		}
+	}
+}
+
+func getStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func TestRunEmbeddedGeneratesAndReusesSecret(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data") // does not exist yet
+	env := map[string]string{"CRM_DATA_DIR": dataDir}
+	secretPath := filepath.Join(dataDir, "jwt-secret")
+
+	// First start: no secret anywhere, so run generates one.
+	s1 := startRun(t, env)
+	info, err := os.Stat(secretPath)
+	if err != nil {
+		t.Fatalf("no generated secret: %v", err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", secretPath, perm)
+	}
+	if dirInfo, err := os.Stat(dataDir); err != nil {
+		t.Fatal(err)
+	} else if perm := dirInfo.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("data directory has mode %v, want no access for group and others", perm)
+	}
+	first, err := os.ReadFile(secretPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.TrimSpace(string(first))); n < 32 {
+		t.Errorf("generated secret is %d bytes, want at least 32", n)
+	}
+	if !strings.Contains(s1.logs.String(), "generated a JWT secret") || !strings.Contains(s1.logs.String(), secretPath) {
+		t.Errorf("the first start does not log that it generated %s:\n%s", secretPath, s1.logs.String())
+	}
+	if !strings.Contains(s1.logs.String(), s1.url) {
+		t.Errorf("the start-up log does not show the URL %s:\n%s", s1.url, s1.logs.String())
+	}
+
+	// Sign in, so that the second start can show that tokens survive a restart.
+	user := map[string]string{"name": "Ada Lovelace", "email": "ada@example.com", "password": "correct horse battery staple"}
+	postJSON(t, s1.url+"/users", "", user, http.StatusCreated, nil)
+	var login struct {
+		AccessToken string `json:"access_token"`
+	}
+	postJSON(t, s1.url+"/users/login", "", map[string]string{"email": user["email"], "password": user["password"]}, http.StatusOK, &login)
+	if login.AccessToken == "" {
+		t.Fatal("login returned no access token")
+	}
+	if code := getStatus(t, s1.url+"/users/me", login.AccessToken); code != http.StatusOK {
+		t.Fatalf("GET /users/me with the new token: %d", code)
+	}
+
+	// While it runs, a second process on the same data directory is refused.
+	err, _ = runFails(t, []string{"-addr", "127.0.0.1:0"}, env, 5*time.Second)
+	if !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a second run on the same data directory: %v, want an \"in use\" error", err)
+	}
+
+	s1.stop(t)
+
+	// Second start: the file is reused, not regenerated.
+	s2 := startRun(t, env)
+	second, err := os.ReadFile(secretPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, second) {
+		t.Errorf("the secret file changed across restarts:\n%q\n%q", first, second)
+	}
+	if strings.Contains(s2.logs.String(), "generated a JWT secret") {
+		t.Errorf("the second start generated a new secret:\n%s", s2.logs.String())
+	}
+	if code := getStatus(t, s2.url+"/users/me", login.AccessToken); code != http.StatusOK {
+		t.Errorf("GET /users/me after a restart with the token from before: %d, want 200", code)
+	}
+	s2.stop(t)
+}
+
+// A configured CRM_JWT_SECRET wins: nothing is generated in the data directory.
+func TestRunEmbeddedWithConfiguredSecret(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startRun(t, map[string]string{"CRM_DATA_DIR": dataDir, "CRM_JWT_SECRET": validSecret, "CRM_LOG_FORMAT": "text"})
+	if _, err := os.Stat(filepath.Join(dataDir, "jwt-secret")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a jwt-secret file was written although CRM_JWT_SECRET is set (stat: %v)", err)
+	}
+	if strings.Contains(s.logs.String(), "generated a JWT secret") {
+		t.Errorf("logged a generated secret although CRM_JWT_SECRET is set:\n%s", s.logs.String())
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, "level=INFO") || strings.Contains(logs, `"level"`) {
+		t.Errorf("CRM_LOG_FORMAT=text, but the log is not text:\n%s", logs)
+	}
+	s.stop(t)
+}
+
+// A secret file that is too short (say, truncated by hand) stops the start
+// rather than signing tokens with a weak key.
+func TestRunRefusesShortSecretFile(t *testing.T) {
+	dataDir := t.TempDir()
+	path := filepath.Join(dataDir, "jwt-secret")
+	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err, _ := runFails(t, []string{"-addr", "127.0.0.1:0"}, map[string]string{"CRM_DATA_DIR": dataDir}, 5*time.Second)
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name %s", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "short\n" {
+		t.Errorf("the file was overwritten: %q", b)
+	}
+}
