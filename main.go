@@ -1,6 +1,10 @@
 // Command crm runs the CRM API: configuration from flags and environment
 // variables, then the store (MongoDB, or the embedded engine), then the HTTP
 // server, until SIGINT or SIGTERM.
+//
+//	crm [flags]          serve the API (see crm -help)
+//	crm seed [flags]     fill the database with demo data (see crm seed -help)
+//	crm engine [flags]   run the bundled MongoDB-compatible engine as a server
 package main
 
 import (
@@ -23,10 +27,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/api/auth"
 	"github.com/opencrm/crm/server"
 	"github.com/opencrm/crm/store"
+	"github.com/opencrm/crm/store/seed"
 )
 
 func main() {
@@ -57,9 +64,12 @@ type config struct {
 
 // parseConfig reads flags, which win over environment variables, which win over
 // the defaults.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("crm", flag.ContinueOnError)
+	for _, register := range extra {
+		register(fs)
+	}
 	fs.SetOutput(stderr)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -189,7 +199,21 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 	}
 }
 
+// run dispatches to a subcommand; without one, it serves the API.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "seed":
+			return seedCommand(ctx, args[1:], getenv, stderr)
+		case "engine":
+			return engineCommand(ctx, args[1:], getenv, stderr)
+		}
+	}
+	return serve(ctx, args, getenv, stderr)
+}
+
+// serve runs the API until ctx ends or a signal arrives.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -369,4 +393,99 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("cannot read the JWT secret from %s: %w", path, err)
 	}
+}
+
+// seedCommand fills the configured database with demo data.
+func seedCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var users, customers, interactions int
+	var password string
+	cfg, err := parseConfig(args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.IntVar(&users, "users", 20, "users to create")
+		fs.IntVar(&customers, "customers", 1000, "customers to create")
+		fs.IntVar(&interactions, "interactions", 5000, "interactions to create")
+		fs.StringVar(&password, "password", "demo password", "password of every seeded user")
+	})
+	if err != nil {
+		return err
+	}
+	if users < 0 || customers < 0 || interactions < 0 {
+		return errors.New("counts must not be negative")
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
+	if err != nil {
+		return err
+	}
+	hash, err := passwords.Hash(password)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, store.Config{URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+
+	start := time.Now()
+	res, err := seed.Run(ctx, st, seed.Config{
+		Users: users, Customers: customers, Interactions: interactions, PasswordHash: hash,
+		Progress: stderr, Terminal: isTerminal(stderr),
+	})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	fmt.Fprintf(stderr, "seeded in %s: %d new users, %d new customers, %d new interactions (the rest existed); every user's password is %q\n",
+		time.Since(start).Round(time.Millisecond), res.Users, res.Customers, res.Interactions, password)
+	return nil
+}
+
+// isTerminal reports whether w is a terminal, where progress is drawn as a bar.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// engineCommand runs the bundled engine as a standalone MongoDB-compatible
+// server, for several API processes to share.
+func engineCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crm engine", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	listen := fs.String("listen", env("CRM_ENGINE_LISTEN", "127.0.0.1:27017"), "TCP address to serve the MongoDB wire protocol on (CRM_ENGINE_LISTEN)")
+	dataDir := fs.String("data-dir", env("CRM_ENGINE_DATA_DIR", "engine-data"), "directory for the SQLite files (CRM_ENGINE_DATA_DIR)")
+	pgURL := fs.String("postgresql-url", env("CRM_ENGINE_POSTGRESQL_URL", ""), "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm (CRM_ENGINE_POSTGRESQL_URL)")
+	logLevel := fs.String("log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
+	logFormat := fs.String("log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see crm engine -help)", fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return fmt.Errorf("listen address %q: %w", *listen, err)
+	}
+	log, err := newLogger(config{logLevel: *logLevel, logFormat: *logFormat}, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	storage := "SQLite in " + *dataDir
+	if *pgURL != "" {
+		storage = "PostgreSQL"
+	}
+	return store.RunEngine(ctx, store.EngineConfig{Listen: *listen, DataDir: *dataDir, PostgreSQLURL: *pgURL, Logger: log}, func(uri string) {
+		log.Info("engine listening; point the API at it with MONGODB_URI", "MONGODB_URI", uri, "storage", storage)
+	})
 }

@@ -60,28 +60,96 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		return nil, fmt.Errorf("remove stale socket %s: %w", socket, err)
 	}
 
-	sqliteURL := (&url.URL{Scheme: "file", Path: dir + "/"}).String()
-	f, err := ferretdb.New(&ferretdb.Config{
+	e, err := runFerret(ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Handler:   "sqlite",
-		SQLiteURL: sqliteURL,
-		// The engine logs each connection at info level and dumps every refused
-		// command (a duplicate email, say) as a warning; the API reports those
-		// itself, so only the engine's errors are passed on.
-		Logger: slog.New(levelFloor{log.Handler().WithAttrs([]slog.Attr{slog.String("component", "embedded-db")}), slog.LevelError}),
-	})
+		SQLiteURL: sqliteURL(dir),
+	}, log)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("start embedded database in %s: %w", dir, err)
 	}
+	e.lock = lock
+	return e, nil
+}
 
+// sqliteURL is the engine's SQLite URI for a directory.
+func sqliteURL(dir string) string {
+	return (&url.URL{Scheme: "file", Path: dir + "/"}).String()
+}
+
+// runFerret starts FerretDB with cfg in the background.
+func runFerret(cfg ferretdb.Config, log *slog.Logger) (*engine, error) {
+	// The engine logs each connection at info level and dumps every refused
+	// command (a duplicate email, say) as a warning; the API reports those
+	// itself, so only the engine's errors are passed on.
+	cfg.Logger = slog.New(levelFloor{log.Handler().WithAttrs([]slog.Attr{slog.String("component", "engine")}), slog.LevelError})
+	f, err := ferretdb.New(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &engine{uri: f.MongoDBURI(), cancel: cancel, done: make(chan struct{}), lock: lock}
+	e := &engine{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
 	}()
+	// Only once Run has started does a TCP listener know its address.
+	e.uri = f.MongoDBURI()
 	return e, nil
+}
+
+// EngineConfig configures RunEngine.
+type EngineConfig struct {
+	// Listen is the TCP address to serve the MongoDB wire protocol on.
+	Listen string
+	// DataDir holds the SQLite files; unused with PostgreSQLURL.
+	DataDir string
+	// PostgreSQLURL, if set, stores the data in PostgreSQL instead of SQLite
+	// (e.g. postgres://user:password@127.0.0.1:5432/crm).
+	PostgreSQLURL string
+	Logger        *slog.Logger
+}
+
+// RunEngine runs the bundled MongoDB-compatible engine as a standalone server
+// until ctx ends, so that several API processes can share one database. It
+// calls ready with the MongoDB URI to give them once it listens.
+func RunEngine(ctx context.Context, cfg EngineConfig, ready func(uri string)) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	fc := ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: cfg.Listen}}
+	if cfg.PostgreSQLURL != "" {
+		fc.Handler, fc.PostgreSQLURL = "postgresql", cfg.PostgreSQLURL
+	} else {
+		dir, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("cannot create data directory %s: %w", dir, err)
+		}
+		lock, err := lockDir(dir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+		fc.Handler, fc.SQLiteURL = "sqlite", sqliteURL(dir)
+	}
+	e, err := runFerret(fc, cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("start the engine: %w", err)
+	}
+	defer e.stop()
+	if ready != nil {
+		ready(e.uri)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-e.done:
+		return errors.New("the engine stopped")
+	}
 }
 
 // stop shuts the engine down and waits (boundedly) for it to close its files.
@@ -91,7 +159,9 @@ func (e *engine) stop() {
 	case <-e.done:
 	case <-time.After(10 * time.Second):
 	}
-	e.lock.Close()
+	if e.lock != nil {
+		e.lock.Close()
+	}
 }
 
 // lockDir takes an exclusive, non-blocking flock on dir/LOCK. The kernel drops it
