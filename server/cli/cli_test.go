@@ -4,7 +4,7 @@
 // directory, logging); and a real start on the embedded engine in a temporary
 // data directory: the generated JWT secret file, /healthz, graceful shutdown,
 // and a restart that reuses the secret. No test reads the real environment.
-package main
+package cli
 
 import (
 	"bytes"

@@ -1,0 +1,494 @@
+// Package cli is the crm command: configuration from flags and environment
+// variables, then the store (MongoDB, or the embedded engine), then the HTTP
+// server, until SIGINT or SIGTERM; and the seed and engine subcommands.
+//
+//	crm [flags]          serve the API (see crm -help)
+//	crm seed [flags]     fill the database with demo data (see crm seed -help)
+//	crm engine [flags]   run the bundled MongoDB-compatible engine as a server
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/opencrm/crm/api"
+	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/server"
+	"github.com/opencrm/crm/store"
+	"github.com/opencrm/crm/store/seed"
+)
+
+// Main runs the command with the process's arguments and environment and
+// returns its exit status: a failure is one line on stderr and status 1.
+func Main() int {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "crm: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// config is the server's configuration; see the README's table.
+type config struct {
+	addr            string
+	mongoURI        string
+	dbName          string
+	dataDir         string
+	jwtSecret       string
+	logLevel        string
+	logFormat       string
+	accessTTL       time.Duration
+	refreshTTL      time.Duration
+	dbTimeout       time.Duration
+	shutdownTimeout time.Duration
+	corsOrigins     []string
+	trustedProxies  []*net.IPNet
+}
+
+// parseConfig reads flags, which win over environment variables, which win over
+// the defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("crm", flag.ContinueOnError)
+	for _, register := range extra {
+		register(fs)
+	}
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var durErr error
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil && durErr == nil {
+			durErr = fmt.Errorf("%s=%q is not a duration such as 15m or 30s", name, v)
+		}
+		return d
+	}
+	fs.StringVar(&cfg.addr, "addr", env("CRM_ADDR", ":8080"), "listen address (CRM_ADDR)")
+	fs.StringVar(&cfg.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB URI; empty runs the embedded database (MONGODB_URI)")
+	fs.StringVar(&cfg.dbName, "db-name", env("CRM_DB_NAME", "crm"), "database name (CRM_DB_NAME)")
+	fs.StringVar(&cfg.dataDir, "data-dir", env("CRM_DATA_DIR", "data"), "embedded database directory (CRM_DATA_DIR)")
+	fs.StringVar(&cfg.jwtSecret, "jwt-secret", env("CRM_JWT_SECRET", ""), "HS256 key, at least 32 bytes; prefer the variable (CRM_JWT_SECRET)")
+	fs.StringVar(&cfg.logLevel, "log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
+	fs.StringVar(&cfg.logFormat, "log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
+	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", envDuration("CRM_ACCESS_TOKEN_TTL", 15*time.Minute), "access token lifetime (CRM_ACCESS_TOKEN_TTL)")
+	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
+	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
+	var cors, proxies string
+	fs.StringVar(&cors, "cors-origins", env("CRM_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the API; empty disables CORS (CRM_CORS_ORIGINS)")
+	fs.StringVar(&proxies, "trusted-proxies", env("CRM_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (CRM_TRUSTED_PROXIES)")
+	if durErr != nil {
+		return cfg, durErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.corsOrigins, err = parseOrigins(cors); err != nil {
+		return cfg, err
+	}
+	if cfg.trustedProxies, err = parseCIDRs(proxies); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see crm -help)", fs.Arg(0))
+	}
+	for _, d := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"access token lifetime", cfg.accessTTL}, {"refresh token lifetime", cfg.refreshTTL},
+		{"database timeout", cfg.dbTimeout}, {"shutdown timeout", cfg.shutdownTimeout},
+	} {
+		if d.value <= 0 {
+			return cfg, fmt.Errorf("the %s must be positive, got %s", d.name, d.value)
+		}
+	}
+	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+		return cfg, fmt.Errorf("listen address %q: %w", cfg.addr, err)
+	}
+	return cfg, nil
+}
+
+// parseOrigins reads a comma-separated list of origins such as
+// "https://crm.example.com,http://localhost:3000", or "*".
+func parseOrigins(list string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return nil, fmt.Errorf("CORS origin %q: write it as scheme://host[:port], e.g. https://crm.example.com", o)
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
+}
+
+// parseCIDRs reads a comma-separated list of networks ("10.0.0.0/8") or
+// addresses ("10.0.0.7").
+func parseCIDRs(list string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, c := range strings.Split(list, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if ip := net.ParseIP(c); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: write a network such as 10.0.0.0/8 or an address", c)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", cfg.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: use json or text", cfg.logFormat)
+	}
+}
+
+// run dispatches to a subcommand; without one, it serves the API.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "seed":
+			return seedCommand(ctx, args[1:], getenv, stderr)
+		case "engine":
+			return engineCommand(ctx, args[1:], getenv, stderr)
+		}
+	}
+	return serve(ctx, args, getenv, stderr)
+}
+
+// serve runs the API until ctx ends or a signal arrives.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	secret, err := jwtSecret(cfg, log)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{
+		Secret: secret, Issuer: "crm", Audience: "crm-api", TTL: cfg.accessTTL, Leeway: 30 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
+	if err != nil {
+		return err
+	}
+
+	// Claim the port before opening the database, so that a port in use fails
+	// at once.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.addr, err)
+	}
+	defer ln.Close()
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	metrics := server.NewMetrics()
+	st, err := store.Open(ctx, store.Config{
+		URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log,
+		Monitor: metrics.CommandMonitor(),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), cfg.dbTimeout)
+		defer cancel()
+		if err := st.Close(closeCtx); err != nil {
+			log.Warn("closing the database", "error", err)
+		}
+	}()
+
+	handler, err := server.New(server.Config{
+		Handler: api.New(api.Config{
+			Store: st, Tokens: tokens, Passwords: passwords, Secret: secret, RefreshTTL: cfg.refreshTTL, Logger: log,
+		}),
+		Store:          st,
+		Logger:         log,
+		Metrics:        metrics,
+		CORSOrigins:    cfg.corsOrigins,
+		TrustedProxies: cfg.trustedProxies,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	base := "http://" + displayAddr(ln.Addr())
+	database := "embedded, data in " + cfg.dataDir
+	if cfg.mongoURI != "" {
+		database = "MongoDB, database " + cfg.dbName
+	}
+	log.Info("CRM API listening", "url", base, "docs", base+"/docs", "spec", base+"/openapi.yaml",
+		"database", database, "passwords", passwords.Params().String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// writeNewFile writes data to path, which must not exist, in one step: it is
+// written to a temporary file first and then linked into place, so a reader
+// never sees it half-written and of two writers exactly one wins (fs.ErrExist).
+func writeNewFile(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path)
+}
+
+// displayAddr is the address to show for a listener: "localhost:8080" rather
+// than "[::]:8080".
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// secretFile is where the embedded mode keeps the JWT secret it generated.
+const secretFile = "jwt-secret"
+
+// jwtSecret returns the key that signs access tokens: CRM_JWT_SECRET, or, with
+// the embedded database and no secret configured, one generated once and kept
+// in the data directory (mode 0600) so that tokens survive restarts.
+func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
+	if cfg.jwtSecret != "" {
+		if len(cfg.jwtSecret) < auth.MinSecretLen {
+			return nil, fmt.Errorf("CRM_JWT_SECRET must be at least %d bytes, got %d (try: openssl rand -base64 48)", auth.MinSecretLen, len(cfg.jwtSecret))
+		}
+		return []byte(cfg.jwtSecret), nil
+	}
+	if cfg.mongoURI != "" {
+		return nil, fmt.Errorf("CRM_JWT_SECRET is required with MONGODB_URI: set it to at least %d random bytes (try: openssl rand -base64 48), the same on every server", auth.MinSecretLen)
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data directory %s: %w", cfg.dataDir, err)
+	}
+	path := filepath.Join(cfg.dataDir, secretFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		secret := strings.TrimSpace(string(data))
+		if len(secret) < auth.MinSecretLen {
+			return nil, fmt.Errorf("%s holds a secret shorter than %d bytes; delete it to generate a new one", path, auth.MinSecretLen)
+		}
+		return []byte(secret), nil
+	case errors.Is(err, fs.ErrNotExist):
+		b := make([]byte, 48)
+		_, _ = rand.Read(b)
+		secret := base64.RawURLEncoding.EncodeToString(b)
+		if err := writeNewFile(path, []byte(secret+"\n"), 0o600); errors.Is(err, fs.ErrExist) {
+			return jwtSecret(cfg, log) // another process was first: use its secret
+		} else if err != nil {
+			return nil, fmt.Errorf("cannot write the JWT secret to %s: %w", path, err)
+		}
+		log.Info("generated a JWT secret; set CRM_JWT_SECRET to use your own", "file", path)
+		return []byte(secret), nil
+	default:
+		return nil, fmt.Errorf("cannot read the JWT secret from %s: %w", path, err)
+	}
+}
+
+// seedCommand fills the configured database with demo data.
+func seedCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var users, customers, interactions int
+	var password string
+	cfg, err := parseConfig(args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.IntVar(&users, "users", 20, "users to create")
+		fs.IntVar(&customers, "customers", 1000, "customers to create")
+		fs.IntVar(&interactions, "interactions", 5000, "interactions to create")
+		fs.StringVar(&password, "password", "demo password", "password of every seeded user")
+	})
+	if err != nil {
+		return err
+	}
+	if users < 0 || customers < 0 || interactions < 0 {
+		return errors.New("counts must not be negative")
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
+	if err != nil {
+		return err
+	}
+	hash, err := passwords.Hash(password)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := store.Open(ctx, store.Config{URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+
+	start := time.Now()
+	res, err := seed.Run(ctx, st, seed.Config{
+		Users: users, Customers: customers, Interactions: interactions, PasswordHash: hash,
+		Progress: stderr, Terminal: isTerminal(stderr),
+	})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	fmt.Fprintf(stderr, "seeded in %s: %d new users, %d new customers, %d new interactions (the rest existed); every user's password is %q\n",
+		time.Since(start).Round(time.Millisecond), res.Users, res.Customers, res.Interactions, password)
+	return nil
+}
+
+// isTerminal reports whether w is a terminal, where progress is drawn as a bar.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// engineCommand runs the bundled engine as a standalone MongoDB-compatible
+// server, for several API processes to share.
+func engineCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crm engine", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	listen := fs.String("listen", env("CRM_ENGINE_LISTEN", "127.0.0.1:27017"), "TCP address to serve the MongoDB wire protocol on (CRM_ENGINE_LISTEN)")
+	dataDir := fs.String("data-dir", env("CRM_ENGINE_DATA_DIR", "engine-data"), "directory for the SQLite files (CRM_ENGINE_DATA_DIR)")
+	pgURL := fs.String("postgresql-url", env("CRM_ENGINE_POSTGRESQL_URL", ""), "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm (CRM_ENGINE_POSTGRESQL_URL)")
+	logLevel := fs.String("log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
+	logFormat := fs.String("log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see crm engine -help)", fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return fmt.Errorf("listen address %q: %w", *listen, err)
+	}
+	log, err := newLogger(config{logLevel: *logLevel, logFormat: *logFormat}, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	storage := "SQLite in " + *dataDir
+	if *pgURL != "" {
+		storage = "PostgreSQL"
+	}
+	return store.RunEngine(ctx, store.EngineConfig{Listen: *listen, DataDir: *dataDir, PostgreSQLURL: *pgURL, Logger: log}, func(uri string) {
+		log.Info("engine listening; point the API at it with MONGODB_URI", "MONGODB_URI", uri, "storage", storage)
+	})
+}
