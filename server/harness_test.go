@@ -3,12 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -18,6 +20,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/api/auth"
@@ -41,11 +45,13 @@ var testArgon2 = auth.Argon2Params{MemoryKiB: 1024, Iterations: 1, Parallelism: 
 
 // env is one running server with its database.
 type env struct {
-	t      *testing.T
-	url    string
-	store  *store.Store
-	tokens *auth.Tokens
-	logs   *syncBuffer
+	t     *testing.T
+	url   string
+	store *store.Store
+	// dbURI and dbName reach the test's database directly (see rawDB).
+	dbURI, dbName string
+	tokens        *auth.Tokens
+	logs          *syncBuffer
 	// client sends requests without a token.
 	client *gen.ClientWithResponses
 	http   *http.Client
@@ -82,9 +88,22 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir(), Logger: log})
+	// Each test gets a fresh embedded engine — or, when CRM_TEST_MONGODB_URI
+	// names a database server, a database of its own on that server (this is
+	// how the suite runs a second time against the standalone engine on
+	// PostgreSQL).
+	dbURI, dbName := os.Getenv("CRM_TEST_MONGODB_URI"), "crm"
+	if dbURI != "" {
+		dbName = fmt.Sprintf("t%d_%s", time.Now().UnixNano()%1e9, strings.ToLower(rand.Text()[:6]))
+	}
+	st, err := store.Open(ctx, store.Config{URI: dbURI, Database: dbName, DataDir: t.TempDir(), Logger: log})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
+	}
+	if dbURI == "" {
+		dbURI = st.EngineURI()
+	} else {
+		t.Cleanup(func() { dropDatabase(dbURI, dbName) })
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 
@@ -115,7 +134,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, url: srv.URL, store: st, tokens: tokens, logs: logs, client: client, http: httpClient, check: check}
+	return &env{t: t, url: srv.URL, store: st, dbURI: dbURI, dbName: dbName, tokens: tokens, logs: logs, client: client, http: httpClient, check: check}
 }
 
 // as returns a client that sends token as its bearer token.
@@ -414,4 +433,14 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// dropDatabase removes a test's database from a shared database server.
+func dropDatabase(uri, name string) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return
+	}
+	defer client.Disconnect(context.Background())
+	_ = client.Database(name).Drop(context.Background())
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -69,26 +71,24 @@ func (ops operations) lookup(c echo.Context) *operationInfo {
 // repeated ones that it does not declare as lists: silently ignoring them would
 // answer a misspelt "cursor" or filter with the wrong page.
 func (info *operationInfo) checkQuery(r *http.Request) error {
-	var unknown, repeated []string
+	qe := &queryError{}
 	for name, values := range r.URL.Query() {
 		repeatable, known := info.query[name]
 		switch {
 		case !known:
-			unknown = append(unknown, name)
+			qe.add(name, "is not a parameter of this operation"+suggestion(name, info.query))
 		case len(values) > 1 && !repeatable:
-			repeated = append(repeated, name)
+			qe.add(name, "may be given only once")
+		case slices.ContainsFunc(values, unusableText):
+			// Text that the database cannot hold in a query (a NUL in a
+			// regular expression) or that is not text at all.
+			qe.add(name, "must be UTF-8 text without NUL characters")
 		}
 	}
-	if len(unknown) == 0 && len(repeated) == 0 {
+	if len(qe.fields) == 0 {
 		return nil
 	}
-	qe := &queryError{}
-	for _, name := range unknown {
-		qe.fields = append(qe.fields, fieldProblem{Parameter: name, Detail: "is not a parameter of this operation" + suggestion(name, info.query)})
-	}
-	for _, name := range repeated {
-		qe.fields = append(qe.fields, fieldProblem{Parameter: name, Detail: "may be given only once"})
-	}
+	slices.SortFunc(qe.fields, func(a, b fieldProblem) int { return strings.Compare(a.Parameter, b.Parameter) })
 	return qe
 }
 
@@ -104,8 +104,15 @@ func suggestion(name string, declared map[string]bool) string {
 	return ""
 }
 
-// queryError reports unknown or repeated query parameters.
+// unusableText reports a parameter value that is not valid UTF-8 or holds NUL.
+func unusableText(v string) bool { return !utf8.ValidString(v) || strings.ContainsRune(v, 0) }
+
+// queryError reports unknown, repeated or unusable query parameters.
 type queryError struct{ fields []fieldProblem }
+
+func (e *queryError) add(name, detail string) {
+	e.fields = append(e.fields, fieldProblem{Parameter: name, Detail: detail})
+}
 
 func (e *queryError) Error() string { return fmt.Sprintf("%d invalid query parameters", len(e.fields)) }
 

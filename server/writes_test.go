@@ -482,12 +482,12 @@ func TestLastAdmin(t *testing.T) {
 // must shape the database by hand.
 func rawDB(t *testing.T, e *env) *mongo.Database {
 	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(e.store.EngineURI()))
+	client, err := mongo.Connect(options.Client().ApplyURI(e.dbURI))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	return client.Database("crm")
+	return client.Database(e.dbName)
 }
 
 // countCustomers counts the customers whose email contains email.

@@ -46,11 +46,12 @@ func translate(err error) error {
 }
 
 // isEngineUniqueViolation recognises a unique index violation by an update on
-// the embedded engine, which reports it as an internal error carrying SQLite's
-// message instead of MongoDB's E11000 (inserts do report E11000).
+// the bundled engine, which reports it as an internal error carrying SQLite's
+// or PostgreSQL's message instead of MongoDB's E11000 (inserts do report E11000).
 func isEngineUniqueViolation(err error) bool {
 	var ce mongo.CommandError
-	return errors.As(err, &ce) && strings.Contains(ce.Message, "UNIQUE constraint failed")
+	return errors.As(err, &ce) &&
+		(strings.Contains(ce.Message, "UNIQUE constraint failed") || strings.Contains(ce.Message, "(SQLSTATE 23505)"))
 }
 
 // isUnavailable reports errors that mean "the database is not answering", as
