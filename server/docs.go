@@ -1,11 +1,13 @@
 package server
 
 import (
+	"io/fs"
 	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/swaggest/swgui"
+	"github.com/swaggest/swgui/v5/static"
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/opencrm/crm/gen"
@@ -41,11 +43,27 @@ func registerDocs(e *echo.Echo, specJSON []byte) {
 		},
 	}))
 	serve := func(c echo.Context) error {
+		// An asset that is not there is a 404 problem like any other, not the
+		// file server's plain-text page.
+		if asset := strings.TrimPrefix(c.Request().URL.Path, "/docs/"); asset != c.Request().URL.Path && asset != "" && !isDocsAsset(asset) {
+			return echo.ErrNotFound
+		}
 		c.Response().Header().Set("Content-Security-Policy", docsCSP)
 		return ui(c)
 	}
 	e.GET("/docs", serve)
 	e.GET("/docs/*", serve)
+}
+
+// isDocsAsset reports whether Swagger UI's embedded assets hold name (stored
+// gzipped, or as it is).
+func isDocsAsset(name string) bool {
+	for _, candidate := range []string{name, name + ".gz"} {
+		if _, err := fs.Stat(static.FS, candidate); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // isDocsRoute reports routes that serve Swagger UI, which need a looser

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,13 +79,19 @@ func sqliteURL(dir string) string {
 	return (&url.URL{Scheme: "file", Path: dir + "/"}).String()
 }
 
+// ferretNew serialises ferretdb.New, which sets a package-level variable of
+// FerretDB's: two stores opening at once (tests do) would race on it.
+var ferretNew sync.Mutex
+
 // runFerret starts FerretDB with cfg in the background.
 func runFerret(cfg ferretdb.Config, log *slog.Logger) (*engine, error) {
 	// The engine logs each connection at info level and dumps every refused
 	// command (a duplicate email, say) as a warning; the API reports those
 	// itself, so only the engine's errors are passed on.
 	cfg.Logger = slog.New(levelFloor{log.Handler().WithAttrs([]slog.Attr{slog.String("component", "engine")}), slog.LevelError})
+	ferretNew.Lock()
 	f, err := ferretdb.New(&cfg)
+	ferretNew.Unlock()
 	if err != nil {
 		return nil, err
 	}
