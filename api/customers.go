@@ -246,11 +246,19 @@ func (h *Handler) DeleteCustomer(ctx context.Context, req gen.DeleteCustomerRequ
 		if err := requireOwner(p, cur.OwnerID, "customers"); err != nil {
 			return err
 		}
-		return h.store.DeleteCustomer(ctx, id, cur.Revision, deref(req.Params.Cascade))
+		// A member's cascade may only take the member's own interactions.
+		var onlyOf *bson.ObjectID
+		if !p.IsAdmin {
+			onlyOf = &p.ID
+		}
+		return h.store.DeleteCustomer(ctx, id, cur.Revision, deref(req.Params.Cascade), onlyOf)
 	})
 	var ref *store.ReferencedError
 	if errors.As(err, &ref) {
 		return nil, &ConflictError{Detail: "The customer still has " + ref.By + "; delete them first, or send cascade=true to delete them with the customer."}
+	}
+	if errors.Is(err, store.ErrCascadeRefused) {
+		return nil, forbidden("Other users recorded interactions with this customer; members may only delete their own, so ask an admin.")
 	}
 	if err != nil {
 		return nil, err

@@ -160,9 +160,15 @@ func (s *Store) UpdateCustomer(ctx context.Context, id bson.ObjectID, rev int64,
 
 // DeleteCustomer deletes the customer at revision rev. A customer with
 // interactions is not deleted (*ReferencedError) unless cascade is set, which
-// deletes the interactions too.
-func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64, cascade bool) error {
-	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade)
+// deletes the interactions too. With cascadeOnlyOf set, the cascade may only
+// delete that user's interactions: if others exist, nothing is deleted
+// (ErrCascadeRefused).
+func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64, cascade bool, cascadeOnlyOf *bson.ObjectID) error {
+	var keep bson.D
+	if cascadeOnlyOf != nil {
+		keep = bson.D{{Key: interactionFieldUserID, Value: bson.D{{Key: "$ne", Value: *cascadeOnlyOf}}}}
+	}
+	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade, keep)
 }
 
 // timeRange is the condition "from ≤ t < to" with either end open, or nil.

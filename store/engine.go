@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	_ "modernc.org/sqlite" // the driver FerretDB's SQLite backend uses, for indexIDLookups
 )
 
 // engine is the embedded MongoDB-compatible database: FerretDB with its SQLite
@@ -22,6 +24,7 @@ import (
 // directory, so that nothing else on the machine can reach it over the network.
 type engine struct {
 	uri    string
+	dir    string // SQLite files; empty for PostgreSQL
 	cancel context.CancelFunc
 	done   chan struct{}
 	lock   *os.File // holds an exclusive flock on the data directory
@@ -70,7 +73,7 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		lock.Close()
 		return nil, fmt.Errorf("start embedded database in %s: %w", dir, err)
 	}
-	e.lock = lock
+	e.lock, e.dir = lock, dir
 	return e, nil
 }
 
@@ -157,6 +160,60 @@ func RunEngine(ctx context.Context, cfg EngineConfig, ready func(uri string)) er
 	case <-e.done:
 		return errors.New("the engine stopped")
 	}
+}
+
+// indexIDLookups makes lookups by _id use an index on the embedded engine.
+//
+// Why: FerretDB 1.24's SQLite backend indexes _id as _ferretdb_sjson->"_id" but
+// looks documents up (find, update and delete by _id) with the expression
+// _ferretdb_sjson->'$._id', which SQLite does not recognise as the indexed one:
+// every lookup by id scanned the whole table (measured: 0.1 s at 10,000
+// customers). An index on the expression the lookups use makes them take
+// microseconds. FerretDB does not know this index; it is dropped with its table.
+func indexIDLookups(ctx context.Context, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.sqlite"))
+	if err != nil {
+		return err
+	}
+	for _, file := range files {
+		if err := indexIDLookupsIn(ctx, file); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Base(file), err)
+		}
+	}
+	return nil
+}
+
+func indexIDLookupsIn(ctx context.Context, file string) error {
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", Path: file, RawQuery: "_pragma=busy_timeout(10000)"}).String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		// Table names are FerretDB's own (name_hash), quoted all the same.
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, t+"_id_lookup", t)
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // stop shuts the engine down and waits (boundedly) for it to close its files.

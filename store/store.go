@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -150,6 +151,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.createIndexes(ctx); err != nil {
 		_ = s.Close(context.Background())
 		return nil, fmt.Errorf("create indexes: %w", err)
+	}
+	if s.engine != nil {
+		if err := indexIDLookups(ctx, s.engine.dir); err != nil {
+			_ = s.Close(context.Background())
+			return nil, fmt.Errorf("index the embedded database: %w", err)
+		}
 	}
 	s.startJanitor(cfg.Logger)
 	return s, nil
@@ -329,7 +336,7 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			model.Options = options.Index().SetUnique(true)
 		}
 		if _, err := ix.collection.Indexes().CreateOne(ctx, model); err != nil {
-			if ix.unique && mongo.IsDuplicateKeyError(err) {
+			if ix.unique && errors.Is(translate(err), ErrDuplicate) {
 				return fmt.Errorf("collection %q holds duplicate %v values; remove the duplicates, then start again: %w",
 					ix.collection.Name(), ix.keys[0].Key, err)
 			}

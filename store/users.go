@@ -233,7 +233,7 @@ func (s *Store) DeleteUser(ctx context.Context, id bson.ObjectID, rev int64) err
 	return s.deleteReferenced(ctx, s.users, id, rev, []reference{
 		{s.customers, customerFieldOwnerID},
 		{s.interactions, interactionFieldUserID},
-	}, false)
+	}, false, nil)
 }
 
 // keepAnotherAdmin fails with ErrLastAdmin unless an active admin other than id

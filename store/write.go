@@ -38,6 +38,10 @@ type ReferencedError struct {
 func (e *ReferencedError) Error() string        { return "store: still referenced by " + e.By }
 func (e *ReferencedError) Is(target error) bool { return target == ErrReferenced }
 
+// ErrCascadeRefused: a cascading delete would take records with it that the
+// caller may not delete; nothing was deleted.
+var ErrCascadeRefused = errors.New("store: the cascade would delete records the caller may not delete")
+
 // ErrMissingReference: a record refers to another that does not exist (or is
 // being deleted).
 var ErrMissingReference = errors.New("store: referenced record does not exist")
@@ -188,7 +192,9 @@ func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, i
 
 // deleteReferenced deletes the document id at revision rev unless records in
 // refs still refer to it: then it returns a *ReferencedError, or, with cascade,
-// deletes those records first.
+// deletes those records first. With cascade and a non-nil keep filter,
+// referring records that match keep must not be deleted: if there are any,
+// nothing is deleted and the error is ErrCascadeRefused.
 //
 // Without transactions the check and the delete cannot be one step, so the
 // record is first marked as being deleted and the references are looked for
@@ -196,16 +202,15 @@ func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, i
 // mark). Whichever runs second sees the other, so no reference to a deleted
 // record survives. A cascade interrupted half-way leaves the record in place,
 // and sending the delete again finishes it.
-func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool) error {
+func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D) error {
 	defer s.lockDoc(id)()
 	filter, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
 		return err
 	}
-	mark := now()
 	opCtx, cancel := s.opContext(ctx)
 	defer cancel()
-	res, err := coll.UpdateOne(opCtx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldDeletingAt, Value: mark}}}})
+	res, err := coll.UpdateOne(opCtx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldDeletingAt, Value: now()}}}})
 	if err != nil {
 		return translate(err)
 	}
@@ -213,32 +218,52 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 		return s.notMatched(ctx, coll, id)
 	}
 
-	for _, ref := range refs {
-		refFilter := bson.D{{Key: ref.field, Value: id}}
-		if cascade {
-			if _, err := ref.coll.DeleteMany(opCtx, refFilter); err != nil {
+	// Which references stop the delete: any, without cascade; those to keep, with.
+	var blocking bson.D
+	switch {
+	case !cascade:
+		blocking = bson.D{}
+	case keep != nil:
+		blocking = keep
+	}
+	if blocking != nil {
+		for _, ref := range refs {
+			found, err := exists(opCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, blocking...))
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			// Take the mark back: the record stays as it was.
+			if _, err := coll.UpdateOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}},
+				bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}}); err != nil {
 				return translate(err)
 			}
-			continue
-		}
-		err := ref.coll.FindOne(opCtx, refFilter, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
-		switch {
-		case errors.Is(err, mongo.ErrNoDocuments):
-		case err != nil:
-			return translate(err)
-		default:
-			// Still referenced: take the mark back, unless a newer one replaced it.
-			_, uerr := coll.UpdateOne(context.WithoutCancel(opCtx),
-				bson.D{{Key: fieldID, Value: id}},
-				bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}})
-			if uerr != nil {
-				return translate(uerr)
+			if cascade {
+				return ErrCascadeRefused
 			}
 			return &ReferencedError{By: ref.coll.Name()}
 		}
 	}
+	if cascade {
+		for _, ref := range refs {
+			if _, err := ref.coll.DeleteMany(opCtx, bson.D{{Key: ref.field, Value: id}}); err != nil {
+				return translate(err)
+			}
+		}
+	}
 	_, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
 	return translate(err)
+}
+
+// exists reports whether any document of coll matches filter.
+func exists(ctx context.Context, coll *mongo.Collection, filter bson.D) (bool, error) {
+	err := coll.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, translate(err)
 }
 
 // checkReferences fails with a *MissingReferenceError unless every record
