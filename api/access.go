@@ -46,13 +46,16 @@ func principal(ctx context.Context) (*Principal, error) {
 // must still exist and be active: deleting or deactivating a user ends their
 // access within principalCacheTTL everywhere, and at once on this server.
 func (h *Handler) Authenticate(ctx context.Context, token string) (*Principal, error) {
-	subject, err := h.tokens.Verify(token)
-	if err != nil {
-		return nil, err
-	}
-	id, err := bson.ObjectIDFromHex(subject)
-	if err != nil {
-		return nil, fmt.Errorf("%w: subject is not a user id", ErrUnauthenticated)
+	id, ok := h.principals.verified(token)
+	if !ok {
+		subject, until, err := h.tokens.Check(token)
+		if err != nil {
+			return nil, err
+		}
+		if id, err = bson.ObjectIDFromHex(subject); err != nil {
+			return nil, fmt.Errorf("%w: subject is not a user id", ErrUnauthenticated)
+		}
+		h.principals.rememberToken(token, id, until)
 	}
 	if p, ok := h.principals.get(id); ok {
 		return p, nil
@@ -76,11 +79,19 @@ func (h *Handler) Authenticate(ctx context.Context, token string) (*Principal, e
 // changes take effect at once (the cache entry is dropped).
 const principalCacheTTL = 5 * time.Second
 
-// principalCache saves a database read per request: looking the user up by id
-// costs as much as the request's own work on the embedded engine.
+// principalCache saves a database read per request — looking the user up by id
+// costs as much as the request's own work on the embedded engine — and the
+// verification of a token already verified: the outcome for one exact token
+// string cannot change before it expires.
 type principalCache struct {
 	mu      sync.Mutex
 	entries map[bson.ObjectID]cachedPrincipal
+	tokens  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	user  bson.ObjectID
+	until time.Time
 }
 
 type cachedPrincipal struct {
@@ -89,7 +100,31 @@ type cachedPrincipal struct {
 }
 
 func newPrincipalCache() *principalCache {
-	return &principalCache{entries: make(map[bson.ObjectID]cachedPrincipal)}
+	return &principalCache{entries: make(map[bson.ObjectID]cachedPrincipal), tokens: make(map[string]verifiedToken)}
+}
+
+// maxCachedEntries bounds each map: past it, the cache starts over rather than
+// track recency.
+const maxCachedEntries = 10_000
+
+// verified returns the user of a token verified before and still valid.
+func (c *principalCache) verified(token string) (bson.ObjectID, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.tokens[token]
+	if !ok || time.Now().After(v.until) {
+		return bson.ObjectID{}, false
+	}
+	return v.user, true
+}
+
+func (c *principalCache) rememberToken(token string, user bson.ObjectID, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tokens) >= maxCachedEntries {
+		clear(c.tokens)
+	}
+	c.tokens[token] = verifiedToken{user: user, until: until}
 }
 
 func (c *principalCache) get(id bson.ObjectID) (*Principal, bool) {
@@ -105,8 +140,7 @@ func (c *principalCache) get(id bson.ObjectID) (*Principal, bool) {
 func (c *principalCache) put(p *Principal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) > 10_000 {
-		// Bounded memory: start over rather than track recency.
+	if len(c.entries) >= maxCachedEntries {
 		clear(c.entries)
 	}
 	c.entries[p.ID] = cachedPrincipal{p: p, expires: time.Now().Add(principalCacheTTL)}

@@ -30,6 +30,7 @@ type Tokens struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	leeway   time.Duration
 	parser   *jwt.Parser
 }
 
@@ -55,6 +56,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		ttl:      cfg.TTL,
+		leeway:   cfg.Leeway,
 		parser: jwt.NewParser(
 			// Pinning the algorithm rules out "alg: none" and RS/HS confusion.
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -90,18 +92,26 @@ func (t *Tokens) Issue(subject string) (string, error) {
 // Verify checks an access token's signature, type and claims and returns its
 // subject.
 func (t *Tokens) Verify(token string) (string, error) {
+	subject, _, err := t.Check(token)
+	return subject, err
+}
+
+// Check is Verify that also returns until when the token is accepted: its
+// expiry plus the leeway. Until then, the outcome for this exact token cannot
+// change, which lets a caller remember it.
+func (t *Tokens) Check(token string) (subject string, acceptedUntil time.Time, err error) {
 	var claims jwt.RegisteredClaims
 	parsed, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.key, nil })
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return "", time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if typ, _ := parsed.Header["typ"].(string); typ != accessTokenType {
-		return "", fmt.Errorf("%w: typ %q", ErrInvalidToken, typ)
+		return "", time.Time{}, fmt.Errorf("%w: typ %q", ErrInvalidToken, typ)
 	}
 	if claims.Subject == "" {
-		return "", fmt.Errorf("%w: no subject", ErrInvalidToken)
+		return "", time.Time{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.ExpiresAt.Add(t.leeway), nil
 }
 
 // NewRefreshToken returns a new opaque refresh token (256 random bits) and the
