@@ -1,0 +1,402 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/opencrm/crm/api"
+	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/server"
+	"github.com/opencrm/crm/store"
+	"github.com/opencrm/crm/store/seed"
+)
+
+// Benchmarks of the API against the database's own limit. Each operation runs
+// twice in one process on one embedded database: at the store (the query the
+// operation needs, no HTTP) and through the API (HTTP over loopback, routing,
+// validation, token check, handler, encoding, logging). `make bench` prints the
+// pairs as a table with their ratio; CRM_BENCH_SIZES=1000,10000,100000 adds
+// the largest size (the default is 1000,10000).
+
+// fixture is a seeded database with a server in front of it.
+type fixture struct {
+	st        *store.Store
+	handler   http.Handler
+	srv       *httptest.Server
+	client    *http.Client
+	token     string
+	passwords *auth.Passwords
+	admin     *store.User
+	customer  bson.ObjectID // a customer with a timeline of its own
+	email     string        // the login user's email
+	password  string
+	seq       atomic.Int64
+}
+
+var (
+	fixturesMu sync.Mutex
+	fixtures   = map[int]*fixture{}
+)
+
+func benchSizes() []int {
+	list := os.Getenv("CRM_BENCH_SIZES")
+	if list == "" {
+		list = "1000,10000"
+	}
+	var sizes []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err == nil && n > 0 {
+			sizes = append(sizes, n)
+		}
+	}
+	return sizes
+}
+
+// fixtureFor seeds a database with n customers (once per process) and starts
+// a server on it.
+func fixtureFor(b *testing.B, n int) *fixture {
+	b.Helper()
+	fixturesMu.Lock()
+	defer fixturesMu.Unlock()
+	if f, ok := fixtures[n]; ok {
+		return f
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "crm-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	st, err := store.Open(ctx, store.Config{DataDir: dir, Logger: quiet, Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	password := "benchmark password"
+	hash, _ := passwords.Hash(password)
+	if _, err := seed.Run(ctx, st, seed.Config{Users: 20, Customers: n, Interactions: 2 * n, PasswordHash: hash}); err != nil {
+		b.Fatal(err)
+	}
+	admin, err := st.GetUserByEmail(ctx, firstSeededEmail(b, st))
+	if err != nil {
+		b.Fatal(err)
+	}
+	timeline := &store.Customer{Name: "Timeline Customer", Email: "timeline@bench.example", Status: store.StatusActive, OwnerID: &admin.ID}
+	if err := st.CreateCustomer(ctx, timeline); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 60 {
+		if err := st.CreateInteraction(ctx, &store.Interaction{UserID: admin.ID, CustomerID: timeline.ID, Type: "Call", Status: "Open", Description: fmt.Sprint("call ", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tokens, _ := auth.NewTokens(auth.TokenConfig{Secret: testSecret, Issuer: "crm", Audience: "crm-api", TTL: time.Hour, Leeway: time.Minute})
+	// The access log is written, as in production, to a sink that costs
+	// nothing beyond encoding.
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	handler, err := server.New(server.Config{
+		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}),
+		Store:   st,
+		Logger:  log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(handler)
+	token, _ := tokens.Issue(admin.ID.Hex())
+	f := &fixture{
+		st: st, handler: handler, srv: srv, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		token: token, passwords: passwords, admin: admin, customer: timeline.ID, email: admin.Email, password: password,
+	}
+	fixtures[n] = f
+	return f
+}
+
+func firstSeededEmail(b *testing.B, st *store.Store) string {
+	page, err := st.ListUsers(context.Background(), store.UserFilter{Role: store.RoleAdmin, Status: store.StatusActive},
+		store.ListOptions{Sort: store.Sort{Field: "name"}, Limit: 1})
+	if err != nil || len(page.Items) == 0 {
+		b.Fatalf("no seeded admin: %v", err)
+	}
+	return page.Items[0].Email
+}
+
+// call sends one request through the API over loopback and checks its status.
+func (f *fixture) call(b *testing.B, method, path, body string, want int) {
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != want {
+		b.Fatalf("%s %s: %d, want %d", method, path, res.StatusCode, want)
+	}
+}
+
+// pair runs one operation at the store and through the API, for each size,
+// and records the results for the table.
+func pair(b *testing.B, storeOp, apiOp func(b *testing.B, f *fixture)) {
+	op := strings.TrimPrefix(b.Name(), "Benchmark")
+	for _, n := range benchSizes() {
+		f := fixtureFor(b, n)
+		b.Run(fmt.Sprintf("customers=%d/store", n), func(b *testing.B) {
+			measure(b, op, n, "store", func() { storeOp(b, f) })
+		})
+		b.Run(fmt.Sprintf("customers=%d/api", n), func(b *testing.B) {
+			measure(b, op, n, "api", func() { apiOp(b, f) })
+		})
+	}
+}
+
+// result is one measured benchmark.
+type result struct {
+	nsPerOp, allocsPerOp float64
+}
+
+var (
+	resultsMu sync.Mutex
+	results   = map[string]map[int]map[string]result{} // operation → size → layer
+)
+
+// measure runs fn in b's loop and records time and allocations per call. Of
+// the runs the testing package makes while calibrating, the last one stays.
+func measure(b *testing.B, op string, size int, layer string, fn func()) {
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		fn()
+	}
+	runtime.ReadMemStats(&after)
+	r := result{
+		nsPerOp:     float64(b.Elapsed().Nanoseconds()) / float64(b.N),
+		allocsPerOp: float64(after.Mallocs-before.Mallocs) / float64(b.N),
+	}
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if results[op] == nil {
+		results[op] = map[int]map[string]result{}
+	}
+	if results[op][size] == nil {
+		results[op][size] = map[string]result{}
+	}
+	results[op][size][layer] = r
+}
+
+// TestMain prints the table of the benchmarks that ran, for `make bench`.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	printBenchTable(os.Stdout)
+	os.Exit(code)
+}
+
+// printBenchTable writes the store-versus-API table in Markdown.
+func printBenchTable(w io.Writer) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	ops := make([]string, 0, len(results))
+	for op := range results {
+		ops = append(ops, op)
+	}
+	slices.Sort(ops)
+	fmt.Fprintf(w, "\n| operation | customers | store (bare driver) | through the API | ratio | API layer |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, op := range ops {
+		sizes := slices.Sorted(maps.Keys(results[op]))
+		for _, size := range sizes {
+			st, okS := results[op][size]["store"]
+			ap, okA := results[op][size]["api"]
+			if !okS || !okA {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %.2f | %s, %.0f allocs |\n", op, size, dur(st.nsPerOp), dur(ap.nsPerOp),
+				ap.nsPerOp/st.nsPerOp, dur(ap.nsPerOp-st.nsPerOp), ap.allocsPerOp-st.allocsPerOp)
+		}
+	}
+	fmt.Fprintf(w, "\nmachine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+// dur formats nanoseconds for the table.
+func dur(ns float64) string {
+	return time.Duration(ns).Round(time.Microsecond).String()
+}
+
+func BenchmarkGetCustomer(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		if _, err := f.st.GetCustomer(context.Background(), f.customer); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+	})
+}
+
+func BenchmarkCreateCustomer(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		c := &store.Customer{Name: "Bench", Email: fmt.Sprintf("s%d@bench.example", f.seq.Add(1)), Status: store.StatusActive, OwnerID: &f.admin.ID}
+		if err := f.st.CreateCustomer(context.Background(), c); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodPost, "/customers", fmt.Sprintf(`{"name":"Bench","email":"a%d@bench.example"}`, f.seq.Add(1)), http.StatusCreated)
+	})
+}
+
+func BenchmarkCreateInteraction(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		it := &store.Interaction{UserID: f.admin.ID, CustomerID: f.customer, Type: "Note", Status: "Open", Description: "bench"}
+		if err := f.st.CreateInteraction(context.Background(), it); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note","description":"bench"}`, http.StatusCreated)
+	})
+}
+
+func BenchmarkListCustomers(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		if _, err := f.st.ListCustomers(context.Background(), store.CustomerFilter{},
+			store.ListOptions{Sort: store.Sort{Field: "created_at", Desc: true}, Limit: 50}); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodGet, "/customers", "", http.StatusOK)
+	})
+}
+
+func BenchmarkListCustomerInteractions(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		ctx := context.Background()
+		if _, err := f.st.GetCustomer(ctx, f.customer); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.st.ListInteractions(ctx, store.InteractionFilter{CustomerID: &f.customer},
+			store.ListOptions{Sort: store.Sort{Field: "created_at", Desc: true}, Limit: 50}); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodGet, "/customers/"+f.customer.Hex()+"/interactions", "", http.StatusOK)
+	})
+}
+
+func BenchmarkSearchCustomers(b *testing.B) {
+	pair(b, func(b *testing.B, f *fixture) {
+		if _, err := f.st.ListCustomers(context.Background(), store.CustomerFilter{Status: store.StatusActive, Tag: "vip", Search: "an"},
+			store.ListOptions{Sort: store.Sort{Field: "name"}, Limit: 50}); err != nil {
+			b.Fatal(err)
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodGet, "/customers?status=active&tag=vip&q=an&sort=name", "", http.StatusOK)
+	})
+}
+
+// BenchmarkLogin compares a sign-in through the API with its unavoidable part:
+// finding the user and verifying the password (argon2id, OWASP parameters).
+func BenchmarkLogin(b *testing.B) {
+	b.Logf("password hashing: %s", auth.OWASPArgon2)
+	pair(b, func(b *testing.B, f *fixture) {
+		u, err := f.st.GetUserByEmail(context.Background(), f.email)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ok, _ := f.passwords.Verify(f.password, u.PasswordHash); !ok {
+			b.Fatal("password refused")
+		}
+	}, func(b *testing.B, f *fixture) {
+		f.call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, f.email, f.password), http.StatusOK)
+	})
+}
+
+// BenchmarkAPILayer measures the API's own work on an authenticated GET: the
+// request is served in-process (no network, no client), and the same run
+// measures the store call it makes, so that `make bench` can subtract it.
+func BenchmarkAPILayer(b *testing.B) {
+	f := fixtureFor(b, benchSizes()[0])
+	path := "/customers/" + f.customer.Hex()
+	n := benchSizes()[0]
+	b.Run("GetCustomer/store", func(b *testing.B) {
+		measure(b, "APILayer(GetCustomer, in-process)", n, "store", func() {
+			if _, err := f.st.GetCustomer(context.Background(), f.customer); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("GetCustomer/api", func(b *testing.B) {
+		measure(b, "APILayer(GetCustomer, in-process)", n, "api", func() {
+			// A fresh request each time, as from the network: the middleware
+			// chain decorates the request it is given.
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			req.Header.Set("Authorization", "Bearer "+f.token)
+			rec := httptest.NewRecorder()
+			f.handler.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		})
+	})
+}
+
+// BenchmarkConcurrentLoad drives the API with 32 concurrent clients reading and
+// writing, and reports the process's peak resident memory.
+func BenchmarkConcurrentLoad(b *testing.B) {
+	f := fixtureFor(b, benchSizes()[0])
+	b.SetParallelism(16) // 16 × GOMAXPROCS goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if i%5 == 0 {
+				f.call(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
+			} else {
+				f.call(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+			}
+		}
+	})
+	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+}
+
+// peakRSSMiB reads the process's high-water mark of resident memory (Linux).
+func peakRSSMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return float64(m.Sys) / (1 << 20)
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if fields := strings.Fields(string(line)); len(fields) >= 2 && fields[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(fields[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
