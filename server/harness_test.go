@@ -96,7 +96,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if dbURI != "" {
 		dbName = fmt.Sprintf("t%d_%s", time.Now().UnixNano()%1e9, strings.ToLower(rand.Text()[:6]))
 	}
-	st, err := store.Open(ctx, store.Config{URI: dbURI, Database: dbName, DataDir: t.TempDir(), Logger: log})
+	metrics := server.NewMetrics()
+	st, err := store.Open(ctx, store.Config{URI: dbURI, Database: dbName, DataDir: t.TempDir(), Logger: log, Monitor: metrics.CommandMonitor()})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -116,7 +117,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	apiCfg := api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}
-	serverCfg := server.Config{Store: st, Logger: log}
+	serverCfg := server.Config{Store: st, Logger: log, Metrics: metrics}
 	for _, o := range opts {
 		o(&apiCfg, &serverCfg)
 	}

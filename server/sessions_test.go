@@ -75,6 +75,10 @@ func TestRefreshRotation(t *testing.T) {
 		t.Errorf("an unrelated sign-in was revoked: %d", status)
 	}
 
+	// A refresh token is no access token.
+	res, body = e.raw(http.MethodGet, "/users/me", third.RefreshToken, "", "")
+	wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
+
 	for _, bad := range []string{"not-a-token", strings.Repeat("A", 43)} {
 		if status, _ := e.refresh(bad); status != http.StatusUnauthorized {
 			t.Errorf("refresh with %q: %d", bad, status)
