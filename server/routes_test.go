@@ -1,0 +1,50 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// TestRoutesAreTheSpecsOperations proves that the server registers exactly the
+// operations of openapi.yaml plus the documented routes outside the API proper
+// (the spec, Swagger UI, metrics): no undocumented route (OWASP API9), and no
+// documented operation without a route.
+func TestRoutesAreTheSpecsOperations(t *testing.T) {
+	h, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{
+		"GET /openapi.yaml": true, "GET /openapi.json": true,
+		"GET /docs": true, "GET /docs/*": true, "GET /metrics": true,
+	}
+	for route := range indexOperations(spec) {
+		want[route] = true
+	}
+	got := map[string]bool{}
+	for _, r := range h.(*echo.Echo).Routes() {
+		got[r.Method+" "+r.Path] = true
+	}
+	for route := range got {
+		if !want[route] {
+			t.Errorf("the server registers %s, which the spec does not document", route)
+		}
+	}
+	for route := range want {
+		if !got[route] {
+			t.Errorf("%s is documented but not registered", route)
+		}
+	}
+	// The probes are operations of the spec, documented like the rest.
+	ops := indexOperations(spec)
+	for _, probe := range []string{"GET /healthz", "GET /readyz"} {
+		if ops[probe] == nil {
+			t.Errorf("%s is not an operation of the spec", probe)
+		}
+	}
+}
