@@ -114,7 +114,7 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
 	}
 	if f.UpdatedSince != nil {
-		filter = append(filter, bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: *f.UpdatedSince}}})
+		filter = append(filter, bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: ceilMillisecond(*f.UpdatedSince)}}})
 	}
 	return list(ctx, s, s.customers, filter, opts, (*Customer).normalize)
 }
@@ -168,17 +168,28 @@ func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64,
 	if cascadeOnlyOf != nil {
 		keep = bson.D{{Key: interactionFieldUserID, Value: bson.D{{Key: "$ne", Value: *cascadeOnlyOf}}}}
 	}
-	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade, keep)
+	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade, keep, nil)
 }
 
 // timeRange is the condition "from ≤ t < to" with either end open, or nil.
 func timeRange(from, to *time.Time) bson.D {
 	var cond bson.D
 	if from != nil {
-		cond = append(cond, bson.E{Key: "$gte", Value: *from})
+		cond = append(cond, bson.E{Key: "$gte", Value: ceilMillisecond(*from)})
 	}
 	if to != nil {
-		cond = append(cond, bson.E{Key: "$lt", Value: *to})
+		cond = append(cond, bson.E{Key: "$lt", Value: ceilMillisecond(*to)})
 	}
 	return cond
+}
+
+// ceilMillisecond rounds t up to BSON's millisecond precision. The driver
+// would truncate it instead, and "after 22.4535 s" would then let 22.453 s in.
+// Rounding up is right for both ends: stored times are whole milliseconds, so
+// t ≥ 22.4535 and t < 22.4535 hold exactly when t ≥ 22.454 and t < 22.454.
+func ceilMillisecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); !r.Equal(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
 }

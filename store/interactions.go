@@ -174,5 +174,5 @@ func (s *Store) UpdateInteraction(ctx context.Context, id bson.ObjectID, rev int
 
 // DeleteInteraction deletes the interaction at revision rev.
 func (s *Store) DeleteInteraction(ctx context.Context, id bson.ObjectID, rev int64) error {
-	return s.deleteReferenced(ctx, s.interactions, id, rev, nil, false, nil)
+	return s.deleteReferenced(ctx, s.interactions, id, rev, nil, false, nil, nil)
 }

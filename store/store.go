@@ -36,6 +36,7 @@ const (
 	metaCollection          = "meta"
 	refreshTokensCollection = "refresh_tokens"
 	idempotencyCollection   = "idempotency_keys"
+	claimsCollection        = "claims"
 )
 
 // Field names shared by several collections. Resource-specific names sit beside
@@ -74,13 +75,16 @@ type Store struct {
 	engine  *engine // nil when URI points at an external MongoDB
 	timeout time.Duration
 
-	users, customers, interactions   *mongo.Collection
-	meta, refreshTokens, idempotency *mongo.Collection
+	users, customers, interactions           *mongo.Collection
+	meta, refreshTokens, idempotency, claims *mongo.Collection
 
 	// filterByIDOnly is set on the embedded engine (and on FerretDB behind a
 	// URI), which only uses an index for filters that are exactly {_id: X}:
 	// conditional writes then check their condition in Go; see write.go.
 	filterByIDOnly bool
+	// sharedEngine: FerretDB behind a URI, which other API processes may
+	// write to as well; conditional writes then also claim their step (write.go).
+	sharedEngine bool
 
 	docLocks [64]sync.Mutex
 	adminMu  sync.Mutex // serialises changes that could remove the last admin
@@ -139,6 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.meta = s.db.Collection(metaCollection)
 	s.refreshTokens = s.db.Collection(refreshTokensCollection)
 	s.idempotency = s.db.Collection(idempotencyCollection)
+	s.claims = s.db.Collection(claimsCollection)
 
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close(context.Background())
@@ -148,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close(context.Background())
 		return nil, fmt.Errorf("identify the database server: %w", err)
 	}
+	s.sharedEngine = s.filterByIDOnly && s.engine == nil
 	if err := s.createIndexes(ctx); err != nil {
 		_ = s.Close(context.Background())
 		return nil, fmt.Errorf("create indexes: %w", err)
@@ -165,6 +171,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // janitorInterval is how often expired refresh tokens and idempotency keys are
 // deleted. Expiry itself is checked when they are used; this only reclaims space.
 const janitorInterval = 10 * time.Minute
+
+// deleteOldClaims removes claims made before cutoff: long written or abandoned.
+func (s *Store) deleteOldClaims(ctx context.Context, cutoff time.Time) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.claims.DeleteMany(ctx, bson.D{{Key: fieldCreatedAt, Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+	return translate(err)
+}
 
 // startJanitor deletes expired records periodically: the embedded engine has
 // no TTL indexes, so the store does it itself (on MongoDB too, for one code path).
@@ -187,6 +201,9 @@ func (s *Store) startJanitor(log *slog.Logger) {
 			}
 			if _, err := s.DeleteExpiredIdempotencyKeys(ctx, cutoff); err != nil && ctx.Err() == nil {
 				log.Warn("deleting expired idempotency keys", "error", err)
+			}
+			if err := s.deleteOldClaims(ctx, cutoff.Add(-time.Hour)); err != nil && ctx.Err() == nil {
+				log.Warn("deleting old claims", "error", err)
 			}
 		}
 	}()
@@ -322,6 +339,8 @@ func (s *Store) indexes() []index {
 		{s.refreshTokens, bson.D{{Key: refreshFieldExpiresAt, Value: 1}}, false},
 		// Idempotency keys: the periodic sweep of expired ones.
 		{s.idempotency, bson.D{{Key: idempotencyFieldExpiresAt, Value: 1}}, false},
+		// Claims (shared engine only): the periodic sweep of old ones.
+		{s.claims, bson.D{{Key: fieldCreatedAt, Value: 1}}, false},
 	}
 }
 

@@ -68,8 +68,20 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string) (*RefreshToken
 	}
 
 	filter := bson.D{{Key: fieldID, Value: hash}}
-	if !s.filterByIDOnly {
+	switch {
+	case !s.filterByIDOnly:
 		filter = append(filter, bson.E{Key: refreshFieldUsedAt, Value: bson.D{{Key: "$exists", Value: false}}})
+	case s.sharedEngine:
+		// Another process may be exchanging the same token: the claim
+		// decides which one does.
+		if err := s.claim(ctx, "refresh-token/"+hash); errors.Is(err, ErrDuplicate) {
+			if err := s.RevokeTokenFamily(ctx, t.Family); err != nil {
+				return nil, err
+			}
+			return nil, ErrTokenReused
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	used := now()
 	res, err := s.refreshTokens.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: refreshFieldUsedAt, Value: used}}}})

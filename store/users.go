@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"regexp"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -185,15 +184,14 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter, opts ListOptions) (
 // as stored. ErrStale means it is no longer at rev; ErrLastAdmin that the change
 // would leave no active admin; ErrDuplicate that the new email is taken.
 func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c UserChanges) (*User, error) {
-	if c.Role != nil || c.Status != nil {
-		// Demoting or deactivating is checked against the other admins under one
-		// lock, so that two admins cannot demote each other at the same time.
+	demotes := (c.Role != nil && *c.Role != RoleAdmin) || (c.Status != nil && *c.Status != StatusActive)
+	if demotes {
+		// Within this process, one admin change at a time; the check after the
+		// write covers other processes sharing the database.
 		s.adminMu.Lock()
 		defer s.adminMu.Unlock()
-		if (c.Role != nil && *c.Role != RoleAdmin) || (c.Status != nil && *c.Status != StatusActive) {
-			if err := s.keepAnotherAdmin(ctx, id); err != nil {
-				return nil, err
-			}
+		if err := s.keepAnotherAdmin(ctx, id); err != nil {
+			return nil, err
 		}
 	}
 	var set, unset bson.D
@@ -213,12 +211,40 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 	setIf(fieldStatus, c.Status)
 	setIf(userFieldPassword, c.PasswordHash)
 
-	var u User
-	if err := s.updateAtRevision(ctx, s.users, id, rev, set, unset, &u); err != nil {
+	var before bson.Raw
+	if err := s.update(ctx, s.users, id, rev, set, unset, options.Before, &before); err != nil {
 		return nil, err
 	}
-	u.normalize()
-	return &u, nil
+	var was User
+	if err := bson.Unmarshal(before, &was); err != nil {
+		return nil, err
+	}
+	was.normalize()
+	if demotes && was.IsActiveAdmin() {
+		// Two admins demoting each other at once from two processes each see
+		// the other as the remaining admin; afterwards, both see none, and both
+		// put their change back.
+		if err := s.anyActiveAdmin(ctx); err != nil {
+			current, _, stateErr := s.stateOf(ctx, s.users, id)
+			if stateErr != nil {
+				return nil, stateErr
+			}
+			var restore, drop bson.D
+			for _, field := range []string{userFieldRole, fieldStatus} {
+				if v, lookupErr := before.LookupErr(field); lookupErr == nil {
+					restore = append(restore, bson.E{Key: field, Value: v})
+				} else {
+					drop = append(drop, bson.E{Key: field, Value: ""})
+				}
+			}
+			var ignored bson.Raw
+			if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), s.users, id, current, restore, drop, &ignored); undoErr != nil {
+				return nil, undoErr
+			}
+			return nil, err
+		}
+	}
+	return s.GetUser(ctx, id)
 }
 
 // DeleteUser deletes the user at revision rev. A user who still owns customers
@@ -227,13 +253,27 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 func (s *Store) DeleteUser(ctx context.Context, id bson.ObjectID, rev int64) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	if err := s.keepAnotherAdmin(ctx, id); err != nil {
-		return err
-	}
+	// The user is marked as being deleted before the admin check, and marked
+	// admins do not count: two admins deleting each other from two processes
+	// both see no other admin, and both are refused.
 	return s.deleteReferenced(ctx, s.users, id, rev, []reference{
 		{s.customers, customerFieldOwnerID},
 		{s.interactions, interactionFieldUserID},
-	}, false, nil)
+	}, false, nil, func(ctx context.Context) error { return s.keepAnotherAdmin(ctx, id) })
+}
+
+// activeAdmins matches the users who administer the CRM: admins (in either
+// spelling), active (or without a status, as the original CRM wrote them), and
+// not being deleted.
+func activeAdmins() bson.D {
+	return bson.D{
+		{Key: userFieldRole, Value: bson.D{{Key: "$in", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}},
+		{Key: fieldStatus, Value: bson.D{{Key: "$in", Value: bson.A{StatusActive, nil}}}},
+		{Key: "$or", Value: bson.A{
+			bson.D{{Key: fieldDeletingAt, Value: bson.D{{Key: "$exists", Value: false}}}},
+			bson.D{{Key: fieldDeletingAt, Value: bson.D{{Key: "$lt", Value: now().Add(-deletionMarkTTL)}}}},
+		}},
+	}
 }
 
 // keepAnotherAdmin fails with ErrLastAdmin unless an active admin other than id
@@ -248,22 +288,29 @@ func (s *Store) keepAnotherAdmin(ctx context.Context, id bson.ObjectID) error {
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	err = s.users.FindOne(ctx, bson.D{
-		{Key: fieldID, Value: bson.D{{Key: "$ne", Value: id}}},
-		{Key: userFieldRole, Value: bson.D{{Key: "$in", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}},
-		{Key: fieldStatus, Value: bson.D{{Key: "$in", Value: bson.A{StatusActive, nil}}}},
-	}, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	found, err := exists(ctx, s.users, append(bson.D{{Key: fieldID, Value: bson.D{{Key: "$ne", Value: id}}}}, activeAdmins()...))
+	if err == nil && !found {
 		return ErrLastAdmin
 	}
-	return translate(err)
+	return err
+}
+
+// anyActiveAdmin fails with ErrLastAdmin if no active admin exists.
+func (s *Store) anyActiveAdmin(ctx context.Context) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	found, err := exists(ctx, s.users, activeAdmins())
+	if err == nil && !found {
+		return ErrLastAdmin
+	}
+	return err
 }
 
 // searchCondition matches documents where any of fields contains text,
 // case-insensitively. The text is quoted, so it is matched literally and can
 // never become a regular expression of the caller's choosing.
 func searchCondition(text string, fields ...string) bson.E {
-	pattern := bson.Regex{Pattern: regexp.QuoteMeta(strings.TrimSpace(text)), Options: "i"}
+	pattern := bson.Regex{Pattern: regexp.QuoteMeta(text), Options: "i"}
 	or := make(bson.A, len(fields))
 	for i, f := range fields {
 		or[i] = bson.D{{Key: f, Value: pattern}}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -14,14 +15,18 @@ import (
 // revision, and deletes and inserts that keep references intact without
 // multi-document transactions (which the embedded engine lacks).
 //
-// Every condition beyond "_id equals X" is evaluated differently on the two
-// engines, for the same result:
+// Every condition beyond "_id equals X" is evaluated differently per engine,
+// for the same result:
 //   - On MongoDB the condition is part of the write's filter, so the server
 //     checks and writes atomically, whichever process sends it.
-//   - The embedded engine only uses an index for a filter that is exactly
-//     {_id: X}; any other filter scans the whole collection. There the store
-//     filters by _id alone and checks the condition in Go under lockDoc, which
-//     is atomic because this process is the engine's only client.
+//   - The bundled engine (FerretDB) only uses an index for a filter that is
+//     exactly {_id: X}, and applies an update as read-modify-write without a
+//     transaction. So the store filters by _id alone and checks the condition
+//     in Go under lockDoc, which serialises this process's writes.
+//   - When the bundled engine runs as a server of its own (crm engine), other
+//     API processes write to it too. Then each step of a record from one
+//     revision to the next is also claimed in the claims collection, whose
+//     unique _id lets exactly one process make it.
 
 const fieldDeletingAt = "deleting_at"
 
@@ -101,21 +106,87 @@ func (s *Store) stateOf(ctx context.Context, coll *mongo.Collection, id bson.Obj
 	return state.Revision, state.DeletingAt, nil
 }
 
-// atRevision returns the filter for a write to id that must only happen at
-// revision rev. On the embedded engine it checks the revision itself (the
-// caller holds lockDoc) and filters by _id alone; see the comment at the top.
-func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64) (bson.D, error) {
+// atRevision prepares a write to id that must only happen at revision rev. It
+// returns the filter to write with, the revision to write, and a release
+// function to call if the write ends up not changing the revision. On the
+// bundled engine it checks the revision itself (the caller holds lockDoc) and
+// filters by _id alone; see the comment at the top.
+func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64) (filter bson.D, next int64, release func(), err error) {
+	nothing := func() {}
 	if !s.filterByIDOnly {
-		return bson.D{{Key: fieldID, Value: id}, revisionCondition(rev)}, nil
+		return bson.D{{Key: fieldID, Value: id}, revisionCondition(rev)}, rev + 1, nothing, nil
 	}
 	current, _, err := s.stateOf(ctx, coll, id)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	if current != rev {
-		return nil, ErrStale
+		return nil, 0, nil, ErrStale
 	}
-	return bson.D{{Key: fieldID, Value: id}}, nil
+	filter = bson.D{{Key: fieldID, Value: id}}
+	if !s.sharedEngine {
+		return filter, rev + 1, nothing, nil
+	}
+	next, release, err = s.claimStep(ctx, coll.Name()+"/"+id.Hex(), rev)
+	return filter, next, release, err
+}
+
+// claimTTL is how long a claimed step may take to be written. A claim older
+// than that was left by a process that died before writing, and the next
+// writer skips past it to a revision of its own.
+const claimTTL = 10 * time.Second
+
+// claimStep claims the step of a record (key) from revision rev to the next
+// in the claims collection: of all processes trying, exactly one succeeds, the
+// others get ErrStale. It returns the revision claimed and how to give the claim
+// back.
+func (s *Store) claimStep(ctx context.Context, key string, rev int64) (int64, func(), error) {
+	for next := rev + 1; next <= rev+5; next++ {
+		claim := key + "/" + strconv.FormatInt(next, 10)
+		err := s.claim(ctx, claim)
+		if err == nil {
+			return next, func() { _ = s.unclaim(context.WithoutCancel(ctx), claim) }, nil
+		}
+		if !errors.Is(err, ErrDuplicate) {
+			return 0, nil, err
+		}
+		stale, err := s.claimIsStale(ctx, claim)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !stale {
+			return 0, nil, ErrStale // another process is writing this step
+		}
+	}
+	return 0, nil, ErrStale
+}
+
+// claim inserts the claim document key; ErrDuplicate if it exists.
+func (s *Store) claim(ctx context.Context, key string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.claims.InsertOne(ctx, bson.D{{Key: fieldID, Value: key}, {Key: fieldCreatedAt, Value: now()}})
+	return translate(err)
+}
+
+func (s *Store) unclaim(ctx context.Context, key string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.claims.DeleteOne(ctx, bson.D{{Key: fieldID, Value: key}})
+	return translate(err)
+}
+
+func (s *Store) claimIsStale(ctx context.Context, key string) (bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var c struct {
+		CreatedAt time.Time `bson:"created_at"`
+	}
+	err := translate(s.claims.FindOne(ctx, bson.D{{Key: fieldID, Value: key}}).Decode(&c))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil // given back meanwhile; the caller's read is stale anyway
+	}
+	return err == nil && time.Since(c.CreatedAt) > claimTTL, err
 }
 
 // notMatched explains why a conditional write to id matched nothing: the
@@ -137,20 +208,20 @@ func (s *Store) updateAtRevision(ctx context.Context, coll *mongo.Collection, id
 // update is updateAtRevision that can also return the document as it was.
 func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, which options.ReturnDocument, out any) error {
 	defer s.lockDoc(id)()
-	filter, err := s.atRevision(ctx, coll, id, rev)
+	filter, next, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
 		return err
 	}
-	update := bson.D{
-		{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}}, set...)},
-		{Key: "$inc", Value: bson.D{{Key: fieldRevision, Value: 1}}},
-	}
+	update := bson.D{{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, set...)}}
 	if len(unset) > 0 {
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(which)).Decode(out)
+	if err != nil {
+		release()
+	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return s.notMatched(ctx, coll, id)
 	}
@@ -159,8 +230,8 @@ func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.Obje
 
 // updateReferencing is updateAtRevision for a change that makes the document
 // refer to other records (refs): they must exist before the update and still
-// exist after it, or else the references are put back as they were. It is the
-// update-side mirror of deleteReferenced, like insertReferencing.
+// exist after it, or else the change is undone. It is the update-side mirror
+// of deleteReferenced, like insertReferencing.
 func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, refs []outgoing, out any) error {
 	if len(refs) == 0 {
 		return s.updateAtRevision(ctx, coll, id, rev, set, unset, out)
@@ -173,16 +244,22 @@ func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, i
 		return err
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
+		// A referenced record was deleted meanwhile: put every changed field
+		// back as it was.
 		var restore, drop bson.D
-		for _, r := range refs {
-			if v, lookupErr := before.LookupErr(r.field); lookupErr == nil {
-				restore = append(restore, bson.E{Key: r.field, Value: v})
+		for _, e := range append(append(bson.D{}, set...), unset...) {
+			if v, lookupErr := before.LookupErr(e.Key); lookupErr == nil {
+				restore = append(restore, bson.E{Key: e.Key, Value: v})
 			} else {
-				drop = append(drop, bson.E{Key: r.field, Value: ""})
+				drop = append(drop, bson.E{Key: e.Key, Value: ""})
 			}
 		}
+		current, _, stateErr := s.stateOf(ctx, coll, id)
+		if stateErr != nil {
+			return stateErr
+		}
 		var ignored bson.Raw
-		if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), coll, id, rev+1, restore, drop, &ignored); undoErr != nil {
+		if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), coll, id, current, restore, drop, &ignored); undoErr != nil {
 			return undoErr
 		}
 		return err
@@ -202,12 +279,20 @@ func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, i
 // mark). Whichever runs second sees the other, so no reference to a deleted
 // record survives. A cascade interrupted half-way leaves the record in place,
 // and sending the delete again finishes it.
-func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D) error {
+func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) error {
 	defer s.lockDoc(id)()
-	filter, err := s.atRevision(ctx, coll, id, rev)
+	filter, _, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
 		return err
 	}
+	// Marking does not change the revision; if the record stays, the claim
+	// on the next one (on a shared engine) is given back.
+	deleted := false
+	defer func() {
+		if !deleted {
+			release()
+		}
+	}()
 	opCtx, cancel := s.opContext(ctx)
 	defer cancel()
 	res, err := coll.UpdateOne(opCtx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldDeletingAt, Value: now()}}}})
@@ -216,6 +301,19 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 	}
 	if res.MatchedCount == 0 {
 		return s.notMatched(ctx, coll, id)
+	}
+	unmark := func() error {
+		_, err := coll.UpdateOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}},
+			bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}})
+		return translate(err)
+	}
+	if afterMark != nil {
+		if err := afterMark(opCtx); err != nil {
+			if unmarkErr := unmark(); unmarkErr != nil {
+				return unmarkErr
+			}
+			return err
+		}
 	}
 
 	// Which references stop the delete: any, without cascade; those to keep, with.
@@ -236,9 +334,8 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 				continue
 			}
 			// Take the mark back: the record stays as it was.
-			if _, err := coll.UpdateOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}},
-				bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}}); err != nil {
-				return translate(err)
+			if err := unmark(); err != nil {
+				return err
 			}
 			if cascade {
 				return ErrCascadeRefused
@@ -253,8 +350,11 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 			}
 		}
 	}
-	_, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
-	return translate(err)
+	if _, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}}); err != nil {
+		return translate(err)
+	}
+	deleted = true
+	return nil
 }
 
 // exists reports whether any document of coll matches filter.
