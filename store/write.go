@@ -108,9 +108,9 @@ func (s *Store) stateOf(ctx context.Context, coll *mongo.Collection, id bson.Obj
 
 // atRevision prepares a write to id that must only happen at revision rev. It
 // returns the filter to write with, the revision to write, and a release
-// function to call if the write ends up not changing the revision. On the
-// bundled engine it checks the revision itself (the caller holds lockDoc) and
-// filters by _id alone; see the comment at the top.
+// function to call once the write is done (or abandoned). On the bundled engine
+// it checks the revision itself (the caller holds lockDoc) and filters by _id
+// alone; see the comment at the top.
 func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64) (filter bson.D, next int64, release func(), err error) {
 	nothing := func() {}
 	if !s.filterByIDOnly {
@@ -128,12 +128,25 @@ func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.
 		return filter, rev + 1, nothing, nil
 	}
 	next, release, err = s.claimStep(ctx, coll.Name()+"/"+id.Hex(), rev)
-	return filter, next, release, err
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	// Another process may have written between the read above and the claim,
+	// and given its claim back already: only a record still at rev is ours.
+	if current, _, err = s.stateOf(ctx, coll, id); err != nil || current != rev {
+		release()
+		if err == nil {
+			err = ErrStale
+		}
+		return nil, 0, nil, err
+	}
+	return filter, next, release, nil
 }
 
-// claimTTL is how long a claimed step may take to be written. A claim older
-// than that was left by a process that died before writing, and the next
-// writer skips past it to a revision of its own.
+// claimTTL is how long a claimed step may take to be written. A claim is given
+// back once its write is done; one older than this was left by a process that
+// died before writing, and the next writer skips past it to a revision of its
+// own.
 const claimTTL = 10 * time.Second
 
 // claimStep claims the step of a record (key) from revision rev to the next
@@ -212,6 +225,7 @@ func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.Obje
 	if err != nil {
 		return err
 	}
+	defer release()
 	update := bson.D{{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, set...)}}
 	if len(unset) > 0 {
 		update = append(update, bson.E{Key: "$unset", Value: unset})
@@ -219,9 +233,6 @@ func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.Obje
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(which)).Decode(out)
-	if err != nil {
-		release()
-	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return s.notMatched(ctx, coll, id)
 	}
@@ -285,14 +296,7 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 	if err != nil {
 		return err
 	}
-	// Marking does not change the revision; if the record stays, the claim
-	// on the next one (on a shared engine) is given back.
-	deleted := false
-	defer func() {
-		if !deleted {
-			release()
-		}
-	}()
+	defer release()
 	opCtx, cancel := s.opContext(ctx)
 	defer cancel()
 	res, err := coll.UpdateOne(opCtx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldDeletingAt, Value: now()}}}})
@@ -350,11 +354,8 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 			}
 		}
 	}
-	if _, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}}); err != nil {
-		return translate(err)
-	}
-	deleted = true
-	return nil
+	_, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
+	return translate(err)
 }
 
 // exists reports whether any document of coll matches filter.
