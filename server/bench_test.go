@@ -354,7 +354,7 @@ func BenchmarkAPILayerAlone(b *testing.B) {
 			for b.Loop() {
 				// A fresh request each time, as from the network, built the
 				// cheap way: the measurement is the server's work, not this.
-				req, _ := http.NewRequest(http.MethodGet, tc.path, nil)
+				req, _ := http.NewRequest(http.MethodGet, tc.path, http.NoBody)
 				req.RemoteAddr = "127.0.0.1:50000"
 				req.Header.Set("Authorization", "Bearer "+f.token)
 				rec := httptest.NewRecorder()
