@@ -175,6 +175,9 @@ type ClientInterface interface {
 
 	// GetCustomer Get a customer
 	//
+	// Any signed-in user may read any customer. The `ETag` header carries the
+	// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
+	//
 	// Corresponds with GET /customers/{id} (the `GetCustomer` operationId).
 	GetCustomer(ctx context.Context, id CustomerId, params *GetCustomerParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -284,10 +287,16 @@ type ClientInterface interface {
 
 	// DeleteInteraction Delete an interaction
 	//
+	// Admins may delete any interaction; members only their own. With `If-Match`,
+	// nothing is deleted when the interaction changed since it was read (412).
+	//
 	// Corresponds with DELETE /interactions/{id} (the `DeleteInteraction` operationId).
 	DeleteInteraction(ctx context.Context, id InteractionId, params *DeleteInteractionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetInteraction Get an interaction
+	//
+	// Any signed-in user may read any interaction. The `ETag` header carries the
+	// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
 	//
 	// Corresponds with GET /interactions/{id} (the `GetInteraction` operationId).
 	GetInteraction(ctx context.Context, id InteractionId, params *GetInteractionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -673,6 +682,9 @@ func (c *Client) DeleteCustomer(ctx context.Context, id CustomerId, params *Dele
 
 // GetCustomer Get a customer
 //
+// Any signed-in user may read any customer. The `ETag` header carries the
+// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
+//
 // Corresponds with GET /customers/{id} (the `GetCustomer` operationId).
 func (c *Client) GetCustomer(ctx context.Context, id CustomerId, params *GetCustomerParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCustomerRequest(c.Server, id, params)
@@ -901,6 +913,9 @@ func (c *Client) ListInteractionsByCustomerLegacy(ctx context.Context, customerI
 
 // DeleteInteraction Delete an interaction
 //
+// Admins may delete any interaction; members only their own. With `If-Match`,
+// nothing is deleted when the interaction changed since it was read (412).
+//
 // Corresponds with DELETE /interactions/{id} (the `DeleteInteraction` operationId).
 func (c *Client) DeleteInteraction(ctx context.Context, id InteractionId, params *DeleteInteractionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteInteractionRequest(c.Server, id, params)
@@ -915,6 +930,9 @@ func (c *Client) DeleteInteraction(ctx context.Context, id InteractionId, params
 }
 
 // GetInteraction Get an interaction
+//
+// Any signed-in user may read any interaction. The `ETag` header carries the
+// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
 //
 // Corresponds with GET /interactions/{id} (the `GetInteraction` operationId).
 func (c *Client) GetInteraction(ctx context.Context, id InteractionId, params *GetInteractionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3284,6 +3302,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetCustomerWithResponse Get a customer
 	//
+	// Any signed-in user may read any customer. The `ETag` header carries the
+	// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /customers/{id} (the `GetCustomer` operationId).
@@ -3403,12 +3424,18 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteInteractionWithResponse Delete an interaction
 	//
+	// Admins may delete any interaction; members only their own. With `If-Match`,
+	// nothing is deleted when the interaction changed since it was read (412).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /interactions/{id} (the `DeleteInteraction` operationId).
 	DeleteInteractionWithResponse(ctx context.Context, id InteractionId, params *DeleteInteractionParams, reqEditors ...RequestEditorFn) (*DeleteInteractionResponse, error)
 
 	// GetInteractionWithResponse Get an interaction
+	//
+	// Any signed-in user may read any interaction. The `ETag` header carries the
+	// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4619,11 +4646,25 @@ type GetHealthResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetHealthResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetHealthResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
 }
 
 // GetBody returns the raw response body bytes
@@ -5445,6 +5486,10 @@ type GetReadinessResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -5454,6 +5499,16 @@ type GetReadinessResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetReadinessResponse) GetJSON200() *Health {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReadinessResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReadinessResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -6510,6 +6565,9 @@ func (c *ClientWithResponses) DeleteCustomerWithResponse(ctx context.Context, id
 
 // GetCustomerWithResponse Get a customer
 //
+// Any signed-in user may read any customer. The `ETag` header carries the
+// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /customers/{id} (the `GetCustomer` operationId).
@@ -6701,6 +6759,9 @@ func (c *ClientWithResponses) ListInteractionsByCustomerLegacyWithResponse(ctx c
 
 // DeleteInteractionWithResponse Delete an interaction
 //
+// Admins may delete any interaction; members only their own. With `If-Match`,
+// nothing is deleted when the interaction changed since it was read (412).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /interactions/{id} (the `DeleteInteraction` operationId).
@@ -6713,6 +6774,9 @@ func (c *ClientWithResponses) DeleteInteractionWithResponse(ctx context.Context,
 }
 
 // GetInteractionWithResponse Get an interaction
+//
+// Any signed-in user may read any interaction. The `ETag` header carries the
+// version, for `If-None-Match` (304 when unchanged) and `If-Match` on writes.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8049,6 +8113,20 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
 	}
 
 	return response, nil
@@ -8857,6 +8935,20 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest ServiceUnavailable

@@ -369,9 +369,7 @@ type Company = string
 //
 // Example: {"company":"Compilers Inc","created_at":"2026-11-26T09:30:00Z","email":"grace@example.com","id":"6553f1a2c8e4b2a1d0f00002","name":"Grace Hopper","notes":"Met at the trade fair; interested in the enterprise plan.","owner_id":"6553f1a2c8e4b2a1d0f00001","phone":"+1 555 0100","status":"active","tags":["vip","enterprise"],"updated_at":"2026-11-26T09:30:00Z"}
 type Customer struct {
-	// Id A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// Id A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	Id ObjectId `json:"id"`
 
 	// Name Example: Grace Hopper
@@ -390,7 +388,7 @@ type Customer struct {
 	// Company Example: Compilers Inc
 	Company *Company `json:"company,omitempty"`
 
-	// Status Example: active
+	// Status Whether the team currently works with the customer.
 	Status CustomerStatus `json:"status"`
 
 	// Notes Example: Met at the trade fair; interested in the enterprise plan.
@@ -401,9 +399,7 @@ type Customer struct {
 	// Example: ["vip","enterprise"]
 	Tags Tags `json:"tags"`
 
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// OwnerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	OwnerId *ObjectId `json:"owner_id,omitempty"`
 
 	// CreatedAt An RFC 3339 instant in UTC.
@@ -435,7 +431,7 @@ type CustomerCreate struct {
 	// Company Example: Compilers Inc
 	Company *Company `json:"company,omitempty"`
 
-	// Status Example: active
+	// Status Whether the team currently works with the customer.
 	Status *CustomerStatus `json:"status,omitempty"`
 
 	// Notes Example: Met at the trade fair; interested in the enterprise plan.
@@ -446,13 +442,11 @@ type CustomerCreate struct {
 	// Example: ["vip","enterprise"]
 	Tags *Tags `json:"tags,omitempty"`
 
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// OwnerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
-// CustomerList defines model for CustomerList.
+// CustomerList Example: {"data":[{"company":"Compilers Inc","created_at":"2026-11-26T09:30:00Z","email":"grace@example.com","id":"6553f1a2c8e4b2a1d0f00002","name":"Grace Hopper","notes":"Met at the trade fair; interested in the enterprise plan.","owner_id":"6553f1a2c8e4b2a1d0f00001","phone":"+1 555 0100","status":"active","tags":["vip","enterprise"],"updated_at":"2026-11-26T09:30:00Z"}],"next_cursor":"eyJzIjoiLWNyZWF0ZWRfYXQiLCJpIjoiNjU1M2YxYTJjOGU0YjJhMWQwZjAwMDAyIn0.c2ln"}
 type CustomerList struct {
 	Data []Customer `json:"data"`
 
@@ -487,7 +481,7 @@ type CustomerPatch struct {
 	// Example: Compilers Inc
 	Company nullable.Nullable[string] `json:"company,omitempty"`
 
-	// Status Example: active
+	// Status Whether the team currently works with the customer.
 	Status *CustomerStatus `json:"status,omitempty"`
 
 	// Notes `null` clears it.
@@ -500,9 +494,7 @@ type CustomerPatch struct {
 	// Example: ["vip"]
 	Tags nullable.Nullable[[]string] `json:"tags,omitempty"`
 
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// OwnerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
@@ -524,7 +516,7 @@ type CustomerReplace struct {
 	// Company Example: Compilers Inc
 	Company *Company `json:"company,omitempty"`
 
-	// Status Example: active
+	// Status Whether the team currently works with the customer.
 	Status CustomerStatus `json:"status"`
 
 	// Notes Example: Met at the trade fair; interested in the enterprise plan.
@@ -535,13 +527,11 @@ type CustomerReplace struct {
 	// Example: ["vip","enterprise"]
 	Tags *Tags `json:"tags,omitempty"`
 
-	// OwnerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// OwnerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	OwnerId *ObjectId `json:"owner_id,omitempty"`
 }
 
-// CustomerStatus Example: active
+// CustomerStatus Whether the team currently works with the customer.
 type CustomerStatus string
 
 // Description Example: Quarterly review of the support contract.
@@ -582,28 +572,22 @@ type HealthStatus string
 //
 // Example: {"created_at":"2026-11-26T09:30:00Z","customer_id":"6553f1a2c8e4b2a1d0f00002","description":"Quarterly review of the support contract.","id":"6553f1a2c8e4b2a1d0f00003","scheduled_at":"2026-12-01T15:00:00Z","status":"Open","type":"Meeting","updated_at":"2026-11-26T09:30:00Z","user_id":"6553f1a2c8e4b2a1d0f00001"}
 type Interaction struct {
-	// Id A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// Id A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	Id ObjectId `json:"id"`
 
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	UserId ObjectId `json:"user_id"`
 
-	// CustomerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	CustomerId ObjectId `json:"customer_id"`
 
-	// Type Example: Meeting
+	// Type What kind of interaction it is.
 	Type InteractionType `json:"type"`
 
 	// Description Example: Quarterly review of the support contract.
 	Description *Description `json:"description,omitempty"`
 
-	// Status Example: Open
+	// Status Where the interaction stands.
 	Status InteractionStatus `json:"status"`
 
 	// ScheduledAt An RFC 3339 instant in UTC.
@@ -624,23 +608,19 @@ type Interaction struct {
 
 // InteractionCreate defines model for InteractionCreate.
 type InteractionCreate struct {
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	UserId *ObjectId `json:"user_id,omitempty"`
 
-	// CustomerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	CustomerId ObjectId `json:"customer_id"`
 
-	// Type Example: Meeting
+	// Type What kind of interaction it is.
 	Type InteractionType `json:"type"`
 
 	// Description Example: Quarterly review of the support contract.
 	Description *Description `json:"description,omitempty"`
 
-	// Status Example: Open
+	// Status Where the interaction stands.
 	Status *InteractionStatus `json:"status,omitempty"`
 
 	// ScheduledAt An RFC 3339 instant in UTC.
@@ -649,7 +629,7 @@ type InteractionCreate struct {
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
 }
 
-// InteractionList defines model for InteractionList.
+// InteractionList Example: {"data":[{"created_at":"2026-11-26T09:30:00Z","customer_id":"6553f1a2c8e4b2a1d0f00002","description":"Quarterly review of the support contract.","id":"6553f1a2c8e4b2a1d0f00003","scheduled_at":"2026-12-01T15:00:00Z","status":"Open","type":"Meeting","updated_at":"2026-11-26T09:30:00Z","user_id":"6553f1a2c8e4b2a1d0f00001"}],"next_cursor":null}
 type InteractionList struct {
 	Data []Interaction `json:"data"`
 
@@ -666,17 +646,13 @@ type InteractionList struct {
 
 // InteractionPatch defines model for InteractionPatch.
 type InteractionPatch struct {
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	UserId *ObjectId `json:"user_id,omitempty"`
 
-	// CustomerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	CustomerId *ObjectId `json:"customer_id,omitempty"`
 
-	// Type Example: Meeting
+	// Type What kind of interaction it is.
 	Type *InteractionType `json:"type,omitempty"`
 
 	// Description `null` clears it.
@@ -684,7 +660,7 @@ type InteractionPatch struct {
 	// Example: Moved to the afternoon.
 	Description nullable.Nullable[string] `json:"description,omitempty"`
 
-	// Status Example: Open
+	// Status Where the interaction stands.
 	Status *InteractionStatus `json:"status,omitempty"`
 
 	// ScheduledAt `null` clears it.
@@ -695,23 +671,19 @@ type InteractionPatch struct {
 
 // InteractionReplace defines model for InteractionReplace.
 type InteractionReplace struct {
-	// UserId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	UserId ObjectId `json:"user_id"`
 
-	// CustomerId A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	CustomerId ObjectId `json:"customer_id"`
 
-	// Type Example: Meeting
+	// Type What kind of interaction it is.
 	Type InteractionType `json:"type"`
 
 	// Description Example: Quarterly review of the support contract.
 	Description *Description `json:"description,omitempty"`
 
-	// Status Example: Open
+	// Status Where the interaction stands.
 	Status InteractionStatus `json:"status"`
 
 	// ScheduledAt An RFC 3339 instant in UTC.
@@ -720,10 +692,10 @@ type InteractionReplace struct {
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
 }
 
-// InteractionStatus Example: Open
+// InteractionStatus Where the interaction stands.
 type InteractionStatus string
 
-// InteractionType Example: Meeting
+// InteractionType What kind of interaction it is.
 type InteractionType string
 
 // LoginRequest defines model for LoginRequest.
@@ -743,9 +715,7 @@ type NextCursor = string
 // Notes Example: Met at the trade fair; interested in the enterprise plan.
 type Notes = string
 
-// ObjectId A record id (24 lower-case hex digits).
-//
-// Example: 6553f1a2c8e4b2a1d0f00002
+// ObjectId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type ObjectId = string
 
 // Password 8 to 256 characters.
@@ -836,7 +806,7 @@ type Tags = []string
 // Example: 2026-11-26T09:30:00Z
 type Timestamp = time.Time
 
-// TokenResponse defines model for TokenResponse.
+// TokenResponse Example: {"access_token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI2NTUzZjFhMmM4ZTRiMmExZDBmMDAwMDEifQ.c2lnbmF0dXJl","expires_in":900,"refresh_token":"3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c","token_type":"Bearer","user":{"company":"Analytical Engines Ltd","created_at":"2026-11-26T09:30:00Z","email":"ada@example.com","id":"6553f1a2c8e4b2a1d0f00001","name":"Ada Lovelace","role":"admin","status":"active","updated_at":"2026-11-26T09:30:00Z"}}
 type TokenResponse struct {
 	// AccessToken A JWT to send as `Authorization: Bearer <token>`.
 	//
@@ -872,9 +842,7 @@ type Total = int64
 //
 // Example: {"company":"Analytical Engines Ltd","created_at":"2026-11-26T09:30:00Z","email":"ada@example.com","id":"6553f1a2c8e4b2a1d0f00001","name":"Ada Lovelace","role":"admin","status":"active","updated_at":"2026-11-26T09:30:00Z"}
 type User struct {
-	// Id A record id (24 lower-case hex digits).
-	//
-	// Example: 6553f1a2c8e4b2a1d0f00002
+	// Id A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	Id ObjectId `json:"id"`
 
 	// Name Example: Grace Hopper
@@ -889,13 +857,9 @@ type User struct {
 	Company *Company `json:"company,omitempty"`
 
 	// Status An `inactive` user cannot sign in.
-	//
-	// Example: active
 	Status UserStatus `json:"status"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
-	//
-	// Example: member
 	Role UserRole `json:"role"`
 
 	// CreatedAt An RFC 3339 instant in UTC.
@@ -928,17 +892,13 @@ type UserCreate struct {
 	Company *Company `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
-	//
-	// Example: member
 	Role *UserRole `json:"role,omitempty"`
 
 	// Status An `inactive` user cannot sign in.
-	//
-	// Example: active
 	Status *UserStatus `json:"status,omitempty"`
 }
 
-// UserList defines model for UserList.
+// UserList Example: {"data":[{"company":"Analytical Engines Ltd","created_at":"2026-11-26T09:30:00Z","email":"ada@example.com","id":"6553f1a2c8e4b2a1d0f00001","name":"Ada Lovelace","role":"admin","status":"active","updated_at":"2026-11-26T09:30:00Z"}],"next_cursor":null}
 type UserList struct {
 	Data []User `json:"data"`
 
@@ -969,13 +929,9 @@ type UserPatch struct {
 	Company nullable.Nullable[string] `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
-	//
-	// Example: member
 	Role *UserRole `json:"role,omitempty"`
 
 	// Status An `inactive` user cannot sign in.
-	//
-	// Example: active
 	Status *UserStatus `json:"status,omitempty"`
 
 	// Password 8 to 256 characters.
@@ -1001,13 +957,9 @@ type UserReplace struct {
 	Company *Company `json:"company,omitempty"`
 
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
-	//
-	// Example: member
 	Role UserRole `json:"role"`
 
 	// Status An `inactive` user cannot sign in.
-	//
-	// Example: active
 	Status UserStatus `json:"status"`
 
 	// Password 8 to 256 characters.
@@ -1020,21 +972,15 @@ type UserReplace struct {
 }
 
 // UserRole `admin` manages users and everything else; `member` works with customers and interactions.
-//
-// Example: member
 type UserRole string
 
 // UserStatus An `inactive` user cannot sign in.
-//
-// Example: active
 type UserStatus string
 
 // Cursor defines model for Cursor.
 type Cursor = string
 
-// CustomerId A record id (24 lower-case hex digits).
-//
-// Example: 6553f1a2c8e4b2a1d0f00002
+// CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type CustomerId = ObjectId
 
 // CustomerSort defines model for CustomerSort.
@@ -1052,23 +998,19 @@ type IfNoneMatch = string
 // IncludeTotal defines model for IncludeTotal.
 type IncludeTotal = bool
 
-// InteractionId A record id (24 lower-case hex digits).
-//
-// Example: 6553f1a2c8e4b2a1d0f00002
+// InteractionId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type InteractionId = ObjectId
 
 // InteractionSort defines model for InteractionSort.
 type InteractionSort string
 
-// InteractionStatusFilter Example: Open
+// InteractionStatusFilter Where the interaction stands.
 type InteractionStatusFilter = InteractionStatus
 
-// InteractionTypeFilter Example: Meeting
+// InteractionTypeFilter What kind of interaction it is.
 type InteractionTypeFilter = InteractionType
 
-// InteractionUserFilter A record id (24 lower-case hex digits).
-//
-// Example: 6553f1a2c8e4b2a1d0f00002
+// InteractionUserFilter A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type InteractionUserFilter = ObjectId
 
 // Limit defines model for Limit.
@@ -1083,9 +1025,7 @@ type ScheduledTo = time.Time
 // Search defines model for Search.
 type Search = string
 
-// UserId A record id (24 lower-case hex digits).
-//
-// Example: 6553f1a2c8e4b2a1d0f00002
+// UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type UserId = ObjectId
 
 // UserSort defines model for UserSort.
@@ -1147,25 +1087,25 @@ type ListCustomersParams struct {
 	// Status Only customers with this status.
 	Status *CustomerStatus `form:"status,omitempty" json:"status,omitempty"`
 
-	// Company Only customers of this company (exact match).
+	// Company Only customers of this company (exact match), such as `Compilers Inc`.
 	Company *string `form:"company,omitempty" json:"company,omitempty"`
 
 	// OwnerId Only customers owned by this user.
 	OwnerId *ObjectId `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
-	// Tag Only customers carrying this tag.
+	// Tag Only customers carrying this tag, such as `vip`.
 	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
 
-	// Q Case-insensitive substring search over name, email and company.
+	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
 	Q *Search `form:"q,omitempty" json:"q,omitempty"`
 
-	// CreatedAfter Only customers created at or after this instant.
+	// CreatedAfter Only customers created at or after this instant, such as `2026-01-01T00:00:00Z`.
 	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
 
-	// CreatedBefore Only customers created before this instant.
+	// CreatedBefore Only customers created before this instant, such as `2027-01-01T00:00:00Z`.
 	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
 
-	// UpdatedSince Only customers changed at or after this instant (for incremental sync).
+	// UpdatedSince Only customers changed at or after this instant (for incremental sync), such as `2026-11-01T00:00:00Z`.
 	UpdatedSince *time.Time `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
@@ -1174,9 +1114,10 @@ type ListCustomersParamsSort string
 
 // CreateCustomerParams defines parameters for CreateCustomer.
 type CreateCustomerParams struct {
-	// IdempotencyKey A unique value per intended create (a UUID, say). Retrying with the same key and
-	// the same body within 24 hours replays the first response instead of creating
-	// again; the same key with a different body is refused with 422.
+	// IdempotencyKey A unique value per intended create: a UUID such as
+	// `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
+	// body within 24 hours replays the first response instead of creating again; the
+	// same key with a different body is refused with 422.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -1185,28 +1126,28 @@ type DeleteCustomerParams struct {
 	// Cascade Also delete the customer's interactions.
 	Cascade *bool `form:"cascade,omitempty" json:"cascade,omitempty"`
 
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // GetCustomerParams defines parameters for GetCustomer.
 type GetCustomerParams struct {
-	// IfNoneMatch The `ETag` you hold. If the record is unchanged the answer is 304 without a body.
+	// IfNoneMatch The `ETag` you hold, such as `"3"`. If the record is unchanged the answer is 304 without a body.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceCustomerParams defines parameters for ReplaceCustomer.
 type ReplaceCustomerParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1234,10 +1175,10 @@ type ListCustomerInteractionsParams struct {
 	// Status Only interactions with this status.
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
-	// ScheduledFrom Only interactions scheduled at or after this instant.
+	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
 	ScheduledFrom *ScheduledFrom `form:"scheduled_from,omitempty" json:"scheduled_from,omitempty"`
 
-	// ScheduledTo Only interactions scheduled before this instant.
+	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
 }
 
@@ -1271,10 +1212,10 @@ type ListInteractionsParams struct {
 	// Status Only interactions with this status.
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
-	// ScheduledFrom Only interactions scheduled at or after this instant.
+	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
 	ScheduledFrom *ScheduledFrom `form:"scheduled_from,omitempty" json:"scheduled_from,omitempty"`
 
-	// ScheduledTo Only interactions scheduled before this instant.
+	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
 }
 
@@ -1283,9 +1224,10 @@ type ListInteractionsParamsSort string
 
 // CreateInteractionParams defines parameters for CreateInteraction.
 type CreateInteractionParams struct {
-	// IdempotencyKey A unique value per intended create (a UUID, say). Retrying with the same key and
-	// the same body within 24 hours replays the first response instead of creating
-	// again; the same key with a different body is refused with 422.
+	// IdempotencyKey A unique value per intended create: a UUID such as
+	// `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
+	// body within 24 hours replays the first response instead of creating again; the
+	// same key with a different body is refused with 422.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -1300,28 +1242,28 @@ type ListInteractionsByCustomerLegacyParams struct {
 
 // DeleteInteractionParams defines parameters for DeleteInteraction.
 type DeleteInteractionParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // GetInteractionParams defines parameters for GetInteraction.
 type GetInteractionParams struct {
-	// IfNoneMatch The `ETag` you hold. If the record is unchanged the answer is 304 without a body.
+	// IfNoneMatch The `ETag` you hold, such as `"3"`. If the record is unchanged the answer is 304 without a body.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // UpdateInteractionParams defines parameters for UpdateInteraction.
 type UpdateInteractionParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceInteractionParams defines parameters for ReplaceInteraction.
 type ReplaceInteractionParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1345,7 +1287,7 @@ type ListUsersParams struct {
 	// Role Only users with this role.
 	Role *UserRole `form:"role,omitempty" json:"role,omitempty"`
 
-	// Q Case-insensitive substring search over name, email and company.
+	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
 	Q *Search `form:"q,omitempty" json:"q,omitempty"`
 }
 
@@ -1354,36 +1296,37 @@ type ListUsersParamsSort string
 
 // CreateUserParams defines parameters for CreateUser.
 type CreateUserParams struct {
-	// IdempotencyKey A unique value per intended create (a UUID, say). Retrying with the same key and
-	// the same body within 24 hours replays the first response instead of creating
-	// again; the same key with a different body is refused with 422.
+	// IdempotencyKey A unique value per intended create: a UUID such as
+	// `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
+	// body within 24 hours replays the first response instead of creating again; the
+	// same key with a different body is refused with 422.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // GetUserParams defines parameters for GetUser.
 type GetUserParams struct {
-	// IfNoneMatch The `ETag` you hold. If the record is unchanged the answer is 304 without a body.
+	// IfNoneMatch The `ETag` you hold, such as `"3"`. If the record is unchanged the answer is 304 without a body.
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch The `ETag` of the version you last read. If the record changed since, nothing is
-	// written and the answer is 412.
+	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
+	// since, nothing is written and the answer is 412.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1440,166 +1383,170 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lbhu3tuivENob2HEryZIsO7WD4m7XedQ5cZI69sluq5yKmlmSGI9IleRYVgsD9yPuF94vOeAiZ4Yj",
-	"zehlOY/WQIHGIz4WycX15lp/VgIxGgsOXKvK0Z+VIdAQJP7zhAZDOBFcSxG9Fu+0kGA+h6ACycaaCV45",
-	"qlyIK+CKjGKlCRea9IAEpl9Yr1QrKhjCiJpOcENH4wgqRxUuagqHqlb0dGy+KC0ZH1Rub6uVZxd0UDDH",
-	"EMg1SMUEJ6JP9BCIBCViGUCV9IUk3dN+7YzqYNgllIf452vBwX0rg6RTaXYqhWCchjAaCw1cn8M4olMI",
-	"54HqahlDl0yGwIkeMkWYQshwcaEBcCy4AqIFoZwAlREDSST8HoPSZML00DanIyDddMJgWvsvmM6CzONR",
-	"5ejXipmx8qEI4FeMXxWA2Ikbjb2gXq/jP+AJkRB936lwuNGdSgo7SDDAU2K+kzEdQOmO4Xi7Qay0GIFU",
-	"/yeIpRLye5i+bJ1+FDf9n0yL1kHERkx/v98omrZww1+JgFqgi87+8vxVcu6BBKrt9uL5l0Gawbh7sL+/",
-	"12/SVvAdtHst2gwb/Uaj0WgVAnIOWk6P+xrkPCjvIBA8VOZEJ5QZVO8LCUTLKeMDQgeU8RJwDhrpXIxr",
-	"GIDEyd6/f38c6yFwzQKqoXjxNGth8B9HR6yKFZBH589PyMHj/cZO2Ub8AFQi3tFo9H2nEshRp1IlIKWQ",
-	"33cqjF/TiIW/aXOLC8/mtloZU0lHoBOqgEdeDGvXHPFvFim6yZGNJVwzESuLWeRSAWGzF6DPIjM+3l4l",
-	"pDarYWbU32OQ00q1wunIgGWHzi11RG9eAR/oYeWo2Wi1q5UR4+mHoiM+cZhxGhYvIsGcfynCwhSQMdXD",
-	"DA4WVqoVc5eZNLTBXEwfpn9K6FeOKv/YzWjrrv1V7b7pfYRAn4Y5WN4JqQsQTkhNhAxBPiHdWpeMgHJF",
-	"TBvgIeODOrlgoAiVQHrSnCDpTX2YZzbPbGxu60Lo0zjSlaNKzd2r36hpkdAb7Fet1Nz/c23yPeJx6P3k",
-	"/fVhIXkNpv8F0/l1H5OYs99jINc0ioGMQRJzbXgIoSMA5BEll5enT6tE0elOneC1Nbcwj1ZXMDUo1eHp",
-	"l54Ip9iIcdJqk6GIpSISibwl330mlc6oN+NKAw0NLuPMjA86HK/6k/w0ODElIev3QQLXdiZmBu/HCkLb",
-	"oN1q1TvcbHF6QQ/73wWtsAm1du8xrbWDPajRZr9Va8BBuB+0e3u01UwO1DLn7ERn2EbZvWjt7y+/Fqd9",
-	"5JYlF9sw5vRGJ7x4KmISUdwuGtbJacKaAyFDEgwpH0BIFOOGTXNh9nxAmOrwiWRaA8fbbnpQribmjBVp",
-	"N+f2p1PZQ8JUvAGO75dThEbxWo14sHy9ZoFDEc2tjSkS82SB+RXsNdp41CLWhCIS1NdaTia3rLsmHkRx",
-	"CBdC06jgSkVKkEDEXBO4BjlNVqKHVJORmQ4S/LeU+FEglFYoutxoSQnSkp0y0sLs5L9pnL2QxvRppCAF",
-	"vCdEBJQ7yDVIGhhIy2gyy5p8CrLsQbRdyky8kVWCJx3eNVCEcYQ0s0sCMQJ7sVBCM3TbXJ3elHRr+Zbm",
-	"BlmKZX7M/Wbv0Vb4gD+uoe8zf5fyhWLi7+2tpjpWzxHj5vf4DY+m/sGrhLgzRRT2LGV0+Gtl1aOfg2gW",
-	"zovpGFaHEomkUQamYyiDELdlA/gMJLPQXSqQ60MXK5Bl0JnffsO7tMHdeWVk/3lIfhQTMqI8ITwoRUvQ",
-	"seTEUCChSmU+VCaK8XW/UTWUkY0MnrYMXRwxbv9qFkrc7xLMfS7FaJXtSlHdQCkkoUY1cPoeV5pynSfv",
-	"rUbroNZs1RrNi0bjCP/7pQxL01vUN8D4C+wLOaLmPho5qqbZqFhbTldzIdZbS6K5LFrG41qjud4ytNho",
-	"EUBlERs+oQpqjCvgiml2DUTFPduNKOxCxDVIYqCoEhhRFiE1NOhJ+QzTHYrxGPls0QJ+X8hol4lN5vaV",
-	"cS1zjz4FuzIw/J00iFuza1ZAR5X0BxqeW7uK+SsQRlfAf9LxOHKK8+5Yil4Eo28/KmtmSLHDrEJTFrlD",
-	"Syw0Q6pIkzgFmfQZRLgtqDmrytGvXjc0fvUAhSWLiGEoQRkONBZ4BStHlV38qXL7wWytuXJB3k7hUAGU",
-	"NqT3qNKgzV4r2AvbsN8/oI973wWHYQOafbP/lksdtVESZBpx/NRByvg41tlNiyU/CuToyC3/yC2oZpvd",
-	"ropvb213u/nzmJ5sGlNkRCNz8yFEcmk3jiCdwYmfkK7dwl8/dPHyKgLUXGYOdQPOieD9iAV3PcnjVI33",
-	"pAZ3OJFRV6YEbpjSquxMmUobanoF/P7P8jA7y+MciOWHGcZ2V2BrB2m3yEgvZtHVGaVHaRZFRqM1Km5g",
-	"GMmUCD0EqWxLqxKRiYijsMMjoNdAuCCGAV0DoeGI8apFixXtoN6kMeeGYHW4WetzIXssDIHfEU2QSSJc",
-	"BnGnJIQItCXcTrrMThc/llkTmxsd+V525NmKSk+7nzbZxmm/YwMOhlxUSS/WRtWVRIoISChAoSmfRpGY",
-	"4M3Bm4kiJ6fRM3Nb7rjv78QIrD1gAlyTiRR8QAQnBgjFQnjiEM9RFUN/eagI04ShxZpEYjB7Pne5fft5",
-	"SmoXShRII2IgeVhEUW3zrZzKMScxh5sxBBpCO/PSvbBg/kvZTcGTQlJ7IiEErhmN1Bb4oqUMQpIxVWri",
-	"CAIeHF5ptIIE1sLAjIiBl94w8eJ7FIkB4xtdmuY8zwu8lS7lfH7jbZFNb0wUpty+wM3YiHZmfyRciyuz",
-	"GbfVymuhn4uYh3c8ldciY3JGWrHifFh6LxZ5QtY/hnZ2DK+FJn1cUOnmc6Frtsk2tvy1SJhSbt12a89E",
-	"yPoMSmTyIgsemigRg53db8CugZvrVeBJ9BykibeyaBWu2S62wSW8pdNI0PBCiFdUDmCLompiao7MuOYq",
-	"Uk6a5Iz9sE0S2W563MqthWgh7KzlJz+2TWtaiJptuq1Lt2DZZrsluuuY6fCcsgjCrez4vG0brcRGXiNM",
-	"f5q712x5J+Etk/TtOsvPwmtcc423pwIUbE3ZnbLX6UmybYnzFM0B8poFcMnpNWUR7UXbuCgh1bRHFbq5",
-	"UbJBcz3jgydEy6mdnaihkDqables8O6MWxmJvaWVnpTfaFsn5O+CN37JHnh0Dr1rtdQrvojcef5zhOJC",
-	"iDPKp049v7McIoQ1IlrcJYoNeI1x5S8hojqxbG5N5mh5ulkKg0zWVHqIhuSZprW06VaOcmYTqNYwGmv1",
-	"xEYldL3T6hJlYxa2d6CXnMZ6KCT7484E9ZhY6a1nQxQwBsF6TK1FbKvcyxcbc2tYdAWzVluSWnCNqbyc",
-	"rji1mRSLjLmze//+fW02amTRAc4GmbhTHEsRgFKGADzjmunpFuURNBCghZ/m/IypZol2jTLLCy8Wa/MG",
-	"mKSFQYBZM4xv9N7otrd8VLniYsIzm8cifMGmtazpNpDmPURRLUEOo6hnm6tSJbpgd6sWg2IF6MRlmWGF",
-	"XMEUWe0lV/F4LKSG8AxCRtG5dEe9HpxLH2Uzqog/gOm4XYl03z+odDFkZFZDnI+t9LTS9jVsX8OG25ZN",
-	"zXkwTihxm4pQ2fNCvBZjkDawiwYBjLWqo0XfzYLxVtahkY/qMh9ZZPDglAeVai7YY6nXIgs7Kgq9GYNU",
-	"ghvsca6UBFogGujIWhtUzr9iY0gRyDnIPCN/4h1r1loHF43Do73ErWStqUeVgaQB/NsNWw/QKYbIsEB4",
-	"dp6JF6Yr+THx83ChQVWOKmegSQK8pCEYnimfWLcYKI32L/wVzJexZArIOKKIpmLCLX0pnb9paNJQcAPA",
-	"t02yv79PGs1Gw0PRijV9GjSkA0PnKtdsjP6RZLrKh5zvo2SPbquVsTS4ohmo3IYvxtIEeaqVmxq6gSpH",
-	"+7f5Q1k8wAUbgdJ0NPaHaDZu00Nb3P0ZNvK67t3aI13Ru+VPepsc9pKLifj72jqc0t6t2xQpFnd/jY28",
-	"no9vfVRYH+7D2xRJlgCOjbye7dsMkZYccxJGmAQ+pGMc3Caot+ScTRuv33e3ebTcBEua1lGXuDd/tf5O",
-	"5woEhxlprIa2EJQ5BTM3oMBN9snYCfZBfhVa5ZZGb73r4kKPtnWD2htjf+tOONzcGIcP7ojD322Mw3tb",
-	"wOH9DXH48Sz+5VBvEUK9YtaVnMcYoz+b/zMNo5WXY4Z181Ap6XTuQLOI6aXHCjf6JAmAzuGUToL+Fm6P",
-	"i83zzmZmf3CBeZAW7dLbJH5y4a0bMe5/bS64hzOvF3gcRV0SREClcra1TSUgM5S1Jdkgi7xE9KXd7XX2",
-	"wbnxSmSYfDTLHfZlqxRknfXl5SpvPftLFzOmWoM0U/zPr43a4bePduq75Kb24dt/VhasdNsUK79YfE8U",
-	"uFjbyVBEQCKm9BOycBes2GjU3IT0LNyIbOGdzrtKgfw/ojendiTTuQQJ5sgV0tNSauBW9sCFH7jwGlw4",
-	"hWsRo3mXgp7ElaVqFePunx98opFpXbOY/9S/jb5G/VNMpQYZTYmEawaT5K2DsxKg/i5poFehqnOzPkvw",
-	"dM7Zn4sXe2JVbgkhCWaiH6OpfRtlHxdGYgKyZtqEeWpZpEGncZjJjudehuQfTO3lqeb//LvTUR++/Xfy",
-	"j06nnvyzmIYORG1u8c8ZRGEaNDIjUjnD0ezOvB9SncYX2CChWcawIOhuIW1PX7MV+4cNdiZnnwT/YRRk",
-	"lYypHhIhibWsknSgPFxJuHIpEIb8pJbMefvLy3dvXpO39nf3vu+w0dwhWuRgGsGoBzJ7Dpt5gvPg7Can",
-	"XgrPnJrmDqXoRv4INNLD+XNUczdUXM1Hbi6adAEZ8GLdiyJcc0bQIR2PgUOI5s8JiyL3pUp6oCcAnFCM",
-	"7sLbRFND86w5awWjlW+BXmihysO7Dp1ZNPKei8NN32HkYs+b+1nQdmqLejP2o8vOALQ9lOXmp2r6JGCB",
-	"LWzeRnU3K5Nhd7lNXp9j7s3aZhcP4TOHGc63uc0qf0gb7MPjlZn3/EOWWUuQs/Cv89pkRuS6o1Ho8NbD",
-	"pfU3tFVoUsreq/j4Uk1f2SR7sY5tyduGzcxLd8Pc1lYwt70N/DvYDv7t3x3/9u6GPHM8pwBblqDCFgxD",
-	"Pjf769mGvNVtyTy09Xu0jvXhTFxDmIhe+PaLC7Fdy0rRHV0HRJ/rH2Rcv/D11Vrmnr/OnV+EpRuaLR6o",
-	"+xdP3VeTCpYQsXnTg5OiTw3ZGjiF8xyUiK4xmOiE8gCiCMK8RSIve2fK8ex+eBNlAvoFC65A4+CRodKJ",
-	"Reu10GYlF1Rd5WfLus5N+EoMGPdey62B9Km1zTO0hHTG2rDAuNBcqA8azdw+LMhPEQgpIdBkKKQC0kPr",
-	"xJQoTccYP5nSubT3DAwHy2CYSKbhDY+mCVUslzYTXTqdqwh7PFY8R8rfUqUIVaSb5MjRggzABiik2ZdS",
-	"Y7Bwb12oytIyZRsD05d/nH4U7NX719Nf3j9v/PL+vP/zf35ir05ejs331x8vm2etn29+vnj58c2Ly8bP",
-	"H18Oz97/NPnl4/Hk7Onx9JQ36kEr4kv5gg2rdzjg4djmoRVrG9DSC19gMEki+kPyqNX2TGNkCDckZAOm",
-	"1U5+5xYo6z7q5LHX/DnjUaC1/oc/W+3bfxZdtLceNudB/s6cemv/gARDau6+e2t2Xyj/3VKU96B9ISnX",
-	"HnmYN5C9OY71kLTqjewh0MB0SnJRtQ+JAiRopF3f23lCuoYQczqCbpIiDa+RWfIMU40YcO3If37i0wEX",
-	"LiJ01tFXSlIw0MUOqSCQoLczrGGYuODf9AzBLqAKXwmhQ/9AIMZQukXuERq+D4SAhaDIZEh1Yk3Dt5Oi",
-	"4GovEXwT1LgnrjJHwL2D8yZfQtA9P1AOzJmYs8Ue6KU+ubfF3tGnSMCqRI3RbYjpDb8lj8gOqZE62SU3",
-	"3Y39pWv4R/E9jQ14LPJimJt/2N5/TFx0JQlFEI/AZpVYw+LvPQbNXm0727bN9EjJMB5ZJpKteYVn+4sd",
-	"/i4KeRamZzQY5oey7x89u/9KKr/nAbld5F71Q2OLSK91QOQs/jPGfj+cdiFh9GNtCxNg/afmuEDt9Gl3",
-	"ZtKqYWB9xsPSR6g+UAsieVfUP+fB+/Hi4q1LAkQCEeYlo3ZjPt3iDLFzUcPzwgQ+gCEqHo2onCbLvjJL",
-	"Ff0Eu/PLK8m7UOz3SVjGDI3Ft6N95sICZqZ7Yhbai6BKMIVXCCSgnKgJ05g2Yc4gsDjjg8dIYsnW8gsl",
-	"AdW4dwsVqHPoS1DDzdQMaTvbnJR5irv3e6v2eHJ8fHz8tNG73Ju+bKjzw//mjZvDm6uf9vnBdXP66rsf",
-	"G/Sn1rpB0YvWnQeoaL0XhbEer2gPIoVkayBFPMYsoZiwK9Lu9VmawME+G5YwEtczPt3ikOF7CQTJUSaz",
-	"rNRgUEb09/b2DpMMQoYSXF6cFFmn5txJq+QGqtrcwucu08u82ZUGASiV4cmcJ/X9BT6TAB6iznXsnvNg",
-	"vP0RcZlRbU5bmwAV09V259SsYe9FwN6wl6eXf5w2X7NTdcrP94OT04PTq/F//vvk5WHd6GLh+1P2hp22",
-	"Xl9c/vHLx+fDs9FZ+5eLc3Y2enbzy9MfRmdPjd71jPV/QrWrN3reCP/zcolr1kAyZhLUb4yXZ6SNuWZR",
-	"8gQflHIvi1zX3HoOlxPHuQs4wxVvXJoPhgpg9+2bdxdkl8Z6uOt6dhHnOUwsHOqJaWqIVg9Ta4RE8GBG",
-	"mV3vZi/k5jjnnHBuT3uhaN5yAukydn6p8nu2P0swcoiZAyh3nLM77WYvJDDFWR3nkqphJkc/j+MTInjk",
-	"spN2c1kav8f81XnG2fJuJuP6oF3xMqoV5DC2qacK+aim/X4SpDAZCnyqqVBYsMb0k/Oz0jckx5xGU80C",
-	"GpFnfMA4KPJKh2s+JplXIpY95XBPSY5DSl6Ja0CzcLVidB4cboRHNv+y45O+3mjf/fXG46/y8YY9huUX",
-	"81xEsJl9G7OoFRq27+jz/m6tdxDSLmAdX7WB/G/0BsI3nywcITOU5Pnbhqi0f0dUOlgSCbnQCGGG3IL3",
-	"Gen1X8/tbJb1WZ8j/EB7PToAYusfkBOxvScJexgHJSVw/du41Kj8s4glcc1Sy+yT9C29YbtObMNMX2LC",
-	"01b1e7YuPv5KacXBHWhF+85s57YEzT91nP0D+v1d0W8Bq3JCygITUArVPCFFUbprFBc6AJuJ2hq2MTO9",
-	"DeaFSMET0rUKRJdMhLxy+b9TEyd28XM91L3Es4m4bgfIe8fdtwKDg7cZRRaPbvLaoGu9HgHlXGhUbYit",
-	"/XLH9wnm1CCIJdPTd1jnBeGw+VGOYxt4bf96nlyYl+8vKkUJCLq+EtolfSlGiaruJcPpVokyN3Zd84it",
-	"QlM5ctBkKxlqPa54iI/hBgWGC7tl9kRt+P4jalHBYNoOnm1GRtBo0JuSdxM6GIAkl6f/UiSBF0jIqLM6",
-	"9yMxwT3zL57Tsi+lUQtzhoqKc3uZLonlwDXzMwb5tNh0b9msD4z3RZIvg9qMtU6FPDk/I8dvT8mIMq4p",
-	"49YgH+PIZofU0e7ugOlh3DOq6a4YAw/kaDeQo8p8RkijKpMeDa6Ah2hYUTRynqAkaFwDHal6h3f4N+Sb",
-	"bwwWq2++QYui1cMTBXxmy/1Nxj8kBICZWq0dvBaxawg7nKApLWdaGkexwuwuuI/2Y91On7zaSUDAGkAg",
-	"xhF4CbqdrXtq/Qaup18cwXUe2UgWVSUag2BUlQQ0ipRL+a2wsIjbDU3Vlcri/A3cRaH+Zpv+8Q/yAjRW",
-	"VVCaSm1W2eHNOrFqlFcJBkew5hPv9nTJ//+//49wkaXw4QAhhGQyZBHmvDXNDAQuh2/VFTuh2h+3B4EY",
-	"2QQtjirWO7xVJ7nrUXBrySOXQeibb9Jb8M03pBdrLbBjdlF2EAhEliQ3ywxpWOvuu807EfwaOB6UxTr0",
-	"blkjduoM7JZlj+mm/kFVL04HbYDOO95cfZ3865iue0fT3TGMQKSZZ9IMS97LHTNk9ninm3rxuvZUksdG",
-	"iIpG0VJJeYLunx1UQzqVI/JrvV7/UCUdXyEx3zuVer3eqdx26wRDfPKFsMzlJVQZCJYE/jAEpCz8hyTZ",
-	"iHBZZrisNJfzH3zExLHoKqJkxJQaQ6SzZoQbHutW5h6horsVxzdLf8f4IMrq6ykSUCmniKGYx69OMMcP",
-	"03ZVuXx+BuLu28uLbpV03x5fnPzYNTCiy/rps1fPLp7hskf0CoiKpUuDwwXmyvGr6SQRPXb9I6Bcs5EF",
-	"Dy9DN829ZodwNaFsBh0EdS6PtD32I7PyfKEoA6FfK8pm7lmvIhTRExaALbgSsQCctyKxJ45pMATSqjfm",
-	"eMBkMqlT/Lku5GDX9VW7r05Pnr1+96zWqjfqQz2yqYWtT7JyhFKKoYM5QUjnq+RkdFAPrccySZTkeFOl",
-	"WnFlnCpHlWa9UW+YSQwnomNWOars1Rv1PTRK6CFyVMs4IzEQsTVCiKIIoXPMWabcMXrMwckZiZSXEk4V",
-	"Q2ilkzQLuMvqV+/wY4/lZPnYXSel6dRlkEv9H1Pn8yCPXFER85HJDo9YHwwSYa2wa3FlfXHE5ezCnORu",
-	"dJd1zQFII3OTMF2kIq1G2x5ymrXpNKwcVV7ZPUmd6j+IcFE2tYL8WTMel7W8IStnrJpxyt7mRXwXB5ar",
-	"q9BqtItFNwiJiDUmEWs3GmUTp2PtegUaTJfm3vIus9lysd/+8n6FSc1uq5X9VeDMpzjHXiuAWpCy1Jfk",
-	"K0e/fvCvr70is8KTlyIKJf0PZoi8sFp+6YS2LuT8kEdekkG8fUwRNU6uIUUHXU6ow1J5+VtruYrhFhDW",
-	"yVsJZiC8PDPXGwnxhGa3FGcyw1mCsOqtrxqhiMa2SKQtV5LkH+tw293MEogxg7DoNjo0v3Cb+te7k40V",
-	"1rHa7Hn/elHGytSFO5OEEksD11xt4GUZKIvqCONkm9CORnOVazyX//6B7KRu+9mbm/fVF9OhLK7s6M/K",
-	"oCiU9i3acvRQinjgGWmqZmhQqdbDI0NuukpI3SXKiFhYP2TCFNSJrWKmOjwQox7jYIW049dPC7kuU/rE",
-	"C3fzq9T+Wrx3WZNdW6Xstrq0ofNurNAyV4BxpZG92q+mfUH9rkzGu6fadzMpNm6XwpHUj0uSQz6CGxq4",
-	"EpI7i1M0FRb0TQ3OxZVLVyjBtQzgCbfGo6Vl79LcLJsU4VoCBWpRNksBFteZiZG0IV6FlQLpoGxz9lfZ",
-	"myVI6KqvLYff1d1eowreauXjUj83pphev37cinBvs+JdArId8x5gdqpw2V6TR4ZkMx5IGAHXNCJqyoOd",
-	"4sC7FdaTRBdgyv71l/PhHiWUXEK+onI5aLhAXTzZvhlJJamMv0hAwTb3KpFczuQS/wxiQSoImL10BkEs",
-	"o5iLGXesP2OsHzBbTZHW0U3oZZe4MoAqCe5SqCPWGLf0lpyhx0VhDCDGozmLTTp1hydC/hR9g3oIIwXR",
-	"Nagi1m+NtGmGxXV5/0z5cYvAG2oJ5YmPFyU1vr+kxXdPR3y7rujgIo9W0l2aW6cMRVTBQhRuXK3Hq1Cv",
-	"a+hvn0K4rGvWJe2Bz23t6paSoKTdJyVD7VUIynO/7Fy7cbi8R1rD8XNpXe1Wa5XO8zUQPjNpdt6nzFlV",
-	"QpJzKtnunyy8teQ5Al34qiWtp4BU1hZUHFKVNxi7bPV2lJA8ajcOd5zC1uHdgKqAhmCjhqtkMmTB0LVV",
-	"88ZnLUSdHBPXKTUOdTi2kvHYzNBnnKkhviQEnhmCvFqi1maMtYEK2MBTnH1zNtC3Zfbn5TEslu9KQWJZ",
-	"SzfFv9RcvEGhfGhXvV4Z/A+r2F7tisONDa+fika0l/dIa+BtRlRWuN8FBcA+8/W2x7f8elcTE0se31+A",
-	"vgOyvxYcHMJ/Com9tFKil3Fv41J6eytiWFoK8JPelzWx/3Ni5Asjai5Hx/VwLel7akvzjJO43DwyoCf/",
-	"DOQACEbu2vwBj/cOD3aOrJJgna8QhcoVj7OKsQ2lyIfjUt7hYmxjId2jX9I1a0FWBdwOULV+3fn0y0Xc",
-	"5RK14rtzl7toF04jMEv1hPg0pmxtUd2GSBsU8CcemUOo4TF9+wmB+KSujlXJEqHKJdm9E4F6YM4bMecH",
-	"ZWEN2m0JFFYBS8ik6K9EzWO9IDG9ddRCyPDRuR35iOSJqyIR9DURsUYHMRJhCC1hph1ufqyZHz0T0RXA",
-	"WDlp2kaJ42+ZbWhEp5bsOxqdNw45uxAGENqo26GLehklpdAEBwwbLnYK45ifl5rfh61ocfmHz2ANSp4n",
-	"PND3B/r+QN/vQt/dTdrEGpQvgVnmsr8oN22s47Zf6Jk/zdfi/Oqc9H4qyMRPv3qXSwXSBjWs2dHg7kYd",
-	"rR9/9a7vkvyhz6UYrdXhQtyvIWE26/JC798SK90X7w/8qowGx/5WazaCiHG4D9uBIWxDrDjxRykRO05j",
-	"cxvu8QW+N7HEHKtJx5xjrh3mlcjVInZ5MpKi6PNk7AVoV+5iIyz3BL9U4BJXq6vLbu4SecZbII3YNdQX",
-	"xn69YtfATfOxFD3/qN4kK074yEqMIx/rtVW+8VfkFwXBHjlnSRba5RtHCz0LuUTGmwQpPfCuL453fXXM",
-	"6rMHr8wUeE+IWY52LIhbcYnBl4WtPHHpi7ywlbSYPTB8w+78mcnhkbym6V7l2ASpsXKF2cmjdquVkcGd",
-	"8gAXv1LEZ41xuf9KR1upZLQya52v7fKJg1dyNUAe4lce4lf+MiaLwD4l90l0OYWeFThTK8bunx7Nuc3J",
-	"oWMJgbkcSZqPedFYSDZgnEbk5PzsX4pIEWuokisYa6KEe+yrFbGpwRUapjG/BOODOjnVyWu/DsfI9mhK",
-	"InYFpPvi2QVZZGZJg2JSHyPT1iKOcq8ShlmQ7lO3AiZ41zoyDQNPHqiqspcO/s79ME3DYmFAg+k8c1hs",
-	"5wlT8XJMUbsplC7z1PBepM215fWv0N7gnXdR0msMfGIOS/FlW4bi1iN++Li9v4MpMOzjfRXjkz0ha+79",
-	"bpdEjF8l75LrOcUgiwf/d/Px4f7BfrOFLoD5vCOJqFmQSaRgRgsu5WE1Dd6SYJRRwaFq4eRwo7tp2YoM",
-	"pNmpH8wsq5hZcgrjIw9H8CR21qCx89GCRVF1d5I9+6VxRn+jmLavO0RtRQ5eHql2NwT6RMFqS+Twi3xY",
-	"60PI2hcTsrYyeq6JeFn3zxu8VhqPtj26vKExINXB05pnm6jdGwWibXfqTxqesB6heQhS2CI3fVDg7x5T",
-	"tjq5vafQslyYWIfn4sRSa2xeSL5jqNhnJ7RbsrpWyai0hu0Cq+tBgdU1V/Jyvor8ShXi1yaXnyme7IFg",
-	"PxDsrypIbA2TK+ZnWjWiwr3MS8Ik0lxolIyTNHqME0NQFR5mlew39hZ5+V+APgcaMm7pyBcVWXGOmauw",
-	"ZpDEmIr7ygDm1r88HgOzfq4YiBGrNRPuFFqaMbvg1xh6gcmbF8Rc2DzT95RHx8scfbvi/FJEUDZ7kl97",
-	"5bkx1fY6CV/u06yS1qpYaEPH/XgIeFgl4CFW+fQc9o6Whzi897MQuwzEFuk4QKjSxMXVfJBClizHpiXG",
-	"nHuWjiRJ2ydDqjGFbNegqKUodXJspMoJlUZdMKiOje2TDpfpwx52aaiDK6n1JeTxKC0+VV5YqrhwVJaC",
-	"fFlp31yJqdt1rv3nCV+wRWQe4hYe4ha+bik6E8/yRRZ+/WAY6UwJA/x4+6EwXUesco8zEvKcCnCujkBp",
-	"AtckNyNmgi/IzW8rH3s5+fN5Wx/RmVqXHb5yRvcdlwx2NpN/h2MWDJtT2z7cK638To060Bdy1OGPulmJ",
-	"7e+TZrYoUlLc4ft6vW6/JL+bL92dJH6CudLifrGHDs9nurcVH3C5tu5BkhkdN6+aJjX3ahuEgM/dbBa7",
-	"IBCxATyK0izsmHuk3WjWO/wcxpYR9imLYgm2hqvRcZKOQtrsteabDSQhNAylORIzXrt16BLWd3j3HLSc",
-	"1pBFJmEeJVmkGXd8cGM2Vs6jVuVGK7MfhDdLXJu35N/UJpNJzaBELZYR8ECEEM7A6hfR9+v+rM43s+rx",
-	"cwteeRlJ5Z0XBpovNQ+ve+XJ+EMa3k0Z0wrs80KIM8qnbpnqy0rf+25x+ZbitL2W+dgCVoUGhHOvEASq",
-	"AEkavjyD6UEk+MD8VWjPObEvulPidY9qZZkxdibj4N2ssF+Zivgi4WC5PVgojyxNGWYVOKPM1cmxK4Iz",
-	"FC51mJhw5WfYlXnPi/O69CDJJdbhmEzsyOPB1h1j69tYU8sRyaprJbFsGFCP9U9QN3Ijd3g2dHlesM1U",
-	"yofQpb9hOq6S61Its49PZ64aGjokUCNoTlMCNEcmN8TITxQLtYi63pmmPkQ/bTVhVynCrodbpt9nTtL1",
-	"DjM+xljQTtniUahsGWaD5kNbs8AohOVBUVsg9Xc2G84XAF7LkLdRQNTWZ/+kWs8ygvPgVP/bpWr5EtNp",
-	"ldPae4t1uhhCh6fGK+acKklZAPTJd5Ofu+Z3pLzlqbQwgZbLp4502TQwIrqjrlkElRQRVJ1n1Mj1qGg+",
-	"se1s9QqspuaXb3Yupe5sjejuguCqL4Fgb83Pk/PezGfXWosQf6ZopwdS/ECKvyBSnGW+KjNkbOK9+WD6",
-	"yOvyN5L2V5cj3fzb+cyTYrX1tH7nLhIhB1VJbetq6lLBN6DmI9ZMzMiIgXY+VuQdVmx2jgZVJ8eJL51T",
-	"S6pH+cQEqHeiNQWLa4ZMe/R8LEWf2TATN6vdwvlpLxZUacb60m5LvKGyPD/zw51tXre5sGhzNmsuoG1+",
-	"4jTVja1nnQu08oH3Iq1uP9z+bwAAAP//",
+	"7H2Lctu20vCrYHjOTONWkiVZdmp7Ov9xnaR1Tpykjv3ltJVPBZGQhJgEVAC0rHY88z/E/4T/k3yDBUiC",
+	"EkldnUvrmc40pnBZAHvD7mL3T8/n0ZgzwpT0jv70RgQHRMA/T7E/IqecKcHD1/yd4oLozwGRvqBjRTnz",
+	"jrxLfkOYRFEsFWJcoT5Bvu4XNLyaJ/0RibDuRO5wNA6Jd+QxXpcwVM1T07H+IpWgbOjd39e855d4WDDH",
+	"iKBbIiTlDPEBUiOCBJE8Fj6poQEXqHc2qJ9j5Y96CLMA/nzNGbHfyiDpeq2uVwjGWUCiMVeEqQsyDvGU",
+	"BPNA9ZSISQ9NRoQhNaISUQmQweICDeCYM0mQ4ggzRLAIKRFIkN9jIhWaUDUyzXFEUC+d0J/W/02msyCz",
+	"OPKOfvX0jN51EcCvKLspALEbN5t7fqPRgH+QYyRI+F3XY+ROdb0UdiKIBh4j/R2N8ZCU7hiMt+vHUvGI",
+	"CPl//FhILr4j05ftsw/8bvCTbtE+CGlE1Xf7zaJpCzf8FfexAbro7K8uXiXn7guCldleOP8ySDMYdw/2",
+	"9/cGLdz2vyWdfhu3guag2Ww224WAXBAlpicDRcQ8KO+Iz1kg9YlOMNWoPuCCICWmlA0RHmLKSsA5aKZz",
+	"UabIkAiY7P379yexGhGmqI8VKV48zlpo/IfRAatiSdCTixen6ODpfnOnbCO+J1gA3uEw+q7r+SLqejVE",
+	"hODiu65H2S0OafCb0lRceDb3NW+MBY6ISrgCHHkxrD19xL8ZpOglRzYW5JbyWBrMQleSIDpLAAMa6vGB",
+	"eiUXSq+G6lF/j4mYejWP4UiDZYbOLTXCd68IG6qRd9Rqtjs1L6Is/VB0xKcWM86C4kUkmPOVRBS4WLaZ",
+	"FagE0I6xGmXA0sCreZrgqdAMRFOvC/g/BRl4R94/djMGvGt+lbtv+h+Ir86CHMDvuFAFWMmFQlwERByj",
+	"Xr2HIoKZRLoNYQFlwwa6pEQiLAjqC33MqD+1CyvaYb37uf0NyADHofKOvLolvt+wbpEwJehX8+r2/7k2",
+	"+R7xOHB+cv66ruTB/vTfZDq/7hMUM/p7TNAtDmOCxkQgTVssIIHlEkcIo6urs2dIxv4IYdllvcPBt347",
+	"aJF6p/8U1zv+Hqnj1qBdb5KDYN/v9Pdwu9VrIOACmqjzWHpDpoChyYcu6/NgCo0oQ+0OGvFYSCRAZhhp",
+	"MKBCqkwYUCYVwYEmDYAxZRzHunWXpdPAxBgFdDAggjCFYCaqBx/EkgSmQafdbnRZcpJGdGdHOSNUyqim",
+	"vb+/mGjOBiBLS8hei+2U3hNJPeUxCjGsHge15BBQr+vtdb1eA50lktznIkD+CLMhCbpMUqbFOuN6U4d6",
+	"yRNBlSIs3XrM5ESftkSdVuX6rVJQzi6axUvVusPi5er1jXi4eGlUopjZ9c0sYK/ZgZPksUIYzrhRsZpM",
+	"p1l1ScwP44BccoXDAkoKJUc+j5lC5JaIaQK3GmGFIj0dSZDZcOknPpdKglpzpwRGwEJ2yjgKNZP/pmD2",
+	"QtYywKEkKeB9zkOCmYVcEYF9DWkZv6ZZk+VZ9t7DsmwH7O1ybeSMLBPU6bKehiKIQ+CnPeTziBjaAxVP",
+	"83RNS/0p6tXzLTVNGR6lf8z95lDWpjLCHVfz/pm/S2VGsWBw9lZhFcsXgJbze/yGhVMXO2TCzqlEEnqW",
+	"CkH41Vv26OcgmoXzcjomy0MJfFTfJqZjUgYhbMsa8GlIZqG7kkSsDl0siSiDTv/2G9DSGrTzSl8e5iH5",
+	"kU9QhFnCnUANF0TFgiHNprgsVRrhNlKMr/vNmmafNNJ42tbMM6LM/NUqVNnfJZj7QvBome1KUV1DyQXC",
+	"+m5hL4xMKsyUIz/azfZBvdWuN1uXzeYR/PdLrxRJUyIaaFjc9Q24iLAmR61i1RWNim/b6WIu+WpLSW4+",
+	"pat4Wm+2Vl2F4mutgWBRJKhPsSR1yiRhkip6S5CM+6YbktAF8VsikIaihkiEaQi8UCMnZlNnNSM+HhNR",
+	"Cv/vlaJ4kVqlSa9MrmkiWl6gtR5WoGlA/073j3u9a0Zph1vv9zi4MKYb/ZfP9U0D/onH49DezXfHgvdD",
+	"En3zQRpLRnpoehUK09CebGIEGmGJWsjewdGAktCctb6cS+/oV6cb2Nf6BHQug6xBIIjUMmrMgUq9I28X",
+	"fvLur/XWaqr086YQiwpEKs2cj7wmbvXb/l7QIfuDA/y0/61/GDRJa6D338ixow4olFQB6p1ZSCkbxyqj",
+	"xliwI19ER3b5R3ZBddPsfll8e2u6m82fJ4dk06hEEQ41dyABMFSzcQhYEUx8jHpmC3+97gGBS0SwJnhG",
+	"GhqcU84GIfU3PcmT1FLg6BX2cEJ955kickelkmVnSmXaUOEbwh7+LA+zszzJgVh+mEFsdoVs7SDNFmn9",
+	"Ri+6NnNTkoqGob7l6muvr2XNFHE1IkKaluYehSY8DoMuCwm+JYhxpGXULUE4iCirGbRY0tTqTBozphlW",
+	"l+m1vuCiT4OAsA3RBOQowKURd4oCEhJluLvVP7PThY+7FRx+9SPfy448W1HpaQ/SJts47Xd0yIhmFzXU",
+	"j5W+MAskeEhQwIkEbwEOQz4BygHKBKWU4fC5ppYN9/0dj4gxIUwIU2giOBsizpAGQtKAHFvEs1xF818W",
+	"SEQVomAURyEfzp7PJtS3n+ekZqFIEqHVEGAPVRzVNN/KqZwwFDNyNya+IoGZeeFeGDC/kmZT4KSA1Z4K",
+	"EhCmKA7lFuSi4QxcoDGWcmIZAhwckDSYTnxjqKBaxQCi10K8mI5CPqRsLaJpzcs831npQsnnNt4W23TG",
+	"BGXK7gu5G2vVTu+PILf8Rm/Gfc17zdULHrNgw1N5zTMhp7UVo/EHpXRR5WxZ/Rg62TG85goNYEGlm8+4",
+	"qpsm29jy1zwRSrl1m6095wEdUFKiuBeZ/cCqCRhsrYdDekuYJq8CZ6Xjg00cokWrsM12oQ0s4S2ehhwH",
+	"l5y/wmJItqiqJubnUI+rSREz1ELn9PttsshOy5FWdi1IcW5mLT/5sWlaV5zXTdNtEV3FsvV2C/AIUt3h",
+	"BaYhCbay46493CLOlMdgRkdUfRzaa7Wdk3CWiQZmneVn4TSu28bbuwIUbE0ZTRlyOk62LfHPgslA3FKf",
+	"XDF8i2mI++E2CCXACvexBE86aDZg46dseIyUmJrZkRxxocLpdtUKh2bsylDsLK30pNxG2zohdxec8Uv2",
+	"wOFz4HGrp473KnbnuOgBikvOzzGb2uv5xnoI58bMaHAXSTpkdcqku4QQq8T2uTWdo+3czVIYRLKm0kPU",
+	"LE83radNt3KUM5uAlSLRWMljE/jQc06rh6QJi9jegV4xHKsRF/SPjRnqCTLaW99EQUCYg/GiGovYVqWX",
+	"qzbm1lBFglmrLWktsMZUX05XnNpMilXG3Nm9f/++PhuYUnWAs3Es9hTHgvtESs0AnjNF1XSL+ggYCMAH",
+	"gHPuyvRmCXaNMssLK1Zr8waYpIVGgFkzjGsXX4va2y6q3DA+YZnNowpfoGk9a7oNpHlPwrCeIIe+qGeb",
+	"K9NLdMHu1gwGxZKAL5hmhhV0Q6Ygaq+YjMdjLhQJzklAMbifNrzXExsGALoZlsgdQHfcrka67x5UuhgU",
+	"6dUg64UrPa20fR3a16HhtnVTfR6UIYzspgJU5rwAr/mYCBM7hn2fjJVsgEXfzgIhXcbpkQ8c0x9pqPHg",
+	"jPleLRcxstC1kQUtFQXujImQnGnsse6WBFqCFMGRsTbInNvDhKkCkHOQOUb+I8+40Fr19sFl8/BoD5xP",
+	"eqDIYM9QYJ/8yw7b8MFvBshQoTxbz8QPuiv6EdxB+itXRHpH3jlRKAFe4IBomSmOjeeMSAX2L/iV6C9j",
+	"QSVB4xADmvIJM/yl0q0zHnGmAfimhfb391Gz1Ww6KOoZ06dGQzzUfM67pWPwjyTTedc530fJHt3XvLHQ",
+	"uKIokbkNr8bSBHlq3l0d3EDe0f59/lCqB7ikEZEKR2N3iFbzPj206u7PoZHTde/eHOmS3i130vvksBcQ",
+	"JuDva+NwSnu371OkqO7+Gho5PZ/eu6iwOtyH9ymSLAAcGjk9O/cZIi045iQIMQmNSMc4uE9Qb8E56zZO",
+	"v2/v82i5Dpa0jKMucW/+avyd1hVILGak0RzKQFDmFMzcgBw22WVjp9AH5FVgLrc4fOuQi41g2hYFddbG",
+	"/vZGONxaG4cPNsThb9fG4b0t4PD+mjj8dBb/cqhXhVCvqHEluyoOVhj01EdR98Ci7rrmOZHq3pFHpi//",
+	"OPvA6av3r6e/vH/R/OX9xeDn//xEX52+HOvvrz9ctc7bP9/9fPnyw5sfrpo/f3g5On//0+SXDyeT82cn",
+	"0zPWbPjtkM1LUXOof3pUkWhpBNXDWMzBQuDpHIm6wC8gVHKnTpOo+RyXUEk0aCXC26BNh9pmMB4WmAep",
+	"Cu/fJnG1lXw0osz92qrgrDNPXlgchj3khwQLaa2l6+q0eihjHTRhM3kd93Pj1qvsg3XMlpBqPohpg33Z",
+	"qkxYZX159uGsZ3/hYsZYKSL0FP/9tVk//ObJTmMX3dWvv/mnV7HSbcug/GLhEZpvg7AnIx4SFFKpjlHl",
+	"LhjueF3LWE/lRmQL73bfeQU3ugjfnZmRdOcSJJhjVyAhS7mBXdmjXvWoV62gV6VwVQmadynoM9auEVEj",
+	"IjJrgx8LQZgKp2jCxY3M4oUSw1HDiTZMNRDK7D+vC0jlmTuja1T5KcZCERFOkSC3lEySNzPWUAQmHIF9",
+	"tQwbnpv1eYLYc/EeuZDBY2N1ESRA/kyQbGjeN9knrCGfEFHXbWZCUIs0yzRcNzmi3Auj/LO8vTyb/e+/",
+	"ul15/c2/kn90u43kn8VMd8jrc4t/QUkYpHFDMzqYtR3OowJWaYiJOfdZSVIRd1kpDNI3k8UhAhqdk7NP",
+	"4j8hELaGxliNEBfIGNdROlAeriSmvRQIza9SY/a8Ce7luzev0Vvzu31Feths7SDFczBFJOoTkT26zoIB",
+	"8uDsJqdeCs/cTd0eShEJ/0hwqEbz55hxo4Qc+c08/VVNWsE3nAcRRUHOOTv4CI/HhJEALOATGob2Sw31",
+	"iZoQwhCGAD+gJpxnJI5Fc4nLnOuEqLy55eFdhc9UjbxnQ7HTxzoJoPBGobVvo/vdO9qbsRtgeE6IMoey",
+	"+FpWS9+NVNwR582UmxkatXzMbfLqInZv1jxfPYQrHGZE5fpmy/whrbEPT5eW9vOvnWaNgdbJs8qTpBkd",
+	"bUO74OG9g0urb2i70KqYPWpy8aWWPsVK9mIV86KzDetZGDfD3PZWMLezDfw72A7+7W+Of3ubIc+czCnA",
+	"lgWoUGkbfBQaawiNWYOfvr1uZqpz1YW/nrXOWd2WDHZbZ1Sr2IPO+S0JEt0WXmAyzrdr6ypigquA6FLI",
+	"QUYhha8gVzLA/XWYahWWrmlIehSfn734XE7tWsDEKoxBgtgbb9oYSYVtQGNyz7Ty6UwzuaG9/18QycNb",
+	"CO87xcwnYUiCQmvQ7GYV2yFuKIO8MC4gVCGagyOTjJfUvyEK5g41y08Mlq+50ttyieVNITCv+JAy5ynr",
+	"CtSSGk4zroUDPGMHqjD7tCpv6jUvefWTn8LnQhBfoREXkqA+2I2m+ojGENycMsi09wwMB4tgmAiqyBsW",
+	"ThN2Wn4PSKwc6VxFaOfI8LmTfoulhFflSY4sxdGQGJdqmn0ttetz+xANyywtW7YxW/NZLhIo5s2LxYFM",
+	"pm7gDF7ZtJlyigJTVvLcJkBP2h3HaIlG5A4FdEiV3HHe85epw70ZwGZSiek/Z3xDuD64/rPduf9nkbfk",
+	"rYPMeYi/1Yfe3j9A/ghrQrfvQB8K479diPEOtD8IzJTDHeYtl29OYjVC7UYze6Q31J2SVHSdQySJ4V6d",
+	"xt7OMeppBs5wRHpJhkSgIr3kGWEcUsKUFRv5ic+GjNto7VmXbSlHgSA0M6QkviBqO8NqQQsL/i2Rkwlv",
+	"LmAKXwifA0+Pz4tEk90i+0AU3u4SnwZEookWWtbMCe+aeQFlL1CYE9R4IKEyx7+dg3MmX8DPHY9eDsyZ",
+	"IJnqWIKF3tW3xX7uZ8C/akiOwQEM2U2/QU/QDqqjBtpFd721Pd8reLrhrZsJRi5yL2nKP+zsP0U28hkF",
+	"3I8jwtQ8kVe6YpyH2llGBet0MIleMRrFkZEh2ZqXSKlRHbphXwjMwvQc+6P8UOZtsuOQWcpU4Lim7qsc",
+	"5W7YehHrNZ6hnCtmxgvjhrpXMkY3Dr4wxd1/6lYK1M+e9WYmrWkBNtDqatkDcReoiij7Je+t8+D9eHn5",
+	"1qbwQj4P8opRpzmfbXWG2dmI/nldAh6nIRlHERbTZNmJZm6xO7+8kpwoxQ45Vaj+n8G77gG1AR4z0x3r",
+	"hfZDUkOQpS8gyMcMyQlVkNJkzpBQnY3FESSxoCs57JLHDrB3lRevCzIQRI7Wu2UI09mkpM1z3L3f2/Wn",
+	"k5OTk5Nnzf7V3vRlU14c/g9r3h3e3fy0zw5uW9NX3/7YxD+1V32wULXuPEBF670sjNp5hfsklMC2hoLH",
+	"Y8j1Cen2QmVfhqbJVcyTfkEifjvjbC+OcXyQkJ4cZ9LLSg0NZUx/b2/vMEkApjnB1eVpkVVrzmS7TG6v",
+	"mkktfmGzMM3Yw7HvEykTJNF3oVH/B5++oS/Prv44a72mZ/KMXez7p2cHZzfj//zP6cvDhr4wBe/P6Bt6",
+	"1n59efXHLx9ejM6j884vlxf0PHp+98uz76PzZ/py9JwOfoK7UT960Qz+8zKERY2pIPI3yryjQ41PM4i6",
+	"InZCL6tD2iTNVifJP3Y5YTicKurjED1nQ8qIRK9UsGIo8LxGtSgQ1wYCnwQYveK3BGxrNU8rgDBcBI9c",
+	"5+Nyl4i9nTO754+yIFTh/SU8RSMsgAvciX0yCW+ajpBNcG1Sk5s81pB1vDd3W35oDKlU+l30KUssHjNF",
+	"wyTNCZHSvt60XXPrOVws5OYY6Yx2c2dTKVG4x/fevnl3iXZxrEa7tmcPeBcjEwOHPNZNtfDpQ/qiAHHm",
+	"z9gkVqSBKq3MJZDskmUp5XqBoE3oqEotu5L5PdufZfw5xMwBlDvO2Z22sxcKiuIEvHOpLSHprpty9xhx",
+	"Ftqs0L1cQt3voAxBXgFqOxyWMnXQ8Zy8lgWp6E16v0J9SOHBIIkCmow4PIeXoPQZZ8rpxXnpO72/HOva",
+	"bhzqhoErT7/IB3LmGBYT5gUPyXr+DchUWejY2DCo5NuV3poJs4BVgkE05H+jd2auGaxyhMzglZdva6LS",
+	"/oaodLAgNrnSmKSHXO7p11+Oe24/BgOk1l8v+EIv65M+k/oe9/t4SJAp5oNO+faeSu1BuCUE3P82LnWR",
+	"/MxjkcTlp36G4zRri1Y+rPIKOSX5hKWtGg9sK3/6hXLMgw04Zmdj4XtfguYf+/3PI/r9XdGvQmBbVa3C",
+	"oJlCNc9IQST29PUND4mpimDcNFBKxbwZIKEkx6hnrlE995lRarCHLm5WodyjIyt2zQCFYR3OyouMdb3k",
+	"uVLPOOx8zBhXcJtDpmrZKg+c9HkQPxZUTd9BOTKY1OTYOonNyw3z14uEFF6+v/SKktj03Et2Dw0EjxJT",
+	"hJNQrVdDUtPiquYfUyzNO7LQZCaHkVJjz0FpiIopMMyY/TFnZd7/PMHmkDUO7cCpZQwCjCL9KXo3wcMh",
+	"Eejq7CuJEngJCii23pFByCewZy5JWSvCldCKW84Q41n3rO6SWEZsMzfrnMtldfe2yRxE2YAnOZewyXpu",
+	"lbzTi3N08vYMRZgyhSkzjqMYRtY7JI92d4dUjeK+Vh53+ZgwX0S7voi8+azCSI/Wx/4NYQEYjiQOrccy",
+	"CSBWBEfyyNBIbQb3ofxVrtxE8pRGjUjU6LIu+xp9/bXGc/n112AuN8aJxCoxc07uycAfgvgEUoQbJ089",
+	"pLck6DIE9sWcvW0cxhLSisHmm48NM33yuDABAerbET4OiVM9wjpypsYpZnu6dXts58gEc8kaUhDMpfcE",
+	"h6G09SgkFMGyW6iwvMm2BGu4ix4Y6W36xz/QD0RBwR+psFB6lV3WaiBzt3TKksEIxqbkkFwP/f//+/8Q",
+	"41nuOEZIQAI0GdEQkq3rZhoCmzy+Zg8QK3fcPvF5ZDKDWSbZ6LJ2A+VoqoDU0RObuu7rr1PS+fpr1I+V",
+	"4tAxo64dAAIwLEkKNsNPVmIYdvNOObslDA7KYB24bo2HJvV098rSlvVS57dsFNch0EDnvcq22Fv+TV7P",
+	"vt7r7Wi5wNOUZ2lqP+e9oB4yezLYS13UPXMqyRNHQEV9+5RJ5Zzen124lXS9I/Rro9G4rqGuez/R37te",
+	"o9Hoeve9BoLwtXyRR03xUFsPLQpqg2DG0tA2lKTBg2Xp4bKyk9Y59gEyloMfFKOISjkmocqaIaZFrl2Z",
+	"fSsPsQQwvl76O8qGYVY7ViIfCzEFDIUEsg0EyeWoMqvKJZLVEPfeXl32aqj39uTy9MeehhHiMZ49f/X8",
+	"8jksO8I3BMlY2PxrjEOSNrf2WxKtZtYfEcwUjQx4QAy9NOmnGcLc9m3qNgB1roCBOfYjvfJ81UINYa5w",
+	"IUCzYnlCNaE+MbXAQuoT64pLzARj7I8Iajeac4JjMpk0MPzc4GK4a/vK3Vdnp89fv3tebzeajZGKIKd9",
+	"kmHPCiSv5tkigt6R12o0G03dSIsfPKbekbfXaDb2wNKiRiBGjbQM+ZDHIN/GvCh87QKSXUp7DA5zt8pF",
+	"orSljE/GJDAqSVo+wqaDbXTZiSMyskIetpNUeGpTj6ZOnal15KAntl6V/khFl4V0QDQS7DQQgGgcxcgm",
+	"e4RiFnZ0m67TAohDTQmQZ1iidrNjDilN93cWeEee3ZM04uN7HlSl4SxIvLiJm3PpVIczEQP3eY3dBinm",
+	"CvK0m51ifY0EiMcKsk92ms2yidOxdp3KPrpLa29xl9k069Bvf3G/wmyY9zVvfxk487UxoNcSoBbkunbV",
+	"d+/o1+uaZ+NdUhKZVX6chEug3l/rIfIaajnRcWXiG/JDHjnZaYH6qERynJAhBq9jTinDLOiyPNUaqaC5",
+	"PQka6K0geiAgnhnyBkY6wRmVwkx6OMMQlqX6mlZqcGwKGJs6V0niyi4z3fUsPh9TEhRRowXr0m7qX48m",
+	"m0usY7nZ88EfRamOU7/0TPZiKFtft3XrF6UuLqpxD5OtwzuarWXIeK5wyiPbSWMRZik3H4BQzIeyoMej",
+	"P71hUZz3WzDNqJHg8dCxudT00ESmtxYWanbTk1yoHpJaRYLCUxMqSQOZApmyy3we9SkjRsk6ef2sUOpS",
+	"qU6dWEy3gvqvxXuXNdk1BTDvawsbWmfFEi1zBYCXGtkpOa7bF9SGzO7vD1RWdSaTz/1COJLSpElW4Sfk",
+	"Dvu2hLH7BCSXBq60sqOfmo+Ly2YvUd9xEbwTZgxGCwuqphmg1ineuAAKuASZ1CZQlG3o7NQtHZfuj8LD",
+	"sr3ZX2ZrFqCgLey5GHzjDl26vOqyhUlTNysUJli9MumSYG+xlGoCsRnyAUC219iynUZPNLumzBckIkzh",
+	"EMkp83fm6tsuuZzEpQxlXlZfzfUDKie5JK5FJdbA5gDX6GT3ZpSUV5TdLNJNoM2DKiNXM/UnPoFGkOoA",
+	"ei+tLQ/K8+beMlipn8nUa0hvVXTh6CW8sods6ViZBKtJuB7WKTO8Fp2DP0VCTCPE11ljSzp1lyX6/RS8",
+	"fGpEIknCWyKLpL7pneZwXVXsO3adf5OpZxB4zQtCeQbhquzAD5f9d/O8vverag02kmqpa0tr65yhiCsY",
+	"iIK1K7zVvBRFVB0851MSLOqadUl7wCtws7qFLChp91HZUGcZhvLCLVXaaR4u7pHW/f1UF65Ou71M5/m6",
+	"OZ+YNVvHUeZnKmHJudvY7p80uDfsOSSq8LVVWoMHuKwpwjvCMl913lY4MaME6Emnebhj72pd1vOx9HFA",
+	"TBR0DU1G1B/ZtnI2r4OWA7yBTpDtlNqFrONRxGM9w4AyKkfwwpWwzAbk1J825mKoJ1cgBszs64uBATgc",
+	"ChTfk1DypHywm5/0KzkXOVCoHppVFxdXt3E2Vonqcx4SzAq1qAKz6zNzNmvbXD8Wj+gs7pHWTV2PqSxB",
+	"3wVFIz8xeZvjW0zetWLrygmbzmhW8B4c6i7qW3jqnEaXWalG66rUd0/rLu8y6/MxL31nyqKiJ3vNjqHI",
+	"tKiqCb/Iu+ggcqpQOxsStQFNalAsXX6Mi0VpEWAnk+jaVWL3liSEtMrtRyXrFYn0UxLOD1ojXkw1q+Fa",
+	"0vfMVJ0bJ4HAeWSAWIFzIoYEQaiwSb/xdO/wYOfI3GWMe5eEgbR1UQ3VmGCNfPwvZl3Gxyb40r6ZRz29",
+	"FpCohJkBasZzPJ+HvojazOV9cyG4ySXIXlz0Up27RhrXtvKNwsRkaxRwJ470IdThmL75iEB8VGfMsmwJ",
+	"YWmTh2/EoB51iLV0iMc7zQq8+woYFBS4TNgkHyzFzWNVUaHDuJJJQCFngxn5COWZq0QhGSjEYwUubGDC",
+	"JDCMGXeZ/rGuf3QsWTeEjKVV+k1YOvyWmbC0xgVs3/LovA3Lmq8gRNFE/o5szGWUVPnkjECccrHbGsb8",
+	"tNz8IUxa1XVwPoHRKnkP8cjfH/n7I3/fhL9bSlrHaJWv7lwWVHBZboFZJbCgMnbgLF9m+osLI3AzsCaR",
+	"BMt3uZJEmLCLFTtq3F2ro4k0WL7ruyRt7wvBo5U6XPKHNSTMZpOvdFIuMCZ+9m7LL8pocOJutaIRCSkj",
+	"D2E70IxtBJV0/ihlYidp9HDTPu+AFy2GmSMqkYgZg1RV1Kn+rnhs05MEWOE+LmJjQ6JsGZ+1sNxR/FKF",
+	"i98sf122c5foM84CcUhvybqW63XwqCIM7hW9JUzDNRa87+LEm2RrE4G1lITKh71tVUD9FQVTQexLznmU",
+	"Rbm5VthCT0suUfk6AVuPQvKzE5JfnFT85ME8NM8kEmaW4x0VcTw28f+iMJ5jm57KCeOxb6zgeQ3iE5Z/",
+	"WGr8UNmV1r4cNI6rWCrzqhE96bTbGRvcKQ/4cSvBfNKYn4ev+rOVqj5Ly/D54lgfOZgnV+PnMZ7nMZ7n",
+	"L2Mb8c2reJdFl3PoWYUzNZfs/unwnPucHjoWxNfEkSQwmdfBuaBDynCITi/Ov5JI8FiRGrohY4Ukt++W",
+	"lUQmhb8ECzhkzqBs2EBnKnn42GUQ5B9OUUhvCOr98PwSVdlz0iCh1JlJlTG9g94ruRYWqPfMroBy1jMe",
+	"Uy3Ak7gFWfbow92576dpmDAZYn86LxyqDUozRXcrGDrooGMMd61CFTTPMh9EJV1Zqf8CrR8OUhSWEmI2",
+	"Y71GZXgJmNGB8c8fPu3s70CeEJOsQMbwxJGLuo196aGQspvkHXYjd3vIUOFfraeH+wf7rTY4JOaTsyT6",
+	"aEG6lYIZDbiYBbU04k0QfTXmjNQMnIzcqV5agiYDaXbqR6PPMkaf3K3yiYMjcBI7KzDihSGWQUSZcQ7a",
+	"uEHMcrfaTHlOYkaMxtxA7yE9RxpbVesyxk02IyrTYMw0QtItWpU8E4F3G4ial7cQDfak02rvlIdMbqRI",
+	"D0qjs/5GAYtfdvzhkurImmGIztifPhJxM1T/SMGIC64/l3m6fwxJ/GxCEpcmpBURL+v+aYMTS+MNtydB",
+	"1rTBpKaPtDjkOtaOtQINtzv1Rw0/WY3RPAahbFHuP9pNNo8ZXJ7dPlDoYC4MsMtycYCpSp+/dmwYCvjJ",
+	"Ge2WjN01FJWWBq8wdh8UGLtztYHnC9kvUaR+DXb9ieIFHxn2I8P+ooIAV7B0Q4awZSNmrPkjCYNJs/Fh",
+	"NE4SMVKGNEOVcJg1tN/cqwquGBJ1QXBAmeEjn1XkzAXkToNSXOLjxsw8VLI7u9GL420gQe2SgTY2vfGG",
+	"ETaQ6PhLDK2BTOQVMTUmQ/oDpYxy0qDfLzm/4CEpmz3JDL/03JAkfpXsRg9pv0lrzVS6P2A/HgNalglo",
+	"iWU+HY2h0fIQlvduwmybLNsgHSMkkGmO7Vo+CCVLDWUyaINJ0vCRpNzAZIQVZDvuaRQ1HKWBTrT6OsEi",
+	"sOZ8nJn/bWYbc9iloSy2JN7nkLemtPxReWmj4tJFWYr9RSXWc0WO7lch+08TnmLKHz3GpTzGpXzZ6nqm",
+	"nuWLiPx6rQXpTIkO+Hh/XZieJpa5Vz4Je04VOFsnozRXcZKGFIoWFJSRMBXonfIR+RTFT/BMrdouW7r4",
+	"wI7NezxbdKLLIOuLSf9uXoC+0WOidqOZATYU2FRHwRrGqMue9OATVCv9LmlmynklxUu+azQa5kvyu/7S",
+	"20niY6gEKZMrZtJl+aIMpqIJLFcCsEkSf9i8Wpp/3ynDERB4N2lSNvo+jzXgYZgWDIBcO51mq9FlF2Rs",
+	"BOEA0zAWxNTS1peppCMXJlGz/mYChRAOAqGPRI/XaR/a2gpd1rsgSkzrICITp19JwnTKrBxcW4yVy6hl",
+	"pdHS4gfIIsvRnHcZ3NUnk0ldo0Q9FiFhPg8MJ3dgzRAlX7FqebmZYFTBgpdeRlIz6gcNzeeacto+F6bs",
+	"MeP0uoJpCfF5yfk5ZlO7TPl52QzeVVcaKs5QbYSPKb1WaEC4cGqWwBUgSTuZFzB9EnI21H81itMbQWqA",
+	"lHk94LWyzOo7k2FzM3PvF3ZF/CGRYLk9qNRHlozf0pe5Bjqx9ZpG3KbK4xMm3WzSIu/ise6dPknCtboM",
+	"kucdOTLY+H1MKSZjajlCWam4JAwRwmWgVA/cjezIXZYNXR7Utd6V8jGa62+Yfq6EXNaM90oY0BybXBMj",
+	"P1LQVRV33ZinPoZZbTXzWynCroZbut8nzvb2DjKcxlCwUZo6Z3DZ0sIGzIemPIe+EJZHX22B1W9sNpwv",
+	"Xb2SIW+tyKutz/5Rbz2LGM6j9/5vl/Pnc8zLVs5rHyyo6nJEuiw1XlHrVEmeN4Dzv5f83NO/A+ctz8kG",
+	"mdhs/QDgy7qBVtEtd81CtQQPSc16RrVeDxfNY9POVGqBwoFu4XHrUurNVjfvVURxfQ4Me2t+npz3Zj5N",
+	"20qM+BOFVT2y4kdW/Bmx4iyFWpkhYx3vzbXuI27L38CaX21NAP1v6zNP6io30lKzu8CELFQltdtrqUsF",
+	"3vjqj1AeNGMjGtr5WJF3UFzcOhpkA6VP6Rg2rDrKJ56AeydYU6CObECVw8/Hgg+oCTOxs5otnJ/2sqKg",
+	"ONRPt1viDJUljJof7nz9EuOF9cWzWXORc/MTp6mMTOn1XKCVC7wTaXV/ff+/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -3,13 +3,16 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/opencrm/crm/gen"
 )
@@ -486,8 +489,25 @@ func TestSpecServed(t *testing.T) {
 		t.Errorf("/openapi.yaml: %d %.40s", res.StatusCode, body)
 	}
 	res, body = e.raw(http.MethodGet, "/openapi.json", "", "", "")
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"openapi":"3.0.3"`) {
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), `{"openapi":"3.0.3"`) {
 		t.Errorf("/openapi.json: %d %.40s", res.StatusCode, body)
+	}
+	// The JSON is the YAML, member for member, in the order it was written.
+	var fromYAML, fromJSON any
+	if err := yaml.Unmarshal(gen.SpecYAML, &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	normalized, _ := json.Marshal(fromYAML)
+	_ = json.Unmarshal(normalized, &fromYAML)
+	if err := json.Unmarshal(body, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromYAML, fromJSON) {
+		t.Error("/openapi.json differs from openapi.yaml")
+	}
+	user := string(body[strings.Index(string(body), `"User":{`):])
+	if id, name := strings.Index(user, `"id":`), strings.Index(user, `"name":`); id < 0 || name < id {
+		t.Error("/openapi.json does not keep the spec's member order (User: id before name)")
 	}
 	res, body = e.raw(http.MethodGet, "/healthz", "", "", "")
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {

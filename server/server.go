@@ -7,7 +7,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,9 +46,9 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	specJSON, err := json.Marshal(spec)
+	specJSON, err := specJSON(gen.SpecYAML)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("convert the spec to JSON: %w", err)
 	}
 	ops := indexOperations(spec)
 	metrics := cfg.Metrics

@@ -60,6 +60,12 @@ func isUnavailable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err) || mongo.IsNetworkError(err) {
 		return true
 	}
+	// The bundled engine reports its own storage timing out (PostgreSQL not
+	// answering in time) as an internal error with the network error's text.
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && strings.Contains(ce.Message, "i/o timeout") {
+		return true
+	}
 	var selection topology.ServerSelectionError
 	return errors.As(err, &selection) ||
 		errors.Is(err, topology.ErrTopologyClosed) ||

@@ -1,0 +1,375 @@
+// Generates the Postman collection (gen/postman/) from openapi.yaml:
+//
+//   node gen/tools/postman.mjs openapi.yaml gen/postman     (what `make postman` runs)
+//
+// Postman's own converter (openapi-to-postmanv2, the one behind Postman's
+// "Import") turns the spec into requests whose bodies, parameters and saved
+// responses are the spec's examples. This script then makes the collection
+// runnable from top to bottom, in Postman's Runner or with newman, against a
+// fresh server:
+//
+//   - authentication through collection variables: "Sign in" stores the access
+//     and refresh tokens, and every request that needs a token inherits the
+//     collection's bearer auth ({{accessToken}}); the others send none;
+//   - a first request that creates the first admin ({{adminEmail}},
+//     {{adminPassword}}) on a server that has no user yet;
+//   - ids flow between requests: the spec's example ids (…0001 a user, …0002 a
+//     customer, …0003 an interaction) become {{userId}}, {{customerId}} and
+//     {{interactionId}}, which the create requests store;
+//   - the requests run in an order that works (create, read, change, then
+//     delete), and each one tests that its status is one that openapi.yaml
+//     lists for the operation, and the one this run expects.
+//
+// The output depends only on the spec and the pinned converter (ids are derived
+// from names, not random), so a test can regenerate it and fail when the
+// committed copy is stale.
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import converter from "openapi-to-postmanv2";
+import yaml from "js-yaml";
+
+const [specPath, outDir] = process.argv.slice(2);
+if (!specPath || !outDir) {
+  console.error("usage: node gen/tools/postman.mjs <openapi.yaml> <output directory>");
+  process.exit(2);
+}
+
+// The run: folders in order, each with the operations it runs, in order. Every
+// operation of the spec appears once (createUser twice: the bootstrap and an
+// ordinary create). `body` replaces the example body; `save` stores members of
+// the response in collection variables; `expect` is the status this run wants
+// (default: the operation's first 2xx).
+const plan = [
+  {
+    folder: "Start here",
+    description:
+      "Creates the first admin on a server that has no user yet, then signs in and stores the tokens in the collection variables `accessToken` and `refreshToken`. Every other request sends `Authorization: Bearer {{accessToken}}`. On a server that already has users, set `adminEmail` and `adminPassword` to your own account: the first request then answers 401 and \"Sign in\" uses your account.",
+    items: [
+      {
+        op: "createUser",
+        name: "Create the first admin (bootstrap)",
+        description:
+          "Creates the first user, who becomes an `admin`, with `adminName`, `adminEmail` and `adminPassword`. Only possible while the server has no user (201); afterwards it answers 401, which this run accepts.",
+        auth: "noauth",
+        body: { name: "{{adminName}}", email: "{{adminEmail}}", password: "{{adminPassword}}" },
+        expect: [201, 401],
+        save: { adminId: "id" },
+      },
+      {
+        op: "loginUser",
+        body: { email: "{{adminEmail}}", password: "{{adminPassword}}" },
+        save: { accessToken: "access_token", refreshToken: "refresh_token", adminId: "user.id" },
+      },
+    ],
+  },
+  {
+    folder: "Auth",
+    description: "Token rotation. Signing out is the last request of the run (\"Clean up\").",
+    items: [
+      {
+        op: "refreshToken",
+        body: { refresh_token: "{{refreshToken}}" },
+        save: { accessToken: "access_token", refreshToken: "refresh_token" },
+      },
+    ],
+  },
+  {
+    folder: "Users",
+    items: [
+      { op: "createUser", save: { userId: "id" } },
+      { op: "listUsers" },
+      { op: "getCurrentUser" },
+      { op: "getUser" },
+      { op: "replaceUser" },
+      { op: "updateUser" },
+    ],
+  },
+  {
+    folder: "Customers",
+    items: [
+      { op: "createCustomer", save: { customerId: "id" } },
+      { op: "listCustomers" },
+      { op: "getCustomer" },
+      { op: "replaceCustomer" },
+      { op: "updateCustomer" },
+      { op: "listCustomerInteractions" },
+    ],
+  },
+  {
+    folder: "Interactions",
+    items: [
+      { op: "createInteraction", save: { interactionId: "id" } },
+      { op: "listInteractions" },
+      { op: "getInteraction" },
+      { op: "replaceInteraction" },
+      { op: "updateInteraction" },
+      { op: "listInteractionsByCustomerLegacy" },
+    ],
+  },
+  {
+    folder: "Operations",
+    items: [{ op: "getHealth" }, { op: "getReadiness" }],
+  },
+  {
+    folder: "Clean up",
+    description:
+      "Deletes what the run created, in an order that leaves nothing referenced, then revokes the refresh token.",
+    items: [
+      { op: "deleteInteraction" },
+      { op: "deleteCustomer" },
+      { op: "deleteUser" },
+      { op: "logout", body: { refresh_token: "{{refreshToken}}" } },
+    ],
+  },
+];
+
+// The spec's example ids, and the variables that hold the real ones.
+const exampleIds = {
+  "6553f1a2c8e4b2a1d0f00001": "{{userId}}",
+  "6553f1a2c8e4b2a1d0f00002": "{{customerId}}",
+  "6553f1a2c8e4b2a1d0f00003": "{{interactionId}}",
+};
+
+const variables = [
+  ["baseUrl", "http://localhost:8080", "Where the API is."],
+  ["adminName", "Admin", "Name of the first admin that \"Create the first admin\" creates."],
+  ["adminEmail", "admin@example.com", "The account that \"Sign in\" uses (and that the bootstrap creates on a new server)."],
+  ["adminPassword", "change this password", "Its password."],
+  ["accessToken", "", "Set by \"Sign in\" and \"Exchange a refresh token\"; sent as the bearer token."],
+  ["refreshToken", "", "Set by \"Sign in\" and \"Exchange a refresh token\"."],
+  ["adminId", "", "Set by \"Sign in\": the signed-in user's id."],
+  ["userId", "", "Set by \"Create a user\"."],
+  ["customerId", "", "Set by \"Create a customer\"."],
+  ["interactionId", "", "Set by \"Record an interaction\"."],
+];
+
+const spec = yaml.load(readFileSync(specPath, "utf8"));
+
+// The spec's operations by operationId, and by "METHOD /postman/:path".
+const operations = new Map();
+const byRoute = new Map();
+for (const [path, item] of Object.entries(spec.paths)) {
+  for (const method of ["get", "put", "post", "delete", "patch", "head", "options", "trace"]) {
+    const op = item[method];
+    if (!op) continue;
+    const statuses = Object.keys(op.responses).map(Number).sort((a, b) => a - b);
+    const info = {
+      id: op.operationId,
+      method: method.toUpperCase(),
+      path,
+      statuses,
+      success: statuses.find((s) => s >= 200 && s < 300),
+      security: op.security ?? spec.security ?? [],
+    };
+    operations.set(op.operationId, info);
+    byRoute.set(`${info.method} ${path.replace(/\{([^}]+)\}/g, ":$1")}`, info);
+  }
+}
+
+const planned = new Set(plan.flatMap((f) => f.items.map((i) => i.op)));
+for (const id of operations.keys()) {
+  if (!planned.has(id)) fail(`operation ${id} is not in the run plan of gen/tools/postman.mjs: add it where it can run`);
+}
+for (const id of planned) {
+  if (!operations.has(id)) fail(`the run plan of gen/tools/postman.mjs names ${id}, which openapi.yaml does not have`);
+}
+
+const { output } = await convert(readFileSync(specPath, "utf8"));
+const converted = output[0].data;
+
+// The converter's requests by operation.
+const requests = new Map();
+(function collect(items) {
+  for (const item of items) {
+    if (item.item) {
+      collect(item.item);
+      continue;
+    }
+    const route = `${item.request.method} /${item.request.url.path.join("/")}`;
+    const info = byRoute.get(route);
+    if (!info) fail(`the converter made a request for ${route}, which matches no operation`);
+    requests.set(info.id, item);
+  }
+})(converted.item);
+
+const tagDescriptions = Object.fromEntries((spec.tags ?? []).map((t) => [t.name, t.description]));
+const folders = plan.map((f) => ({
+  id: uuid(`folder ${f.folder}`),
+  name: f.folder,
+  description: f.description ?? tagDescriptions[f.folder],
+  item: f.items.map((step) => request(step)),
+}));
+
+const collection = {
+  info: {
+    _postman_id: uuid(`collection ${spec.info.title}`),
+    name: spec.info.title,
+    description: {
+      content:
+        `Generated from openapi.yaml by \`make postman\` (openapi-to-postmanv2 and gen/tools/postman.mjs); do not edit by hand.\n\n` +
+        `**Run it**: set \`baseUrl\` (and, on a server that already has users, \`adminEmail\` and \`adminPassword\`) in the collection variables or an environment, then run the collection from the top: it signs in, stores the token in \`accessToken\`, and every request sends it as a bearer token. Ids flow between requests through \`userId\`, \`customerId\` and \`interactionId\`. Each request checks that its status is one that openapi.yaml lists for it.\n\n` +
+        converted.info.description.content,
+      type: "text/markdown",
+    },
+    schema: converted.info.schema,
+  },
+  auth: { type: "bearer", bearer: [{ key: "token", value: "{{accessToken}}", type: "string" }] },
+  variable: variables.map(([key, value, description]) => ({ key, value, type: "string", description })),
+  item: folders,
+};
+
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, "crm.postman_collection.json"), JSON.stringify(collection, null, 2) + "\n");
+const environment = {
+  id: uuid(`environment ${spec.info.title}`),
+  name: `${spec.info.title} (local)`,
+  values: variables
+    .filter(([key]) => ["baseUrl", "adminEmail", "adminPassword"].includes(key))
+    .map(([key, value]) => ({ key, value, type: key === "adminPassword" ? "secret" : "default", enabled: true })),
+  _postman_variable_scope: "environment",
+};
+writeFileSync(join(outDir, "crm.postman_environment.json"), JSON.stringify(environment, null, 2) + "\n");
+console.log(`Postman collection for ${spec.info.title} ${spec.info.version} written to ${outDir}`);
+
+// request turns one step of the plan into a collection item.
+function request(step) {
+  const info = operations.get(step.op);
+  const source = requests.get(step.op);
+  if (!source) fail(`the converter made no request for ${step.op}`);
+  const item = structuredClone(source);
+  const name = step.name ?? item.name;
+  item.id = uuid(`request ${step.op} ${name}`);
+  item.name = name;
+  item.request.name = name;
+  if (step.description) {
+    item.request.description = { content: step.description, type: "text/markdown" };
+  }
+
+  // Authentication: the collection's bearer token, or none for operations
+  // that take none.
+  const anonymous = step.auth === "noauth" || info.security.length === 0;
+  if (anonymous) {
+    item.request.auth = { type: "noauth" };
+  } else {
+    delete item.request.auth;
+  }
+
+  // Parameters without an example get a random value from the converter;
+  // give them a stable placeholder instead (optional ones are off anyway).
+  for (const req of [item.request, ...(item.response ?? []).map((r) => r.originalRequest)]) {
+    for (const q of req?.url?.query ?? []) q.value = paramValue(info, "query", q.key);
+    for (const h of req?.header ?? []) {
+      if (isParam(info, "header", h.key)) h.value = paramValue(info, "header", h.key);
+    }
+  }
+
+  // Ids: the example ids become the variables that hold real ones.
+  for (const v of item.request.url.variable ?? []) v.value = replaceIds(v.value);
+  for (const q of item.request.url.query ?? []) q.value = replaceIds(q.value);
+  if (item.request.body?.mode === "raw") {
+    item.request.body.raw = step.body
+      ? JSON.stringify(step.body, null, 2)
+      : replaceIds(item.request.body.raw);
+  } else if (step.body) {
+    fail(`${step.op}: the plan gives a body, but the converter's request has no JSON body`);
+  }
+
+  // Tests: the status is one the spec lists, and the one this run expects;
+  // then store what the next requests need.
+  const expect = step.expect ?? [info.success];
+  const lines = [
+    `// Generated by gen/tools/postman.mjs from openapi.yaml (${step.op}).`,
+    `const listed = ${JSON.stringify(info.statuses)};`,
+    `pm.test(${JSON.stringify(`${info.method} ${info.path} answers a status that openapi.yaml lists`)}, function () {`,
+    `    pm.expect(listed, "status " + pm.response.code).to.include(pm.response.code);`,
+    `});`,
+    `pm.test(${JSON.stringify(`${name}: ${expect.join(" or ")}`)}, function () {`,
+    `    pm.expect(${JSON.stringify(expect)}, pm.response.text()).to.include(pm.response.code);`,
+    `});`,
+  ];
+  if (step.save) {
+    lines.push(`if (pm.response.code >= 200 && pm.response.code < 300) {`, `    const body = pm.response.json();`);
+    for (const [variable, member] of Object.entries(step.save)) {
+      lines.push(`    pm.collectionVariables.set(${JSON.stringify(variable)}, body.${member});`);
+    }
+    lines.push(`}`);
+  }
+  item.event = [{ listen: "test", script: { id: uuid(`test ${item.id}`), type: "text/javascript", exec: lines } }];
+
+  // Saved responses carry converter-made ids; make them stable.
+  for (const [i, res] of (item.response ?? []).entries()) {
+    if (res.id) res.id = uuid(`response ${item.id} ${i}`);
+  }
+  return item;
+}
+
+// paramValue is what a query or header parameter of an operation shows: its
+// example or default, or a placeholder such as <date-time>.
+function paramValue(info, where, name) {
+  const p = findParam(info, where, name);
+  if (!p) fail(`${info.id}: the converter made a ${where} parameter ${name} that the spec does not declare`);
+  const schema = resolve(p.schema ?? {});
+  const value = p.example ?? schema.example ?? schema.default;
+  if (value !== undefined) return String(value);
+  if (schema.enum) return `<${schema.enum.join("|")}>`;
+  return `<${schema.format ?? schema.type ?? "string"}>`;
+}
+
+function isParam(info, where, name) {
+  return findParam(info, where, name) !== undefined;
+}
+
+function findParam(info, where, name) {
+  const op = spec.paths[info.path][info.method.toLowerCase()];
+  const params = [...(spec.paths[info.path].parameters ?? []), ...(op.parameters ?? [])].map(resolve);
+  return params.find((x) => x.in === where && x.name.toLowerCase() === name.toLowerCase());
+}
+
+// resolve follows a local $ref ("#/components/...").
+function resolve(node) {
+  while (node && node.$ref) {
+    node = node.$ref.slice(2).split("/").reduce((n, key) => n[key.replaceAll("~1", "/").replaceAll("~0", "~")], spec);
+  }
+  return node;
+}
+
+function replaceIds(value) {
+  if (typeof value !== "string") return value;
+  return value.replace(/6553f1a2c8e4b2a1d0f0000[123]/g, (id) => exampleIds[id]);
+}
+
+// uuid is a name-based (version 5 style) UUID, so that regenerating gives the
+// same file.
+function uuid(name) {
+  const h = createHash("sha1").update(`opencrm/crm postman ${name}`).digest("hex");
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+async function convert(text) {
+  const result = await promisify(converter.convertV2)(
+    { type: "string", data: text },
+    {
+      folderStrategy: "Tags",
+      // Bodies, parameters and saved responses from the spec's examples.
+      parametersResolution: "Example",
+      // Optional query parameters and headers are there, but off: a run sends
+      // only what an operation needs.
+      enableOptionalParameters: false,
+      preferredRequestBodyType: "raw",
+      requestNameSource: "Fallback",
+      indentCharacter: "Space",
+      includeAuthInfoInExample: false,
+      includeDeprecated: true,
+    },
+  );
+  if (!result.result) fail(`openapi-to-postmanv2: ${result.reason}`);
+  return result;
+}
+
+function fail(message) {
+  console.error(`postman.mjs: ${message}`);
+  process.exit(1);
+}

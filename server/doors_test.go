@@ -1,0 +1,303 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The three doors through which people meet the API besides the Go client —
+// Swagger UI (browser_test.go), the TypeScript SDK and Postman — and the lint
+// of the spec they are all made from. Each is tested with the real tool: the
+// pinned Node tools of gen/tools (npm ci --prefix gen/tools), and Chromium.
+//
+// Without a tool a test is skipped with a line saying what is missing and how
+// to install it, so `make test` passes on a machine with only Go. Under
+// CI=true a missing tool fails the test instead: CI installs everything
+// (.ci/run), and a door that silently stopped being tested would look green.
+
+// repoRoot is the repository's top directory (tests run in server/).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// missingTool skips the test, or fails it under CI=true.
+func missingTool(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: a missing tool fails the test instead of skipping it)", msg)
+	}
+	t.Skipf("SKIP: %s", msg)
+}
+
+// nodeTools returns the node executable and the repository root, after
+// checking that the pinned tools are installed (gen/tools/node_modules).
+func nodeTools(t *testing.T) (node, root string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missingTool(t, "node is not installed; install Node.js 20 or newer (Debian: apt-get install -y nodejs npm), then run make tools")
+	}
+	root = repoRoot(t)
+	for _, tool := range []string{"@redocly/cli", "newman", "openapi-to-postmanv2", "openapi-typescript", "openapi-fetch", "typescript"} {
+		if _, err := os.Stat(filepath.Join(root, "gen/tools/node_modules", tool, "package.json")); err != nil {
+			missingTool(t, "the pinned Node tools are not installed (no gen/tools/node_modules/%s); run make tools (npm ci --prefix gen/tools)", tool)
+		}
+	}
+	return node, root
+}
+
+// run runs a command in dir and returns its combined output; it fails the
+// test, showing the output, when the command fails.
+func run(t *testing.T, dir string, env []string, name string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		// Nothing phones home: no telemetry, no update checks.
+		"REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true", "NO_UPDATE_NOTIFIER=1", "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v (after %s)\n%s", filepath.Base(name), strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond), out)
+	}
+	return out
+}
+
+// checkedURL puts a reverse proxy in front of the test server whose transport
+// is the harness's response checker: every response that a Node tool or the
+// browser receives is validated against openapi.yaml (a status the operation
+// lists, its headers and body schema) and searched for leaked secrets, exactly
+// like those the Go client receives.
+func (e *env) checkedURL() string {
+	target, err := url.Parse(e.url)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = e.check
+	srv := httptest.NewServer(proxy)
+	e.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestSpecLint: @redocly/cli lint (pinned) with gen/tools/redocly.yaml — the
+// recommended rules in strict form plus a few more — finds no problem at all.
+func TestSpecLint(t *testing.T) {
+	node, root := nodeTools(t)
+	cli := filepath.Join(root, "gen/tools/node_modules/@redocly/cli/bin/cli.js")
+	cmd := exec.CommandContext(t.Context(), node, cli, "lint", "--config", "gen/tools/redocly.yaml", "--format", "json", "openapi.yaml")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true", "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var report struct {
+		Totals struct {
+			Errors, Warnings, Ignored int
+		}
+		Problems []struct {
+			RuleID   string `json:"ruleId"`
+			Severity string
+			Message  string
+			Location []struct {
+				Pointer string
+			}
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
+		t.Fatalf("redocly lint: %v; no JSON report (%v)\nstdout: %s\nstderr: %s", runErr, err, stdout.Bytes(), stderr.Bytes())
+	}
+	for _, p := range report.Problems {
+		where := ""
+		if len(p.Location) > 0 {
+			where = p.Location[0].Pointer
+		}
+		t.Errorf("redocly %s %s at %s: %s", p.Severity, p.RuleID, where, p.Message)
+	}
+	if report.Totals.Errors+report.Totals.Warnings > 0 || runErr != nil {
+		t.Fatalf("redocly lint: %d errors, %d warnings (%v); run make lint", report.Totals.Errors, report.Totals.Warnings, runErr)
+	}
+	t.Logf("redocly lint openapi.yaml: 0 errors, 0 warnings, %d ignored", report.Totals.Ignored)
+}
+
+// TestTypeScriptSDK: gen/typescript is what `make sdk` makes from the spec
+// now, its types compile in a strict TypeScript project (tsc, pinned), and a
+// Node test written against it (server/testdata/typescript) passes against a
+// live server: bootstrap, sign in, create and list customers, a typed problem
+// on a 409.
+func TestTypeScriptSDK(t *testing.T) {
+	node, root := nodeTools(t)
+	tools := filepath.Join(root, "gen/tools/node_modules")
+
+	fresh := filepath.Join(t.TempDir(), "typescript")
+	run(t, root, nil, node, "gen/tools/sdk.mjs", "openapi.yaml", fresh)
+	sameDir(t, filepath.Join(root, "gen/typescript"), fresh, "make sdk")
+
+	// A consumer's project: the test, and node_modules holding the SDK as
+	// installed from gen/typescript plus its dependency.
+	project := t.TempDir()
+	if err := os.CopyFS(project, os.DirFS("testdata/typescript")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(project, "package.json"), []byte(`{"type":"module","private":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sdk := filepath.Join(project, "node_modules/@opencrm/crm-sdk")
+	if err := os.CopyFS(sdk, os.DirFS(filepath.Join(root, "gen/typescript"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range []string{"openapi-fetch", "openapi-typescript-helpers", "@types/node", "undici-types"} {
+		link := filepath.Join(project, "node_modules", dep)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(tools, dep), link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, project, nil, node, filepath.Join(tools, "typescript/bin/tsc"), "-p", ".")
+
+	e := newEnv(t)
+	out := run(t, project, []string{"CRM_URL=" + e.checkedURL()}, node, "--test", "--test-reporter=spec", "out/sdk.test.js")
+	t.Logf("node --test (TypeScript SDK against the server):\n%s", lastLines(out, 14))
+}
+
+// TestPostmanCollection: gen/postman is what `make postman` makes from the
+// spec now, and newman (pinned) runs the collection against a live server on
+// a fresh database with no failure: every request is answered, with a status
+// that openapi.yaml lists for it (the collection's own tests, and the response
+// checker in front of the server, which also validates each body) and the one
+// the run expects.
+func TestPostmanCollection(t *testing.T) {
+	node, root := nodeTools(t)
+
+	fresh := filepath.Join(t.TempDir(), "postman")
+	run(t, root, nil, node, "gen/tools/postman.mjs", "openapi.yaml", fresh)
+	sameDir(t, filepath.Join(root, "gen/postman"), fresh, "make postman")
+
+	e := newEnv(t)
+	report := filepath.Join(t.TempDir(), "newman.json")
+	out := run(t, root, nil, node, filepath.Join(root, "gen/tools/node_modules/newman/bin/newman.js"), "run",
+		"gen/postman/crm.postman_collection.json",
+		"--environment", "gen/postman/crm.postman_environment.json",
+		"--env-var", "baseUrl="+e.checkedURL(),
+		"--reporters", "cli,json", "--reporter-json-export", report,
+		"--color", "off", "--disable-unicode", "--timeout-request", "30000")
+
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Run struct {
+			Stats struct {
+				Requests, Assertions, TestScripts struct{ Total, Failed int }
+			}
+			Failures   []json.RawMessage
+			Executions []struct {
+				Item     struct{ Name string }
+				Request  struct{ Method string }
+				Response struct{ Code int }
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("newman's JSON report: %v", err)
+	}
+	s := r.Run.Stats
+	summary := fmt.Sprintf("newman: %d requests (%d failed), %d assertions (%d failed), %d test scripts (%d failed)",
+		s.Requests.Total, s.Requests.Failed, s.Assertions.Total, s.Assertions.Failed, s.TestScripts.Total, s.TestScripts.Failed)
+	t.Log(summary)
+	if s.Requests.Failed > 0 || s.Assertions.Failed > 0 || s.TestScripts.Failed > 0 || len(r.Run.Failures) > 0 {
+		t.Fatalf("%s\n%s", summary, out)
+	}
+	// Every operation ran (createUser twice: the bootstrap and a second user).
+	spec := loadedSpec(t)
+	if want := len(operationsOf(spec)) + 1; s.Requests.Total != want || len(r.Run.Executions) != want {
+		t.Errorf("newman ran %d requests, want %d (each operation of openapi.yaml, and the bootstrap)", s.Requests.Total, want)
+	}
+	for _, x := range r.Run.Executions {
+		if x.Response.Code < 200 || x.Response.Code > 299 {
+			t.Errorf("%q answered %d on a fresh database; the run expects every request to succeed", x.Item.Name, x.Response.Code)
+		}
+	}
+}
+
+// sameDir fails the test unless the directories hold the same files with the
+// same contents: the committed output of a generator is stale otherwise.
+func sameDir(t *testing.T, committed, fresh, regenerate string) {
+	t.Helper()
+	files := func(dir string) map[string][]byte {
+		m := map[string][]byte{}
+		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "node_modules" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			rel, _ := filepath.Rel(dir, path)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[rel] = data
+			return nil
+		})
+		return m
+	}
+	have, want := files(committed), files(fresh)
+	rel, _ := filepath.Rel(repoRoot(t), committed)
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		got, ok := have[name]
+		switch {
+		case !ok:
+			t.Errorf("%s/%s is missing: run %s and commit %s/", rel, name, regenerate, rel)
+		case !bytes.Equal(got, want[name]):
+			t.Errorf("%s/%s is stale (it is not what openapi.yaml generates now): run %s and commit %s/", rel, name, regenerate, rel)
+		}
+	}
+	for name := range have {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s/%s is not generated any more: run %s and remove it", rel, name, regenerate)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// lastLines returns the last n lines of out.
+func lastLines(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
