@@ -127,11 +127,5 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, key string) error {
 
 // DeleteExpiredIdempotencyKeys removes records that expired before cutoff.
 func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	res, err := s.idempotency.DeleteMany(ctx, bson.D{{Key: idempotencyFieldExpiresAt, Value: bson.D{{Key: "$lt", Value: cutoff}}}})
-	if err != nil {
-		return 0, translate(err)
-	}
-	return res.DeletedCount, nil
+	return s.deleteBefore(ctx, s.idempotency, idempotencyFieldExpiresAt, cutoff)
 }

@@ -172,12 +172,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // deleted. Expiry itself is checked when they are used; this only reclaims space.
 const janitorInterval = 10 * time.Minute
 
-// deleteOldClaims removes claims made before cutoff: long written or abandoned.
-func (s *Store) deleteOldClaims(ctx context.Context, cutoff time.Time) error {
+// deleteBefore deletes the documents of coll whose time field is before
+// cutoff, and says how many there were.
+func (s *Store) deleteBefore(ctx context.Context, coll *mongo.Collection, field string, cutoff time.Time) (int64, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.claims.DeleteMany(ctx, bson.D{{Key: fieldCreatedAt, Value: bson.D{{Key: "$lt", Value: cutoff}}}})
-	return translate(err)
+	res, err := coll.DeleteMany(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$lt", Value: cutoff}}}})
+	if err != nil {
+		return 0, translate(err)
+	}
+	return res.DeletedCount, nil
 }
 
 // startJanitor deletes expired records periodically: the embedded engine has
@@ -202,7 +206,8 @@ func (s *Store) startJanitor(log *slog.Logger) {
 			if _, err := s.DeleteExpiredIdempotencyKeys(ctx, cutoff); err != nil && ctx.Err() == nil {
 				log.Warn("deleting expired idempotency keys", "error", err)
 			}
-			if err := s.deleteOldClaims(ctx, cutoff.Add(-time.Hour)); err != nil && ctx.Err() == nil {
+			// Claims are given back once written; old ones were abandoned.
+			if _, err := s.deleteBefore(ctx, s.claims, fieldCreatedAt, cutoff.Add(-time.Hour)); err != nil && ctx.Err() == nil {
 				log.Warn("deleting old claims", "error", err)
 			}
 		}

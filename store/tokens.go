@@ -138,11 +138,5 @@ func (s *Store) revokeTokens(ctx context.Context, filter bson.D) error {
 // DeleteExpiredRefreshTokens removes tokens that expired before cutoff; the
 // embedded engine has no TTL indexes, so the server calls this periodically.
 func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, cutoff time.Time) (int64, error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	res, err := s.refreshTokens.DeleteMany(ctx, bson.D{{Key: refreshFieldExpiresAt, Value: bson.D{{Key: "$lt", Value: cutoff}}}})
-	if err != nil {
-		return 0, translate(err)
-	}
-	return res.DeletedCount, nil
+	return s.deleteBefore(ctx, s.refreshTokens, refreshFieldExpiresAt, cutoff)
 }
