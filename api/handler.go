@@ -122,9 +122,9 @@ func parseID(s, pointer string) (bson.ObjectID, error) {
 // etag is the entity tag of a record at revision rev.
 func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
 
-// parseETags parses an If-Match or If-None-Match header: "*" or a comma-separated
-// list of entity tags. Weak tags (W/"…") are returned with weak set.
-func parseETags(header, name string) (tags []string, any bool, err error) {
+// parseETags parses an If-Match or If-None-Match header: "*" (star is true) or
+// a comma-separated list of entity tags, weak ones keeping their W/ prefix.
+func parseETags(header, name string) (tags []string, star bool, err error) {
 	header = strings.TrimSpace(header)
 	if header == "*" {
 		return nil, true, nil

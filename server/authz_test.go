@@ -587,7 +587,7 @@ func TestAuthzMatrix(t *testing.T) {
 // TestAuthzMatrixCoversTheSpec fails when the spec has an operation that needs
 // a token and that the matrix does not run.
 func TestAuthzMatrixCoversTheSpec(t *testing.T) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 // loadedSpec is the spec as the server loads it.
 func loadedSpec(t *testing.T) *openapi3.T {
 	t.Helper()
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

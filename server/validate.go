@@ -202,7 +202,7 @@ func authenticateRequest(c echo.Context, authenticate authenticator) error {
 
 // loadSpec returns the spec embedded in gen.
 func loadSpec() (*openapi3.T, error) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded OpenAPI spec: %w", err)
 	}

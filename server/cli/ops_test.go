@@ -286,7 +286,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	// The request that was in flight was written, and the database was closed
 	// cleanly: it opens again with the customer in it.
-	server = start(t, nil, "-addr", addr, "-data-dir", dir)
+	start(t, nil, "-addr", addr, "-data-dir", dir)
 	a.waitReady(30 * time.Second)
 	a.signIn()
 	if status, _, body := a.do(http.MethodGet, "/customers?q=slow", ""); status != http.StatusOK || !strings.Contains(string(body), "slow@example.org") {
