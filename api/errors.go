@@ -15,6 +15,9 @@ var (
 	// ErrInvalidCredentials: wrong email or password, deactivated account, or an
 	// unusable refresh token (401).
 	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrBusy: a record is being changed by so many requests at once that this
+	// one gave up retrying (503, try again shortly).
+	ErrBusy = errors.New("the record is busy")
 )
 
 // FieldError names one invalid field of the body (Pointer, a JSON Pointer) or one

@@ -210,7 +210,7 @@ func deref[T any](p *T) T {
 // the change to the current version, so no concurrent change is lost silently.
 // With If-Match, a stale write is the client's 412. Every round lets at least
 // one of the contending writers through, so the budget only runs out under
-// pathological contention, which is answered with a conflict.
+// pathological contention, which is answered as a busy server.
 func retryStale(ifMatch *string, op func() error) error {
 	const attempts = 100
 	for attempt := range attempts {
@@ -224,5 +224,5 @@ func retryStale(ifMatch *string, op func() error) error {
 		// Jittered backoff, so that the contenders do not collide again in step.
 		time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond) * int64(1+attempt/10))))
 	}
-	return &ConflictError{Detail: "The record is being changed by many requests at once; retry shortly."}
+	return ErrBusy
 }

@@ -100,7 +100,8 @@ func (c cursorCodec) encode(resource, sort string, p store.Position) string {
 
 func (c cursorCodec) decode(cursor, resource, sort string) (store.Position, error) {
 	invalid := invalidParameter("cursor", "is not a cursor this API issued; pass next_cursor from the previous page unchanged")
-	enc := base64.RawURLEncoding
+	// Strict: a changed last character must not decode to the same bytes.
+	enc := base64.RawURLEncoding.Strict()
 	bodyPart, sigPart, ok := strings.Cut(cursor, ".")
 	if !ok {
 		return store.Position{}, invalid

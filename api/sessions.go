@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/opencrm/crm/api/auth"
@@ -138,7 +139,8 @@ func (h *Handler) GetReadiness(ctx context.Context, _ gen.GetReadinessRequestObj
 	ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
 	defer cancel()
 	if err := h.store.Ping(ctx); err != nil {
-		return nil, err
+		// Whatever the reason, the database is not serving: not ready.
+		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return gen.GetReadiness200JSONResponse{Status: gen.Ok}, nil
 }

@@ -210,10 +210,15 @@ func measure(b *testing.B, op string, size int, layer string, fn func()) {
 	results[op][size][layer] = r
 }
 
-// TestMain prints the table of the benchmarks that ran, for `make bench`.
+// TestMain prints the table of the benchmarks that ran, for `make bench`, and,
+// when the whole package ran, fails the run if a response that the spec
+// declares was never observed (see checkReachability).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printBenchTable(os.Stdout)
+	if wholePackageRan() && !checkReachability(os.Stdout) && code == 0 {
+		code = 1
+	}
 	os.Exit(code)
 }
 

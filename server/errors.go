@@ -197,6 +197,9 @@ func toProblem(err error) problem {
 	case errors.As(err, &missingRef):
 		return problem{kind: kindUnknownReference, detail: "The request refers to a record that does not exist.",
 			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing record"}}}
+	case errors.Is(err, api.ErrBusy):
+		return problem{kind: kindUnavailable, detail: "The record is being changed by many requests at once; retry shortly.",
+			headers: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problem{kind: kindUnavailable, detail: "The database is not answering; try again shortly.",
 			headers: map[string]string{"Retry-After": "5"}}
@@ -221,10 +224,12 @@ func unauthorized(err error) problem {
 }
 
 // securityProblem answers a request that met none of the operation's security
-// requirements: 503 if the database could not be asked, else 401.
+// requirements: 401 for a missing or refused token; otherwise the token check
+// itself failed (the database could not be asked, or the user's record could
+// not be read), which is the server's problem, not the client's.
 func securityProblem(e *openapi3filter.SecurityRequirementsError) problem {
 	for _, inner := range e.Errors {
-		if errors.Is(inner, store.ErrUnavailable) {
+		if !errors.Is(inner, errNoToken) && !errors.Is(inner, auth.ErrInvalidToken) && !errors.Is(inner, api.ErrUnauthenticated) {
 			return toProblem(inner)
 		}
 	}

@@ -328,7 +328,7 @@ type responseChecker struct {
 }
 
 func newResponseChecker(t *testing.T) *responseChecker {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,12 @@ func (c *responseChecker) validate(req *http.Request, reqBody []byte, res *http.
 		Body:                   io.NopCloser(bytes.NewReader(body)),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
-	return openapi3filter.ValidateResponse(context.Background(), in)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		return err
+	}
+	// A declared response, as the spec describes it: it counts as reached.
+	observed.record(req.Method, route.Path, res.StatusCode)
+	return nil
 }
 
 func (c *responseChecker) leaks(req *http.Request, res *http.Response, body []byte) {
@@ -416,6 +421,38 @@ func (c *responseChecker) leaks(req *http.Request, res *http.Response, body []by
 			c.t.Errorf("%s %s: a response header contains a secret", req.Method, req.URL.Path)
 		}
 	}
+}
+
+// observed records every (method, spec path, status) that the response checker
+// saw, across all the tests of the package: TestMain compares it with what the
+// spec declares (see checkReachability).
+var observed = &responseCoverage{seen: map[specResponse]bool{}}
+
+// specResponse is one response the spec declares: an operation's method and
+// path template, and a status code.
+type specResponse struct {
+	method, path string
+	status       int
+}
+
+func (r specResponse) String() string { return fmt.Sprintf("%s %s → %d", r.method, r.path, r.status) }
+
+// responseCoverage is the set of responses observed.
+type responseCoverage struct {
+	mu   sync.Mutex
+	seen map[specResponse]bool
+}
+
+func (c *responseCoverage) record(method, path string, status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen[specResponse{method, path, status}] = true
+}
+
+func (c *responseCoverage) has(r specResponse) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[r]
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
