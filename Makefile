@@ -32,7 +32,7 @@ test: vet check-generated
 ## bench: the performance table (store vs API at 1,000 and 10,000 customers, the API layer
 ## alone, start-up, password hashing); CRM_BENCH_SIZES=1000,10000,100000 adds 100,000
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./server ./server/cli ./api/auth
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -timeout 60m ./server ./server/cli ./api/auth
 
 ## generate: regenerate gen/ from openapi.yaml: the Go code, and with Node the
 ## TypeScript SDK (gen/typescript) and the Postman collection (gen/postman)
