@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -116,7 +117,9 @@ func fixtureFor(b *testing.B, n int) *fixture {
 	// nothing beyond encoding.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	handler, err := server.New(server.Config{
-		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log}),
+		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log,
+			// Benchmarks sign in and fail to, over and over, from one address.
+			Throttle: api.ThrottleLimits{Window: time.Second, PerAccountAndIP: 1 << 30, PerIP: 1 << 30, PerAccount: 1 << 30}}),
 		Store:   st,
 		Logger:  log,
 	})
@@ -344,6 +347,29 @@ func BenchmarkLogin(b *testing.B) {
 	}, func(b *testing.B, f *fixture) {
 		f.call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, f.email, f.password), http.StatusOK)
 	})
+}
+
+// BenchmarkLoginFailures shows that the three ways a sign-in fails cost the
+// same: an unknown email verifies a dummy hash, a deactivated account's
+// password is verified before its status is looked at.
+func BenchmarkLoginFailures(b *testing.B) {
+	f := fixtureFor(b, benchSizes()[0])
+	ctx := context.Background()
+	inactive := &store.User{Name: "Inactive", Email: "inactive@bench.example", PasswordHash: f.admin.PasswordHash, Status: store.StatusInactive, Role: store.RoleMember}
+	if err := f.st.CreateUser(ctx, inactive); err != nil && !errors.Is(err, store.ErrDuplicate) {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, email, password string }{
+		{"unknown email", "nobody@bench.example", f.password},
+		{"wrong password", f.email, "not the password"},
+		{"deactivated account", inactive.Email, f.password},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				f.call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, tc.email, tc.password), http.StatusUnauthorized)
+			}
+		})
+	}
 }
 
 // The creates come after the reads: they grow the fixtures the reads use.
