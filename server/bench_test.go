@@ -120,8 +120,8 @@ func fixtureFor(b *testing.B, n int) *fixture {
 		Handler: api.New(api.Config{Store: st, Tokens: tokens, Passwords: passwords, Secret: testSecret, Logger: log,
 			// Benchmarks sign in and fail to, over and over, from one address.
 			Throttle: api.ThrottleLimits{Window: time.Second, PerAccountAndIP: 1 << 30, PerIP: 1 << 30, PerAccount: 1 << 30}}),
-		Store:   st,
-		Logger:  log,
+		Store:  st,
+		Logger: log,
 	})
 	if err != nil {
 		b.Fatal(err)
