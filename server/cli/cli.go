@@ -291,6 +291,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	base := "http://" + displayAddr(ln.Addr())
 	database := "embedded, data in " + cfg.dataDir
+	if abs, err := filepath.Abs(cfg.dataDir); err == nil {
+		database = "embedded, data in " + abs
+	}
 	if cfg.mongoURI != "" {
 		database = "MongoDB, database " + cfg.dbName
 	}
