@@ -61,10 +61,19 @@ func indexOperations(spec *openapi3.T) operations {
 	return ops
 }
 
+// operationKey keeps the request's operation on the Echo context: the
+// validator, its skipper and the idempotency middleware all ask for it.
+const operationKey = "crm.operation"
+
 // lookup returns the operation Echo routed the request to, or nil for routes
-// outside the spec.
+// outside the spec, looking it up once per request.
 func (ops operations) lookup(c echo.Context) *operationInfo {
-	return ops[c.Request().Method+" "+c.Path()]
+	if info, ok := c.Get(operationKey).(*operationInfo); ok {
+		return info
+	}
+	info := ops[c.Request().Method+" "+c.Path()]
+	c.Set(operationKey, info)
+	return info
 }
 
 // checkQuery refuses query parameters that the operation does not declare, and

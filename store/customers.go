@@ -123,39 +123,30 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 // as stored. ErrStale means it is no longer at rev, ErrDuplicate that the new
 // email is taken, and a *MissingReferenceError that the new owner does not exist.
 func (s *Store) UpdateCustomer(ctx context.Context, id bson.ObjectID, rev int64, ch CustomerChanges) (*Customer, error) {
-	var set, unset bson.D
-	setString := func(field string, v *string) {
-		switch {
-		case v == nil:
-		case *v == "":
-			unset = append(unset, bson.E{Key: field, Value: ""})
-		default:
-			set = append(set, bson.E{Key: field, Value: *v})
-		}
-	}
-	setString(fieldName, ch.Name)
-	setString(fieldEmail, ch.Email)
-	setString(customerFieldPhone, ch.Phone)
-	setString(fieldCompany, ch.Company)
-	setString(fieldStatus, ch.Status)
-	setString(customerFieldNotes, ch.Notes)
-	if ch.Tags != nil {
-		if len(*ch.Tags) == 0 {
-			unset = append(unset, bson.E{Key: customerFieldTags, Value: ""})
-		} else {
-			set = append(set, bson.E{Key: customerFieldTags, Value: *ch.Tags})
-		}
+	var c changes
+	c.text(fieldName, ch.Name)
+	c.text(fieldEmail, ch.Email)
+	c.text(customerFieldPhone, ch.Phone)
+	c.text(fieldCompany, ch.Company)
+	c.text(fieldStatus, ch.Status)
+	c.text(customerFieldNotes, ch.Notes)
+	switch {
+	case ch.Tags == nil:
+	case len(*ch.Tags) == 0:
+		c.remove(customerFieldTags)
+	default:
+		c.value(customerFieldTags, *ch.Tags)
 	}
 	if ch.OwnerID != nil {
-		set = append(set, bson.E{Key: customerFieldOwnerID, Value: *ch.OwnerID})
+		c.value(customerFieldOwnerID, *ch.OwnerID)
 	}
 
-	var c Customer
-	if err := s.updateReferencing(ctx, s.customers, id, rev, set, unset, s.customerReferences(ch.OwnerID), &c); err != nil {
+	var updated Customer
+	if err := s.updateReferencing(ctx, s.customers, id, rev, c, s.customerReferences(ch.OwnerID), &updated); err != nil {
 		return nil, err
 	}
-	c.normalize()
-	return &c, nil
+	updated.normalize()
+	return &updated, nil
 }
 
 // DeleteCustomer deletes the customer at revision rev. A customer with

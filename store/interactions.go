@@ -135,37 +135,31 @@ func (s *Store) ListInteractions(ctx context.Context, f InteractionFilter, opts 
 // returns it as stored. ErrStale means it is no longer at rev, and a
 // *MissingReferenceError that a new customer or user does not exist.
 func (s *Store) UpdateInteraction(ctx context.Context, id bson.ObjectID, rev int64, ch InteractionChanges) (*Interaction, error) {
-	var set, unset bson.D
+	var c changes
 	if ch.UserID != nil {
-		set = append(set, bson.E{Key: interactionFieldUserID, Value: *ch.UserID})
+		c.value(interactionFieldUserID, *ch.UserID)
 	}
 	if ch.CustomerID != nil {
-		set = append(set, bson.E{Key: interactionFieldCustomerID, Value: *ch.CustomerID})
+		c.value(interactionFieldCustomerID, *ch.CustomerID)
 	}
 	if ch.Type != nil {
-		set = append(set, bson.E{Key: interactionFieldType, Value: *ch.Type})
+		c.value(interactionFieldType, *ch.Type)
 	}
 	if ch.Status != nil {
-		set = append(set, bson.E{Key: fieldStatus, Value: *ch.Status})
+		c.value(fieldStatus, *ch.Status)
 	}
-	switch {
-	case ch.Description == nil:
-	case *ch.Description == "":
-		unset = append(unset, bson.E{Key: interactionFieldDescription, Value: ""})
-	default:
-		set = append(set, bson.E{Key: interactionFieldDescription, Value: *ch.Description})
-	}
+	c.text(interactionFieldDescription, ch.Description)
 	switch {
 	case ch.ScheduledAt == nil:
 	case ch.ScheduledAt.IsZero():
-		unset = append(unset, bson.E{Key: interactionFieldScheduledAt, Value: ""})
+		c.remove(interactionFieldScheduledAt)
 	default:
-		set = append(set, bson.E{Key: interactionFieldScheduledAt, Value: ch.ScheduledAt.UTC()})
+		c.value(interactionFieldScheduledAt, ch.ScheduledAt.UTC())
 	}
 
 	var it Interaction
 	refs := s.interactionReferences(ch.CustomerID, ch.UserID)
-	if err := s.updateReferencing(ctx, s.interactions, id, rev, set, unset, refs, &it); err != nil {
+	if err := s.updateReferencing(ctx, s.interactions, id, rev, c, refs, &it); err != nil {
 		return nil, err
 	}
 	it.normalize()

@@ -194,25 +194,24 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 			return nil, err
 		}
 	}
-	var set, unset bson.D
-	setIf := func(field string, v *string) {
-		switch {
-		case v == nil:
-		case *v == "":
-			unset = append(unset, bson.E{Key: field, Value: ""})
-		default:
-			set = append(set, bson.E{Key: field, Value: *v})
-		}
-	}
-	setIf(fieldName, c.Name)
-	setIf(fieldEmail, c.Email)
-	setIf(fieldCompany, c.Company)
-	setIf(userFieldRole, c.Role)
-	setIf(fieldStatus, c.Status)
-	setIf(userFieldPassword, c.PasswordHash)
+	var ch changes
+	ch.text(fieldName, c.Name)
+	ch.text(fieldEmail, c.Email)
+	ch.text(fieldCompany, c.Company)
+	ch.text(userFieldRole, c.Role)
+	ch.text(fieldStatus, c.Status)
+	ch.text(userFieldPassword, c.PasswordHash)
 
+	if !demotes {
+		var u User
+		if err := s.updateAtRevision(ctx, s.users, id, rev, ch, &u); err != nil {
+			return nil, err
+		}
+		u.normalize()
+		return &u, nil
+	}
 	var before bson.Raw
-	if err := s.update(ctx, s.users, id, rev, set, unset, options.Before, &before); err != nil {
+	if err := s.update(ctx, s.users, id, rev, ch, options.Before, &before); err != nil {
 		return nil, err
 	}
 	var was User
@@ -220,25 +219,12 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 		return nil, err
 	}
 	was.normalize()
-	if demotes && was.IsActiveAdmin() {
+	if was.IsActiveAdmin() {
 		// Two admins demoting each other at once from two processes each see
 		// the other as the remaining admin; afterwards, both see none, and both
 		// put their change back.
 		if err := s.anyActiveAdmin(ctx); err != nil {
-			current, _, stateErr := s.stateOf(ctx, s.users, id)
-			if stateErr != nil {
-				return nil, stateErr
-			}
-			var restore, drop bson.D
-			for _, field := range []string{userFieldRole, fieldStatus} {
-				if v, lookupErr := before.LookupErr(field); lookupErr == nil {
-					restore = append(restore, bson.E{Key: field, Value: v})
-				} else {
-					drop = append(drop, bson.E{Key: field, Value: ""})
-				}
-			}
-			var ignored bson.Raw
-			if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), s.users, id, current, restore, drop, &ignored); undoErr != nil {
+			if undoErr := s.restore(ctx, s.users, id, before, []string{userFieldRole, fieldStatus}); undoErr != nil {
 				return nil, undoErr
 			}
 			return nil, err

@@ -74,6 +74,35 @@ type outgoing struct {
 	field string
 }
 
+// changes collects the members an update sets and removes.
+type changes struct{ set, unset bson.D }
+
+// text sets field to *v; an empty string removes the field; nil leaves it.
+func (c *changes) text(field string, v *string) {
+	switch {
+	case v == nil:
+	case *v == "":
+		c.remove(field)
+	default:
+		c.set = append(c.set, bson.E{Key: field, Value: *v})
+	}
+}
+
+// value sets field to v.
+func (c *changes) value(field string, v any) { c.set = append(c.set, bson.E{Key: field, Value: v}) }
+
+// remove removes field.
+func (c *changes) remove(field string) { c.unset = append(c.unset, bson.E{Key: field, Value: ""}) }
+
+// fields names every member the changes touch.
+func (c *changes) fields() []string {
+	names := make([]string, 0, len(c.set)+len(c.unset))
+	for _, e := range append(append(bson.D{}, c.set...), c.unset...) {
+		names = append(names, e.Key)
+	}
+	return names
+}
+
 // getByID decodes the document with id into out, or returns ErrNotFound.
 func (s *Store) getByID(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, out any) error {
 	ctx, cancel := s.opContext(ctx)
@@ -214,21 +243,21 @@ func (s *Store) notMatched(ctx context.Context, coll *mongo.Collection, id bson.
 // updateAtRevision sets and unsets fields of the document id if it is at
 // revision rev, stamps updated_at, bumps the revision, and decodes the document
 // as it is after the update into out.
-func (s *Store) updateAtRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, out any) error {
-	return s.update(ctx, coll, id, rev, set, unset, options.After, out)
+func (s *Store) updateAtRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, out any) error {
+	return s.update(ctx, coll, id, rev, ch, options.After, out)
 }
 
 // update is updateAtRevision that can also return the document as it was.
-func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, which options.ReturnDocument, out any) error {
+func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) error {
 	defer s.lockDoc(id)()
 	filter, next, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
 		return err
 	}
 	defer release()
-	update := bson.D{{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, set...)}}
-	if len(unset) > 0 {
-		update = append(update, bson.E{Key: "$unset", Value: unset})
+	update := bson.D{{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, ch.set...)}}
+	if len(ch.unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: ch.unset})
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -243,39 +272,46 @@ func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.Obje
 // refer to other records (refs): they must exist before the update and still
 // exist after it, or else the change is undone. It is the update-side mirror
 // of deleteReferenced, like insertReferencing.
-func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, set, unset bson.D, refs []outgoing, out any) error {
+func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, refs []outgoing, out any) error {
 	if len(refs) == 0 {
-		return s.updateAtRevision(ctx, coll, id, rev, set, unset, out)
+		return s.updateAtRevision(ctx, coll, id, rev, ch, out)
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
 		return err
 	}
 	var before bson.Raw
-	if err := s.update(ctx, coll, id, rev, set, unset, options.Before, &before); err != nil {
+	if err := s.update(ctx, coll, id, rev, ch, options.Before, &before); err != nil {
 		return err
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
 		// A referenced record was deleted meanwhile: put every changed field
 		// back as it was.
-		var restore, drop bson.D
-		for _, e := range append(append(bson.D{}, set...), unset...) {
-			if v, lookupErr := before.LookupErr(e.Key); lookupErr == nil {
-				restore = append(restore, bson.E{Key: e.Key, Value: v})
-			} else {
-				drop = append(drop, bson.E{Key: e.Key, Value: ""})
-			}
-		}
-		current, _, stateErr := s.stateOf(ctx, coll, id)
-		if stateErr != nil {
-			return stateErr
-		}
-		var ignored bson.Raw
-		if undoErr := s.updateAtRevision(context.WithoutCancel(ctx), coll, id, current, restore, drop, &ignored); undoErr != nil {
+		if undoErr := s.restore(ctx, coll, id, before, ch.fields()); undoErr != nil {
 			return undoErr
 		}
 		return err
 	}
 	return s.getByID(ctx, coll, id, out)
+}
+
+// restore puts fields of the document id back as they were in before, at
+// whatever revision the document is now: the undo of a change that had to be
+// taken back.
+func (s *Store) restore(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, before bson.Raw, fields []string) error {
+	var back changes
+	for _, f := range fields {
+		if v, err := before.LookupErr(f); err == nil {
+			back.value(f, v)
+		} else {
+			back.remove(f)
+		}
+	}
+	current, _, err := s.stateOf(ctx, coll, id)
+	if err != nil {
+		return err
+	}
+	var ignored bson.Raw
+	return s.updateAtRevision(context.WithoutCancel(ctx), coll, id, current, back, &ignored)
 }
 
 // deleteReferenced deletes the document id at revision rev unless records in
