@@ -30,11 +30,13 @@ import (
 )
 
 // Benchmarks of the API against the database's own limit. Each operation runs
-// twice in one process on one embedded database: at the store (the query the
-// operation needs, no HTTP) and through the API (HTTP over loopback, routing,
-// validation, token check, handler, encoding, logging). `make bench` prints the
-// pairs as a table with their ratio; CRM_BENCH_SIZES=1000,10000,100000 adds
-// the largest size (the default is 1000,10000).
+// three ways in one process on one embedded database: at the store (the query
+// the operation needs, no HTTP), through the API in-process (the handler
+// served a request directly: routing, token check, validation, handler,
+// encoding, logging, metrics) and through the API over loopback HTTP (the
+// same plus the network stack and an HTTP client). `make bench` prints them as
+// a table with their ratios; CRM_BENCH_SIZES=1000,10000,100000 adds the
+// largest size (the default is 1000,10000).
 
 // fixture is a seeded database with a server in front of it.
 type fixture struct {
@@ -145,8 +147,11 @@ func firstSeededEmail(b *testing.B, st *store.Store) string {
 	return page.Items[0].Email
 }
 
-// call sends one request through the API over loopback and checks its status.
-func (f *fixture) call(b *testing.B, method, path, body string, want int) {
+// caller sends one request through the API and checks its status.
+type caller func(b *testing.B, method, path, body string, want int)
+
+// overHTTP sends the request over loopback HTTP, as a client on the same host.
+func (f *fixture) overHTTP(b *testing.B, method, path, body string, want int) {
 	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	if body != "" {
@@ -163,33 +168,60 @@ func (f *fixture) call(b *testing.B, method, path, body string, want int) {
 	}
 }
 
-// pair runs one operation at the store and through the API, for each size, and
-// records the results for the table. The two alternate within one loop, so that
-// both are measured under the same conditions on a machine whose load drifts.
-func pair(b *testing.B, storeOp, apiOp func(b *testing.B, f *fixture)) {
+// inProcess hands the request to the server's handler directly: every layer
+// of the API (routing, token check, validation, handler, encoding, logging,
+// metrics) without the network stack and the HTTP client.
+func (f *fixture) inProcess(b *testing.B, method, path, body string, want int) {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	if rec.Code != want {
+		b.Fatalf("%s %s: %d, want %d: %s", method, path, rec.Code, want, rec.Body)
+	}
+}
+
+// layers are the three ways each operation is measured, in the table's order.
+var layers = []string{"store", "api", "http"}
+
+// pair runs one operation at the store, through the API in-process and
+// through the API over loopback HTTP, for each size, and records the results
+// for the table. The three take turns within one loop, in a rotating order,
+// so that all are measured under the same conditions on a machine whose load
+// drifts.
+func pair(b *testing.B, storeOp func(b *testing.B, f *fixture), apiOp func(b *testing.B, f *fixture, call caller)) {
 	op := strings.TrimPrefix(b.Name(), "Benchmark")
 	for _, n := range benchSizes() {
 		f := fixtureFor(b, n)
 		b.Run(fmt.Sprintf("customers=%d", n), func(b *testing.B) {
-			storeAllocs := testing.AllocsPerRun(1, func() { storeOp(b, f) })
-			apiAllocs := testing.AllocsPerRun(1, func() { apiOp(b, f) })
-			var storeTime, apiTime time.Duration
-			i := 0
-			for b.Loop() {
-				if i%2 == 0 {
-					storeTime += timed(func() { storeOp(b, f) })
-					apiTime += timed(func() { apiOp(b, f) })
-				} else {
-					apiTime += timed(func() { apiOp(b, f) })
-					storeTime += timed(func() { storeOp(b, f) })
-				}
-				i++
+			ops := []func(){
+				func() { storeOp(b, f) },
+				func() { apiOp(b, f, f.inProcess) },
+				func() { apiOp(b, f, f.overHTTP) },
 			}
-			storeNs, apiNs := float64(storeTime)/float64(b.N), float64(apiTime)/float64(b.N)
-			b.ReportMetric(storeNs, "store-ns/op")
-			b.ReportMetric(apiNs, "api-ns/op")
-			record(op, n, "store", result{nsPerOp: storeNs, allocsPerOp: storeAllocs})
-			record(op, n, "api", result{nsPerOp: apiNs, allocsPerOp: apiAllocs})
+			allocs := make([]float64, len(ops))
+			for i, fn := range ops {
+				allocs[i] = testing.AllocsPerRun(1, fn)
+			}
+			spent := make([]time.Duration, len(ops))
+			round := 0
+			for b.Loop() {
+				for k := range ops {
+					i := (round + k) % len(ops)
+					start := time.Now()
+					ops[i]()
+					spent[i] += time.Since(start)
+				}
+				round++
+			}
+			for i, layer := range layers {
+				ns := float64(spent[i]) / float64(b.N)
+				b.ReportMetric(ns, layer+"-ns/op")
+				record(op, n, layer, result{nsPerOp: ns, allocsPerOp: allocs[i]})
+			}
 		})
 	}
 }
@@ -203,29 +235,6 @@ var (
 	resultsMu sync.Mutex
 	results   = map[string]map[int]map[string]result{} // operation → size → layer
 )
-
-// timed returns how long fn took.
-func timed(fn func()) time.Duration {
-	start := time.Now()
-	fn()
-	return time.Since(start)
-}
-
-// measure runs fn in b's loop and records time and allocations per call. Of
-// the runs the testing package makes while calibrating, the last one stays.
-func measure(b *testing.B, op string, size int, layer string, fn func()) {
-	b.ReportAllocs()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for b.Loop() {
-		fn()
-	}
-	runtime.ReadMemStats(&after)
-	record(op, size, layer, result{
-		nsPerOp:     float64(b.Elapsed().Nanoseconds()) / float64(b.N),
-		allocsPerOp: float64(after.Mallocs-before.Mallocs) / float64(b.N),
-	})
-}
 
 // record keeps a result for the table.
 func record(op string, size int, layer string, r result) {
@@ -264,17 +273,22 @@ func printBenchTable(w io.Writer) {
 		ops = append(ops, op)
 	}
 	slices.Sort(ops)
-	fmt.Fprintf(w, "\n| operation | customers | store (bare driver) | through the API | ratio | API layer |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "\n| operation | customers | store (bare driver) | API in-process | ratio | API layer | API over loopback HTTP | ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, op := range ops {
-		sizes := slices.Sorted(maps.Keys(results[op]))
-		for _, size := range sizes {
+		for _, size := range slices.Sorted(maps.Keys(results[op])) {
 			st, okS := results[op][size]["store"]
 			ap, okA := results[op][size]["api"]
 			if !okS || !okA {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %.2f | %s, %.0f allocs |\n", op, size, dur(st.nsPerOp), dur(ap.nsPerOp),
+			line := fmt.Sprintf("| %s | %d | %s | %s | %.2f | %s, %.0f allocs |", op, size, dur(st.nsPerOp), dur(ap.nsPerOp),
 				ap.nsPerOp/st.nsPerOp, dur(ap.nsPerOp-st.nsPerOp), ap.allocsPerOp-st.allocsPerOp)
+			if ht, ok := results[op][size]["http"]; ok {
+				line += fmt.Sprintf(" %s | %.2f |", dur(ht.nsPerOp), ht.nsPerOp/st.nsPerOp)
+			} else {
+				line += " | |"
+			}
+			fmt.Fprintln(w, line)
 		}
 	}
 	fmt.Fprintf(w, "\nmachine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
@@ -290,8 +304,8 @@ func BenchmarkGetCustomer(b *testing.B) {
 		if _, err := f.st.GetCustomer(context.Background(), f.customer); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
 	})
 }
 
@@ -301,8 +315,8 @@ func BenchmarkListCustomers(b *testing.B) {
 			store.ListOptions{Sort: store.Sort{Field: "created_at", Desc: true}, Limit: 50}); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodGet, "/customers", "", http.StatusOK)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodGet, "/customers", "", http.StatusOK)
 	})
 }
 
@@ -316,8 +330,8 @@ func BenchmarkListCustomerInteractions(b *testing.B) {
 			store.ListOptions{Sort: store.Sort{Field: "created_at", Desc: true}, Limit: 50}); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodGet, "/customers/"+f.customer.Hex()+"/interactions", "", http.StatusOK)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodGet, "/customers/"+f.customer.Hex()+"/interactions", "", http.StatusOK)
 	})
 }
 
@@ -327,8 +341,8 @@ func BenchmarkSearchCustomers(b *testing.B) {
 			store.ListOptions{Sort: store.Sort{Field: "name"}, Limit: 50}); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodGet, "/customers?status=active&tag=vip&q=an&sort=name", "", http.StatusOK)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodGet, "/customers?status=active&tag=vip&q=an&sort=name", "", http.StatusOK)
 	})
 }
 
@@ -344,8 +358,8 @@ func BenchmarkLogin(b *testing.B) {
 		if ok, _ := f.passwords.Verify(f.password, u.PasswordHash); !ok {
 			b.Fatal("password refused")
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, f.email, f.password), http.StatusOK)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, f.email, f.password), http.StatusOK)
 	})
 }
 
@@ -366,7 +380,7 @@ func BenchmarkLoginFailures(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				f.call(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, tc.email, tc.password), http.StatusUnauthorized)
+				f.overHTTP(b, http.MethodPost, "/users/login", fmt.Sprintf(`{"email":%q,"password":%q}`, tc.email, tc.password), http.StatusUnauthorized)
 			}
 		})
 	}
@@ -380,8 +394,8 @@ func BenchmarkCreateCustomer(b *testing.B) {
 		if err := f.st.CreateCustomer(context.Background(), c); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodPost, "/customers", fmt.Sprintf(`{"name":"Bench","email":"a%d@bench.example"}`, f.seq.Add(1)), http.StatusCreated)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodPost, "/customers", fmt.Sprintf(`{"name":"Bench","email":"a%d@bench.example"}`, f.seq.Add(1)), http.StatusCreated)
 	})
 }
 
@@ -391,8 +405,8 @@ func BenchmarkCreateInteraction(b *testing.B) {
 		if err := f.st.CreateInteraction(context.Background(), it); err != nil {
 			b.Fatal(err)
 		}
-	}, func(b *testing.B, f *fixture) {
-		f.call(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note","description":"bench"}`, http.StatusCreated)
+	}, func(b *testing.B, f *fixture, call caller) {
+		call(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note","description":"bench"}`, http.StatusCreated)
 	})
 }
 
@@ -425,34 +439,12 @@ func BenchmarkAPILayerAlone(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkAPILayer measures the API's own work on an authenticated GET: the
-// request is served in-process (no network, no client), and the same run
-// measures the store call it makes, so that `make bench` can subtract it.
-func BenchmarkAPILayer(b *testing.B) {
-	f := fixtureFor(b, benchSizes()[0])
-	path := "/customers/" + f.customer.Hex()
-	n := benchSizes()[0]
-	b.Run("GetCustomer/store", func(b *testing.B) {
-		measure(b, "APILayer(GetCustomer, in-process)", n, "store", func() {
-			if _, err := f.st.GetCustomer(context.Background(), f.customer); err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
-	b.Run("GetCustomer/api", func(b *testing.B) {
-		measure(b, "APILayer(GetCustomer, in-process)", n, "api", func() {
-			// A fresh request each time, as from the network: the middleware
-			// chain decorates the request it is given.
-			req := httptest.NewRequest(http.MethodGet, path, nil)
-			req.Header.Set("Authorization", "Bearer "+f.token)
-			rec := httptest.NewRecorder()
-			f.handler.ServeHTTP(rec, req)
-			if rec.Code != http.StatusOK {
-				b.Fatalf("%d %s", rec.Code, rec.Body)
-			}
-		})
+	// What loopback HTTP alone adds, for reading the table's last columns.
+	b.Run("GET /healthz over loopback HTTP", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f.overHTTP(b, http.MethodGet, "/healthz", "", http.StatusOK)
+		}
 	})
 }
 
@@ -466,9 +458,9 @@ func BenchmarkConcurrentLoad(b *testing.B) {
 		for pb.Next() {
 			i++
 			if i%5 == 0 {
-				f.call(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
+				f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
 			} else {
-				f.call(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+				f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
 			}
 		}
 	})

@@ -122,67 +122,64 @@ func writeProblem(c echo.Context, p problem) {
 	}
 }
 
-// toProblem classifies err.
+// toProblem classifies err. The checks run in order, most specific first;
+// errors.AsType keeps the common case free of allocations.
 func toProblem(err error) problem {
-	var (
-		he           *echo.HTTPError
-		invalid      *api.InvalidError
-		forbidden    *api.ForbiddenError
-		conflict     *api.ConflictError
-		unprocessble *api.UnprocessableError
-		precondition *api.PreconditionFailedError
-		throttled    *api.TooManyRequestsError
-		missingRef   *store.MissingReferenceError
-		referenced   *store.ReferencedError
-		query        *queryError
-		security     *openapi3filter.SecurityRequirementsError
-		requestErr   *openapi3filter.RequestError
-		multi        openapi3.MultiError
-	)
-	switch {
 	// Errors from the validator: their cause is in HTTPError.Internal.
-	case errors.As(err, &security):
+	if security, ok := errors.AsType[*openapi3filter.SecurityRequirementsError](err); ok {
 		return securityProblem(security)
-	case errors.As(err, &multi):
+	}
+	if multi, ok := errors.AsType[openapi3.MultiError](err); ok {
 		return validationProblem(multi)
-	case errors.As(err, &requestErr):
+	}
+	if requestErr, ok := errors.AsType[*openapi3filter.RequestError](err); ok {
 		return validationProblem(openapi3.MultiError{requestErr})
-	case errors.As(err, &query):
+	}
+	if query, ok := errors.AsType[*queryError](err); ok {
 		return problem{kind: kindInvalidInput, detail: countDetail(len(query.fields), "query parameter"), fields: query.fields}
+	}
 
 	// Errors from the handlers.
-	case errors.As(err, &invalid):
-		fields := make([]fieldProblem, len(invalid.Fields))
-		for i, f := range invalid.Fields {
-			fields[i] = fieldProblem(f)
-		}
-		return problem{kind: kindInvalidInput, detail: invalid.Detail, fields: fields}
-	case errors.Is(err, api.ErrInvalidCredentials):
+	if invalid, ok := errors.AsType[*api.InvalidError](err); ok {
+		return problem{kind: kindInvalidInput, detail: invalid.Detail, fields: fieldProblems(invalid.Fields)}
+	}
+	if errors.Is(err, api.ErrInvalidCredentials) {
 		return problem{kind: kindBadCredentials, detail: "The credentials are wrong, expired or revoked, or the account is deactivated."}
-	case errors.Is(err, api.ErrUnauthenticated), errors.Is(err, auth.ErrInvalidToken), errors.Is(err, errNoToken):
+	}
+	if errors.Is(err, api.ErrUnauthenticated) || errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, errNoToken) {
 		return unauthorized(err)
-	case errors.As(err, &forbidden):
+	}
+	if forbidden, ok := errors.AsType[*api.ForbiddenError](err); ok {
 		return problem{kind: kindForbidden, detail: forbidden.Detail}
-	case errors.As(err, &conflict):
+	}
+	if conflict, ok := errors.AsType[*api.ConflictError](err); ok {
 		return problem{kind: kindConflict, detail: conflict.Detail}
-	case errors.As(err, &unprocessble):
+	}
+	if unprocessable, ok := errors.AsType[*api.UnprocessableError](err); ok {
 		k := kindUnknownReference
-		if unprocessble.Kind == kindKeyReuse.slug {
+		if unprocessable.Kind == kindKeyReuse.slug {
 			k = kindKeyReuse
 		}
-		fields := make([]fieldProblem, len(unprocessble.Fields))
-		for i, f := range unprocessble.Fields {
-			fields[i] = fieldProblem(f)
-		}
-		return problem{kind: k, detail: unprocessble.Detail, fields: fields}
-	case errors.As(err, &precondition):
+		return problem{kind: k, detail: unprocessable.Detail, fields: fieldProblems(unprocessable.Fields)}
+	}
+	if precondition, ok := errors.AsType[*api.PreconditionFailedError](err); ok {
 		return problem{kind: kindPrecondition, detail: precondition.Detail}
-	case errors.As(err, &throttled):
+	}
+	if throttled, ok := errors.AsType[*api.TooManyRequestsError](err); ok {
 		secs := int(throttled.RetryAfter.Seconds() + 0.999)
 		return problem{kind: kindTooManyRequests, detail: "Too many failed attempts; try again later.",
 			headers: map[string]string{"Retry-After": strconv.Itoa(max(secs, 1))}}
+	}
 
 	// Errors from the store.
+	if referenced, ok := errors.AsType[*store.ReferencedError](err); ok {
+		return problem{kind: kindConflict, detail: "The record is still referenced by " + referenced.By + "."}
+	}
+	if missingRef, ok := errors.AsType[*store.MissingReferenceError](err); ok {
+		return problem{kind: kindUnknownReference, detail: "The request refers to a record that does not exist.",
+			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing record"}}}
+	}
+	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return problem{kind: kindNotFound, detail: "No record has this id."}
 	case errors.Is(err, store.ErrDuplicate):
@@ -190,26 +187,30 @@ func toProblem(err error) problem {
 			fields: []fieldProblem{{Pointer: "/email", Detail: "is already taken"}}}
 	case errors.Is(err, store.ErrStale):
 		return problem{kind: kindPrecondition, detail: "The record changed since you read it; read it again."}
-	case errors.As(err, &referenced):
-		return problem{kind: kindConflict, detail: "The record is still referenced by " + referenced.By + "."}
 	case errors.Is(err, store.ErrLastAdmin):
 		return problem{kind: kindConflict, detail: "This would leave no active admin; make another user an admin first."}
-	case errors.As(err, &missingRef):
-		return problem{kind: kindUnknownReference, detail: "The request refers to a record that does not exist.",
-			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing record"}}}
 	case errors.Is(err, api.ErrBusy):
 		return problem{kind: kindUnavailable, detail: "The record is being changed by many requests at once; retry shortly.",
 			headers: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problem{kind: kindUnavailable, detail: "The database is not answering; try again shortly.",
 			headers: map[string]string{"Retry-After": "5"}}
+	}
 
 	// Errors from Echo itself: router, body limit.
-	case errors.As(err, &he):
+	if he, ok := errors.AsType[*echo.HTTPError](err); ok {
 		return httpProblem(he)
-	default:
-		return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
 	}
+	return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
+}
+
+// fieldProblems converts the handlers' field list.
+func fieldProblems(in []api.FieldError) []fieldProblem {
+	out := make([]fieldProblem, len(in))
+	for i, f := range in {
+		out[i] = fieldProblem(f)
+	}
+	return out
 }
 
 // unauthorized is the 401 for a missing or unusable access token.

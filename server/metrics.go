@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,12 +22,28 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	dbOps    *prometheus.HistogramVec
+
+	// series remembers each request series' counter and histogram: looking
+	// them up by label values hashes and checks the values on every request.
+	seriesMu sync.RWMutex
+	series   map[seriesKey]requestSeries
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // NewMetrics creates the metrics, with the Go runtime and process collectors.
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
+		series:   map[seriesKey]requestSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crm_http_requests_total",
 			Help: "HTTP requests answered, by route template, method and status.",
@@ -62,9 +79,19 @@ func (m *Metrics) CommandMonitor() *event.CommandMonitor {
 
 // observeRequest records one answered request.
 func (m *Metrics) observeRequest(route, method string, status int, took time.Duration) {
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, method, code).Inc()
-	m.latency.WithLabelValues(route, method, code).Observe(took.Seconds())
+	key := seriesKey{route, method, status}
+	m.seriesMu.RLock()
+	s, ok := m.series[key]
+	m.seriesMu.RUnlock()
+	if !ok {
+		code := strconv.Itoa(status)
+		s = requestSeries{m.requests.WithLabelValues(route, method, code), m.latency.WithLabelValues(route, method, code)}
+		m.seriesMu.Lock()
+		m.series[key] = s
+		m.seriesMu.Unlock()
+	}
+	s.count.Inc()
+	s.latency.Observe(took.Seconds())
 }
 
 // handler serves the metrics in Prometheus' text format.

@@ -71,7 +71,18 @@ func record(log *slog.Logger, metrics *Metrics, c echo.Context, start time.Time,
 	req := c.Request()
 	route := routeOf(c)
 	metrics.observeRequest(route, methodLabel(req.Method), status, took)
-	attrs := []slog.Attr{
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	h := log.Handler()
+	if !h.Enabled(req.Context(), level) {
+		return
+	}
+	// A record made here rather than by log.LogAttrs skips looking up the
+	// caller's source line, which no handler of ours prints.
+	r := slog.NewRecord(time.Now(), level, "request", 0)
+	r.AddAttrs(
 		slog.String("request_id", requestID(c)),
 		slog.String("method", req.Method),
 		slog.String("route", route),
@@ -80,15 +91,11 @@ func record(log *slog.Logger, metrics *Metrics, c echo.Context, start time.Time,
 		slog.Int64("bytes_in", max(req.ContentLength, 0)),
 		slog.Int64("bytes_out", c.Response().Size),
 		slog.String("remote_ip", c.RealIP()),
-	}
+	)
 	if p := api.PrincipalFrom(req.Context()); p != nil {
-		attrs = append(attrs, slog.String("user_id", p.IDHex))
+		r.AddAttrs(slog.String("user_id", p.IDHex))
 	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	log.LogAttrs(req.Context(), level, "request", attrs...)
+	_ = h.Handle(req.Context(), r)
 }
 
 // routeOf is the route template the request matched ("/customers/:id"), or a

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -38,6 +39,15 @@ type Config struct {
 
 // New returns the CRM's HTTP handler.
 func New(cfg Config) (http.Handler, error) {
+	e, err := newEcho(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return withoutTrailingSlash(e), nil
+}
+
+// newEcho assembles Echo with every route.
+func newEcho(cfg Config) (*echo.Echo, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -60,9 +70,7 @@ func New(cfg Config) (http.Handler, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(log)
 	e.IPExtractor = clientIPExtractor(cfg.TrustedProxies)
-	// "/customers/" reaches the same operation as "/customers".
-	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(
+	e.Use(composed(
 		recoverMiddleware(log),
 		requestIDMiddleware,
 		observe(log, metrics),
@@ -70,7 +78,7 @@ func New(cfg Config) (http.Handler, error) {
 		cors(cfg.CORSOrigins),
 		middleware.BodyLimit(bodyLimit),
 		requestInfoMiddleware,
-		validator(spec, ops, func(ctx context.Context, token string) (context.Context, error) {
+		validator(ops, func(ctx context.Context, token string) (context.Context, error) {
 			p, err := cfg.Handler.Authenticate(ctx, token)
 			if err != nil {
 				return nil, err
@@ -78,13 +86,39 @@ func New(cfg Config) (http.Handler, error) {
 			return api.WithPrincipal(ctx, p), nil
 		}),
 		idempotency(cfg.Store, ops, log),
-	)
+	))
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))
 
 	registerDocs(e, specJSON)
 	e.GET("/metrics", metrics.handler())
 	return e, nil
+}
+
+// composed chains middleware once, at start-up. Echo v4 chains what Use is
+// given anew for every request, a closure per middleware; this chain ends
+// in the handler that Echo's router found for the request.
+func composed(chain ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	h := func(c echo.Context) error { return c.Handler()(c) }
+	for i := len(chain) - 1; i >= 0; i-- {
+		h = chain[i](h)
+	}
+	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
+}
+
+// withoutTrailingSlash lets "/customers/" reach the same operation as
+// "/customers". It wraps Echo instead of being Echo "pre" middleware, which
+// Echo v4 would chain anew for every request.
+func withoutTrailingSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r = r.Clone(r.Context())
+			r.URL.Path = strings.TrimSuffix(p, "/")
+			r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
+			r.RequestURI = r.URL.RequestURI()
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // clientIPExtractor decides where the client's address comes from. By default

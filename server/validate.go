@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	oapimiddleware "github.com/oapi-codegen/echo-middleware"
 
@@ -25,6 +27,8 @@ import (
 type operations map[string]*operationInfo
 
 type operationInfo struct {
+	// route is the operation in the spec, for the validator.
+	route *routers.Route
 	// query maps each query parameter the operation declares to whether it may
 	// be repeated (an array parameter).
 	query map[string]bool
@@ -43,7 +47,10 @@ func indexOperations(spec *openapi3.T) operations {
 	ops := operations{}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
-			info := &operationInfo{query: map[string]bool{}}
+			info := &operationInfo{
+				route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				query: map[string]bool{},
+			}
 			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
 				for _, ref := range params {
 					p := ref.Value
@@ -146,23 +153,21 @@ const (
 // validator returns the OpenAPI request validation middleware: operation
 // lookup, query parameter check, then kin-openapi's validation of parameters,
 // body and security (whose AuthenticationFunc verifies the token).
-func validator(spec *openapi3.T, ops operations, authenticate authenticator) echo.MiddlewareFunc {
-	// The servers list ("/") is for clients; matching it against the Host
-	// header would refuse requests addressed to any other name.
-	routed := *spec
-	routed.Servers = nil
-
-	kin := oapimiddleware.OapiRequestValidatorWithOptions(&routed, &oapimiddleware.Options{
-		SilenceServersWarning: true,
-		Skipper:               func(c echo.Context) bool { return ops.lookup(c) == nil },
-		// Return the validator's errors untouched, for errors.go to map.
-		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error { return err },
+//
+// The operation is the one Echo's router already found: echo-middleware's own
+// router would match the path again with regular expressions, and was the
+// largest single cost of a request.
+func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
+	options := &oapimiddleware.Options{
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusBadRequest, Internal: me}
 		},
 		Options: openapi3filter.Options{
 			MultiError:         true,
 			KeepValidatedValue: true,
+			// The handlers apply the spec's defaults; kin-openapi would
+			// re-parse and re-encode the query string for each of them.
+			SkipSettingDefaults: true,
 			AuthenticationFunc: func(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
 				c := oapimiddleware.GetEchoContext(ctx)
 				if cached, ok := c.Get(authResultKey).(error); ok {
@@ -175,23 +180,47 @@ func validator(spec *openapi3.T, ops operations, authenticate authenticator) ech
 				return err
 			},
 		},
-	})
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		validate := kin(func(c echo.Context) error {
+		return func(c echo.Context) error {
+			info := ops.lookup(c)
+			if info == nil {
+				return next(c) // not an operation of the spec: /docs, /metrics, …
+			}
+			if err := info.checkQuery(c.Request()); err != nil {
+				return err
+			}
+			// The validator's errors go untouched to errors.go.
+			if err := oapimiddleware.ValidateRequestFromContext(c, routedBy{c, info}, options); err != nil {
+				return err
+			}
 			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
 				c.SetRequest(c.Request().WithContext(ctx))
 			}
 			return next(c)
-		})
-		return func(c echo.Context) error {
-			if info := ops.lookup(c); info != nil {
-				if err := info.checkQuery(c.Request()); err != nil {
-					return err
-				}
-			}
-			return validate(c)
 		}
 	}
+}
+
+// routedBy hands the validator the operation and path parameters that Echo
+// routed the request to.
+type routedBy struct {
+	c    echo.Context
+	info *operationInfo
+}
+
+func (r routedBy) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
+	names := r.c.ParamNames()
+	params := make(map[string]string, len(names))
+	for i, name := range names {
+		value := r.c.ParamValues()[i]
+		// Echo leaves escapes in; the handlers see the value unescaped.
+		if unescaped, err := url.PathUnescape(value); err == nil {
+			value = unescaped
+		}
+		params[name] = value
+	}
+	return r.info.route, params, nil
 }
 
 // authenticateRequest verifies the request's bearer token and keeps the context
