@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -114,6 +116,9 @@ func fixtureFor(b *testing.B, n int) *fixture {
 			b.Fatal(err)
 		}
 	}
+	diskMu.Lock()
+	diskBytes[n] = dirSize(dir)
+	diskMu.Unlock()
 	tokens, _ := auth.NewTokens(auth.TokenConfig{Secret: testSecret, Issuer: "crm", Audience: "crm-api", TTL: time.Hour, Leeway: time.Minute})
 	// The access log is written, as in production, to a sink that costs
 	// nothing beyond encoding.
@@ -136,6 +141,25 @@ func fixtureFor(b *testing.B, n int) *fixture {
 	}
 	fixtures[n] = f
 	return f
+}
+
+var (
+	diskMu    sync.Mutex
+	diskBytes = map[int]int64{} // size → bytes the seeded database takes on disk
+)
+
+// dirSize adds up the sizes of the files under dir.
+func dirSize(dir string) int64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
 }
 
 func firstSeededEmail(b *testing.B, st *store.Store) string {
@@ -291,6 +315,11 @@ func printBenchTable(w io.Writer) {
 			fmt.Fprintln(w, line)
 		}
 	}
+	diskMu.Lock()
+	for _, n := range slices.Sorted(maps.Keys(diskBytes)) {
+		fmt.Fprintf(w, "\ndatabase on disk with %d customers and %d interactions: %.1f MiB", n, 2*n, float64(diskBytes[n])/(1<<20))
+	}
+	diskMu.Unlock()
 	fmt.Fprintf(w, "\nmachine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 }
 
@@ -448,22 +477,41 @@ func BenchmarkAPILayerAlone(b *testing.B) {
 	})
 }
 
-// BenchmarkConcurrentLoad drives the API with 32 concurrent clients reading and
-// writing, and reports the process's peak resident memory.
+// BenchmarkConcurrentLoad drives the API with 32 concurrent clients over
+// loopback HTTP, four reads of a customer for each interaction created, and
+// reports requests per second, latency percentiles and the process's peak
+// resident memory.
 func BenchmarkConcurrentLoad(b *testing.B) {
 	f := fixtureFor(b, benchSizes()[0])
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
 	b.SetParallelism(16) // 16 × GOMAXPROCS goroutines
 	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
 		i := 0
 		for pb.Next() {
 			i++
+			start := time.Now()
 			if i%5 == 0 {
 				f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
 			} else {
 				f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
 			}
+			mine = append(mine, time.Since(start))
 		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
 	})
+	slices.Sort(latencies)
+	percentile := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+	b.ReportMetric(percentile(0.50), "p50-ms")
+	b.ReportMetric(percentile(0.99), "p99-ms")
 	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 }
 

@@ -20,11 +20,16 @@ import (
 	"github.com/opencrm/crm/gen"
 )
 
-// operations indexes the spec's operations by Echo route ("GET /users/:id"), for
-// the checks that kin-openapi does not make (unknown and repeated query
-// parameters) and to keep the validator off the routes the spec does not describe
-// (/docs, /metrics, …).
-type operations map[string]*operationInfo
+// operations indexes the spec's operations by Echo route, for the validator
+// and for the checks that kin-openapi does not make (unknown and repeated
+// query parameters), and to keep the validator off the routes the spec does
+// not describe (/docs, /metrics, …).
+type operations map[route]*operationInfo
+
+// route is a method and an Echo path: GET /users/:id.
+type route struct{ method, path string }
+
+func (r route) String() string { return r.method + " " + r.path }
 
 type operationInfo struct {
 	// route is the operation in the spec, for the validator.
@@ -39,8 +44,8 @@ type operationInfo struct {
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
 
 // echoRoute turns an OpenAPI path template into Echo's form: /users/{id} → /users/:id.
-func echoRoute(method, path string) string {
-	return method + " " + pathParam.ReplaceAllString(path, ":$1")
+func echoRoute(method, path string) route {
+	return route{method, pathParam.ReplaceAllString(path, ":$1")}
 }
 
 func indexOperations(spec *openapi3.T) operations {
@@ -68,27 +73,18 @@ func indexOperations(spec *openapi3.T) operations {
 	return ops
 }
 
-// operationKey keeps the request's operation on the Echo context: the
-// validator, its skipper and the idempotency middleware all ask for it.
-const operationKey = "crm.operation"
-
 // lookup returns the operation Echo routed the request to, or nil for routes
-// outside the spec, looking it up once per request.
+// outside the spec.
 func (ops operations) lookup(c echo.Context) *operationInfo {
-	if info, ok := c.Get(operationKey).(*operationInfo); ok {
-		return info
-	}
-	info := ops[c.Request().Method+" "+c.Path()]
-	c.Set(operationKey, info)
-	return info
+	return ops[route{c.Request().Method, c.Path()}]
 }
 
 // checkQuery refuses query parameters that the operation does not declare, and
 // repeated ones that it does not declare as lists: silently ignoring them would
 // answer a misspelt "cursor" or filter with the wrong page.
-func (info *operationInfo) checkQuery(r *http.Request) error {
+func (info *operationInfo) checkQuery(query url.Values) error {
 	qe := &queryError{}
-	for name, values := range r.URL.Query() {
+	for name, values := range query {
 		repeatable, known := info.query[name]
 		switch {
 		case !known:
@@ -187,7 +183,8 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			if info == nil {
 				return next(c) // not an operation of the spec: /docs, /metrics, …
 			}
-			if err := info.checkQuery(c.Request()); err != nil {
+			// Echo's parse of the query, which the generated binding reuses.
+			if err := info.checkQuery(c.QueryParams()); err != nil {
 				return err
 			}
 			// The validator's errors go untouched to errors.go.
