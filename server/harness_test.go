@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -74,6 +75,14 @@ func withThrottle(limits api.ThrottleLimits) envOption {
 // newEnv starts a server on a fresh embedded database.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newWatchedEnv(t, nil, opts...)
+}
+
+// newWatchedEnv is newEnv whose store also reports every database command to
+// watch, besides the metrics: for tests that count or inspect the queries a
+// request makes (queries_test.go). A nil watch is exactly newEnv.
+func newWatchedEnv(t *testing.T, watch *event.CommandMonitor, opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -97,7 +106,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		dbName = fmt.Sprintf("t%d_%s", time.Now().UnixNano()%1e9, strings.ToLower(rand.Text()[:6]))
 	}
 	metrics := server.NewMetrics()
-	st, err := store.Open(ctx, store.Config{URI: dbURI, Database: dbName, DataDir: t.TempDir(), Logger: log, Monitor: metrics.CommandMonitor()})
+	st, err := store.Open(ctx, store.Config{URI: dbURI, Database: dbName, DataDir: t.TempDir(), Logger: log, Monitor: teeMonitor(metrics.CommandMonitor(), watch)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -136,6 +145,41 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, url: srv.URL, store: st, dbURI: dbURI, dbName: dbName, tokens: tokens, logs: logs, client: client, http: httpClient, check: check}
+}
+
+// teeMonitor sends every command event to m and, when it is not nil, to watch.
+// Without watch it returns m itself: a monitor with a Started callback makes
+// the driver copy every command, which other tests (the benchmarks) must not pay.
+func teeMonitor(m, watch *event.CommandMonitor) *event.CommandMonitor {
+	if watch == nil {
+		return m
+	}
+	return &event.CommandMonitor{
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if m.Started != nil {
+				m.Started(ctx, e)
+			}
+			if watch.Started != nil {
+				watch.Started(ctx, e)
+			}
+		},
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			if m.Succeeded != nil {
+				m.Succeeded(ctx, e)
+			}
+			if watch.Succeeded != nil {
+				watch.Succeeded(ctx, e)
+			}
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			if m.Failed != nil {
+				m.Failed(ctx, e)
+			}
+			if watch.Failed != nil {
+				watch.Failed(ctx, e)
+			}
+		},
+	}
 }
 
 // as returns a client that sends token as its bearer token.
