@@ -29,8 +29,9 @@ run:
 test: vet check-generated
 	$(GO) test -race -count=1 -p 1 -timeout 18m ./...
 
-## bench: the performance table (store vs API at 1,000 and 10,000 customers, the API layer
-## alone, start-up, password hashing); CRM_BENCH_SIZES=1000,10000,100000 adds 100,000
+## bench: the performance table (each operation at the store, through the API in-process and
+## over loopback HTTP, at 1,000 and 10,000 customers; the API layer alone, concurrent load,
+## start-up, password hashing); CRM_BENCH_SIZES=1000,10000,100000 adds 100,000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -timeout 60m ./server ./server/cli ./api/auth
 
