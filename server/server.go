@@ -76,7 +76,12 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 		observe(log, metrics),
 		securityHeaders,
 		cors(cfg.CORSOrigins),
-		middleware.BodyLimit(bodyLimit),
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+			Limit: bodyLimit,
+			// Nothing to limit; wrapped, an empty body would be read and
+			// copied by the validator like any other.
+			Skipper: func(c echo.Context) bool { return c.Request().Body == http.NoBody },
+		}),
 		requestInfoMiddleware,
 		validator(ops, func(ctx context.Context, token string) (context.Context, error) {
 			p, err := cfg.Handler.Authenticate(ctx, token)

@@ -229,9 +229,9 @@ func weighted(r *rand.Rand, values []string, weights []int) string {
 	return values[len(values)-1]
 }
 
-func slug(s string) string {
-	return strings.ToLower(strings.NewReplacer(" ", "", "'", "", "&", "and", ".", "").Replace(s))
-}
+func slug(s string) string { return strings.ToLower(slugReplacer.Replace(s)) }
+
+var slugReplacer = strings.NewReplacer(" ", "", "'", "", "&", "and", ".", "")
 
 func domain(company string) string {
 	return slug(strings.Fields(company)[0]) + ".example"
