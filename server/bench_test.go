@@ -38,7 +38,8 @@ import (
 // encoding, logging, metrics) and through the API over loopback HTTP (the
 // same plus the network stack and an HTTP client). `make bench` prints them as
 // a table with their ratios; CRM_BENCH_SIZES=1000,10000,100000 adds the
-// largest size (the default is 1000,10000).
+// largest size (the default is 1000,10000), and CRM_BENCH_MONGODB_URI runs
+// them on another database.
 
 // fixture is a seeded database with a server in front of it.
 type fixture struct {
@@ -90,7 +91,14 @@ func fixtureFor(b *testing.B, n int) *fixture {
 		b.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	st, err := store.Open(ctx, store.Config{DataDir: dir, Logger: quiet, Timeout: time.Minute})
+	// CRM_BENCH_MONGODB_URI measures another database instead of the embedded
+	// engine: a MongoDB, or `crm engine` on PostgreSQL.
+	uri, dbName := os.Getenv("CRM_BENCH_MONGODB_URI"), ""
+	if uri != "" {
+		dbName = fmt.Sprintf("crm_bench_%d", n)
+		dropDatabase(uri, dbName) // a fresh start: creates grow the database
+	}
+	st, err := store.Open(ctx, store.Config{URI: uri, Database: dbName, DataDir: dir, Logger: quiet, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

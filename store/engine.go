@@ -119,6 +119,8 @@ type EngineConfig struct {
 	// (e.g. postgres://user:password@127.0.0.1:5432/crm).
 	PostgreSQLURL string
 	Logger        *slog.Logger
+
+	lookupIndexInterval time.Duration // tests shorten it
 }
 
 // RunEngine runs the bundled MongoDB-compatible engine as a standalone server
@@ -136,6 +138,7 @@ func RunEngine(ctx context.Context, cfg EngineConfig, ready func(uri string)) er
 		if err != nil {
 			return err
 		}
+		cfg.DataDir = dir
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("cannot create data directory %s: %w", dir, err)
 		}
@@ -154,11 +157,45 @@ func RunEngine(ctx context.Context, cfg EngineConfig, ready func(uri string)) er
 	if ready != nil {
 		ready(e.uri)
 	}
+	go keepLookupIndexes(ctx, cfg)
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-e.done:
 		return errors.New("the engine stopped")
+	}
+}
+
+// lookupIndexInterval is how often the standalone engine looks for new
+// collections to give lookup indexes: the API creates them when it first
+// starts against the engine.
+const lookupIndexInterval = 15 * time.Second
+
+// keepLookupIndexes adds, until ctx ends, the indexes that make the engine's
+// lookups use an index (indexIDLookups, indexPostgreSQLLookups) to the
+// collections that the API servers create.
+func keepLookupIndexes(ctx context.Context, cfg EngineConfig) {
+	interval := cfg.lookupIndexInterval
+	if interval == 0 {
+		interval = lookupIndexInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		var err error
+		if cfg.PostgreSQLURL != "" {
+			err = indexPostgreSQLLookups(ctx, cfg.PostgreSQLURL)
+		} else {
+			err = indexIDLookups(ctx, cfg.DataDir)
+		}
+		if err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("cannot add the engine's lookup indexes; lookups read whole tables until this succeeds", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 
