@@ -100,9 +100,10 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 	return e, nil
 }
 
-// composed chains middleware once, at start-up. Echo v4 chains what Use is
-// given anew for every request, a closure per middleware; this chain ends
-// in the handler that Echo's router found for the request.
+// composed chains middleware once, at start-up, for Echo.Use. Echo v4 chains
+// what Use is given anew for every request, a closure per middleware; this
+// chain ends in the handler that Echo's router found for the request, which
+// is the next handler Use would have passed.
 func composed(chain ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 	h := func(c echo.Context) error { return c.Handler()(c) }
 	for i := len(chain) - 1; i >= 0; i-- {
