@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -50,15 +51,20 @@ func indexPostgreSQLLookups(ctx context.Context, pgURL string) error {
 	if err != nil {
 		return err
 	}
+	// A table dropped meanwhile, or one busy past lock_timeout, fails alone;
+	// the others are indexed all the same.
+	var failed []error
 	for _, schema := range schemas {
 		rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT _jsonb->>'_id', _jsonb->>'table' FROM %s._ferretdb_database_metadata`, pgx.Identifier{schema}.Sanitize()))
 		if err != nil {
-			return err
+			failed = append(failed, err)
+			continue
 		}
 		type collection struct{ Name, Table string }
 		collections, err := pgx.CollectRows(rows, pgx.RowToStructByPos[collection])
 		if err != nil {
-			return err
+			failed = append(failed, err)
+			continue
 		}
 		for _, c := range collections {
 			for _, field := range append([]string{fieldID}, lookupFields[c.Name]...) {
@@ -72,12 +78,12 @@ func indexPostgreSQLLookups(ctx context.Context, pgURL string) error {
 					pgx.Identifier{schema, c.Table}.Sanitize(),
 					quoteLiteral(field))
 				if _, err := conn.Exec(ctx, q); err != nil {
-					return fmt.Errorf("index %s.%s on %s: %w", schema, c.Name, field, err)
+					failed = append(failed, fmt.Errorf("index %s.%s on %s: %w", schema, c.Name, field, err))
 				}
 			}
 		}
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
 // quoteLiteral quotes s as an SQL string literal.
