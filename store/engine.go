@@ -157,7 +157,15 @@ func RunEngine(ctx context.Context, cfg EngineConfig, ready func(uri string)) er
 	if ready != nil {
 		ready(e.uri)
 	}
-	go keepLookupIndexes(ctx, cfg)
+	// The indexing ends before the engine and the directory lock do, also
+	// when the engine stops on its own.
+	indexCtx, stopIndexing := context.WithCancel(ctx)
+	indexed := make(chan struct{})
+	go func() {
+		defer close(indexed)
+		keepLookupIndexes(indexCtx, cfg)
+	}()
+	defer func() { stopIndexing(); <-indexed }()
 	select {
 	case <-ctx.Done():
 		return nil
