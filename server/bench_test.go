@@ -202,19 +202,11 @@ func (f *fixture) overHTTP(b *testing.B, method, path, body string, want int) {
 
 // inProcess hands the request to the server's handler directly: every layer
 // of the API (routing, token check, validation, handler, encoding, logging,
-// metrics) without the network stack and the HTTP client.
+// metrics) without the network stack and the HTTP client. The request is
+// built as a value, as net/http's server hands it over after reading it
+// (httptest.NewRequest would parse it from text: microseconds that are the
+// HTTP server's, measured in the over-HTTP column).
 func (f *fixture) inProcess(b *testing.B, method, path, body string, want int) {
-	rec := f.serve(method, path, body)
-	if rec.Code != want {
-		b.Fatalf("%s %s: %d, want %d: %s", method, path, rec.Code, want, rec.Body)
-	}
-}
-
-// serve builds a fresh request, as net/http's server hands one over after
-// reading it from the network, and serves it in-process. The request is
-// built as a value (httptest.NewRequest would parse it from text, several
-// microseconds that are the HTTP server's, measured in the over-HTTP column).
-func (f *fixture) serve(method, path, body string) *httptest.ResponseRecorder {
 	var content io.Reader = http.NoBody // as net/http's server gives a request without a body
 	if body != "" {
 		content = strings.NewReader(body)
@@ -227,7 +219,9 @@ func (f *fixture) serve(method, path, body string) *httptest.ResponseRecorder {
 	}
 	rec := httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, req)
-	return rec
+	if rec.Code != want {
+		b.Fatalf("%s %s: %d, want %d: %s", method, path, rec.Code, want, rec.Body)
+	}
 }
 
 // layers are the three ways each operation is measured, in the table's order.
