@@ -357,6 +357,30 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 	}
 }
 
+// A malformed id gets one explanation whatever is wrong with it, in the path
+// as in a body, never the schema keyword that happened to fail first.
+func TestMalformedIDsAreExplained(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	const want = "must be an id: 24 lower-case hex digits"
+	for _, id := range []string{"zzz", "0123456789abcdef0123456789", "0123456789ABCDEF01234567", "0123456789abcdef0123456g"} {
+		for _, tc := range []struct{ method, path, body, field string }{
+			{http.MethodGet, "/customers/" + id, "", "?id"},
+			{http.MethodPost, "/interactions", `{"customer_id":"` + id + `","type":"Call"}`, "/customer_id"},
+		} {
+			ct := ""
+			if tc.body != "" {
+				ct = "application/json"
+			}
+			res, body := e.raw(tc.method, tc.path, admin.token, ct, tc.body)
+			p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.field)
+			if p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Detail != want {
+				t.Errorf("%s %s: %s, want the one detail %q", tc.method, tc.path, body, want)
+			}
+		}
+	}
+}
+
 func TestTrailingSlash(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()

@@ -399,6 +399,10 @@ func schemaProblems(err error, base string) []fieldProblem {
 // value, which may be a secret (a password that is too short, say).
 func schemaDetail(se *openapi3.SchemaError) string {
 	s := se.Schema
+	if s != nil && s.Pattern == objectIDPattern {
+		// Too short, too long or not hex: the client needs the same answer.
+		return "must be an id: 24 lower-case hex digits"
+	}
 	switch se.SchemaField {
 	case "pattern", "format":
 		switch {
@@ -406,8 +410,6 @@ func schemaDetail(se *openapi3.SchemaError) string {
 			return "must be an email address"
 		case s != nil && s.Format == "date-time":
 			return "must be an RFC 3339 date-time such as 2026-11-26T09:30:00Z"
-		case s != nil && s.Pattern == objectIDPattern:
-			return "must be an id: 24 lower-case hex digits"
 		case s != nil && s.Pattern == `\S`:
 			return "must not be blank"
 		case s != nil && s.Pattern != "":
