@@ -357,26 +357,33 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 	}
 }
 
-// A malformed id gets one explanation whatever is wrong with it, in the path
-// as in a body, never the schema keyword that happened to fail first.
-func TestMalformedIDsAreExplained(t *testing.T) {
+// Each kind of bad value gets one explanation, whichever schema keyword
+// happened to fail first: a too-short id and a non-hex one read alike, as do
+// limit=0, limit=500 and limit=1.5.
+func TestInvalidValuesAreExplained(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()
-	const want = "must be an id: 24 lower-case hex digits"
+	const badID = "must be an id: 24 lower-case hex digits"
+	const badLimit = "must be an integer from 1 to 200"
+	type request struct{ method, path, body, field, detail string }
+	var cases []request
 	for _, id := range []string{"zzz", "0123456789abcdef0123456789", "0123456789ABCDEF01234567", "0123456789abcdef0123456g"} {
-		for _, tc := range []struct{ method, path, body, field string }{
-			{http.MethodGet, "/customers/" + id, "", "?id"},
-			{http.MethodPost, "/interactions", `{"customer_id":"` + id + `","type":"Call"}`, "/customer_id"},
-		} {
-			ct := ""
-			if tc.body != "" {
-				ct = "application/json"
-			}
-			res, body := e.raw(tc.method, tc.path, admin.token, ct, tc.body)
-			p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.field)
-			if p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Detail != want {
-				t.Errorf("%s %s: %s, want the one detail %q", tc.method, tc.path, body, want)
-			}
+		cases = append(cases,
+			request{http.MethodGet, "/customers/" + id, "", "?id", badID},
+			request{http.MethodPost, "/interactions", `{"customer_id":"` + id + `","type":"Call"}`, "/customer_id", badID})
+	}
+	for _, limit := range []string{"0", "-1", "500", "1.5", "ten"} {
+		cases = append(cases, request{http.MethodGet, "/customers?limit=" + limit, "", "?limit", badLimit})
+	}
+	for _, tc := range cases {
+		ct := ""
+		if tc.body != "" {
+			ct = "application/json"
+		}
+		res, body := e.raw(tc.method, tc.path, admin.token, ct, tc.body)
+		p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.field)
+		if p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Detail != tc.detail {
+			t.Errorf("%s %s %s: %s, want the one detail %q", tc.method, tc.path, tc.body, body, tc.detail)
 		}
 	}
 }

@@ -349,17 +349,30 @@ func describeType(ref *openapi3.SchemaRef) string {
 	}
 	s := ref.Value
 	switch {
-	case s.Type.Is(openapi3.TypeInteger):
-		if s.Min != nil && s.Max != nil {
-			return fmt.Sprintf("an integer from %g to %g", *s.Min, *s.Max)
-		}
-		return "an integer"
+	case s.Type.Is(openapi3.TypeInteger), s.Type.Is(openapi3.TypeNumber):
+		return describeRange(s)
 	case s.Type.Is(openapi3.TypeBoolean):
 		return "true or false"
-	case s.Type.Is(openapi3.TypeNumber):
-		return "a number"
 	}
 	return "a valid value"
+}
+
+// describeRange names a numeric schema's kind and bounds: "an integer from 1
+// to 200", "a number of at least 0".
+func describeRange(s *openapi3.Schema) string {
+	kind := "a number"
+	if s.Type.Is(openapi3.TypeInteger) {
+		kind = "an integer"
+	}
+	switch {
+	case s.Min != nil && s.Max != nil:
+		return fmt.Sprintf("%s from %g to %g", kind, *s.Min, *s.Max)
+	case s.Min != nil:
+		return fmt.Sprintf("%s of at least %g", kind, *s.Min)
+	case s.Max != nil:
+		return fmt.Sprintf("%s of at most %g", kind, *s.Max)
+	}
+	return kind
 }
 
 var propertyInReason = regexp.MustCompile(`^property "(.*)" is (missing|unsupported)$`)
@@ -422,6 +435,12 @@ func schemaDetail(se *openapi3.SchemaError) string {
 				vals[i] = fmt.Sprint(v)
 			}
 			return "must be one of: " + strings.Join(vals, ", ")
+		}
+	case "minimum", "maximum":
+		// One wording for every value out of range, and the same as for a
+		// value that is not a number at all.
+		if s != nil && (s.Min != nil || s.Max != nil) {
+			return "must be " + describeRange(s)
 		}
 	case "nullable":
 		return "cannot be null"
