@@ -357,9 +357,9 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 	}
 }
 
-// Each kind of bad value gets one explanation, whichever schema keyword
+// Each kind of bad value gets one plain explanation, whichever schema keyword
 // happened to fail first: a too-short id and a non-hex one read alike, as do
-// limit=0, limit=500 and limit=1.5.
+// limit=0, limit=500 and limit=1.5; lengths are said in characters.
 func TestInvalidValuesAreExplained(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()
@@ -375,6 +375,11 @@ func TestInvalidValuesAreExplained(t *testing.T) {
 	for _, limit := range []string{"0", "-1", "500", "1.5", "ten"} {
 		cases = append(cases, request{http.MethodGet, "/customers?limit=" + limit, "", "?limit", badLimit})
 	}
+	cases = append(cases,
+		request{http.MethodPost, "/customers", `{"name":"A","email":"a@example.com","owner_id":null}`, "/owner_id", "cannot be null"},
+		request{http.MethodPost, "/customers", `{"name":"` + strings.Repeat("x", 201) + `","email":"a@example.com"}`, "/name", "must be at most 200 characters long"},
+		request{http.MethodPost, "/users", `{"name":"B","email":"b@example.com","password":"short"}`, "/password", "must be at least 8 characters long"},
+	)
 	for _, tc := range cases {
 		ct := ""
 		if tc.body != "" {

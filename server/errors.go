@@ -412,9 +412,12 @@ func schemaProblems(err error, base string) []fieldProblem {
 // value, which may be a secret (a password that is too short, say).
 func schemaDetail(se *openapi3.SchemaError) string {
 	s := se.Schema
-	if s != nil && s.Pattern == objectIDPattern {
-		// Too short, too long or not hex: the client needs the same answer.
-		return "must be an id: 24 lower-case hex digits"
+	switch se.SchemaField {
+	case "pattern", "minLength", "maxLength":
+		if s != nil && s.Pattern == objectIDPattern {
+			// Too short, too long or not hex: the client needs the same answer.
+			return "must be an id: 24 lower-case hex digits"
+		}
 	}
 	switch se.SchemaField {
 	case "pattern", "format":
@@ -447,6 +450,13 @@ func schemaDetail(se *openapi3.SchemaError) string {
 	case "minLength":
 		if s != nil && s.MinLength == 1 {
 			return "must not be empty"
+		}
+		if s != nil {
+			return fmt.Sprintf("must be at least %d characters long", s.MinLength)
+		}
+	case "maxLength":
+		if s != nil && s.MaxLength != nil {
+			return fmt.Sprintf("must be at most %d characters long", *s.MaxLength)
 		}
 	case "type":
 		if s != nil && s.Type != nil {
