@@ -127,6 +127,18 @@ func TestSwaggerUI(t *testing.T) {
 		}
 		return strings.TrimSpace(v)
 	}
+	// execute presses an open operation's Execute button and reads the answer.
+	execute := func(name, op string) (status, body string) {
+		t.Helper()
+		const answer = ` .live-responses-table tr.response`
+		step(name,
+			chromedp.WaitVisible(css(op+` button.execute`)),
+			chromedp.Click(css(op+` button.execute`)),
+			chromedp.WaitVisible(css(op+answer+` .response-col_status`)),
+		)
+		return text("read the status", chromedp.Text(css(op+answer+` .response-col_status`))),
+			text("read the body", chromedp.Text(css(op+answer+` .response-col_description pre`)))
+	}
 
 	step("open /docs",
 		chromedp.Navigate(base+"/docs"),
@@ -167,12 +179,7 @@ func TestSwaggerUI(t *testing.T) {
 		t.Errorf("Swagger UI pre-filled %s, want the spec's example %s", prefilled, raw)
 	}
 
-	step(`execute "Create a customer"`,
-		chromedp.Click(css(createCustomer+` button.execute`)),
-		chromedp.WaitVisible(css(createCustomer+` .live-responses-table tr.response .response-col_status`)),
-	)
-	status := text("read the status", chromedp.Text(css(createCustomer+` .live-responses-table tr.response .response-col_status`)))
-	body := text("read the body", chromedp.Text(css(createCustomer+` .live-responses-table tr.response .response-col_description pre`)))
+	status, body := execute(`execute "Create a customer"`, createCustomer)
 	if status != "201" {
 		t.Fatalf("Swagger UI shows status %q for Create a customer, want 201; body: %s", status, body)
 	}
@@ -190,14 +197,8 @@ func TestSwaggerUI(t *testing.T) {
 	// Every other operation works on the first try too: listing shows the
 	// customer (no pre-filled filter hides it).
 	const listCustomers = `#operations-Customers-listCustomers`
-	step(`execute "List and search customers"`,
-		chromedp.Click(css(listCustomers+` .opblock-summary-control`)),
-		chromedp.WaitVisible(css(listCustomers+` button.execute`)),
-		chromedp.Click(css(listCustomers+` button.execute`)),
-		chromedp.WaitVisible(css(listCustomers+` .live-responses-table tr.response .response-col_status`)),
-	)
-	status = text("read the status", chromedp.Text(css(listCustomers+` .live-responses-table tr.response .response-col_status`)))
-	list := text("read the body", chromedp.Text(css(listCustomers+` .live-responses-table tr.response .response-col_description pre`)))
+	step(`open "List and search customers"`, chromedp.Click(css(listCustomers+` .opblock-summary-control`)))
+	status, list := execute(`execute "List and search customers"`, listCustomers)
 	if status != "200" || !strings.Contains(list, created.Id) {
 		t.Errorf("List and search customers shows %q: %s; want 200 and the customer just created", status, list)
 	}
@@ -233,12 +234,8 @@ func TestSwaggerUI(t *testing.T) {
 		chromedp.WaitVisible(css(currentUser)),
 		chromedp.WaitVisible(css(`.auth-wrapper button.authorize.locked`)),
 		chromedp.Click(css(currentUser+` .opblock-summary-control`)),
-		chromedp.WaitVisible(css(currentUser+` button.execute`)),
-		chromedp.Click(css(currentUser+` button.execute`)),
-		chromedp.WaitVisible(css(currentUser+` .live-responses-table tr.response .response-col_status`)),
 	)
-	status = text("read the status", chromedp.Text(css(currentUser+` .live-responses-table tr.response .response-col_status`)))
-	me := text("read the body", chromedp.Text(css(currentUser+` .live-responses-table tr.response .response-col_description pre`)))
+	status, me := execute(`execute "Get the signed-in user"`, currentUser)
 	if status != "200" || !strings.Contains(me, admin.Email) {
 		t.Errorf("after a reload, Get the signed-in user shows %q: %s; want 200 and the admin", status, me)
 	}

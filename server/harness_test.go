@@ -262,9 +262,23 @@ func (e *env) interaction(u user, c gen.Customer, typ gen.InteractionType) gen.I
 // content types, odd headers); the response is still checked against the spec.
 func (e *env) raw(method, path, token, contentType, body string, headers ...string) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	return e.send(e.t, 0, method, path, token, contentType, body, headers...)
+}
+
+// send makes one request to the test server and reads the whole answer,
+// failing t if there is none within timeout (0: no limit). Bodies can be
+// large, so messages give only the method and the start of the path.
+func (e *env) send(t testing.TB, timeout time.Duration, method, path, token, contentType, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.url+path, strings.NewReader(body))
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -275,14 +289,15 @@ func (e *env) raw(method, path, token, contentType, body string, headers ...stri
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	start := time.Now()
 	res, err := e.http.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatalf("%s %.200s: no answer after %v: %v", method, path, time.Since(start).Round(time.Millisecond), err)
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatalf("%s %.200s: reading the answer: %v", method, path, err)
 	}
 	return res, data
 }

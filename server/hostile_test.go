@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,35 +48,10 @@ func hostileNoLeak(t testing.TB, what string, status int, body []byte) {
 	}
 }
 
-// hostileSend is e.raw with a deadline and the leak check. Bodies can be large, so
-// only the method and path appear in messages.
+// hostileSend is e.raw with a deadline and the leak check.
 func hostileSend(t testing.TB, e *env, method, path, token, contentType, body string, headers ...string) (*http.Response, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hostileTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	start := time.Now()
-	res, err := e.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s %.200s: no answer after %v: %v", method, path, time.Since(start).Round(time.Millisecond), err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %.200s: reading the answer: %v", method, path, err)
-	}
+	res, data := e.send(t, hostileTimeout, method, path, token, contentType, body, headers...)
 	hostileNoLeak(t, method+" "+hostileClip(path, 200), res.StatusCode, data)
 	return res, data
 }

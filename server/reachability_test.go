@@ -85,7 +85,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 
 	send := func(t *testing.T, method, path, token, contentType, body string, headers ...string) (*http.Response, []byte) {
 		t.Helper()
-		return sendChecked(t, e, method, path, token, contentType, body, headers...)
+		return e.send(t, time.Minute, method, path, token, contentType, body, headers...)
 	}
 	// A create sent with an Idempotency-Key, for the 422 (the key reused with
 	// another body) and the 500 (its record made unreadable).
@@ -512,7 +512,7 @@ func TestUnreadablePrincipalIsAServerError(t *testing.T) {
 	// cached the principal: the next request looks the user up.
 	updateRaw(t, rawDB(t, e), "users", byID(t, member.Id),
 		bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: 42}, {Key: "role", Value: bson.A{"member"}}}}})
-	res, body := sendChecked(t, e, http.MethodGet, "/customers", member.token, "", "")
+	res, body := e.send(t, time.Minute, http.MethodGet, "/customers", member.token, "", "")
 	if res.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("a request whose user's record cannot be read: %d, want 500: %s", res.StatusCode, body)
 	}
@@ -564,36 +564,6 @@ func loggedError(e *env, requestID string) string {
 		}
 	}
 	return ""
-}
-
-// sendChecked is env.raw for subtests (and their goroutines): it reports to t.
-func sendChecked(t *testing.T, e *env, method, path, token, contentType, body string, headers ...string) (*http.Response, []byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := e.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s %.100s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %.100s: reading the answer: %v", method, path, err)
-	}
-	return res, data
 }
 
 // byID is the filter for the document with the hex id.
