@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/store/testtool"
 )
 
 // screenshot, when set (make screenshot), is where TestSwaggerUI saves its
@@ -253,6 +254,6 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	missingTool(t, "no Chromium for the Swagger UI browser test; install Debian's: apt-get update && apt-get install -y chromium (or set CHROME to a Chromium-based browser)")
+	testtool.Missing(t, "no Chromium for the Swagger UI browser test; install Debian's: apt-get update && apt-get install -y chromium (or set CHROME to a Chromium-based browser)")
 	return ""
 }

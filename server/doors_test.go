@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencrm/crm/store/testtool"
 )
 
 // The three doors through which people meet the API besides the Go client —
@@ -39,28 +41,18 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// missingTool skips the test, or fails it under CI=true.
-func missingTool(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: a missing tool fails the test instead of skipping it)", msg)
-	}
-	t.Skipf("SKIP: %s", msg)
-}
-
 // nodeTools returns the node executable and the repository root, after
 // checking that the pinned tools are installed (gen/tools/node_modules).
 func nodeTools(t *testing.T) (node, root string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missingTool(t, "node is not installed; install Node.js 20 or newer (Debian: apt-get install -y nodejs npm), then run make tools")
+		testtool.Missing(t, "node is not installed; install Node.js 20 or newer (Debian: apt-get install -y nodejs npm), then run make tools")
 	}
 	root = repoRoot(t)
 	for _, tool := range []string{"@redocly/cli", "newman", "openapi-to-postmanv2", "openapi-typescript", "openapi-fetch", "typescript"} {
 		if _, err := os.Stat(filepath.Join(root, "gen/tools/node_modules", tool, "package.json")); err != nil {
-			missingTool(t, "the pinned Node tools are not installed (no gen/tools/node_modules/%s); run make tools (npm ci --prefix gen/tools)", tool)
+			testtool.Missing(t, "the pinned Node tools are not installed (no gen/tools/node_modules/%s); run make tools (npm ci --prefix gen/tools)", tool)
 		}
 	}
 	return node, root

@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/opencrm/crm/store/testtool"
 )
 
 // runTestEngine runs RunEngine with cfg until the test ends and returns the URI
@@ -92,7 +91,7 @@ func TestRunEngineIndexesIDLookupsOnSQLite(t *testing.T) {
 // sent as _jsonb->$1 @> $2 — use them instead of reading the table.
 func TestRunEngineIndexesLookupsOnPostgreSQL(t *testing.T) {
 	t.Parallel()
-	pgURL := postgreSQLForTest(t)
+	pgURL := testtool.PostgreSQL(t)
 	uri := runTestEngine(t, EngineConfig{PostgreSQLURL: pgURL})
 	dbName := fmt.Sprintf("lookups_%d", time.Now().UnixNano()%1e9)
 	s, err := Open(t.Context(), Config{URI: uri, Database: dbName, Timeout: testTimeout, Logger: quietLogger})
@@ -173,29 +172,4 @@ func TestRunEngineIndexesLookupsOnPostgreSQL(t *testing.T) {
 	if _, err := s.GetCustomer(t.Context(), bson.NewObjectID()); err == nil {
 		t.Error("GetCustomer of an unknown id found something")
 	}
-}
-
-// postgreSQLForTest returns the PostgreSQL server to test against
-// (CRM_TEST_POSTGRESQL_URL, by default the local one that .ci/run starts), or
-// skips the test when none answers — except under CI=true, where a skip would
-// hide a failure.
-func postgreSQLForTest(t *testing.T) string {
-	t.Helper()
-	pgURL := os.Getenv("CRM_TEST_POSTGRESQL_URL")
-	if pgURL == "" {
-		pgURL = "postgres://postgres:postgres@127.0.0.1:5432/postgres"
-	}
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		t.Fatalf("CRM_TEST_POSTGRESQL_URL: %v", err)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is not reachable (%v), and under CI=true a skip is a failure: .ci/run starts it", u.Host, err)
-		}
-		t.Skipf("SKIP: PostgreSQL at %s is not reachable (%v); start it (see .ci/run) to run this test", u.Host, err)
-	}
-	c.Close()
-	return pgURL
 }

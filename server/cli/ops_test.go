@@ -16,7 +16,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opencrm/crm/store/testtool"
 )
 
 func TestMain(m *testing.M) {
@@ -469,22 +470,10 @@ func TestIntegrationSuiteOnPostgreSQL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: -short: the PostgreSQL run of the integration suite is long")
 	}
-	pgURL := os.Getenv("CRM_TEST_POSTGRESQL_URL")
-	if pgURL == "" {
-		pgURL = "postgres://postgres:postgres@127.0.0.1:5432/postgres"
-	}
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		t.Fatalf("CRM_TEST_POSTGRESQL_URL: %v", err)
-	}
-	c, err := net.DialTimeout("tcp", u.Host, time.Second)
-	if err != nil {
-		missingTool(t, "PostgreSQL at "+u.Host, err)
-	}
-	c.Close()
+	pgURL := testtool.PostgreSQL(t)
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		missingTool(t, "the go command", err)
+		testtool.Missing(t, "the go command is not on PATH: %v", err)
 	}
 
 	addr := freeAddr(t)
@@ -498,16 +487,6 @@ func TestIntegrationSuiteOnPostgreSQL(t *testing.T) {
 		t.Fatalf("the integration suite failed on PostgreSQL: %v\n%s", err, tail(out.String(), 200))
 	}
 	t.Logf("integration suite on PostgreSQL: %s", strings.TrimSpace(tail(out.String(), 1)))
-}
-
-// missingTool skips a test that needs something beyond Go — except under
-// CI=true, where CI installs everything and a skip would hide a failure.
-func missingTool(t *testing.T, what string, err error) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not reachable (%v), and under CI=true a skip is a failure: .ci/run installs and starts it", what, err)
-	}
-	t.Skipf("SKIP: %s is not reachable (%v); install and start it (see .ci/run) to run this test", what, err)
 }
 
 // tail returns the last n lines of s.
