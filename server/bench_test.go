@@ -144,7 +144,7 @@ func fixtureFor(b *testing.B, n int) *fixture {
 	srv := httptest.NewServer(handler)
 	token, _ := tokens.Issue(admin.ID.Hex())
 	f := &fixture{
-		st: st, handler: handler, srv: srv, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		st: st, handler: handler, srv: srv, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
 		token: token, passwords: passwords, admin: admin, customer: timeline.ID, email: admin.Email, password: password,
 	}
 	fixtures[n] = f
@@ -494,42 +494,48 @@ func BenchmarkAPILayerAlone(b *testing.B) {
 	})
 }
 
-// BenchmarkConcurrentLoad drives the API with 32 concurrent clients over
-// loopback HTTP, four reads of a customer for each interaction created, and
-// reports requests per second, latency percentiles and the process's peak
-// resident memory.
+// BenchmarkConcurrentLoad drives the API over loopback HTTP with more and
+// more concurrent clients, each making four reads of a customer for each
+// interaction it creates, and reports requests per second, latency
+// percentiles and the process's peak resident memory: where throughput stops
+// growing, the machine is saturated and more clients only wait longer.
 func BenchmarkConcurrentLoad(b *testing.B) {
 	f := fixtureFor(b, benchSizes()[0])
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-	)
-	b.SetParallelism(16) // 16 × GOMAXPROCS goroutines
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		i := 0
-		for pb.Next() {
-			i++
-			start := time.Now()
-			if i%5 == 0 {
-				f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
-			} else {
-				f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+	for _, perCPU := range []int{1, 4, 16, 64} {
+		clients := perCPU * runtime.GOMAXPROCS(0)
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			var (
+				mu        sync.Mutex
+				latencies []time.Duration
+			)
+			b.SetParallelism(perCPU)
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				i := 0
+				for pb.Next() {
+					i++
+					start := time.Now()
+					if i%5 == 0 {
+						f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
+					} else {
+						f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
+					}
+					mine = append(mine, time.Since(start))
+				}
+				mu.Lock()
+				latencies = append(latencies, mine...)
+				mu.Unlock()
+			})
+			slices.Sort(latencies)
+			percentile := func(p float64) float64 {
+				return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
 			}
-			mine = append(mine, time.Since(start))
-		}
-		mu.Lock()
-		latencies = append(latencies, mine...)
-		mu.Unlock()
-	})
-	slices.Sort(latencies)
-	percentile := func(p float64) float64 {
-		return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+			b.ReportMetric(percentile(0.50), "p50-ms")
+			b.ReportMetric(percentile(0.99), "p99-ms")
+			b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+		})
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
-	b.ReportMetric(percentile(0.50), "p50-ms")
-	b.ReportMetric(percentile(0.99), "p99-ms")
-	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 }
 
 // peakRSSMiB reads the process's high-water mark of resident memory (Linux).

@@ -51,7 +51,7 @@ func TestCreateAndGetCustomer(t *testing.T) {
 	if got.OwnerID != nil || got.Tags == nil || len(got.Tags) != 0 || got.Phone != "" || got.Status != StatusActive {
 		t.Errorf("bare customer = %+v; want no owner, empty non-nil tags", got)
 	}
-	raw := rawDoc(t, s.customers, bare.ID)
+	raw := rawDoc(t, s.customers.Collection, bare.ID)
 	for _, f := range []string{"owner_id", "tags", "phone", "company", "notes", "deleting_at"} {
 		if _, ok := raw[f]; ok {
 			t.Errorf("bare customer stored an empty %q: %v", f, raw[f])
@@ -72,7 +72,7 @@ func TestCustomerEmailIsUnique(t *testing.T) {
 	if !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("second CreateCustomer with the same email = %v, want ErrDuplicate", err)
 	}
-	if n := countDocs(t, s.customers, nil); n != 1 {
+	if n := countDocs(t, s.customers.Collection, nil); n != 1 {
 		t.Errorf("%d customers, want 1", n)
 	}
 	other := mustCreateCustomer(t, s, &Customer{Name: "Other", Email: "other@example.com"})
@@ -92,9 +92,9 @@ func TestCreateCustomerMissingOwner(t *testing.T) {
 	s := openTestStore(t)
 	ctx := t.Context()
 	being := mustCreateUser(t, s, "Being Deleted", "being@example.com", RoleMember)
-	rawSet(t, s.users, being.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
+	rawSet(t, s.users.Collection, being.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
 	stale := mustCreateUser(t, s, "Stale Mark", "stale@example.com", RoleMember)
-	rawSet(t, s.users, stale.ID, bson.D{{Key: "deleting_at", Value: time.Now().Add(-2 * time.Minute)}})
+	rawSet(t, s.users.Collection, stale.ID, bson.D{{Key: "deleting_at", Value: time.Now().Add(-2 * time.Minute)}})
 
 	tests := []struct {
 		name    string
@@ -108,7 +108,7 @@ func TestCreateCustomerMissingOwner(t *testing.T) {
 	for i, tc := range tests {
 		email := fmt.Sprintf("c%d@example.com", i)
 		err := s.CreateCustomer(ctx, &Customer{Name: tc.name, Email: email, Status: StatusActive, OwnerID: &tc.owner})
-		n := countDocs(t, s.customers, bson.D{{Key: "email", Value: email}})
+		n := countDocs(t, s.customers.Collection, bson.D{{Key: "email", Value: email}})
 		if !tc.wantErr {
 			if err != nil || n != 1 {
 				t.Errorf("%s: CreateCustomer = %v, %d stored; want success", tc.name, err, n)
@@ -193,7 +193,7 @@ func TestUpdateCustomer(t *testing.T) {
 				t.Errorf("revision %d (want 2), created %v→%v (want unchanged), updated %v→%v (want later)",
 					got.Revision, c.CreatedAt, got.CreatedAt, c.UpdatedAt, got.UpdatedAt)
 			}
-			tc.check(t, got, rawDoc(t, s.customers, c.ID))
+			tc.check(t, got, rawDoc(t, s.customers.Collection, c.ID))
 			again, err := s.GetCustomer(ctx, c.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -321,7 +321,7 @@ func TestDeleteCustomerWithInteractions(t *testing.T) {
 			t.Errorf("interaction %v of the deleted customer: %v, want ErrNotFound", it.ID, err)
 		}
 	}
-	if n := countDocs(t, s.interactions, bson.D{{Key: "customer_id", Value: c.ID}}); n != 0 {
+	if n := countDocs(t, s.interactions.Collection, bson.D{{Key: "customer_id", Value: c.ID}}); n != 0 {
 		t.Errorf("%d interactions still refer to the deleted customer", n)
 	}
 	if _, err := s.GetInteraction(ctx, keep.ID); err != nil {
@@ -364,10 +364,10 @@ func TestListCustomersFilters(t *testing.T) {
 	}
 	for _, r := range rows {
 		c := mustCreateCustomer(t, s, &Customer{Name: r.name, Email: r.email, Company: r.company, Status: r.status, Tags: r.tags, OwnerID: r.owner})
-		rawSet(t, s.customers, c.ID, bson.D{{Key: "created_at", Value: r.created}, {Key: "updated_at", Value: r.updated}})
+		rawSet(t, s.customers.Collection, c.ID, bson.D{{Key: "created_at", Value: r.created}, {Key: "updated_at", Value: r.updated}})
 	}
 	// A customer as the original CRM stored it: no status (so active).
-	rawInsert(t, s.customers, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "Legacy"}, {Key: "email", Value: "legacy@old.test"},
+	rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "Legacy"}, {Key: "email", Value: "legacy@old.test"},
 		{Key: "company", Value: "Acme"}, {Key: "contact_info", Value: "call me"}, {Key: "created_at", Value: day(7)}, {Key: "updated_at", Value: day(7)}})
 
 	tests := []struct {
@@ -450,7 +450,7 @@ func TestLegacyCustomers(t *testing.T) {
 	ctx := t.Context()
 	created := time.Date(2020, 6, 15, 8, 0, 0, 0, time.UTC)
 	id := bson.NewObjectIDFromTimestamp(created)
-	rawInsert(t, s.customers, bson.D{
+	rawInsert(t, s.customers.Collection, bson.D{
 		{Key: "_id", Value: id}, {Key: "name", Value: "Old Customer"}, {Key: "email", Value: "old@customer.test"},
 		{Key: "company", Value: "Old Co"}, {Key: "contact_info", Value: "+1 555 0123, 1 Main St"}, {Key: "notes", Value: "met at the fair"},
 	})
@@ -478,7 +478,7 @@ func TestLegacyCustomers(t *testing.T) {
 	if upd.Revision != 1 || upd.Status != StatusInactive || strings.Join(upd.Tags, ",") != "migrated" || !upd.CreatedAt.Equal(created) || !upd.UpdatedAt.After(created) {
 		t.Errorf("updated legacy customer = %+v", upd)
 	}
-	if raw := rawDoc(t, s.customers, id); raw["contact_info"] != "+1 555 0123, 1 Main St" {
+	if raw := rawDoc(t, s.customers.Collection, id); raw["contact_info"] != "+1 555 0123, 1 Main St" {
 		t.Errorf("the update lost contact_info: %v", raw["contact_info"])
 	}
 
@@ -494,7 +494,7 @@ func TestLegacyCustomers(t *testing.T) {
 
 	// Delete at revision 0 of another untouched legacy customer.
 	id2 := bson.NewObjectIDFromTimestamp(created)
-	rawInsert(t, s.customers, bson.D{{Key: "_id", Value: id2}, {Key: "name", Value: "Old Two"}, {Key: "email", Value: "two@customer.test"}, {Key: "contact_info", Value: "x"}})
+	rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: id2}, {Key: "name", Value: "Old Two"}, {Key: "email", Value: "two@customer.test"}, {Key: "contact_info", Value: "x"}})
 	if err := s.DeleteCustomer(ctx, id2, 1, false, nil); !errors.Is(err, ErrStale) {
 		t.Errorf("DeleteCustomer(legacy) at revision 1 = %v, want ErrStale", err)
 	}
@@ -504,7 +504,7 @@ func TestLegacyCustomers(t *testing.T) {
 	if err := s.DeleteCustomer(ctx, id, 1, false, nil); err != nil {
 		t.Fatalf("DeleteCustomer(migrated legacy) at revision 1: %v", err)
 	}
-	if n := countDocs(t, s.customers, nil); n != 0 {
+	if n := countDocs(t, s.customers.Collection, nil); n != 0 {
 		t.Errorf("%d customers left", n)
 	}
 }
@@ -564,7 +564,7 @@ func TestDeleteCustomerCascadeOnlyOf(t *testing.T) {
 	if err := s.DeleteCustomer(ctx, shared.ID, 1, true, nil); err != nil {
 		t.Fatalf("unlimited cascade: %v", err)
 	}
-	if n := countDocs(t, s.interactions, nil); n != 0 {
+	if n := countDocs(t, s.interactions.Collection, nil); n != 0 {
 		t.Errorf("%d interactions left", n)
 	}
 }
@@ -575,7 +575,7 @@ func TestCustomerOwnerRacingDelete(t *testing.T) {
 	s, hook := openHookedStore(t)
 	ctx := t.Context()
 	owner := mustCreateUser(t, s, "Owner", "owner@example.com", RoleMember)
-	markOwner := func() { rawSet(t, s.users, owner.ID, bson.D{{Key: "deleting_at", Value: time.Now()}}) }
+	markOwner := func() { rawSet(t, s.users.Collection, owner.ID, bson.D{{Key: "deleting_at", Value: time.Now()}}) }
 	unmarkOwner := func() {
 		if _, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: owner.ID}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "deleting_at", Value: ""}}}}); err != nil {
 			t.Fatal(err)
@@ -590,7 +590,7 @@ func TestCustomerOwnerRacingDelete(t *testing.T) {
 	if !errors.As(err, &me) || me.Field != "owner_id" {
 		t.Fatalf("CreateCustomer racing its owner's delete = %v, want *MissingReferenceError for owner_id", err)
 	}
-	if n := countDocs(t, s.customers, nil); n != 0 {
+	if n := countDocs(t, s.customers.Collection, nil); n != 0 {
 		t.Errorf("%d customers left after the refused create", n)
 	}
 

@@ -74,7 +74,7 @@ func TestIdempotencyKeyExpired(t *testing.T) {
 	s := openTestStore(t)
 	ctx := t.Context()
 	old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
-	rawInsert(t, s.idempotency, bson.D{{Key: "_id", Value: "stale"}, {Key: "request_hash", Value: "old-hash"}, {Key: "state", Value: "done"},
+	rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "stale"}, {Key: "request_hash", Value: "old-hash"}, {Key: "state", Value: "done"},
 		{Key: "status", Value: 201}, {Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 
 	rec, err := s.ClaimIdempotencyKey(ctx, "stale", "new-hash", time.Hour)
@@ -96,7 +96,7 @@ func TestIdempotencyKeyConcurrentClaims(t *testing.T) {
 		{"new key", func(*testing.T, *Store) {}},
 		{"expired key", func(t *testing.T, s *Store) {
 			old := time.Now().Add(-2 * time.Hour).UTC()
-			rawInsert(t, s.idempotency, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
+			rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
 				{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 		}},
 	}
@@ -149,7 +149,7 @@ func TestDeleteExpiredIdempotencyKeys(t *testing.T) {
 		"at-cutoff": cutoff,
 		"valid":     cutoff.Add(time.Hour),
 	} {
-		rawInsert(t, s.idempotency, bson.D{{Key: "_id", Value: key}, {Key: "state", Value: "done"}, {Key: "created_at", Value: expires.Add(-time.Hour)}, {Key: "expires_at", Value: expires}})
+		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: key}, {Key: "state", Value: "done"}, {Key: "created_at", Value: expires.Add(-time.Hour)}, {Key: "expires_at", Value: expires}})
 	}
 	n, err := s.DeleteExpiredIdempotencyKeys(ctx, cutoff)
 	if err != nil || n != 2 {

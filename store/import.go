@@ -32,7 +32,7 @@ func (s *Store) ImportInteractions(ctx context.Context, interactions []Interacti
 // duplicateKeyCode is MongoDB's E11000.
 const duplicateKeyCode = 11000
 
-func importMany[T any](ctx context.Context, s *Store, coll *mongo.Collection, docs []T) (int, error) {
+func importMany[T any](ctx context.Context, s *Store, coll collection, docs []T) (int, error) {
 	if len(docs) == 0 {
 		return 0, nil
 	}

@@ -49,7 +49,7 @@ func TestImportUsers(t *testing.T) {
 	if _, err := s.GetUser(ctx, mixed[2].ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the user with a taken email was imported: %v", err)
 	}
-	if c := countDocs(t, s.users, nil); c != 3 {
+	if c := countDocs(t, s.users.Collection, nil); c != 3 {
 		t.Errorf("%d users, want 3", c)
 	}
 	if n, err := s.ImportUsers(ctx, nil); err != nil || n != 0 {

@@ -48,7 +48,7 @@ func TestCreateAndGetInteraction(t *testing.T) {
 	if err != nil || got.ScheduledAt != nil {
 		t.Errorf("interaction without scheduled_at: %+v, %v", got, err)
 	}
-	if _, ok := rawDoc(t, s.interactions, bare.ID)["scheduled_at"]; ok {
+	if _, ok := rawDoc(t, s.interactions.Collection, bare.ID)["scheduled_at"]; ok {
 		t.Error("an interaction without scheduled_at stored one")
 	}
 	if _, err := s.GetInteraction(ctx, bson.NewObjectID()); !errors.Is(err, ErrNotFound) {
@@ -63,9 +63,9 @@ func TestCreateInteractionMissingReferences(t *testing.T) {
 	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
 	c := mustCreateCustomer(t, s, &Customer{Name: "C", Email: "c@example.com"})
 	deletingCustomer := mustCreateCustomer(t, s, &Customer{Name: "D", Email: "d@example.com"})
-	rawSet(t, s.customers, deletingCustomer.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
+	rawSet(t, s.customers.Collection, deletingCustomer.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
 	deletingUser := mustCreateUser(t, s, "DU", "du@example.com", RoleMember)
-	rawSet(t, s.users, deletingUser.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
+	rawSet(t, s.users.Collection, deletingUser.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
 
 	tests := []struct {
 		name           string
@@ -86,7 +86,7 @@ func TestCreateInteractionMissingReferences(t *testing.T) {
 			if !errors.As(err, &me) || me.Field != tc.wantField || !errors.Is(err, ErrMissingReference) {
 				t.Errorf("CreateInteraction = %v, want *MissingReferenceError for %s", err, tc.wantField)
 			}
-			if n := countDocs(t, s.interactions, nil); n != 0 {
+			if n := countDocs(t, s.interactions.Collection, nil); n != 0 {
 				t.Errorf("%d interactions stored after a refused create", n)
 			}
 		})
@@ -155,7 +155,7 @@ func TestUpdateInteraction(t *testing.T) {
 				t.Errorf("revision %d (want 2), created %v→%v (want unchanged), updated %v→%v (want later)",
 					got.Revision, it.CreatedAt, got.CreatedAt, it.UpdatedAt, got.UpdatedAt)
 			}
-			tc.check(t, got, rawDoc(t, s.interactions, it.ID))
+			tc.check(t, got, rawDoc(t, s.interactions.Collection, it.ID))
 			again, err := s.GetInteraction(ctx, it.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -362,7 +362,7 @@ func TestLegacyInteractions(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := bson.NewObjectIDFromTimestamp(created.Add(time.Duration(i) * time.Second))
-			rawInsert(t, s.interactions, append(bson.D{{Key: "_id", Value: id}, {Key: "user_id", Value: u.ID}, {Key: "customer_id", Value: c.ID},
+			rawInsert(t, s.interactions.Collection, append(bson.D{{Key: "_id", Value: id}, {Key: "user_id", Value: u.ID}, {Key: "customer_id", Value: c.ID},
 				{Key: "description", Value: "legacy " + tc.name}, {Key: "contact_info", Value: "x"}}, tc.doc...))
 			got, err := s.GetInteraction(ctx, id)
 			if err != nil {
@@ -404,7 +404,7 @@ func TestLegacyInteractions(t *testing.T) {
 	if err := s.DeleteInteraction(ctx, id, 1); err != nil {
 		t.Errorf("DeleteInteraction(updated legacy) at revision 1: %v", err)
 	}
-	if n := countDocs(t, s.interactions, nil); n != int64(len(tests)-2) {
+	if n := countDocs(t, s.interactions.Collection, nil); n != int64(len(tests)-2) {
 		t.Errorf("%d interactions left, want %d", n, len(tests)-2)
 	}
 }
@@ -439,7 +439,7 @@ func TestCreateInteractionRacingDelete(t *testing.T) {
 			if !errors.As(err, &me) || me.Field != tc.wantField {
 				t.Fatalf("CreateInteraction while the %s is being deleted = %v, want *MissingReferenceError for %s", tc.name, err, tc.wantField)
 			}
-			if n := countDocs(t, s.interactions, nil); n != 0 {
+			if n := countDocs(t, s.interactions.Collection, nil); n != 0 {
 				t.Errorf("%d interactions left after the refused create", n)
 			}
 		})
@@ -462,7 +462,7 @@ func TestUpdateInteractionRacingDelete(t *testing.T) {
 	}
 
 	hook.Store(onceBefore("findAndModify", interactionsCollection, func() {
-		rawSet(t, s.customers, c2.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
+		rawSet(t, s.customers.Collection, c2.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
 	}))
 	_, err := s.UpdateInteraction(ctx, it.ID, 1, InteractionChanges{CustomerID: &c2.ID, Status: ptr("Resolved"), Description: ptr("changed")})
 	hook.Store(nil)

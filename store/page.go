@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -41,7 +40,7 @@ type Page[T any] struct {
 // the field then _id, one record more than asked to learn whether a next page
 // exists. Keyset paging, unlike skip, neither repeats nor skips a record that
 // existed before the walk began, however many are inserted or deleted meanwhile.
-func list[T any](ctx context.Context, s *Store, coll *mongo.Collection, filter bson.D, opts ListOptions, normalize func(*T)) (Page[T], error) {
+func list[T any](ctx context.Context, s *Store, coll collection, filter bson.D, opts ListOptions, normalize func(*T)) (Page[T], error) {
 	if opts.Limit <= 0 {
 		return Page[T]{}, fmt.Errorf("store: list limit %d must be positive", opts.Limit)
 	}

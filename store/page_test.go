@@ -340,7 +340,7 @@ func TestListKeysetPagingInteractions(t *testing.T) {
 		if err := s.CreateInteraction(ctx, it); err != nil {
 			t.Fatal(err)
 		}
-		rawSet(t, s.interactions, it.ID, bson.D{{Key: "created_at", Value: hours(created[i])}})
+		rawSet(t, s.interactions.Collection, it.ID, bson.D{{Key: "created_at", Value: hours(created[i])}})
 		r := sortable{it.ID, vals}
 		all = append(all, r)
 		if cust == c1.ID {
@@ -360,7 +360,7 @@ func TestListKeysetPagingInteractions(t *testing.T) {
 	}
 	for _, l := range legacy {
 		id := bson.NewObjectID()
-		rawInsert(t, s.interactions, append(bson.D{{Key: "_id", Value: id}, {Key: "user_id", Value: u.ID}, {Key: "customer_id", Value: c1.ID}}, l.doc...))
+		rawInsert(t, s.interactions.Collection, append(bson.D{{Key: "_id", Value: id}, {Key: "user_id", Value: u.ID}, {Key: "customer_id", Value: c1.ID}}, l.doc...))
 		r := sortable{id, l.vals}
 		all = append(all, r)
 		ofC1 = append(ofC1, r)
@@ -411,7 +411,7 @@ func TestListKeysetPagingStableUnderInserts(t *testing.T) {
 		mustCreateCustomer(t, s, &Customer{Name: fmt.Sprintf("Aaa new %d", inserted), Email: fmt.Sprintf("new-a%d@example.com", inserted)})
 		mustCreateCustomer(t, s, &Customer{Name: fmt.Sprintf("zzz new %d", inserted), Email: fmt.Sprintf("new-z%d@example.com", inserted)})
 		// A record without name or time stamps: it sorts first ascending, last descending.
-		rawInsert(t, s.customers, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "email", Value: fmt.Sprintf("new-legacy%d@old.test", inserted)}})
+		rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "email", Value: fmt.Sprintf("new-legacy%d@old.test", inserted)}})
 	}
 	// Each sort has new records landing both before and after the position.
 	for _, sort := range []Sort{{Field: "name"}, {Field: "created_at", Desc: true}, {Field: "updated_at"}} {

@@ -258,7 +258,7 @@ func TestOpenEmbeddedPersistsAcrossRestarts(t *testing.T) {
 		t.Errorf("after restart got %+v, want the user %v named Ada, admin, revision 1", got, u.ID)
 	}
 	// Creating the indexes again is a no-op, not a second copy of each.
-	if n := len(indexSet(t, s2.users)); n != 7 {
+	if n := len(indexSet(t, s2.users.Collection)); n != 7 {
 		t.Errorf("users has %d indexes after a restart, want 7", n)
 	}
 }
@@ -356,7 +356,7 @@ func TestConditionalWritesAcrossStoresSharingAnEngine(t *testing.T) {
 			t.Fatalf("process A's demotion: %v", errA)
 		}
 		if !errors.Is(errB, ErrLastAdmin) {
-			n := countDocs(t, a.users, bson.D{{Key: "role", Value: "admin"}})
+			n := countDocs(t, a.users.Collection, bson.D{{Key: "role", Value: "admin"}})
 			t.Errorf("process B's demotion of the other admin = %v, want ErrLastAdmin; %d admins left", errB, n)
 		}
 	})
@@ -373,7 +373,7 @@ func TestConditionsInFilterAsOnMongoDB(t *testing.T) {
 
 	t.Run("revisions", func(t *testing.T) {
 		id := bson.NewObjectID()
-		rawInsert(t, s.users, bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "Legacy"}, {Key: "email", Value: "legacy@old.test"}, {Key: "role", Value: "User"}})
+		rawInsert(t, s.users.Collection, bson.D{{Key: "_id", Value: id}, {Key: "name", Value: "Legacy"}, {Key: "email", Value: "legacy@old.test"}, {Key: "role", Value: "User"}})
 		if _, err := s.UpdateUser(ctx, id, 1, UserChanges{Name: ptr("x")}); !errors.Is(err, ErrStale) {
 			t.Errorf("update of a legacy user at revision 1 = %v, want ErrStale", err)
 		}
@@ -403,7 +403,7 @@ func TestConditionsInFilterAsOnMongoDB(t *testing.T) {
 		mustCreateToken(t, s, "sibling", bson.NewObjectID(), "fam", time.Hour)
 		// Another process exchanges the token between this one's read and write.
 		hook.Store(onceBefore("update", refreshTokensCollection, func() {
-			rawSet(t, s.refreshTokens, "tok", bson.D{{Key: "used_at", Value: time.Now()}})
+			rawSet(t, s.refreshTokens.Collection, "tok", bson.D{{Key: "used_at", Value: time.Now()}})
 		}))
 		_, err := s.UseRefreshToken(ctx, "tok")
 		hook.Store(nil)
@@ -417,7 +417,7 @@ func TestConditionsInFilterAsOnMongoDB(t *testing.T) {
 
 	t.Run("expired idempotency key", func(t *testing.T) {
 		old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
-		rawInsert(t, s.idempotency, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "done"},
+		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "done"},
 			{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 		if rec, err := s.ClaimIdempotencyKey(ctx, "k", "new", time.Hour); err != nil || rec != nil {
 			t.Fatalf("claim of an expired key = %+v, %v; want a fresh claim", rec, err)
@@ -584,7 +584,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 	t.Parallel()
 	s := openTestStore(t)
 	want := map[*mongo.Collection][]string{
-		s.users: {
+		s.users.Collection: {
 			"_id:1",
 			"created_at:-1,_id:-1",
 			"email:1 unique",
@@ -593,7 +593,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"status:1,created_at:-1,_id:-1",
 			"updated_at:-1,_id:-1",
 		},
-		s.customers: {
+		s.customers.Collection: {
 			"_id:1",
 			"company:1,created_at:-1,_id:-1",
 			"created_at:-1,_id:-1",
@@ -604,7 +604,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"tags:1,created_at:-1,_id:-1",
 			"updated_at:-1,_id:-1",
 		},
-		s.interactions: {
+		s.interactions.Collection: {
 			"_id:1",
 			"created_at:-1,_id:-1",
 			"customer_id:1,created_at:-1,_id:-1",
@@ -614,13 +614,13 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"type:1,created_at:-1,_id:-1",
 			"user_id:1,created_at:-1,_id:-1",
 		},
-		s.refreshTokens: {
+		s.refreshTokens.Collection: {
 			"_id:1",
 			"expires_at:1",
 			"family:1",
 			"user_id:1",
 		},
-		s.idempotency: {
+		s.idempotency.Collection: {
 			"_id:1",
 			"expires_at:1",
 		},
@@ -707,8 +707,8 @@ func TestOpenFailsClearlyOnDuplicateEmails(t *testing.T) {
 	if err := s.users.Indexes().DropOne(ctx, "email_1"); err != nil {
 		t.Fatalf("drop the unique index: %v", err)
 	}
-	rawInsert(t, s.users, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "A"}, {Key: "email", Value: "dup@example.com"}})
-	rawInsert(t, s.users, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "B"}, {Key: "email", Value: "dup@example.com"}})
+	rawInsert(t, s.users.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "A"}, {Key: "email", Value: "dup@example.com"}})
+	rawInsert(t, s.users.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "B"}, {Key: "email", Value: "dup@example.com"}})
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -43,7 +43,7 @@ func TestUseRefreshTokenOnce(t *testing.T) {
 		!got.ExpiresAt.Equal(tok.ExpiresAt) || !got.CreatedAt.Equal(tok.CreatedAt) {
 		t.Errorf("UseRefreshToken = %+v", got)
 	}
-	if raw := rawDoc(t, s.refreshTokens, "hash-1"); raw["used_at"] == nil {
+	if raw := rawDoc(t, s.refreshTokens.Collection, "hash-1"); raw["used_at"] == nil {
 		t.Error("used_at not stored")
 	}
 
@@ -52,7 +52,7 @@ func TestUseRefreshTokenOnce(t *testing.T) {
 		t.Fatalf("second UseRefreshToken = %v, want ErrTokenReused", err)
 	}
 	for _, h := range []string{tok.Hash, sibling.Hash} {
-		if raw := rawDoc(t, s.refreshTokens, h); raw["revoked_at"] == nil {
+		if raw := rawDoc(t, s.refreshTokens.Collection, h); raw["revoked_at"] == nil {
 			t.Errorf("token %s of the reused family is not revoked", h)
 		}
 	}
@@ -85,7 +85,7 @@ func TestUseRefreshTokenRefused(t *testing.T) {
 		}
 	}
 	// A refused exchange does not mark the token used.
-	if raw := rawDoc(t, s.refreshTokens, "expired"); raw["used_at"] != nil || raw["revoked_at"] != nil {
+	if raw := rawDoc(t, s.refreshTokens.Collection, "expired"); raw["used_at"] != nil || raw["revoked_at"] != nil {
 		t.Errorf("expired token after a refused exchange: %v", raw)
 	}
 
@@ -117,12 +117,12 @@ func TestRevokeRefreshToken(t *testing.T) {
 		t.Errorf("token of another family: %v", err)
 	}
 	// Revoking again keeps the first revocation time.
-	first := rawDoc(t, s.refreshTokens, "a1")["revoked_at"]
+	first := rawDoc(t, s.refreshTokens.Collection, "a1")["revoked_at"]
 	pause()
 	if err := s.RevokeRefreshToken(ctx, "a2"); err != nil {
 		t.Fatalf("second RevokeRefreshToken: %v", err)
 	}
-	if again := rawDoc(t, s.refreshTokens, "a1")["revoked_at"]; again != first {
+	if again := rawDoc(t, s.refreshTokens.Collection, "a1")["revoked_at"]; again != first {
 		t.Errorf("revoked_at changed from %v to %v on a second revocation", first, again)
 	}
 	// Signing out with an unknown token, or twice, is fine.
@@ -182,7 +182,7 @@ func TestDeleteExpiredRefreshTokens(t *testing.T) {
 		t.Fatalf("DeleteExpiredRefreshTokens = %d, %v; want 2 (those expiring before the cutoff)", n, err)
 	}
 	for hash, want := range map[string]int64{"long-gone": 0, "just-gone": 0, "at-cutoff": 1, "valid": 1} {
-		if got := countDocs(t, s.refreshTokens, bson.D{{Key: "_id", Value: hash}}); got != want {
+		if got := countDocs(t, s.refreshTokens.Collection, bson.D{{Key: "_id", Value: hash}}); got != want {
 			t.Errorf("token %s: %d left, want %d", hash, got, want)
 		}
 	}

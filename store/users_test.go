@@ -74,7 +74,7 @@ func TestUserEmailIsUnique(t *testing.T) {
 	if !errors.Is(err, ErrDuplicate) {
 		t.Fatalf("second CreateUser with the same email = %v, want ErrDuplicate", err)
 	}
-	if n := countDocs(t, s.users, bson.D{{Key: "email", Value: "same@example.com"}}); n != 1 {
+	if n := countDocs(t, s.users.Collection, bson.D{{Key: "email", Value: "same@example.com"}}); n != 1 {
 		t.Errorf("%d users with the email, want 1", n)
 	}
 
@@ -142,7 +142,7 @@ func TestCreateFirstUser(t *testing.T) {
 	if got.Role != RoleAdmin || got.Status != StatusActive || got.Revision != 1 {
 		t.Errorf("first user stored as %+v, want an active admin at revision 1", got)
 	}
-	if doc := rawDoc(t, s.users, u.ID); doc["role"] != "admin" || doc["status"] != "active" {
+	if doc := rawDoc(t, s.users.Collection, u.ID); doc["role"] != "admin" || doc["status"] != "active" {
 		t.Errorf("first user stored with role %v, status %v", doc["role"], doc["status"])
 	}
 
@@ -150,7 +150,7 @@ func TestCreateFirstUser(t *testing.T) {
 	if !errors.Is(err, ErrUsersExist) {
 		t.Errorf("second CreateFirstUser = %v, want ErrUsersExist", err)
 	}
-	if n := countDocs(t, s.users, nil); n != 1 {
+	if n := countDocs(t, s.users.Collection, nil); n != 1 {
 		t.Errorf("%d users, want 1", n)
 	}
 }
@@ -184,7 +184,7 @@ func TestCreateFirstUserMarker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := openTestStore(t)
-			rawInsert(t, s.meta, bson.D{{Key: "_id", Value: "bootstrap"}, {Key: "created_at", Value: time.Now().Add(-tc.markerAge)}})
+			rawInsert(t, s.meta.Collection, bson.D{{Key: "_id", Value: "bootstrap"}, {Key: "created_at", Value: time.Now().Add(-tc.markerAge)}})
 			u := &User{Name: "Boot", Email: "boot@example.com"}
 			err := s.CreateFirstUser(t.Context(), u)
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
@@ -194,7 +194,7 @@ func TestCreateFirstUserMarker(t *testing.T) {
 			if tc.wantErr == nil {
 				wantUsers = 1
 			}
-			if n := countDocs(t, s.users, nil); n != wantUsers {
+			if n := countDocs(t, s.users.Collection, nil); n != wantUsers {
 				t.Errorf("%d users, want %d", n, wantUsers)
 			}
 		})
@@ -212,10 +212,10 @@ func TestCreateFirstUserConcurrent(t *testing.T) {
 	if ok != 1 || exist != n-1 || len(other) != 0 {
 		t.Fatalf("%d bootstraps succeeded, %d got ErrUsersExist, other errors %v; want 1 and %d", ok, exist, other, n-1)
 	}
-	if c := countDocs(t, s.users, nil); c != 1 {
+	if c := countDocs(t, s.users.Collection, nil); c != 1 {
 		t.Fatalf("%d users after the concurrent bootstrap, want 1", c)
 	}
-	if c := countDocs(t, s.users, bson.D{{Key: "role", Value: "admin"}}); c != 1 {
+	if c := countDocs(t, s.users.Collection, bson.D{{Key: "role", Value: "admin"}}); c != 1 {
 		t.Errorf("%d admins, want 1", c)
 	}
 }
@@ -290,7 +290,7 @@ func TestUpdateUser(t *testing.T) {
 			if !got.CreatedAt.Equal(u.CreatedAt) || !got.UpdatedAt.After(u.UpdatedAt) {
 				t.Errorf("created_at %v→%v (want unchanged), updated_at %v→%v (want later)", u.CreatedAt, got.CreatedAt, u.UpdatedAt, got.UpdatedAt)
 			}
-			tc.check(t, got, rawDoc(t, s.users, u.ID))
+			tc.check(t, got, rawDoc(t, s.users.Collection, u.ID))
 			// What UpdateUser returned is what is stored.
 			again, err := s.GetUser(ctx, u.ID)
 			if err != nil {
@@ -485,7 +485,7 @@ func TestLastAdmin(t *testing.T) {
 	second := mustCreateUser(t, s, "Second", "second@example.com", RoleAdmin)
 	restore := func() {
 		t.Helper()
-		rawSet(t, s.users, admin.ID, bson.D{{Key: "role", Value: "admin"}, {Key: "status", Value: "active"}})
+		rawSet(t, s.users.Collection, admin.ID, bson.D{{Key: "role", Value: "admin"}, {Key: "status", Value: "active"}})
 		var err error
 		if admin, err = s.GetUser(ctx, admin.ID); err != nil {
 			t.Fatal(err)
@@ -549,7 +549,7 @@ func TestLastAdminConcurrentDemotions(t *testing.T) {
 	if ok != 1 || last != 1 || len(other) != 0 {
 		t.Fatalf("concurrent demotions: %d succeeded, %d ErrLastAdmin, others %v; want 1 and 1", ok, last, other)
 	}
-	if n := countDocs(t, s.users, bson.D{{Key: "role", Value: "admin"}}); n != 1 {
+	if n := countDocs(t, s.users.Collection, bson.D{{Key: "role", Value: "admin"}}); n != 1 {
 		t.Errorf("%d admins left, want 1", n)
 	}
 }
@@ -561,7 +561,7 @@ func TestLastAdminLegacy(t *testing.T) {
 	ctx := t.Context()
 	admin := mustCreateUser(t, s, "Admin", "admin@example.com", RoleAdmin)
 	legacyID := bson.NewObjectID()
-	rawInsert(t, s.users, bson.D{{Key: "_id", Value: legacyID}, {Key: "name", Value: "Old Admin"}, {Key: "email", Value: "old@example.com"}, {Key: "password", Value: "$2a$10$x"}, {Key: "role", Value: "Admin"}})
+	rawInsert(t, s.users.Collection, bson.D{{Key: "_id", Value: legacyID}, {Key: "name", Value: "Old Admin"}, {Key: "email", Value: "old@example.com"}, {Key: "password", Value: "$2a$10$x"}, {Key: "role", Value: "Admin"}})
 	if _, err := s.UpdateUser(ctx, admin.ID, 1, UserChanges{Role: ptr(RoleMember)}); err != nil {
 		t.Fatalf("demoting the new admin while a legacy admin exists: %v", err)
 	}
@@ -595,7 +595,7 @@ func TestListUsersFilters(t *testing.T) {
 		{{Key: "name", Value: "Legacy User"}, {Key: "email", Value: "luser@example.com"}, {Key: "role", Value: "User"}, {Key: "company", Value: "ACME Corp"}},
 		{{Key: "name", Value: "Legacy Nobody"}, {Key: "email", Value: "lnobody@example.com"}},
 	} {
-		rawInsert(t, s.users, append(bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "password", Value: "x"}}, d...))
+		rawInsert(t, s.users.Collection, append(bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "password", Value: "x"}}, d...))
 	}
 
 	tests := []struct {
@@ -665,13 +665,13 @@ func TestLegacyUsers(t *testing.T) {
 	created := time.Date(2019, 3, 1, 9, 30, 0, 0, time.UTC)
 	adminID := bson.NewObjectIDFromTimestamp(created)
 	userID := bson.NewObjectIDFromTimestamp(created.Add(time.Hour))
-	rawInsert(t, s.users, bson.D{
+	rawInsert(t, s.users.Collection, bson.D{
 		{Key: "_id", Value: adminID}, {Key: "name", Value: "Old Admin"}, {Key: "email", Value: "oldadmin@example.com"},
 		{Key: "password", Value: "$2a$10$abcdefghijklmnopqrstuv"}, {Key: "company", Value: "Old Co"}, {Key: "role", Value: "Admin"},
 		{Key: "contact_info", Value: bson.D{{Key: "phone", Value: "+1 555 0100"}, {Key: "address", Value: "1 Main St"}}},
 		{Key: "notes", Value: "founder"},
 	})
-	rawInsert(t, s.users, bson.D{
+	rawInsert(t, s.users.Collection, bson.D{
 		{Key: "_id", Value: userID}, {Key: "name", Value: "Old User"}, {Key: "email", Value: "olduser@example.com"},
 		{Key: "password", Value: "$2a$10$zyxwvutsrqponmlkjihgfe"}, {Key: "role", Value: "User"},
 		{Key: "contact_info", Value: "555-0101"}, {Key: "notes", Value: bson.A{"a", "b"}},
@@ -732,7 +732,7 @@ func TestLegacyUsers(t *testing.T) {
 	if _, err := s.UpdateUser(ctx, userID, 0, UserChanges{Name: ptr("again")}); !errors.Is(err, ErrStale) {
 		t.Errorf("second update at revision 0 = %v, want ErrStale", err)
 	}
-	raw := rawDoc(t, s.users, userID)
+	raw := rawDoc(t, s.users.Collection, userID)
 	if raw["contact_info"] != "555-0101" {
 		t.Errorf("the update dropped the legacy contact_info: %v", raw["contact_info"])
 	}

@@ -63,13 +63,13 @@ func (e *MissingReferenceError) Is(target error) bool { return target == ErrMiss
 
 // reference is a field in coll that holds the id of another record.
 type reference struct {
-	coll  *mongo.Collection
+	coll  collection
 	field string
 }
 
 // outgoing is one reference a record makes: field holds id, a record of coll.
 type outgoing struct {
-	coll  *mongo.Collection
+	coll  collection
 	id    bson.ObjectID
 	field string
 }
@@ -104,7 +104,7 @@ func (c *changes) fields() []string {
 }
 
 // getByID decodes the document with id into out, or returns ErrNotFound.
-func (s *Store) getByID(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, out any) error {
+func (s *Store) getByID(ctx context.Context, coll collection, id bson.ObjectID, out any) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	return translate(coll.FindOne(ctx, bson.D{{Key: fieldID, Value: id}}).Decode(out))
@@ -121,7 +121,7 @@ func revisionCondition(rev int64) bson.E {
 
 // stateOf reads what the conditional writes check: the revision and any
 // deletion mark. ErrNotFound when the document does not exist.
-func (s *Store) stateOf(ctx context.Context, coll *mongo.Collection, id bson.ObjectID) (rev int64, deleting *time.Time, err error) {
+func (s *Store) stateOf(ctx context.Context, coll collection, id bson.ObjectID) (rev int64, deleting *time.Time, err error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var state struct {
@@ -140,7 +140,7 @@ func (s *Store) stateOf(ctx context.Context, coll *mongo.Collection, id bson.Obj
 // function to call once the write is done (or abandoned). On the bundled engine
 // it checks the revision itself (the caller holds lockDoc) and filters by _id
 // alone; see the comment at the top.
-func (s *Store) atRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64) (filter bson.D, next int64, release func(), err error) {
+func (s *Store) atRevision(ctx context.Context, coll collection, id bson.ObjectID, rev int64) (filter bson.D, next int64, release func(), err error) {
 	nothing := func() {}
 	if !s.filterByIDOnly {
 		return bson.D{{Key: fieldID, Value: id}, revisionCondition(rev)}, rev + 1, nothing, nil
@@ -233,7 +233,7 @@ func (s *Store) claimIsStale(ctx context.Context, key string) (bool, error) {
 
 // notMatched explains why a conditional write to id matched nothing: the
 // document is gone (ErrNotFound) or at another revision (ErrStale).
-func (s *Store) notMatched(ctx context.Context, coll *mongo.Collection, id bson.ObjectID) error {
+func (s *Store) notMatched(ctx context.Context, coll collection, id bson.ObjectID) error {
 	if _, _, err := s.stateOf(ctx, coll, id); err != nil {
 		return err
 	}
@@ -243,12 +243,12 @@ func (s *Store) notMatched(ctx context.Context, coll *mongo.Collection, id bson.
 // updateAtRevision sets and unsets fields of the document id if it is at
 // revision rev, stamps updated_at, bumps the revision, and decodes the document
 // as it is after the update into out.
-func (s *Store) updateAtRevision(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, out any) error {
+func (s *Store) updateAtRevision(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, out any) error {
 	return s.update(ctx, coll, id, rev, ch, options.After, out)
 }
 
 // update is updateAtRevision that can also return the document as it was.
-func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) error {
+func (s *Store) update(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) error {
 	defer s.lockDoc(id)()
 	filter, next, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
@@ -272,7 +272,7 @@ func (s *Store) update(ctx context.Context, coll *mongo.Collection, id bson.Obje
 // refer to other records (refs): they must exist before the update and still
 // exist after it, or else the change is undone. It is the update-side mirror
 // of deleteReferenced, like insertReferencing.
-func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, ch changes, refs []outgoing, out any) error {
+func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, refs []outgoing, out any) error {
 	if len(refs) == 0 {
 		return s.updateAtRevision(ctx, coll, id, rev, ch, out)
 	}
@@ -297,7 +297,7 @@ func (s *Store) updateReferencing(ctx context.Context, coll *mongo.Collection, i
 // restore puts fields of the document id back as they were in before, at
 // whatever revision the document is now: the undo of a change that had to be
 // taken back.
-func (s *Store) restore(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, before bson.Raw, fields []string) error {
+func (s *Store) restore(ctx context.Context, coll collection, id bson.ObjectID, before bson.Raw, fields []string) error {
 	var back changes
 	for _, f := range fields {
 		if v, err := before.LookupErr(f); err == nil {
@@ -326,7 +326,7 @@ func (s *Store) restore(ctx context.Context, coll *mongo.Collection, id bson.Obj
 // mark). Whichever runs second sees the other, so no reference to a deleted
 // record survives. A cascade interrupted half-way leaves the record in place,
 // and sending the delete again finishes it.
-func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) error {
+func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) error {
 	defer s.lockDoc(id)()
 	filter, _, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
@@ -395,7 +395,7 @@ func (s *Store) deleteReferenced(ctx context.Context, coll *mongo.Collection, id
 }
 
 // exists reports whether any document of coll matches filter.
-func exists(ctx context.Context, coll *mongo.Collection, filter bson.D) (bool, error) {
+func exists(ctx context.Context, coll collection, filter bson.D) (bool, error) {
 	err := coll.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
@@ -422,7 +422,7 @@ func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
 // refers to exists: checked before the insert, to refuse early, and after it, to
 // catch a delete that ran in between (see deleteReferenced); then the insert is
 // undone.
-func (s *Store) insertReferencing(ctx context.Context, coll *mongo.Collection, id bson.ObjectID, doc any, refs []outgoing) error {
+func (s *Store) insertReferencing(ctx context.Context, coll collection, id bson.ObjectID, doc any, refs []outgoing) error {
 	if err := s.checkReferences(ctx, refs); err != nil {
 		return err
 	}
