@@ -496,46 +496,62 @@ func BenchmarkAPILayerAlone(b *testing.B) {
 
 // BenchmarkConcurrentLoad drives the API over loopback HTTP with more and
 // more concurrent clients, each making four reads of a customer for each
-// interaction it creates, and reports requests per second, latency
-// percentiles and the process's peak resident memory: where throughput stops
-// growing, the machine is saturated and more clients only wait longer.
+// interaction it creates: where requests per second stop growing, the
+// machine is saturated and more clients only wait longer.
 func BenchmarkConcurrentLoad(b *testing.B) {
 	f := fixtureFor(b, benchSizes()[0])
 	for _, perCPU := range []int{1, 4, 16, 64} {
-		clients := perCPU * runtime.GOMAXPROCS(0)
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			var (
-				mu        sync.Mutex
-				latencies []time.Duration
-			)
-			b.SetParallelism(perCPU)
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				i := 0
-				for pb.Next() {
-					i++
-					start := time.Now()
-					if i%5 == 0 {
-						f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
-					} else {
-						f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
-					}
-					mine = append(mine, time.Since(start))
+		b.Run(fmt.Sprintf("clients=%d", perCPU*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			underLoad(b, perCPU, func(i int) {
+				if i%5 == 0 {
+					f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
+				} else {
+					f.overHTTP(b, http.MethodGet, "/customers/"+f.customer.Hex(), "", http.StatusOK)
 				}
-				mu.Lock()
-				latencies = append(latencies, mine...)
-				mu.Unlock()
 			})
-			slices.Sort(latencies)
-			percentile := func(p float64) float64 {
-				return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
-			b.ReportMetric(percentile(0.50), "p50-ms")
-			b.ReportMetric(percentile(0.99), "p99-ms")
-			b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 		})
 	}
+}
+
+// BenchmarkConcurrentCreates is a script loading data through the API with
+// 128 parallel requests: every request a write.
+func BenchmarkConcurrentCreates(b *testing.B) {
+	f := fixtureFor(b, benchSizes()[0])
+	b.Run(fmt.Sprintf("clients=%d", 128), func(b *testing.B) {
+		underLoad(b, max(1, 128/runtime.GOMAXPROCS(0)), func(int) {
+			f.overHTTP(b, http.MethodPost, "/interactions", `{"customer_id":"`+f.customer.Hex()+`","type":"Note"}`, http.StatusCreated)
+		})
+	})
+}
+
+// underLoad runs request (given each client's request count) from perCPU ×
+// GOMAXPROCS concurrent clients and reports requests per second, latency
+// percentiles and the process's peak resident memory.
+func underLoad(b *testing.B, perCPU int, request func(i int)) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	b.SetParallelism(perCPU)
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for i := 1; pb.Next(); i++ {
+			start := time.Now()
+			request(i)
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
+	})
+	slices.Sort(latencies)
+	percentile := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+	b.ReportMetric(percentile(0.50), "p50-ms")
+	b.ReportMetric(percentile(0.99), "p99-ms")
+	b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 }
 
 // peakRSSMiB reads the process's high-water mark of resident memory (Linux).
