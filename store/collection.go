@@ -22,7 +22,9 @@ type collection struct {
 // dozens of concurrent writers that sleeping halved throughput and stretched
 // the slowest requests to seconds (BenchmarkConcurrentLoad). Waiting here
 // instead is first come, first served, and bounded by the operation's
-// context, whose deadline turns into 503. It is nil, letting everything
+// context, whose deadline turns into 503. The price: a write that filters on
+// something other than _id (a cascading delete's DeleteMany) holds the gate
+// while the engine reads the collection. It is nil, letting everything
 // through, on MongoDB and on a database shared with other processes.
 type writeGate chan struct{}
 
