@@ -412,12 +412,9 @@ func schemaProblems(err error, base string) []fieldProblem {
 // value, which may be a secret (a password that is too short, say).
 func schemaDetail(se *openapi3.SchemaError) string {
 	s := se.Schema
-	switch se.SchemaField {
-	case "pattern", "minLength", "maxLength":
-		if s != nil && s.Pattern == objectIDPattern {
-			// Too short, too long or not hex: the client needs the same answer.
-			return "must be an id: 24 lower-case hex digits"
-		}
+	// An id too short, too long or not hex: the client needs the same answer.
+	if s != nil && s.Pattern == objectIDPattern && slices.Contains([]string{"pattern", "minLength", "maxLength"}, se.SchemaField) {
+		return "must be an id: 24 lower-case hex digits"
 	}
 	switch se.SchemaField {
 	case "pattern", "format":
