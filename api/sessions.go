@@ -48,20 +48,25 @@ func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject)
 func (h *Handler) checkPassword(ctx context.Context, email, password string) (*store.User, error) {
 	u, err := h.store.GetUserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		h.passwords.Waste(password)
+		if err := h.passwords.Waste(ctx, password); err != nil {
+			return nil, err
+		}
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, rehash := h.passwords.Verify(password, u.PasswordHash)
+	ok, rehash, err := h.passwords.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
 	if !ok || u.Status != store.StatusActive {
 		return nil, ErrInvalidCredentials
 	}
 	if rehash {
 		// An old (bcrypt, or weaker argon2id) hash is replaced while the password
 		// is at hand. Failing to do so must not fail the login.
-		if hash, err := h.passwords.Hash(password); err == nil {
+		if hash, err := h.passwords.Hash(ctx, password); err == nil {
 			if _, err := h.store.UpdateUser(ctx, u.ID, u.Revision, store.UserChanges{PasswordHash: &hash}); err != nil {
 				h.log.WarnContext(ctx, "could not upgrade a password hash", "user_id", u.ID.Hex(), "error", err)
 			}

@@ -38,7 +38,7 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 			return nil, err
 		}
 	}
-	hash, err := h.passwords.Hash(deref(b.Password))
+	hash, err := h.passwords.Hash(ctx, deref(b.Password))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		return nil, err
 	}
 	if edit.password != nil {
-		hash, err := h.passwords.Hash(*edit.password)
+		hash, err := h.passwords.Hash(ctx, *edit.password)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +227,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		dropUnchanged(&changes.Company, cur.Company)
 		dropUnchanged(&changes.Role, cur.Role)
 		dropUnchanged(&changes.Status, cur.Status)
-		if err := h.mayEditUser(p, cur, changes, edit.currentPassword); err != nil {
+		if err := h.mayEditUser(ctx, p, cur, changes, edit.currentPassword); err != nil {
 			if errors.Is(err, errWrongCurrentPassword) {
 				h.throttle.failed(throttleKey, ip)
 			}
@@ -258,7 +258,7 @@ var errWrongCurrentPassword = invalidField("/current_password", "is not your cur
 // mayEditUser applies API.md's rules: admins change anything; members change
 // their own name, company and password (the password only with the current
 // one), never their role, status or email, and nobody else's profile.
-func (h *Handler) mayEditUser(p *Principal, cur *store.User, ch store.UserChanges, currentPassword *string) error {
+func (h *Handler) mayEditUser(ctx context.Context, p *Principal, cur *store.User, ch store.UserChanges, currentPassword *string) error {
 	self := p.ID == cur.ID
 	if !self && !p.IsAdmin {
 		return forbidden("Members may only change their own profile.")
@@ -277,7 +277,11 @@ func (h *Handler) mayEditUser(p *Principal, cur *store.User, ch store.UserChange
 		if currentPassword == nil {
 			return invalidField("/current_password", "is required to change your own password")
 		}
-		if ok, _ := h.passwords.Verify(*currentPassword, cur.PasswordHash); !ok {
+		ok, _, err := h.passwords.Verify(ctx, *currentPassword, cur.PasswordHash)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return errWrongCurrentPassword
 		}
 	}

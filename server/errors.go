@@ -192,6 +192,9 @@ func toProblem(err error) problem {
 	case errors.Is(err, api.ErrBusy):
 		return problem{kind: kindUnavailable, detail: "The record is being changed by many requests at once; retry shortly.",
 			headers: map[string]string{"Retry-After": "1"}}
+	case errors.Is(err, auth.ErrBusy):
+		return problem{kind: kindUnavailable, detail: "Too many sign-ins are being checked at once; retry shortly.",
+			headers: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return problem{kind: kindUnavailable, detail: "The database is not answering; try again shortly.",
 			headers: map[string]string{"Retry-After": "5"}}

@@ -4,12 +4,15 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -35,12 +38,41 @@ const (
 	keyLen  = 32
 )
 
-// Passwords hashes and verifies passwords with one set of argon2id parameters.
+// Passwords hashes and verifies passwords with one set of argon2id parameters,
+// a few at a time.
 type Passwords struct {
 	params Argon2Params
 	// dummy is a hash of a random password, verified when no user matches a
 	// login so that an unknown email costs as much time as a wrong password.
 	dummy string
+	// slots admits one hash per CPU at a time. Each takes 19 MiB and a CPU for
+	// tens of milliseconds: 64 sign-ins at once took 1.1 GiB and made each of
+	// them wait for all the others (BenchmarkConcurrentLogins). In line, the
+	// memory stays bounded and sign-ins finish in the order they came.
+	slots chan struct{}
+	// maxWait bounds the wait for a slot; past it, ErrBusy.
+	maxWait time.Duration
+}
+
+// ErrBusy: so many passwords are being checked that this one would wait too
+// long; the client should retry shortly.
+var ErrBusy = errors.New("auth: too many password checks at once")
+
+// defaultMaxWait is how long a password check waits in line before ErrBusy.
+const defaultMaxWait = 5 * time.Second
+
+// admit waits for a slot, within ctx and maxWait; done gives it back.
+func (p *Passwords) admit(ctx context.Context) (done func(), err error) {
+	timer := time.NewTimer(p.maxWait)
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return func() { <-p.slots }, nil
+	case <-timer.C:
+		return nil, ErrBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // validate keeps the parameters within what argon2 accepts and what Verify will
@@ -70,8 +102,8 @@ func NewPasswords(params Argon2Params) (*Passwords, error) {
 	if err := params.validate(); err != nil {
 		return nil, err
 	}
-	p := &Passwords{params: params}
-	dummy, err := p.Hash(rand.Text())
+	p := &Passwords{params: params, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), maxWait: defaultMaxWait}
+	dummy, err := p.Hash(context.Background(), rand.Text())
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +116,12 @@ func (p *Passwords) Params() Argon2Params { return p.params }
 
 // Hash returns the PHC string of password:
 // $argon2id$v=19$m=<KiB>,t=<iterations>,p=<lanes>$<salt>$<key>.
-func (p *Passwords) Hash(password string) (string, error) {
+func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
+	done, err := p.admit(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
@@ -97,8 +134,19 @@ func (p *Passwords) Hash(password string) (string, error) {
 
 // Verify reports whether password matches the stored hash, and whether the hash
 // should be replaced by a fresh one (it is bcrypt, or argon2id with other
-// parameters). An unparsable hash never matches.
-func (p *Passwords) Verify(password, hash string) (ok, rehash bool) {
+// parameters). An unparsable hash never matches. err is ErrBusy or ctx's
+// error when the check could not be made.
+func (p *Passwords) Verify(ctx context.Context, password, hash string) (ok, rehash bool, err error) {
+	done, err := p.admit(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer done()
+	ok, rehash = p.verify(password, hash)
+	return ok, rehash, nil
+}
+
+func (p *Passwords) verify(password, hash string) (ok, rehash bool) {
 	switch {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		params, salt, key, err := parseArgon2(hash)
@@ -117,9 +165,10 @@ func (p *Passwords) Verify(password, hash string) (ok, rehash bool) {
 }
 
 // Waste verifies password against a hash that matches nothing, taking as long
-// as a real verification.
-func (p *Passwords) Waste(password string) {
-	p.Verify(password, p.dummy)
+// as a real verification (and waiting in line as one).
+func (p *Passwords) Waste(ctx context.Context, password string) error {
+	_, _, err := p.Verify(ctx, password, p.dummy)
+	return err
 }
 
 func parseArgon2(hash string) (Argon2Params, []byte, []byte, error) {

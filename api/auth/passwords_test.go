@@ -1,17 +1,21 @@
 // Tests for password hashing: the PHC argon2id format and its parameters, random
 // salts, verification and the rehash signal, legacy bcrypt hashes, malformed
-// hashes (never verify, never panic), Waste, the OWASP parameters, and a
-// benchmark of the production cost (go test -bench HashOWASP).
+// hashes (never verify, never panic), Waste, waiting in line for a slot, the
+// OWASP parameters, and a benchmark of the production cost (go test -bench
+// HashOWASP).
 package auth
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -32,7 +36,7 @@ func newTestPasswords(t testing.TB, params Argon2Params) *Passwords {
 
 func mustHash(t testing.TB, p *Passwords, password string) string {
 	t.Helper()
-	h, err := p.Hash(password)
+	h, err := p.Hash(context.Background(), password)
 	if err != nil {
 		t.Fatalf("Hash: %v", err)
 	}
@@ -47,7 +51,11 @@ func verify(t *testing.T, p *Passwords, password, hash string) (ok, rehash bool)
 			t.Errorf("Verify(%q, %q) panicked: %v", password, hash, r)
 		}
 	}()
-	return p.Verify(password, hash)
+	ok, rehash, err := p.Verify(context.Background(), password, hash)
+	if err != nil {
+		t.Errorf("Verify(%q, %q): %v", password, hash, err)
+	}
+	return ok, rehash
 }
 
 var phcArgon2id = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$`)
@@ -317,7 +325,9 @@ func TestWaste(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for _, pw := range []string{"", "some password", strings.Repeat("x", 1000)} {
-		p.Waste(pw)
+		if err := p.Waste(context.Background(), pw); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runtime.ReadMemStats(&after)
 	if got, min := after.TotalAlloc-before.TotalAlloc, uint64(3*params.MemoryKiB)*1024; got < min {
@@ -346,9 +356,58 @@ func BenchmarkHashOWASP(b *testing.B) {
 	b.Run(OWASPArgon2.String(), func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := p.Hash("correct horse battery staple"); err != nil {
+			if _, err := p.Hash(context.Background(), "correct horse battery staple"); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// Password checks wait in line, one per CPU: one that would wait longer than
+// maxWait gets ErrBusy, one whose context ends gets its error, and a slot given
+// back lets the next one through.
+func TestPasswordChecksWaitInLine(t *testing.T) {
+	p := newTestPasswords(t, Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
+	if cap(p.slots) != runtime.GOMAXPROCS(0) {
+		t.Errorf("%d slots, want one per CPU (%d)", cap(p.slots), runtime.GOMAXPROCS(0))
+	}
+	hash := mustHash(t, p, "pw")
+	for range cap(p.slots) {
+		p.slots <- struct{}{} // every slot taken
+	}
+	p.maxWait = 20 * time.Millisecond
+	if _, err := p.Hash(context.Background(), "pw"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Hash with every slot taken = %v, want ErrBusy", err)
+	}
+	if _, _, err := p.Verify(context.Background(), "pw", hash); !errors.Is(err, ErrBusy) {
+		t.Errorf("Verify with every slot taken = %v, want ErrBusy", err)
+	}
+	if err := p.Waste(context.Background(), "pw"); !errors.Is(err, ErrBusy) {
+		t.Errorf("Waste with every slot taken = %v, want ErrBusy", err)
+	}
+	p.maxWait = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := p.Verify(ctx, "pw", hash); !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify with every slot taken and its context cancelled = %v, want context.Canceled", err)
+	}
+
+	// A slot given back admits the next check, which waited for it.
+	result := make(chan error, 1)
+	go func() {
+		ok, _, err := p.Verify(context.Background(), "pw", hash)
+		if err == nil && !ok {
+			err = errors.New("the password did not match")
+		}
+		result <- err
+	}()
+	select {
+	case err := <-result:
+		t.Fatalf("Verify ran with every slot taken: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-p.slots
+	if err := <-result; err != nil {
+		t.Errorf("Verify after a slot was given back: %v", err)
+	}
 }

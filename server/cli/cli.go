@@ -425,7 +425,7 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	hash, err := passwords.Hash(password)
+	hash, err := passwords.Hash(ctx, password)
 	if err != nil {
 		return err
 	}
