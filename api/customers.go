@@ -211,13 +211,15 @@ func (h *Handler) editCustomer(ctx context.Context, idHex string, ifMatch *strin
 		if err := requireOwner(p, cur.OwnerID, "customers"); err != nil {
 			return err
 		}
-		changes := ch
+		changes := ch.Effective(cur)
 		if changes.OwnerID != nil {
-			if cur.OwnerID != nil && *changes.OwnerID == *cur.OwnerID {
-				changes.OwnerID = nil
-			} else if err := requireSelfAssigned(p, *changes.OwnerID, "owner_id"); err != nil {
+			if err := requireSelfAssigned(p, *changes.OwnerID, "owner_id"); err != nil {
 				return err
 			}
+		}
+		if changes.None() {
+			updated = cur
+			return nil
 		}
 		updated, err = h.store.UpdateCustomer(ctx, id, cur.Revision, changes)
 		return err

@@ -261,18 +261,16 @@ func (h *Handler) editInteraction(ctx context.Context, idHex string, ifMatch *st
 		if err := requireOwner(p, &cur.UserID, "interactions"); err != nil {
 			return err
 		}
-		changes := ch
 		// Unchanged references need no check that they exist, nor permission.
-		if changes.UserID != nil && *changes.UserID == cur.UserID {
-			changes.UserID = nil
-		}
-		if changes.CustomerID != nil && *changes.CustomerID == cur.CustomerID {
-			changes.CustomerID = nil
-		}
+		changes := ch.Effective(cur)
 		if changes.UserID != nil {
 			if err := requireSelfAssigned(p, *changes.UserID, "user_id"); err != nil {
 				return err
 			}
+		}
+		if changes.None() {
+			updated = cur
+			return nil
 		}
 		updated, err = h.store.UpdateInteraction(ctx, id, cur.Revision, changes)
 		return err

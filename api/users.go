@@ -221,17 +221,17 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		if err := checkIfMatch(ifMatch, cur.Revision); err != nil {
 			return err
 		}
-		changes := edit.changes
-		dropUnchanged(&changes.Name, cur.Name)
-		dropUnchanged(&changes.Email, cur.Email)
-		dropUnchanged(&changes.Company, cur.Company)
-		dropUnchanged(&changes.Role, cur.Role)
-		dropUnchanged(&changes.Status, cur.Status)
+		// Re-sending a field's current value needs no permission to change it.
+		changes := edit.changes.Effective(cur)
 		if err := h.mayEditUser(ctx, p, cur, changes, edit.currentPassword); err != nil {
 			if errors.Is(err, errWrongCurrentPassword) {
 				h.throttle.failed(throttleKey, ip)
 			}
 			return err
+		}
+		if changes.None() {
+			updated = cur
+			return nil
 		}
 		updated, err = h.store.UpdateUser(ctx, id, cur.Revision, changes)
 		return err
@@ -325,13 +325,6 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	return gen.DeleteUser204Response{}, nil
 }
 
-// dropUnchanged clears a requested change that would not change anything, so
-// that re-sending a field's current value needs no permission to change it.
-func dropUnchanged(change **string, current string) {
-	if *change != nil && **change == current {
-		*change = nil
-	}
-}
 
 // trimmed returns s with surrounding spaces removed, keeping nil as nil.
 func trimmed(s *string) *string { return mapPtr(s, strings.TrimSpace) }

@@ -527,3 +527,55 @@ func countCustomers(t *testing.T, e *env, u user, email string) int {
 	}
 	return n
 }
+
+// A write that would change nothing changes nothing: the record keeps its
+// ETag and updated_at, so that a client syncing by updated_since does not
+// read its own no-op writes back as news. A real change still moves both.
+func TestWritesThatChangeNothing(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	type state struct{ etag, updatedAt string }
+	send := func(method, path, body string) state {
+		t.Helper()
+		res, data := e.raw(method, path, admin.token, "application/json", body)
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
+			t.Fatalf("%s %s %s: %d %s", method, path, body, res.StatusCode, data)
+		}
+		var m struct {
+			ID        string `json:"id"`
+			UpdatedAt string `json:"updated_at"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		return state{res.Header.Get("ETag"), m.UpdatedAt}
+	}
+	created, err := e.as(admin.token).CreateCustomerWithResponse(context.Background(), nil, gen.CreateCustomerJSONRequestBody{
+		Name: "Same", Email: "same@example.org", Company: ptr("Acme"), Tags: &[]string{"a", "b"},
+	})
+	mustStatus(t, created, err, http.StatusCreated)
+	customer := "/customers/" + created.JSON201.Id
+	it, err := e.as(admin.token).CreateInteractionWithResponse(context.Background(), nil, gen.CreateInteractionJSONRequestBody{
+		CustomerId: created.JSON201.Id, Type: gen.InteractionTypeCall, ScheduledAt: ptr(time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)),
+	})
+	mustStatus(t, it, err, http.StatusCreated)
+	interaction := "/interactions/" + it.JSON201.Id
+	time.Sleep(5 * time.Millisecond) // a write now would show in updated_at
+
+	for _, tc := range []struct{ what, method, path, body string }{
+		{"customer, the same fields", http.MethodPatch, customer, `{"name":"Same","email":"SAME@example.org","company":"Acme","tags":["a","b"],"owner_id":"` + admin.Id + `"}`},
+		{"customer, the same whole record", http.MethodPut, customer, `{"name":"Same","email":"same@example.org","company":"Acme","status":"active","tags":["a","b"]}`},
+		{"interaction, the same time to the nanosecond", http.MethodPatch, interaction, `{"type":"Call","scheduled_at":"2030-01-02T03:04:05.123456789Z"}`},
+		{"own user, the same name", http.MethodPatch, "/users/" + admin.Id, `{"name":"` + admin.Name + `"}`},
+	} {
+		before := send(http.MethodGet, tc.path, "")
+		if after := send(tc.method, tc.path, tc.body); after != before {
+			t.Errorf("%s: %s changed ETag/updated_at from %v to %v", tc.what, tc.method, before, after)
+		}
+	}
+
+	before := send(http.MethodGet, customer, "")
+	if after := send(http.MethodPatch, customer, `{"company":"Other"}`); after.etag == before.etag || after.updatedAt == before.updatedAt {
+		t.Errorf("a real change kept ETag/updated_at %v", before)
+	}
+}

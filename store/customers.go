@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -50,6 +51,26 @@ type CustomerChanges struct {
 	Tags                                       *[]string
 	OwnerID                                    *bson.ObjectID
 }
+
+// Effective returns the changes that would alter c (see dropSame).
+func (ch CustomerChanges) Effective(c *Customer) CustomerChanges {
+	dropSame(&ch.Name, c.Name)
+	dropSame(&ch.Email, c.Email)
+	dropSame(&ch.Phone, c.Phone)
+	dropSame(&ch.Company, c.Company)
+	dropSame(&ch.Status, c.Status)
+	dropSame(&ch.Notes, c.Notes)
+	if ch.Tags != nil && slices.Equal(*ch.Tags, c.Tags) {
+		ch.Tags = nil
+	}
+	if c.OwnerID != nil {
+		dropSame(&ch.OwnerID, *c.OwnerID)
+	}
+	return ch
+}
+
+// None reports whether ch changes nothing.
+func (ch CustomerChanges) None() bool { return ch == CustomerChanges{} }
 
 // CustomerFilter selects customers for List; zero fields do not filter.
 type CustomerFilter struct {

@@ -71,6 +71,26 @@ type InteractionChanges struct {
 	ScheduledAt               *time.Time
 }
 
+// Effective returns the changes that would alter it (see dropSame). Times
+// compare at the millisecond, as stored.
+func (ch InteractionChanges) Effective(it *Interaction) InteractionChanges {
+	dropSame(&ch.UserID, it.UserID)
+	dropSame(&ch.CustomerID, it.CustomerID)
+	dropSame(&ch.Type, it.Type)
+	dropSame(&ch.Description, it.Description)
+	dropSame(&ch.Status, it.Status)
+	if at := ch.ScheduledAt; at != nil {
+		if at.IsZero() && it.ScheduledAt == nil ||
+			!at.IsZero() && it.ScheduledAt != nil && at.Truncate(time.Millisecond).Equal(*it.ScheduledAt) {
+			ch.ScheduledAt = nil
+		}
+	}
+	return ch
+}
+
+// None reports whether ch changes nothing.
+func (ch InteractionChanges) None() bool { return ch == InteractionChanges{} }
+
 // InteractionFilter selects interactions for List; zero fields do not filter.
 type InteractionFilter struct {
 	CustomerID, UserID *bson.ObjectID

@@ -77,6 +77,20 @@ type UserChanges struct {
 	Name, Email, Company, Role, Status, PasswordHash *string
 }
 
+// Effective returns the changes that would alter u (see dropSame). A new
+// password hash always does.
+func (ch UserChanges) Effective(u *User) UserChanges {
+	dropSame(&ch.Name, u.Name)
+	dropSame(&ch.Email, u.Email)
+	dropSame(&ch.Company, u.Company)
+	dropSame(&ch.Role, u.Role)
+	dropSame(&ch.Status, u.Status)
+	return ch
+}
+
+// None reports whether ch changes nothing.
+func (ch UserChanges) None() bool { return ch == UserChanges{} }
+
 // UserFilter selects users for List; zero fields do not filter.
 type UserFilter struct {
 	Status, Role string

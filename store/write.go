@@ -74,6 +74,19 @@ type outgoing struct {
 	field string
 }
 
+// Changes that change nothing: each resource's Changes type has an Effective
+// method that drops the fields set to what the record already holds, so that
+// a write that would change nothing is skipped. A client that syncs by
+// updated_since then does not read its own no-op writes back as news, and
+// the record keeps its revision and ETag.
+
+// dropSame clears *change when it would set the value the record holds.
+func dropSame[T comparable](change **T, current T) {
+	if *change != nil && **change == current {
+		*change = nil
+	}
+}
+
 // changes collects the members an update sets and removes.
 type changes struct{ set, unset bson.D }
 
