@@ -325,7 +325,6 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	return gen.DeleteUser204Response{}, nil
 }
 
-
 // trimmed returns s with surrounding spaces removed, keeping nil as nil.
 func trimmed(s *string) *string { return mapPtr(s, strings.TrimSpace) }
 
