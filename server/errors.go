@@ -196,7 +196,7 @@ func toProblem(err error) problem {
 		return problem{kind: kindUnavailable, detail: "Too many sign-ins are being checked at once; retry shortly.",
 			headers: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return problem{kind: kindUnavailable, detail: "The database is not answering; try again shortly.",
+		return problem{kind: kindUnavailable, detail: "The database is busy or not answering; try again shortly.",
 			headers: map[string]string{"Retry-After": "5"}}
 	}
 

@@ -24,7 +24,8 @@ var (
 	ErrStale = errors.New("store: revision changed")
 	// ErrReferenced: the record is still referenced by others and was not deleted.
 	ErrReferenced = errors.New("store: still referenced")
-	// ErrUnavailable: the database did not answer in time or cannot be reached.
+	// ErrUnavailable: the database did not answer in time, cannot be reached,
+	// or the embedded engine was too busy to take the operation in time.
 	ErrUnavailable = errors.New("store: database unavailable")
 )
 

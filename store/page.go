@@ -46,6 +46,11 @@ func list[T any](ctx context.Context, s *Store, coll collection, filter bson.D, 
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
+	leave, err := s.lists.enterWithin(ctx, 0.5)
+	if err != nil {
+		return Page[T]{}, translate(err)
+	}
+	defer leave()
 
 	query := filter
 	if opts.After != nil {

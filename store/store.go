@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +78,7 @@ type Store struct {
 
 	users, customers, interactions           collection
 	meta, refreshTokens, idempotency, claims collection
+	lists                                    gate // see gate
 
 	// filterByIDOnly is set on the embedded engine (and on FerretDB behind a
 	// URI), which only uses an index for filters that are exactly {_id: X}:
@@ -140,11 +142,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.client = client
 	s.db = client.Database(cfg.Database)
-	var gate writeGate
+	var writes gate
 	if s.engine != nil {
-		gate = make(writeGate, 1)
+		writes = make(gate, 1)
+		s.lists = make(gate, runtime.GOMAXPROCS(0))
 	}
-	coll := func(name string) collection { return collection{s.db.Collection(name), gate} }
+	coll := func(name string) collection { return collection{s.db.Collection(name), writes} }
 	s.users = coll(usersCollection)
 	s.customers = coll(customersCollection)
 	s.interactions = coll(interactionsCollection)

@@ -1133,7 +1133,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The database is unavailable; try again shortly. */
+        /** @description The database is unavailable or too busy; try again shortly. */
         ServiceUnavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -1145,7 +1145,7 @@ export interface components {
                  *       "type": "urn:crm:problem:unavailable",
                  *       "title": "Service unavailable",
                  *       "status": 503,
-                 *       "detail": "The database is not answering; try again shortly.",
+                 *       "detail": "The database is busy or not answering; try again shortly.",
                  *       "instance": "/customers",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f"
                  *     }
