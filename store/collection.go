@@ -68,58 +68,39 @@ func (g gate) enterWithin(ctx context.Context, share float64) (leave func(), err
 	return g.enter(ctx)
 }
 
-func (c collection) InsertOne(ctx context.Context, doc any, opts ...options.Lister[options.InsertOneOptions]) (*mongo.InsertOneResult, error) {
-	leave, err := c.writes.enter(ctx)
+// gated runs write once the gate lets it in.
+func gated[R any](ctx context.Context, g gate, write func() (R, error)) (R, error) {
+	leave, err := g.enter(ctx)
 	if err != nil {
-		return nil, err
+		var none R
+		return none, err
 	}
 	defer leave()
-	return c.Collection.InsertOne(ctx, doc, opts...)
+	return write()
+}
+
+func (c collection) InsertOne(ctx context.Context, doc any, opts ...options.Lister[options.InsertOneOptions]) (*mongo.InsertOneResult, error) {
+	return gated(ctx, c.writes, func() (*mongo.InsertOneResult, error) { return c.Collection.InsertOne(ctx, doc, opts...) })
 }
 
 func (c collection) InsertMany(ctx context.Context, docs any, opts ...options.Lister[options.InsertManyOptions]) (*mongo.InsertManyResult, error) {
-	leave, err := c.writes.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	return c.Collection.InsertMany(ctx, docs, opts...)
+	return gated(ctx, c.writes, func() (*mongo.InsertManyResult, error) { return c.Collection.InsertMany(ctx, docs, opts...) })
 }
 
 func (c collection) UpdateOne(ctx context.Context, filter, update any, opts ...options.Lister[options.UpdateOneOptions]) (*mongo.UpdateResult, error) {
-	leave, err := c.writes.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	return c.Collection.UpdateOne(ctx, filter, update, opts...)
+	return gated(ctx, c.writes, func() (*mongo.UpdateResult, error) { return c.Collection.UpdateOne(ctx, filter, update, opts...) })
 }
 
 func (c collection) UpdateMany(ctx context.Context, filter, update any, opts ...options.Lister[options.UpdateManyOptions]) (*mongo.UpdateResult, error) {
-	leave, err := c.writes.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	return c.Collection.UpdateMany(ctx, filter, update, opts...)
+	return gated(ctx, c.writes, func() (*mongo.UpdateResult, error) { return c.Collection.UpdateMany(ctx, filter, update, opts...) })
 }
 
 func (c collection) DeleteOne(ctx context.Context, filter any, opts ...options.Lister[options.DeleteOneOptions]) (*mongo.DeleteResult, error) {
-	leave, err := c.writes.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	return c.Collection.DeleteOne(ctx, filter, opts...)
+	return gated(ctx, c.writes, func() (*mongo.DeleteResult, error) { return c.Collection.DeleteOne(ctx, filter, opts...) })
 }
 
 func (c collection) DeleteMany(ctx context.Context, filter any, opts ...options.Lister[options.DeleteManyOptions]) (*mongo.DeleteResult, error) {
-	leave, err := c.writes.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer leave()
-	return c.Collection.DeleteMany(ctx, filter, opts...)
+	return gated(ctx, c.writes, func() (*mongo.DeleteResult, error) { return c.Collection.DeleteMany(ctx, filter, opts...) })
 }
 
 func (c collection) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...options.Lister[options.FindOneAndUpdateOptions]) *mongo.SingleResult {
