@@ -119,10 +119,10 @@ func TestEmbeddedEngineListsOnePerCPU(t *testing.T) {
 	}
 }
 
-// A write waiting at the gate gives up when its context ends, with an error
+// An operation waiting at a gate gives up when its context ends, with an error
 // the store reports as the database being unavailable (503), and leaves the
 // gate as it was.
-func TestWriteGateHonoursTheDeadline(t *testing.T) {
+func TestGateHonoursTheDeadline(t *testing.T) {
 	t.Parallel()
 	g := make(gate, 1)
 	leave, err := g.enter(context.Background())
@@ -161,9 +161,9 @@ func TestWriteGateHonoursTheDeadline(t *testing.T) {
 	}
 }
 
-// Only the embedded engine that this process runs gets the gate: MongoDB and
-// an engine shared with other processes order concurrent writes themselves.
-func TestWriteGateOnlyOnTheEmbeddedEngine(t *testing.T) {
+// Only the embedded engine that this process runs gets the gates: MongoDB and
+// an engine shared with other processes order concurrent work themselves.
+func TestGatesOnlyOnTheEmbeddedEngine(t *testing.T) {
 	t.Parallel()
 	embedded := openTestStore(t)
 	if embedded.customers.writes == nil || embedded.lists == nil {
