@@ -17,6 +17,8 @@ type Principal struct {
 	ID      bson.ObjectID
 	IDHex   string
 	IsAdmin bool
+
+	tokenVersion int64 // the user's current token version
 }
 
 type principalKey struct{}
@@ -43,34 +45,41 @@ func principal(ctx context.Context) (*Principal, error) {
 }
 
 // Authenticate verifies an access token and returns the user it belongs to, who
-// must still exist and be active: deleting or deactivating a user ends their
-// access within principalCacheTTL everywhere, and at once on this server.
+// must still exist, be active and be at the token's version (a new password or
+// a deactivation moves the user past every token issued before): each ends
+// the user's access within principalCacheTTL everywhere, and at once on this
+// server.
 func (h *Handler) Authenticate(ctx context.Context, token string) (*Principal, error) {
-	id, ok := h.principals.verified(token)
+	access, ok := h.principals.verified(token)
 	if !ok {
-		subject, until, err := h.tokens.Check(token)
+		a, err := h.tokens.Check(token)
 		if err != nil {
 			return nil, err
 		}
-		if id, err = bson.ObjectIDFromHex(subject); err != nil {
+		id, err := bson.ObjectIDFromHex(a.Subject)
+		if err != nil {
 			return nil, fmt.Errorf("%w: subject is not a user id", ErrUnauthenticated)
 		}
-		h.principals.rememberToken(token, id, until)
+		access = verifiedToken{user: id, version: a.Version, until: a.Until}
+		h.principals.rememberToken(token, access)
 	}
-	if p, ok := h.principals.get(id); ok {
-		return p, nil
+	p, ok := h.principals.get(access.user)
+	if !ok {
+		u, err := h.store.GetUser(ctx, access.user)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("%w: the token's user no longer exists", ErrUnauthenticated)
+		case err != nil:
+			return nil, err
+		case u.Status != store.StatusActive:
+			return nil, fmt.Errorf("%w: the token's user is deactivated", ErrUnauthenticated)
+		}
+		p = &Principal{ID: u.ID, IDHex: u.ID.Hex(), IsAdmin: u.Role == store.RoleAdmin, tokenVersion: u.TokenVersion}
+		h.principals.put(p)
 	}
-	u, err := h.store.GetUser(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("%w: the token's user no longer exists", ErrUnauthenticated)
-	case err != nil:
-		return nil, err
-	case u.Status != store.StatusActive:
-		return nil, fmt.Errorf("%w: the token's user is deactivated", ErrUnauthenticated)
+	if p.tokenVersion != access.version {
+		return nil, fmt.Errorf("%w: the token predates the user's new password or deactivation", ErrUnauthenticated)
 	}
-	p := &Principal{ID: u.ID, IDHex: u.ID.Hex(), IsAdmin: u.Role == store.RoleAdmin}
-	h.principals.put(p)
 	return p, nil
 }
 
@@ -90,8 +99,9 @@ type principalCache struct {
 }
 
 type verifiedToken struct {
-	user  bson.ObjectID
-	until time.Time
+	user    bson.ObjectID
+	version int64
+	until   time.Time
 }
 
 type cachedPrincipal struct {
@@ -107,24 +117,24 @@ func newPrincipalCache() *principalCache {
 // track recency.
 const maxCachedEntries = 10_000
 
-// verified returns the user of a token verified before and still valid.
-func (c *principalCache) verified(token string) (bson.ObjectID, bool) {
+// verified returns what a token verified before and still valid grants.
+func (c *principalCache) verified(token string) (verifiedToken, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.tokens[token]
 	if !ok || time.Now().After(v.until) {
-		return bson.ObjectID{}, false
+		return verifiedToken{}, false
 	}
-	return v.user, true
+	return v, true
 }
 
-func (c *principalCache) rememberToken(token string, user bson.ObjectID, until time.Time) {
+func (c *principalCache) rememberToken(token string, v verifiedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.tokens) >= maxCachedEntries {
 		clear(c.tokens)
 	}
-	c.tokens[token] = verifiedToken{user: user, until: until}
+	c.tokens[token] = v
 }
 
 func (c *principalCache) get(id bson.ObjectID) (*Principal, bool) {
@@ -146,7 +156,8 @@ func (c *principalCache) put(p *Principal) {
 	c.entries[p.ID] = cachedPrincipal{p: p, expires: time.Now().Add(principalCacheTTL)}
 }
 
-// forget drops a user whose role, status or existence just changed.
+// forget drops a user whose role, status, token version or existence just
+// changed.
 func (c *principalCache) forget(id bson.ObjectID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -77,7 +77,7 @@ func (h *Handler) checkPassword(ctx context.Context, email, password string) (*s
 
 // issueTokens returns a new access token and a new refresh token of family.
 func (h *Handler) issueTokens(ctx context.Context, u *store.User, family string) (gen.TokenResponse, error) {
-	access, err := h.tokens.Issue(u.ID.Hex())
+	access, err := h.tokens.Issue(u.ID.Hex(), u.TokenVersion)
 	if err != nil {
 		return gen.TokenResponse{}, err
 	}

@@ -233,6 +233,11 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 			updated = cur
 			return nil
 		}
+		if changes.PasswordHash != nil || (changes.Status != nil && *changes.Status != store.StatusActive) {
+			// A new password or a deactivation ends every access token
+			// issued before, for good: reactivating does not bring them back.
+			changes.TokenVersion = ptr(cur.TokenVersion + 1)
+		}
 		updated, err = h.store.UpdateUser(ctx, id, cur.Revision, changes)
 		return err
 	})
@@ -240,7 +245,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		return nil, err
 	}
 
-	if edit.changes.Role != nil || edit.changes.Status != nil {
+	if edit.changes.Role != nil || edit.changes.Status != nil || edit.password != nil {
 		h.principals.forget(id)
 	}
 	if edit.password != nil || updated.Status != store.StatusActive {

@@ -142,7 +142,7 @@ func fixtureFor(b *testing.B, n int) *fixture {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(handler)
-	token, _ := tokens.Issue(admin.ID.Hex())
+	token, _ := tokens.Issue(admin.ID.Hex(), admin.TokenVersion)
 	f := &fixture{
 		st: st, handler: handler, srv: srv, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
 		token: token, passwords: passwords, admin: admin, customer: timeline.ID, email: admin.Email, password: password,

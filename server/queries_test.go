@@ -415,7 +415,7 @@ func (w *queryWorld) newReader(t *testing.T) string {
 		Password: ptr(queryWorldPassword), Role: ptr(gen.Member),
 	})
 	mustStatus(t, res, err, http.StatusCreated)
-	token, err := w.e.tokens.Issue(res.JSON201.Id)
+	token, err := w.e.tokens.Issue(res.JSON201.Id, 0) // a new user is at token version 0
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,9 +155,15 @@ func TestWhatEndsAccess(t *testing.T) {
 		wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials")
 		// Reactivation lets them sign in again, but old refresh tokens stay dead.
 		e.raw(http.MethodPatch, "/users/"+bob.Id, admin.token, "application/json", `{"status":"active"}`)
-		e.loginFull(bob.Email, bob.password)
+		fresh := e.loginFull(bob.Email, bob.password)
 		if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
 			t.Errorf("an old refresh token came back to life: %d", status)
+		}
+		if res, _ := e.raw(http.MethodGet, "/users/me", tok.AccessToken, "", ""); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("an old access token came back to life: %d", res.StatusCode)
+		}
+		if res, _ := e.raw(http.MethodGet, "/users/me", fresh.AccessToken, "", ""); res.StatusCode != http.StatusOK {
+			t.Errorf("a sign-in after reactivation: %d", res.StatusCode)
 		}
 	})
 
@@ -219,9 +225,17 @@ func TestPasswordChange(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("old password still signs in: %d", res.StatusCode)
 	}
-	e.loginFull(bob.Email, newPassword)
+	afterChange := e.loginFull(bob.Email, newPassword)
 	if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
 		t.Errorf("a refresh token from before the password change still works: %d", status)
+	}
+	for _, old := range []string{tok.AccessToken, bob.token} {
+		if res, _ := e.raw(http.MethodGet, "/users/me", old, "", ""); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("an access token from before the password change still works: %d", res.StatusCode)
+		}
+	}
+	if res, _ := e.raw(http.MethodGet, "/users/me", afterChange.AccessToken, "", ""); res.StatusCode != http.StatusOK {
+		t.Errorf("a sign-in with the new password: %d", res.StatusCode)
 	}
 
 	// An admin resets another user's password without knowing it.
@@ -232,6 +246,12 @@ func TestPasswordChange(t *testing.T) {
 		t.Fatalf("admin reset: %d %s", res.StatusCode, body)
 	}
 	e.loginFull(bob.Email, reset)
+	if res, _ := e.raw(http.MethodGet, "/users/me", afterChange.AccessToken, "", ""); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an access token from before the admin's reset still works: %d", res.StatusCode)
+	}
+	if res, _ := e.raw(http.MethodGet, "/users/me", admin.token, "", ""); res.StatusCode != http.StatusOK {
+		t.Errorf("resetting bob's password ended the admin's access: %d", res.StatusCode)
+	}
 
 	// But an admin changing their own password proves who they are.
 	res, body = e.raw(http.MethodPatch, "/users/"+admin.Id, admin.token, "application/json", `{"password":"admins new password"}`)

@@ -14,8 +14,9 @@ import (
 // User field names beyond the shared ones. "password" holds the hash, as in the
 // original CRM.
 const (
-	userFieldPassword = "password"
-	userFieldRole     = "role"
+	userFieldPassword     = "password"
+	userFieldRole         = "role"
+	userFieldTokenVersion = "token_version"
 )
 
 // Roles and statuses as stored.
@@ -51,6 +52,9 @@ type User struct {
 	UpdatedAt    time.Time     `bson:"updated_at"`
 	Revision     int64         `bson:"revision"`
 	DeletingAt   *time.Time    `bson:"deleting_at,omitempty"`
+	// TokenVersion is the version access tokens must carry: a new password
+	// or a deactivation moves it on, which ends every token issued before.
+	TokenVersion int64 `bson:"token_version,omitempty"`
 }
 
 // normalize fills what documents written by the original CRM lack or spell
@@ -75,10 +79,11 @@ func (u *User) IsActiveAdmin() bool { return u.Role == RoleAdmin && u.Status == 
 // empty Company removes it.
 type UserChanges struct {
 	Name, Email, Company, Role, Status, PasswordHash *string
+	TokenVersion                                     *int64
 }
 
 // Effective returns the changes that would alter u (see dropSame). A new
-// password hash always does.
+// password hash and a new token version always do.
 func (ch UserChanges) Effective(u *User) UserChanges {
 	dropSame(&ch.Name, u.Name)
 	dropSame(&ch.Email, u.Email)
@@ -215,6 +220,9 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 	ch.text(userFieldRole, c.Role)
 	ch.text(fieldStatus, c.Status)
 	ch.text(userFieldPassword, c.PasswordHash)
+	if c.TokenVersion != nil {
+		ch.value(userFieldTokenVersion, *c.TokenVersion)
+	}
 
 	if !demotes {
 		var u User

@@ -72,19 +72,33 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 // TTL is the lifetime of the access tokens issued.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
 
-// Issue returns a signed access token for the user with id subject.
-func (t *Tokens) Issue(subject string) (string, error) {
+// claims are an access token's claims: the registered ones, and the version
+// of the user's sign-ins the token belongs to.
+type claims struct {
+	jwt.RegisteredClaims
+	// Version is the user's token version when the token was issued; a new
+	// password or a deactivation moves the user to the next version, which
+	// ends every access token issued before. Absent means 0.
+	Version int64 `json:"ver,omitempty"`
+}
+
+// Issue returns a signed access token for the user with id subject, whose
+// token version is version.
+func (t *Tokens) Issue(subject string, version int64) (string, error) {
 	now := time.Now()
-	claims := jwt.RegisteredClaims{
-		Issuer:    t.issuer,
-		Subject:   subject,
-		Audience:  jwt.ClaimStrings{t.audience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
-		ID:        rand.Text(),
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.issuer,
+			Subject:   subject,
+			Audience:  jwt.ClaimStrings{t.audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+			ID:        rand.Text(),
+		},
+		Version: version,
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	tok.Header["typ"] = accessTokenType
 	return tok.SignedString(t.key)
 }
@@ -92,26 +106,33 @@ func (t *Tokens) Issue(subject string) (string, error) {
 // Verify checks an access token's signature, type and claims and returns its
 // subject.
 func (t *Tokens) Verify(token string) (string, error) {
-	subject, _, err := t.Check(token)
-	return subject, err
+	a, err := t.Check(token)
+	return a.Subject, err
 }
 
-// Check is Verify that also returns until when the token is accepted: its
-// expiry plus the leeway. Until then, the outcome for this exact token cannot
-// change, which lets a caller remember it.
-func (t *Tokens) Check(token string) (subject string, acceptedUntil time.Time, err error) {
-	var claims jwt.RegisteredClaims
-	parsed, err := t.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return t.key, nil })
+// Access is what a verified access token grants.
+type Access struct {
+	Subject string // the user's id
+	Version int64  // the user's token version the token was issued for
+	// Until is the token's expiry plus the leeway. Until then, the outcome of
+	// verifying this exact token cannot change, which lets a caller remember it.
+	Until time.Time
+}
+
+// Check is Verify returning all the token grants.
+func (t *Tokens) Check(token string) (Access, error) {
+	var c claims
+	parsed, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil })
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Access{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if typ, _ := parsed.Header["typ"].(string); typ != accessTokenType {
-		return "", time.Time{}, fmt.Errorf("%w: typ %q", ErrInvalidToken, typ)
+		return Access{}, fmt.Errorf("%w: typ %q", ErrInvalidToken, typ)
 	}
-	if claims.Subject == "" {
-		return "", time.Time{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
+	if c.Subject == "" {
+		return Access{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
-	return claims.Subject, claims.ExpiresAt.Add(t.leeway), nil
+	return Access{Subject: c.Subject, Version: c.Version, Until: c.ExpiresAt.Add(t.leeway)}, nil
 }
 
 // NewRefreshToken returns a new opaque refresh token (256 random bits) and the

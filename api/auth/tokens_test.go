@@ -86,7 +86,7 @@ func TestNewTokensConfig(t *testing.T) {
 func TestIssueVerifyRoundTrip(t *testing.T) {
 	tokens := newTestTokens(t)
 	for _, subject := range []string{"665f1c2e8a4b3c2d1e0f9a8b", "x", "ünïcødé subject"} {
-		tok, err := tokens.Issue(subject)
+		tok, err := tokens.Issue(subject, 0)
 		if err != nil {
 			t.Fatalf("Issue(%q): %v", subject, err)
 		}
@@ -96,6 +96,29 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		}
 		if got != subject {
 			t.Errorf("Verify(Issue(%q)) = %q", subject, got)
+		}
+	}
+}
+
+func TestTokenVersionRoundTrip(t *testing.T) {
+	tokens := newTestTokens(t)
+	for _, version := range []int64{0, 1, 41} {
+		tok, err := tokens.Issue("user-1", version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := tokens.Check(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Subject != "user-1" || a.Version != version {
+			t.Errorf("Check(Issue(user-1, %d)) = %q at version %d", version, a.Subject, a.Version)
+		}
+		// Version 0 is left out: tokens issued before versions existed are
+		// at version 0, as are users stored before.
+		claims := decodeSegment(t, strings.Split(tok, ".")[1])
+		if ver, present := claims["ver"]; present != (version != 0) || (present && ver != float64(version)) {
+			t.Errorf("version %d: claim ver = %v (present %v)", version, ver, present)
 		}
 	}
 }
@@ -117,7 +140,7 @@ func decodeSegment(t *testing.T, seg string) map[string]any {
 func TestIssuedTokenContents(t *testing.T) {
 	tokens := newTestTokens(t)
 	before := time.Now().Unix()
-	tok, err := tokens.Issue("user-1")
+	tok, err := tokens.Issue("user-1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +204,7 @@ func TestIssuedTokenContents(t *testing.T) {
 	}
 
 	// Each token gets its own id.
-	tok2, err := tokens.Issue("user-1")
+	tok2, err := tokens.Issue("user-1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
