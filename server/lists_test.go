@@ -1305,6 +1305,13 @@ func TestQueryParameters(t *testing.T) {
 		{"/interactions?type=Call&type=Meeting", []string{"?type"}},
 		{timeline + "?status=Open&status=Resolved", []string{"?status"}},
 		{"/users?role=admin&role=member", []string{"?role"}},
+		// Pairs that Go's query parser drops, with the filter they carry.
+		{"/customers?owner_id=" + admin.Id + ";", []string{"?owner_id"}},
+		{"/customers?limit=5;", []string{"?limit"}},
+		{"/customers?status=inactive;x=1", []string{"?status"}},
+		{"/customers?q=%zz", []string{"?q"}},
+		{"/customers?%zz=1", []string{"?%zz"}},
+		{"/customers?limit=5&status=active;", []string{"?status"}},
 		// Malformed values.
 		{"/customers?created_after=yesterday", []string{"?created_after"}},
 		{"/customers?created_before=2026-13-45T00:00:00Z", []string{"?created_before"}},

@@ -79,11 +79,13 @@ func (ops operations) lookup(c echo.Context) *operationInfo {
 	return ops[route{c.Request().Method, c.Path()}]
 }
 
-// checkQuery refuses query parameters that the operation does not declare, and
-// repeated ones that it does not declare as lists: silently ignoring them would
-// answer a misspelt "cursor" or filter with the wrong page.
-func (info *operationInfo) checkQuery(query url.Values) error {
+// checkQuery refuses malformed query pairs, query parameters that the
+// operation does not declare, and repeated ones that it does not declare as
+// lists: silently ignoring them would answer a misspelt "cursor" or filter
+// with the wrong page.
+func (info *operationInfo) checkQuery(rawQuery string, query url.Values) error {
 	qe := &queryError{}
+	malformed(rawQuery, qe)
 	for name, values := range query {
 		repeatable, known := info.query[name]
 		switch {
@@ -102,6 +104,29 @@ func (info *operationInfo) checkQuery(query url.Values) error {
 	}
 	slices.SortFunc(qe.fields, func(a, b fieldProblem) int { return strings.Compare(a.Parameter, b.Parameter) })
 	return qe
+}
+
+// malformed adds the pairs of a query string that Go's parser drops, which
+// would otherwise go unnoticed: the filter or limit they carry would silently
+// not apply.
+func malformed(rawQuery string, qe *queryError) {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		key, value, _ := strings.Cut(pair, "=")
+		name, keyErr := url.QueryUnescape(key)
+		if keyErr != nil {
+			name = key
+		}
+		switch {
+		case strings.Contains(pair, ";"):
+			qe.add(name, "holds a ';', which does not separate parameters: use '&' (or %3B for the character)")
+		case keyErr != nil:
+			qe.add(name, "is not a correctly percent-encoded name")
+		default:
+			if _, err := url.QueryUnescape(value); err != nil {
+				qe.add(name, "is not correctly percent-encoded")
+			}
+		}
+	}
 }
 
 // suggestion names a declared parameter that differs from name only in case or
@@ -184,7 +209,7 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 				return next(c) // not an operation of the spec: /docs, /metrics, …
 			}
 			// Echo's parse of the query, which the generated binding reuses.
-			if err := info.checkQuery(c.QueryParams()); err != nil {
+			if err := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams()); err != nil {
 				return err
 			}
 			// The validator's errors go untouched to errors.go.
