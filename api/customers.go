@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -31,16 +32,20 @@ func customerOut(c *store.Customer) gen.Customer {
 	return out
 }
 
-// cleanTags trims tags and drops duplicates, keeping the first occurrence's order.
-func cleanTags(tags []string) []string {
+// cleanTags trims tags, refuses blank ones and drops duplicates, keeping the
+// first occurrence's order.
+func cleanTags(tags []string) ([]string, error) {
 	out := make([]string, 0, len(tags))
-	for _, t := range tags {
-		t = strings.TrimSpace(t)
-		if !slices.Contains(out, t) {
-			out = append(out, t)
+	for i, t := range tags {
+		tag, err := notBlank(&t, "/tags/"+strconv.Itoa(i))
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, *tag) {
+			out = append(out, *tag)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // CreateCustomer creates a customer owned by the signed-in user unless owner_id
@@ -60,14 +65,22 @@ func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequ
 			return nil, err
 		}
 	}
+	name, err := notBlank(&b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
+	tags, err := cleanTags(deref(b.Tags))
+	if err != nil {
+		return nil, err
+	}
 	c := &store.Customer{
-		Name:    strings.TrimSpace(b.Name),
+		Name:    *name,
 		Email:   normalizeEmail(b.Email),
 		Phone:   strings.TrimSpace(deref(b.Phone)),
 		Company: strings.TrimSpace(deref(b.Company)),
 		Status:  string(deref(b.Status)),
 		Notes:   deref(b.Notes),
-		Tags:    cleanTags(deref(b.Tags)),
+		Tags:    tags,
 		OwnerID: &owner,
 	}
 	if c.Status == "" {
@@ -137,14 +150,22 @@ func (h *Handler) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObj
 // ReplaceCustomer replaces a customer's editable fields.
 func (h *Handler) ReplaceCustomer(ctx context.Context, req gen.ReplaceCustomerRequestObject) (gen.ReplaceCustomerResponseObject, error) {
 	b := req.Body
+	name, err := notBlank(&b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
+	tags, err := cleanTags(deref(b.Tags))
+	if err != nil {
+		return nil, err
+	}
 	ch := store.CustomerChanges{
-		Name:    ptr(strings.TrimSpace(b.Name)),
+		Name:    name,
 		Email:   ptr(normalizeEmail(b.Email)),
 		Phone:   ptr(strings.TrimSpace(deref(b.Phone))),
 		Company: ptr(strings.TrimSpace(deref(b.Company))),
 		Status:  ptr(string(b.Status)),
 		Notes:   ptr(deref(b.Notes)),
-		Tags:    ptr(cleanTags(deref(b.Tags))),
+		Tags:    &tags,
 	}
 	c, err := h.editCustomer(ctx, req.Id, req.Params.IfMatch, ch, b.OwnerId)
 	if err != nil {
@@ -162,8 +183,12 @@ func (h *Handler) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerRequ
 	if b == nil {
 		return nil, invalidField("", "a JSON object with the fields to change is required")
 	}
+	name, err := notBlank(b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
 	ch := store.CustomerChanges{
-		Name:    trimmed(b.Name),
+		Name:    name,
 		Email:   mapPtr(b.Email, normalizeEmail),
 		Phone:   patchString(b.Phone),
 		Company: patchString(b.Company),
@@ -172,7 +197,10 @@ func (h *Handler) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerRequ
 	}
 	if b.Tags.IsSpecified() {
 		tags, _ := b.Tags.Get() // null gives nil: no tags
-		ch.Tags = ptr(cleanTags(tags))
+		if tags, err = cleanTags(tags); err != nil {
+			return nil, err
+		}
+		ch.Tags = &tags
 	}
 	c, err := h.editCustomer(ctx, req.Id, req.Params.IfMatch, ch, b.OwnerId)
 	if err != nil {

@@ -38,12 +38,16 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 			return nil, err
 		}
 	}
+	name, err := notBlank(&b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
 	hash, err := h.passwords.Hash(ctx, deref(b.Password))
 	if err != nil {
 		return nil, err
 	}
 	u := &store.User{
-		Name:         strings.TrimSpace(b.Name),
+		Name:         *name,
 		Email:        normalizeEmail(b.Email),
 		PasswordHash: hash,
 		Company:      strings.TrimSpace(deref(b.Company)),
@@ -141,9 +145,13 @@ type userEdit struct {
 // ReplaceUser replaces a user's editable fields.
 func (h *Handler) ReplaceUser(ctx context.Context, req gen.ReplaceUserRequestObject) (gen.ReplaceUserResponseObject, error) {
 	b := req.Body
+	name, err := notBlank(&b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
 	edit := userEdit{
 		changes: store.UserChanges{
-			Name:    ptr(strings.TrimSpace(b.Name)),
+			Name:    name,
 			Email:   ptr(normalizeEmail(b.Email)),
 			Company: ptr(strings.TrimSpace(deref(b.Company))),
 			Role:    ptr(string(b.Role)),
@@ -168,9 +176,13 @@ func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	if b == nil {
 		return nil, invalidField("", "a JSON object with the fields to change is required")
 	}
+	name, err := notBlank(b.Name, "/name")
+	if err != nil {
+		return nil, err
+	}
 	edit := userEdit{
 		changes: store.UserChanges{
-			Name:    trimmed(b.Name),
+			Name:    name,
 			Email:   mapPtr(b.Email, normalizeEmail),
 			Company: patchString(b.Company),
 			Role:    mapPtr(b.Role, func(r gen.UserRole) string { return string(r) }),
@@ -330,8 +342,21 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	return gen.DeleteUser204Response{}, nil
 }
 
-// trimmed returns s with surrounding spaces removed, keeping nil as nil.
-func trimmed(s *string) *string { return mapPtr(s, strings.TrimSpace) }
+// notBlank returns text without surrounding spaces, keeping nil as nil, and
+// refuses text that nothing is left of. The spec's pattern \S refuses ASCII
+// spaces alone; kin-openapi's regular expressions (RE2), like most validators
+// outside JavaScript, do not count U+00A0 or U+3000 as spaces, which
+// strings.TrimSpace removes.
+func notBlank(text *string, pointer string) (*string, error) {
+	if text == nil {
+		return nil, nil
+	}
+	t := strings.TrimSpace(*text)
+	if t == "" {
+		return nil, invalidField(pointer, "must not be blank")
+	}
+	return &t, nil
+}
 
 // mapPtr applies f to *p, keeping nil as nil.
 func mapPtr[T, U any](p *T, f func(T) U) *U {

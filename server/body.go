@@ -1,10 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -13,16 +19,22 @@ import (
 // The validator decodes JSON bodies with kin-openapi's decoder, which stops
 // after the first JSON value: `{"name":"A"} {"$where":1}` would pass as
 // `{"name":"A"}`. This decoder refuses anything after the value, so what is
-// validated is the whole body. It also serves "+json" types such as
-// application/merge-patch+json, which fall back to the application/json decoder.
+// validated is the whole body, and text the database should not hold (see
+// unusableBodyText). kin-openapi registers its own decoder for
+// application/merge-patch+json, so this one replaces that too.
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/json", wholeJSONBody)
+	openapi3filter.RegisterBodyDecoder("application/merge-patch+json", wholeJSONBody)
 }
 
 var errTrailingData = errors.New("unexpected data after the JSON value")
 
 func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var value any
 	if err := dec.Decode(&value); err != nil {
@@ -31,5 +43,52 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
+	if err := unusableBodyText(value, "", !utf8.Valid(raw)); err != nil {
+		return nil, err
+	}
 	return value, nil
+}
+
+// unusableTextError names the first member of a body whose text, or name, is
+// not fit to store: a NUL character, which no client means to send and which
+// MongoDB refuses in names; or bytes that are not UTF-8, which Go's decoder
+// would silently turn into U+FFFD.
+type unusableTextError struct{ pointer, detail string }
+
+func (e *unusableTextError) Error() string { return e.pointer + " " + e.detail }
+
+// unusableBodyText walks a decoded body. notUTF8 says the raw body held bytes
+// that are not UTF-8: the decoder replaced them with U+FFFD, which is where
+// they are found.
+func unusableBodyText(v any, pointer string, notUTF8 bool) error {
+	check := func(text, pointer string) error {
+		switch {
+		case strings.ContainsRune(text, 0):
+			return &unusableTextError{pointer, "must not hold NUL characters"}
+		case notUTF8 && strings.ContainsRune(text, utf8.RuneError):
+			return &unusableTextError{pointer, "must be UTF-8 text"}
+		}
+		return nil
+	}
+	switch v := v.(type) {
+	case string:
+		return check(v, pointer)
+	case map[string]any:
+		for _, name := range slices.Sorted(maps.Keys(v)) {
+			member := pointer + "/" + escapePointer(name)
+			if err := check(name, member); err != nil {
+				return err
+			}
+			if err := unusableBodyText(v[name], member, notUTF8); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, item := range v {
+			if err := unusableBodyText(item, pointer+"/"+strconv.Itoa(i), notUTF8); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

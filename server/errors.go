@@ -92,6 +92,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
+// maxListedFields is the most invalid fields a problem lists (the spec's
+// maxItems of Problem.errors).
+const maxListedFields = 50
+
 func writeProblem(c echo.Context, p problem) {
 	doc := gen.Problem{
 		Type:      problemTypePrefix + p.kind.slug,
@@ -102,8 +106,10 @@ func writeProblem(c echo.Context, p problem) {
 		RequestId: ptr(requestID(c)),
 	}
 	if len(p.fields) > 0 {
-		errs := make([]gen.FieldError, len(p.fields))
-		for i, f := range p.fields {
+		// The count is in the detail; listing 90,000 unknown members of a
+		// 1 MiB body would answer it with 6 MB.
+		errs := make([]gen.FieldError, min(len(p.fields), maxListedFields))
+		for i, f := range p.fields[:len(errs)] {
 			errs[i] = gen.FieldError{Detail: f.Detail, Pointer: nonEmpty(f.Pointer), Parameter: nonEmpty(f.Parameter)}
 			if f.Parameter == "" && f.Pointer == "" {
 				errs[i].Pointer = ptr("") // the whole body
@@ -281,11 +287,14 @@ func validationProblem(errs openapi3.MultiError) problem {
 			return toProblem(err)
 		}
 		var he *echo.HTTPError
+		var text *unusableTextError
 		switch {
 		case errors.As(re.Err, &he):
 			return httpProblem(he) // the body limit, hit while reading the body
 		case re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
 			return problem{kind: kindUnsupportedMedia, detail: "Send the body as " + mediaTypes(re.RequestBody) + "."}
+		case re.RequestBody != nil && errors.As(re.Err, &text):
+			fields = append(fields, fieldProblem{Pointer: text.pointer, Detail: text.detail})
 		case re.RequestBody != nil && re.Reason == "failed to decode request body":
 			return problem{kind: kindMalformedBody, detail: "The body is not valid JSON (or not a valid form)."}
 		case re.RequestBody != nil && errors.Is(re.Err, openapi3filter.ErrInvalidRequired):

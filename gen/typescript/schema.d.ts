@@ -852,7 +852,7 @@ export interface components {
              * @example 0a1b2c3d4e5f6a7b8c9d0e1f
              */
             request_id?: string;
-            /** @description Each invalid field or parameter. */
+            /** @description Each invalid field or parameter, the first 50 of them when there are more (`detail` gives how many there are). */
             errors?: components["schemas"]["FieldError"][];
         };
         FieldError: {

@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/opencrm/crm/gen"
+)
+
+// TestBodyTextIsStorable checks the text of bodies that the schema's types
+// let through but that cannot be stored as sent: NUL characters, bytes that
+// are not UTF-8 (which Go's decoder would turn into U+FFFD), and names or
+// tags made only of spaces that the validator's regular expressions do not
+// count as spaces. Each is a 400 naming the member, and changes nothing.
+func TestBodyTextIsStorable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := rawDB(t, e)
+	admin := e.bootstrap()
+	member := e.addUser(admin, "Bob Member", gen.Member)
+	grace := e.customer(admin, "Grace Hopper")
+	before := hostileSnapshotOf(t, db)
+
+	cases := []struct {
+		name, method, path, contentType, body, pointer string
+	}{
+		{"NUL in a name", http.MethodPost, "/customers", "application/json", `{"name":"a\u0000b","email":"nul@example.com"}`, "/name"},
+		{"NUL in notes", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"nul@example.com","notes":"x\u0000"}`, "/notes"},
+		{"NUL in a tag", http.MethodPatch, "/customers/" + grace.Id, "application/merge-patch+json", `{"tags":["ok","x\u0000"]}`, "/tags/1"},
+		{"NUL in a member's name", http.MethodPatch, "/customers/" + grace.Id, "application/json", `{"na\u0000me":"Ada"}`, "/na\x00me"},
+		{"NUL in a user's password", http.MethodPost, "/users", "application/json", `{"name":"X","email":"x@example.com","password":"long enough\u0000"}`, "/password"},
+		{"bytes that are not UTF-8", http.MethodPost, "/customers", "application/json", "{\"name\":\"\xff\xfe\",\"email\":\"bytes@example.com\"}", "/name"},
+		{"not UTF-8 in an interaction", http.MethodPatch, "/customers/" + grace.Id, "application/json", "{\"notes\":\"caf\xe9\"}", "/notes"},
+		{"a customer's name of U+00A0", http.MethodPost, "/customers", "application/json", `{"name":"\u00a0","email":"nbsp@example.com"}`, "/name"},
+		{"a customer's name of U+3000 U+2003", http.MethodPut, "/customers/" + grace.Id, "application/json", `{"name":"\u3000\u2003","email":"grace.hopper@example.org","status":"active"}`, "/name"},
+		{"a customer's name patched to U+00A0", http.MethodPatch, "/customers/" + grace.Id, "application/json", `{"name":"\u00a0"}`, "/name"},
+		{"a tag of U+00A0", http.MethodPatch, "/customers/" + grace.Id, "application/json", `{"tags":["vip","\u00a0"]}`, "/tags/1"},
+		{"a new tag of U+2003", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"ada@example.com","tags":["\u2003"]}`, "/tags/0"},
+		{"a user's name of U+00A0", http.MethodPost, "/users", "application/json", `{"name":"\u00a0","email":"x@example.com","password":"long enough password"}`, "/name"},
+		{"a user's name patched to U+3000", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\u3000"}`, "/name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := e.raw(tc.method, tc.path, admin.token, tc.contentType, tc.body)
+			wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.pointer)
+		})
+	}
+	// A merge patch, like any JSON body, is one JSON value and nothing after.
+	res, body := e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "application/merge-patch+json", `{"name":"A"} {"name":"B"}`)
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "malformed-body")
+	if d := before.diff(hostileSnapshotOf(t, db)); d != "" {
+		t.Errorf("refused requests changed the database: %s", d)
+	}
+
+	// Text that is storable still is: a real U+FFFD in valid UTF-8, spaces
+	// around a name, and non-ASCII letters.
+	res, body = e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+		`{"name":"\u00a0Zoë \ufffd\u3000","email":"zoe@example.com","tags":[" naïve "]}`)
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("storable text: %d %s", res.StatusCode, body)
+	}
+	var c gen.Customer
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "Zoë \ufffd" || len(c.Tags) != 1 || c.Tags[0] != "naïve" {
+		t.Errorf("stored name %q and tags %v", c.Name, c.Tags)
+	}
+}
+
+// TestManyInvalidFieldsAreCounted checks that a problem lists at most 50
+// fields and counts them all: a 1 MiB body of unknown members must not be
+// answered with megabytes, least of all on the operations that need no token.
+func TestManyInvalidFieldsAreCounted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.bootstrap()
+	members := make([]string, 0, 2000)
+	for i := range cap(members) {
+		members = append(members, fmt.Sprintf(`"unknown%d":1`, i))
+	}
+	body := `{"email":"a@example.com","password":"x",` + strings.Join(members, ",") + "}"
+	for _, path := range []string{"/users/login", "/auth/refresh"} {
+		res, raw := e.raw(http.MethodPost, path, "", "application/json", body)
+		p := wantProblem(t, http.StatusBadRequest, raw, res.StatusCode, "invalid-input")
+		if p.Errors == nil || len(*p.Errors) != 50 {
+			t.Errorf("%s: %d fields listed, want 50", path, len(deref(p.Errors)))
+		}
+		if p.Detail == nil || !strings.Contains(*p.Detail, "invalid fields") || len(raw) > 16<<10 {
+			t.Errorf("%s: %d bytes, detail %v", path, len(raw), deref(p.Detail))
+		}
+	}
+}
