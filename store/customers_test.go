@@ -574,18 +574,13 @@ func TestCustomerOwnerRacingDelete(t *testing.T) {
 	t.Parallel()
 	s, hook := openHookedStore(t)
 	ctx := t.Context()
-	owner := mustCreateUser(t, s, "Owner", "owner@example.com", RoleMember)
-	markOwner := func() { rawSet(t, s.users.Collection, owner.ID, bson.D{{Key: "deleting_at", Value: time.Now()}}) }
-	unmarkOwner := func() {
-		if _, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: owner.ID}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "deleting_at", Value: ""}}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
 	// Create: the insert is undone.
-	hook.Store(onceBefore("insert", customersCollection, markOwner))
+	owner := mustCreateUser(t, s, "Owner", "owner@example.com", RoleMember)
+	mark, deleted := deleteDecidedSoon(t, s.users.Collection, owner.ID, true)
+	hook.Store(onceBefore("insert", customersCollection, mark))
 	err := s.CreateCustomer(ctx, &Customer{Name: "New", Email: "new@example.com", Status: StatusActive, OwnerID: &owner.ID})
 	hook.Store(nil)
+	deleted()
 	var me *MissingReferenceError
 	if !errors.As(err, &me) || me.Field != "owner_id" {
 		t.Fatalf("CreateCustomer racing its owner's delete = %v, want *MissingReferenceError for owner_id", err)
@@ -595,11 +590,13 @@ func TestCustomerOwnerRacingDelete(t *testing.T) {
 	}
 
 	// Update: the refused change must leave the customer as it was.
-	unmarkOwner()
+	owner = mustCreateUser(t, s, "Owner", "owner@example.com", RoleMember)
 	c := mustCreateCustomer(t, s, &Customer{Name: "Old Name", Email: "c@example.com", Notes: "old notes"})
-	hook.Store(onceBefore("findAndModify", customersCollection, markOwner))
+	mark, deleted = deleteDecidedSoon(t, s.users.Collection, owner.ID, true)
+	hook.Store(onceBefore("findAndModify", customersCollection, mark))
 	_, err = s.UpdateCustomer(ctx, c.ID, 1, CustomerChanges{OwnerID: &owner.ID, Name: ptr("New Name"), Notes: ptr("")})
 	hook.Store(nil)
+	deleted()
 	if !errors.As(err, &me) || me.Field != "owner_id" {
 		t.Fatalf("UpdateCustomer racing the owner's delete = %v, want *MissingReferenceError for owner_id", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -74,7 +75,25 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		return nil, fmt.Errorf("start embedded database in %s: %w", dir, err)
 	}
 	e.lock, e.dir = lock, dir
+	e.uri = unixSocketURI(socket)
 	return e, nil
+}
+
+// unixSocketURI is the MongoDB URI of a Unix socket. FerretDB's own leaves
+// a comma in the path as it is, and the driver reads a comma as the end of a
+// host: a data directory named "a,b" could not be reached.
+func unixSocketURI(socket string) string {
+	var b strings.Builder
+	b.WriteString("mongodb://")
+	for _, c := range []byte(socket) {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	b.WriteString("/")
+	return b.String()
 }
 
 // sqliteURL is the engine's SQLite URI for a directory.

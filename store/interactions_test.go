@@ -410,7 +410,10 @@ func TestLegacyInteractions(t *testing.T) {
 }
 
 // A referenced record that starts being deleted between the store's check and
-// its insert: the insert is undone and the caller told which reference failed.
+// its insert: the insert waits for the delete's outcome. When the delete goes
+// through, the insert is undone and the caller told which reference failed;
+// when the delete is refused (other records still refer to the record), the
+// insert stands — before, it was refused although the record stayed.
 func TestCreateInteractionRacingDelete(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -422,27 +425,34 @@ func TestCreateInteractionRacingDelete(t *testing.T) {
 		{"user", func(u *User, c *Customer) (string, bson.ObjectID) { return usersCollection, u.ID }, "user_id"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, hook := openHookedStore(t)
-			ctx := t.Context()
-			u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
-			c := mustCreateCustomer(t, s, &Customer{Name: "C", Email: "c@example.com"})
-			coll, id := tc.target(u, c)
-			// As DeleteUser/DeleteCustomer does first: mark the record as being deleted.
-			hook.Store(onceBefore("insert", interactionsCollection, func() {
-				rawSet(t, s.db.Collection(coll), id, bson.D{{Key: "deleting_at", Value: time.Now()}})
-			}))
-			err := s.CreateInteraction(ctx, &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open"})
-			hook.Store(nil)
-			var me *MissingReferenceError
-			if !errors.As(err, &me) || me.Field != tc.wantField {
-				t.Fatalf("CreateInteraction while the %s is being deleted = %v, want *MissingReferenceError for %s", tc.name, err, tc.wantField)
-			}
-			if n := countDocs(t, s.interactions.Collection, nil); n != 0 {
-				t.Errorf("%d interactions left after the refused create", n)
-			}
-		})
+		for _, deleted := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, deleted %v", tc.name, deleted), func(t *testing.T) {
+				t.Parallel()
+				s, hook := openHookedStore(t)
+				ctx := t.Context()
+				u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+				c := mustCreateCustomer(t, s, &Customer{Name: "C", Email: "c@example.com"})
+				collName, id := tc.target(u, c)
+				mark, decided := deleteDecidedSoon(t, s.db.Collection(collName), id, deleted)
+				hook.Store(onceBefore("insert", interactionsCollection, mark))
+				err := s.CreateInteraction(ctx, &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open"})
+				hook.Store(nil)
+				decided()
+				want := int64(1)
+				if deleted {
+					var me *MissingReferenceError
+					if !errors.As(err, &me) || me.Field != tc.wantField {
+						t.Fatalf("CreateInteraction while the %s is deleted = %v, want *MissingReferenceError for %s", tc.name, err, tc.wantField)
+					}
+					want = 0
+				} else if err != nil {
+					t.Fatalf("CreateInteraction while a delete of the %s is refused: %v", tc.name, err)
+				}
+				if n := countDocs(t, s.interactions.Collection, nil); n != want {
+					t.Errorf("%d interactions, want %d", n, want)
+				}
+			})
+		}
 	}
 }
 
@@ -461,11 +471,11 @@ func TestUpdateInteractionRacingDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hook.Store(onceBefore("findAndModify", interactionsCollection, func() {
-		rawSet(t, s.customers.Collection, c2.ID, bson.D{{Key: "deleting_at", Value: time.Now()}})
-	}))
+	mark, deleted := deleteDecidedSoon(t, s.customers.Collection, c2.ID, true)
+	hook.Store(onceBefore("findAndModify", interactionsCollection, mark))
 	_, err := s.UpdateInteraction(ctx, it.ID, 1, InteractionChanges{CustomerID: &c2.ID, Status: ptr("Resolved"), Description: ptr("changed")})
 	hook.Store(nil)
+	deleted()
 	var me *MissingReferenceError
 	if !errors.As(err, &me) || me.Field != "customer_id" {
 		t.Fatalf("UpdateInteraction racing the new customer's delete = %v, want *MissingReferenceError for customer_id", err)

@@ -158,6 +158,33 @@ func rawSet(t *testing.T, coll *mongo.Collection, id any, set bson.D) {
 	}
 }
 
+// deleteDecidedSoon returns a hook doing to the record id of coll what a
+// delete does: mark it as being deleted, then, a moment later, delete it
+// (deleted) or take the mark back (the delete was refused). wait returns once
+// the second step is done.
+func deleteDecidedSoon(t *testing.T, coll *mongo.Collection, id any, deleted bool) (hook func(), wait func()) {
+	t.Helper()
+	decided := make(chan struct{})
+	hook = func() {
+		rawSet(t, coll, id, bson.D{{Key: "deleting_at", Value: time.Now()}})
+		go func() {
+			defer close(decided)
+			time.Sleep(50 * time.Millisecond)
+			var err error
+			if deleted {
+				_, err = coll.DeleteOne(context.Background(), bson.D{{Key: "_id", Value: id}})
+			} else {
+				_, err = coll.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: id}},
+					bson.D{{Key: "$unset", Value: bson.D{{Key: "deleting_at", Value: ""}}}})
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	return hook, func() { <-decided }
+}
+
 // rawInsert inserts a document straight through the driver, as another
 // program (the original CRM) would have.
 func rawInsert(t *testing.T, coll *mongo.Collection, doc bson.D) {
@@ -267,6 +294,26 @@ func TestOpenEmbeddedPersistsAcrossRestarts(t *testing.T) {
 // interfere: a program (or a test suite running in parallel) may open several.
 // Not parallel, so that a data race found here (run with -race) is reported
 // against this test alone.
+// A data directory may be named anything a file system allows; a comma, a
+// space, a percent sign or a '+' in the socket's path must not change where
+// the driver connects.
+func TestOpenOddDataDirNames(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"a,b", "with space+plus", "50%"} {
+		dir := filepath.Join(t.TempDir(), name)
+		s, err := Open(t.Context(), Config{DataDir: dir, Timeout: testTimeout, Logger: quietLogger})
+		if err != nil {
+			t.Fatalf("Open(%q): %v", dir, err)
+		}
+		if err := s.Ping(t.Context()); err != nil {
+			t.Errorf("Ping in %q: %v", dir, err)
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestOpenConcurrently(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	stores := make([]*Store, len(dirs))

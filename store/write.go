@@ -417,19 +417,40 @@ func exists(ctx context.Context, coll collection, filter bson.D) (bool, error) {
 }
 
 // checkReferences fails with a *MissingReferenceError unless every record
-// referred to exists and is not being deleted.
+// referred to exists and is not being deleted. A record marked as being
+// deleted is waited for, up to the store's timeout: the delete is refused
+// when other records still refer to the record, and a reference refused
+// meanwhile would have been refused for nothing.
 func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
 	for _, r := range refs {
-		_, deleting, err := s.stateOf(ctx, r.coll, r.id)
-		if errors.Is(err, ErrNotFound) || (err == nil && deleting != nil && time.Since(*deleting) < deletionMarkTTL) {
-			return &MissingReferenceError{Field: r.field}
-		}
-		if err != nil {
-			return err
+		deadline := time.Now().Add(s.timeout)
+		for {
+			_, deleting, err := s.stateOf(ctx, r.coll, r.id)
+			if errors.Is(err, ErrNotFound) {
+				return &MissingReferenceError{Field: r.field}
+			}
+			if err != nil {
+				return err
+			}
+			if deleting == nil || time.Since(*deleting) >= deletionMarkTTL {
+				break // not being deleted, or by a process that stopped half-way
+			}
+			if time.Now().After(deadline) {
+				return &MissingReferenceError{Field: r.field}
+			}
+			select {
+			case <-ctx.Done():
+				return translate(ctx.Err())
+			case <-time.After(deletionPoll):
+			}
 		}
 	}
 	return nil
 }
+
+// deletionPoll is how often a reference to a record being deleted looks
+// again whether the delete went through.
+const deletionPoll = 5 * time.Millisecond
 
 // insertReferencing inserts doc (whose id is id) into coll if every record it
 // refers to exists: checked before the insert, to refuse early, and after it, to
