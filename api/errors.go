@@ -12,6 +12,9 @@ import (
 var (
 	// ErrUnauthenticated: no valid access token (401).
 	ErrUnauthenticated = errors.New("authentication required")
+	// ErrNoToken: the request carries no access token at all (401, without
+	// the "invalid_token" of a token refused).
+	ErrNoToken = errors.New("no bearer token")
 	// ErrInvalidCredentials: wrong email or password, deactivated account, or an
 	// unusable refresh token (401).
 	ErrInvalidCredentials = errors.New("invalid credentials")

@@ -64,7 +64,7 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	if p == nil {
 		err = h.store.CreateFirstUser(ctx, u)
 		if errors.Is(err, store.ErrUsersExist) {
-			return nil, ErrUnauthenticated
+			return nil, ErrNoToken // only the first user may be created without one
 		}
 	} else {
 		err = h.store.CreateUser(ctx, u)

@@ -447,13 +447,25 @@ func TestUnauthorized(t *testing.T) {
 			}
 		})
 	}
-	t.Run("no token", func(t *testing.T) {
-		res, body := e.raw(http.MethodGet, "/customers", "", "", "")
-		wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
-		if !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("WWW-Authenticate %q", res.Header.Get("WWW-Authenticate"))
-		}
-	})
+	// Without a token, the answer asks for one, and the challenge carries no
+	// error code (RFC 6750 section 3.1) — also from POST /users, which needs
+	// none for the first user only.
+	for _, path := range []string{"/customers", "/users"} {
+		t.Run("no token, "+path, func(t *testing.T) {
+			method, body := http.MethodGet, ""
+			if path == "/users" {
+				method, body = http.MethodPost, `{"name":"Anon","email":"anon@example.com","password":"anonymous password"}`
+			}
+			res, raw := e.raw(method, path, "", "application/json", body)
+			p := wantProblem(t, http.StatusUnauthorized, raw, res.StatusCode, "unauthorized")
+			if challenge := res.Header.Get("WWW-Authenticate"); challenge != `Bearer realm="crm"` {
+				t.Errorf("WWW-Authenticate %q", challenge)
+			}
+			if !strings.Contains(deref(p.Detail), "needs a bearer token") {
+				t.Errorf("detail %q", deref(p.Detail))
+			}
+		})
+	}
 	t.Run("a valid token passes", func(t *testing.T) {
 		res, body := e.raw(http.MethodGet, "/customers", sign(jwt.SigningMethodHS256, testSecret, valid()), "", "")
 		if res.StatusCode != http.StatusOK {

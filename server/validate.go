@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,8 +14,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
+
 	oapimiddleware "github.com/oapi-codegen/echo-middleware"
 
+	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/gen"
 )
 
@@ -158,7 +159,7 @@ func (e *queryError) Error() string { return fmt.Sprintf("%d invalid query param
 type authenticator func(ctx context.Context, token string) (context.Context, error)
 
 // errNoToken: the request carries no bearer token.
-var errNoToken = errors.New("no bearer token")
+var errNoToken = api.ErrNoToken
 
 // Keys on the Echo context. The validator asks for the token check once per
 // security scheme that the operation accepts; authResultKey caches a failure.
