@@ -1329,6 +1329,8 @@ func TestQueryParameters(t *testing.T) {
 		{"/interactions?status=open", []string{"?status"}},
 		{"/interactions?scheduled_from=tomorrow", []string{"?scheduled_from"}},
 		{"/interactions?scheduled_to=2026-02-30T00:00:00Z", []string{"?scheduled_to"}},
+		{"/interactions?scheduled_from=2016-12-31T23:59:60Z", []string{"?scheduled_from"}},
+		{"/customers?updated_since=2026-11-26T24:00:00Z", []string{"?updated_since"}},
 		{"/interactions?user_id=xyz", []string{"?user_id"}},
 		{"/interactions?customer_id=xyz", []string{"?customer_id"}},
 		{"/interactions?sort=name", []string{"?sort"}},

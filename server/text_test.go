@@ -14,7 +14,8 @@ import (
 // let through but that cannot be stored as sent: NUL characters, bytes that
 // are not UTF-8 (which Go's decoder would turn into U+FFFD), and names or
 // tags made only of spaces that the validator's regular expressions do not
-// count as spaces. Each is a 400 naming the member, and changes nothing.
+// count as spaces, and date-times of the right form that are no time of day
+// (a leap second). Each is a 400 naming the member, and changes nothing.
 func TestBodyTextIsStorable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -41,6 +42,8 @@ func TestBodyTextIsStorable(t *testing.T) {
 		{"a new tag of U+2003", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"ada@example.com","tags":["\u2003"]}`, "/tags/0"},
 		{"a user's name of U+00A0", http.MethodPost, "/users", "application/json", `{"name":"\u00a0","email":"x@example.com","password":"long enough password"}`, "/name"},
 		{"a user's name patched to U+3000", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\u3000"}`, "/name"},
+		{"a leap second", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2016-12-31T23:59:60Z"}`, "/scheduled_at"},
+		{"hour 24", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2026-11-26T24:00:00Z"}`, "/scheduled_at"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

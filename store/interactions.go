@@ -106,6 +106,11 @@ func (s *Store) CreateInteraction(ctx context.Context, it *Interaction) error {
 	it.CreatedAt = now()
 	it.UpdatedAt = it.CreatedAt
 	it.Revision = 1
+	if it.ScheduledAt != nil {
+		// As stored: BSON keeps milliseconds, and the caller answers with it.
+		t := it.ScheduledAt.UTC().Truncate(time.Millisecond)
+		it.ScheduledAt = &t
+	}
 	return s.insertReferencing(ctx, s.interactions, it.ID, it, s.interactionReferences(&it.CustomerID, &it.UserID))
 }
 

@@ -32,11 +32,14 @@ func TestCreateAndGetInteraction(t *testing.T) {
 	if it.ID.IsZero() || it.Revision != 1 || it.CreatedAt.Before(before) || !it.UpdatedAt.Equal(it.CreatedAt) {
 		t.Errorf("CreateInteraction filled id %v, revision %d, created %v, updated %v", it.ID, it.Revision, it.CreatedAt, it.UpdatedAt)
 	}
+	wantScheduled := time.Date(2025, 5, 6, 12, 30, 0, 123_000_000, time.UTC)
+	if it.ScheduledAt == nil || !it.ScheduledAt.Equal(wantScheduled) || it.ScheduledAt.Location() != time.UTC {
+		t.Errorf("CreateInteraction left scheduled_at %v, want it as stored: %v", it.ScheduledAt, wantScheduled)
+	}
 	got, err := s.GetInteraction(ctx, it.ID)
 	if err != nil {
 		t.Fatalf("GetInteraction: %v", err)
 	}
-	wantScheduled := time.Date(2025, 5, 6, 12, 30, 0, 123_000_000, time.UTC)
 	if got.UserID != u.ID || got.CustomerID != c.ID || got.Type != "Meeting" || got.Status != "Open" || got.Description != "kick-off" ||
 		got.Revision != 1 || !got.CreatedAt.Equal(it.CreatedAt) || got.ScheduledAt == nil || !got.ScheduledAt.Equal(wantScheduled) ||
 		got.ScheduledAt.Location() != time.UTC {
