@@ -336,6 +336,22 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		res, body := e.raw(http.MethodPost, "/customers", admin.token, "text/plain", `name=A`)
 		wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
 	})
+	t.Run("a content coding", func(t *testing.T) {
+		for _, coding := range []string{"gzip", "br", "identity, gzip"} {
+			res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+				`{"name":"Encoded","email":"encoded@example.com"}`, "Content-Encoding", coding)
+			wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
+			if got := res.Header.Get("Accept-Encoding"); got != "identity" {
+				t.Errorf("%s: Accept-Encoding %q, want identity", coding, got)
+			}
+		}
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+			`{"name":"Plain","email":"plain@example.com"}`, "Content-Encoding", "identity")
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("Content-Encoding: identity: %d %s", res.StatusCode, body)
+		}
+		e.raw(http.MethodDelete, res.Header.Get("Location"), admin.token, "", "") // the test counts what invalid requests created
+	})
 	t.Run("body too large", func(t *testing.T) {
 		big := `{"name":"A","email":"a@example.com","notes":"` + strings.Repeat("x", 1<<20) + `"}`
 		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", big)

@@ -141,6 +141,10 @@ func toProblem(err error) problem {
 	if requestErr, ok := errors.AsType[*openapi3filter.RequestError](err); ok {
 		return validationProblem(openapi3.MultiError{requestErr})
 	}
+	if errors.Is(err, errContentEncoding) {
+		return problem{kind: kindUnsupportedMedia, detail: "Send the body without a Content-Encoding: it is not decompressed.",
+			headers: map[string]string{"Accept-Encoding": "identity"}}
+	}
 	if query, ok := errors.AsType[*queryError](err); ok {
 		return problem{kind: kindInvalidInput, detail: countDetail(len(query.fields), "query parameter"), fields: query.fields}
 	}

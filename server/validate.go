@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -131,6 +132,27 @@ func malformed(rawQuery string, qe *queryError) {
 	}
 }
 
+// errContentEncoding: the body is compressed (or otherwise encoded), which
+// the server does not undo; read as it is, it would be refused as malformed
+// or, worse, taken for plain JSON.
+var errContentEncoding = errors.New("the request body has a content coding")
+
+// checkContentEncoding refuses a body sent with a Content-Encoding other than
+// identity (RFC 9110 section 15.5.16: 415).
+func checkContentEncoding(r *http.Request) error {
+	if r.Body == http.NoBody {
+		return nil
+	}
+	for _, coding := range r.Header.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(coding, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return errContentEncoding
+			}
+		}
+	}
+	return nil
+}
+
 // suggestion names a declared parameter that differs from name only in case or
 // punctuation, the usual misspellings.
 func suggestion(name string, declared map[string]bool) string {
@@ -209,6 +231,9 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			info := ops.lookup(c)
 			if info == nil {
 				return next(c) // not an operation of the spec: /docs, /metrics, …
+			}
+			if err := checkContentEncoding(c.Request()); err != nil {
+				return err
 			}
 			// Echo's parse of the query, which the generated binding reuses.
 			if err := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams()); err != nil {
