@@ -54,8 +54,11 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 			if p := api.PrincipalFrom(req.Context()); p != nil {
 				scope = p.IDHex
 			}
-			recordKey := fingerprint(scope, req.Method, c.Path(), key)
-			requestHash := fingerprint(bodyFingerprint(req))
+			// A key names one intended request of one user: the same key on
+			// another operation is a client's mistake, refused like the same
+			// key with another body.
+			recordKey := fingerprint(scope, key)
+			requestHash := fingerprint(req.Method, c.Path(), bodyFingerprint(req))
 
 			deadline := time.Now().Add(idempotencyWait)
 			for {
@@ -67,8 +70,8 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 					return handleFirst(c, st, log, recordKey, next)
 				case existing.RequestHash != requestHash:
 					return &api.UnprocessableError{Kind: "idempotency-key-reuse",
-						Detail: "This Idempotency-Key was used with a different request body; use a new key for a new request.",
-						Fields: []api.FieldError{{Parameter: idempotencyHeader, Detail: "was used before with another body"}}}
+						Detail: "This Idempotency-Key was used with a different request (another body or operation); use a new key for a new request.",
+						Fields: []api.FieldError{{Parameter: idempotencyHeader, Detail: "was used before with another request"}}}
 				case existing.Done():
 					return replay(c, existing)
 				case time.Now().After(deadline):

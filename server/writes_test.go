@@ -312,6 +312,10 @@ func TestIdempotencyKey(t *testing.T) {
 
 	res3, body3 := e.raw(http.MethodPost, "/customers", admin.token, "application/json", `{"name":"Other","email":"other@example.org"}`, "Idempotency-Key", key)
 	wantProblem(t, http.StatusUnprocessableEntity, body3, res3.StatusCode, "idempotency-key-reuse", "?Idempotency-Key")
+	// The same key on another operation, whatever the body, is a mistake too.
+	customerID := strings.TrimPrefix(res1.Header.Get("Location"), "/customers/")
+	res3, body3 = e.raw(http.MethodPost, "/interactions", admin.token, "application/json", `{"customer_id":"`+customerID+`","type":"Note"}`, "Idempotency-Key", key)
+	wantProblem(t, http.StatusUnprocessableEntity, body3, res3.StatusCode, "idempotency-key-reuse", "?Idempotency-Key")
 
 	// Another user's key is another key.
 	bob := e.addUser(admin, "Bob Member", gen.Member)

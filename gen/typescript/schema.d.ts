@@ -1208,7 +1208,7 @@ export interface components {
          * @description A unique value per intended create: a UUID such as
          *     `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
          *     body within 24 hours replays the first response instead of creating again; the
-         *     same key with a different body is refused with 422.
+         *     same key with a different body, or on another operation, is refused with 422.
          */
         IdempotencyKey: string;
     };
@@ -1396,7 +1396,7 @@ export interface operations {
                  * @description A unique value per intended create: a UUID such as
                  *     `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
                  *     body within 24 hours replays the first response instead of creating again; the
-                 *     same key with a different body is refused with 422.
+                 *     same key with a different body, or on another operation, is refused with 422.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
@@ -1718,7 +1718,7 @@ export interface operations {
                  * @description A unique value per intended create: a UUID such as
                  *     `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
                  *     body within 24 hours replays the first response instead of creating again; the
-                 *     same key with a different body is refused with 422.
+                 *     same key with a different body, or on another operation, is refused with 422.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
@@ -2083,7 +2083,7 @@ export interface operations {
                  * @description A unique value per intended create: a UUID such as
                  *     `9f8c2d1e-4b7a-4c3e-a1f2-0e6d5c4b3a21`. Retrying with the same key and the same
                  *     body within 24 hours replays the first response instead of creating again; the
-                 *     same key with a different body is refused with 422.
+                 *     same key with a different body, or on another operation, is refused with 422.
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
