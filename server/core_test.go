@@ -601,3 +601,54 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// TestHeadIsGetWithoutBody checks HEAD wherever GET is served: the same
+// status and headers, no body, and the token check and validation of the GET.
+func TestHeadIsGetWithoutBody(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	grace := e.customer(admin, "Grace Hopper")
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/healthz", "", http.StatusOK},
+		{"/openapi.json", "", http.StatusOK},
+		{"/customers/" + grace.Id, admin.token, http.StatusOK},
+		{"/customers?limit=1", admin.token, http.StatusOK},
+		{"/customers", "", http.StatusUnauthorized},
+		{"/customers?limit=0", admin.token, http.StatusBadRequest},
+		{"/customers/0123456789abcdef01234567", admin.token, http.StatusNotFound},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			get, getBody := e.raw(http.MethodGet, tc.path, tc.token, "", "")
+			head, headBody := e.raw(http.MethodHead, tc.path, tc.token, "", "")
+			if head.StatusCode != tc.status || get.StatusCode != tc.status {
+				t.Fatalf("HEAD %d, GET %d, want %d", head.StatusCode, get.StatusCode, tc.status)
+			}
+			if len(headBody) != 0 {
+				t.Errorf("HEAD answered with a body: %s", headBody)
+			}
+			for _, h := range []string{"Content-Type", "ETag", "WWW-Authenticate", "Link"} {
+				if head.Header.Get(h) != get.Header.Get(h) {
+					t.Errorf("%s: HEAD %q, GET %q", h, head.Header.Get(h), get.Header.Get(h))
+				}
+			}
+			if head.ContentLength != get.ContentLength || (get.ContentLength >= 0 && get.ContentLength != int64(len(getBody))) {
+				t.Errorf("HEAD Content-Length %d, GET %d with %d bytes", head.ContentLength, get.ContentLength, len(getBody))
+			}
+		})
+	}
+	// A path without GET has no HEAD either, and says so.
+	res, _ := e.raw(http.MethodHead, "/auth/refresh", "", "", "")
+	if res.StatusCode != http.StatusMethodNotAllowed || strings.Contains(res.Header.Get("Allow"), "HEAD") {
+		t.Errorf("HEAD /auth/refresh: %d, Allow %q", res.StatusCode, res.Header.Get("Allow"))
+	}
+	res, _ = e.raw(http.MethodDelete, "/customers", admin.token, "", "")
+	if allow := res.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "HEAD") {
+		t.Errorf("DELETE /customers: Allow %q, want GET and HEAD among them", allow)
+	}
+	if !strings.Contains(e.logs.String(), `"method":"HEAD"`) {
+		t.Error("the access log does not say HEAD")
+	}
+}

@@ -86,6 +86,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && p.kind == kindMethodNotAllowed {
+			if strings.Contains(allow, http.MethodGet) {
+				allow += ", " + http.MethodHead // see headAsGet
+			}
 			c.Response().Header().Set(echo.HeaderAllow, allow)
 		}
 		writeProblem(c, p)
@@ -123,9 +126,7 @@ func writeProblem(c echo.Context, p problem) {
 	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.kind.status)
-	if c.Request().Method != http.MethodHead {
-		_ = json.NewEncoder(c.Response()).Encode(doc)
-	}
+	_ = json.NewEncoder(c.Response()).Encode(doc)
 }
 
 // toProblem classifies err. The checks run in order, most specific first;

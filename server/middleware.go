@@ -79,7 +79,8 @@ func record(log *slog.Logger, metrics *Metrics, c echo.Context, start time.Time,
 	took := time.Since(start)
 	req := c.Request()
 	route := routeOf(c)
-	metrics.observeRequest(route, methodLabel(req.Method), status, took)
+	method := requestMethod(req)
+	metrics.observeRequest(route, methodLabel(method), status, took)
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -93,7 +94,7 @@ func record(log *slog.Logger, metrics *Metrics, c echo.Context, start time.Time,
 	r := slog.NewRecord(time.Now(), level, "request", 0)
 	r.AddAttrs(
 		slog.String("request_id", requestID(c)),
-		slog.String("method", req.Method),
+		slog.String("method", method),
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(took.Microseconds())/1000),

@@ -43,7 +43,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withoutTrailingSlash(e), nil
+	return withoutTrailingSlash(headAsGet(e)), nil
 }
 
 // newEcho assembles Echo with every route.
@@ -110,6 +110,30 @@ func composed(chain ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 		h = chain[i](h)
 	}
 	return func(echo.HandlerFunc) echo.HandlerFunc { return h }
+}
+
+// headAsGet answers HEAD as GET (RFC 9110 section 9.3.2: a general-purpose
+// server supports HEAD wherever it supports GET). Routing, the token check
+// and validation see a GET; net/http sends the headers, with the length of
+// the body, and drops the body itself. The log and metrics say HEAD.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(context.WithValue(r.Context(), headKey{}, true))
+			r.Method = http.MethodGet
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type headKey struct{}
+
+// requestMethod is the method the client sent (see headAsGet).
+func requestMethod(r *http.Request) string {
+	if head, _ := r.Context().Value(headKey{}).(bool); head {
+		return http.MethodHead
+	}
+	return r.Method
 }
 
 // withoutTrailingSlash lets "/customers/" reach the same operation as
