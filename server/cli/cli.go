@@ -447,6 +447,9 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintf(stderr, "seeded in %s: %d new users, %d new customers, %d new interactions (the rest existed); every user's password is %q\n",
 		time.Since(start).Round(time.Millisecond), res.Users, res.Customers, res.Interactions, password)
+	if users > 0 {
+		fmt.Fprintf(stderr, "sign in as %s, an admin\n", seed.AdminEmail())
+	}
 	return nil
 }
 

@@ -43,6 +43,10 @@ type Result struct {
 	Users, Customers, Interactions int
 }
 
+// AdminEmail is the email of the first seeded user, always an active admin:
+// the account to sign in with on a database that seeding started.
+func AdminEmail() string { return generator{}.user(0).Email }
+
 // span is how far back the generated records reach.
 const span = 2 * 365 * 24 * time.Hour
 

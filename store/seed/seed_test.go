@@ -52,6 +52,10 @@ func TestSeedCreatesValidVariedData(t *testing.T) {
 	if res != (seed.Result{Users: 7, Customers: 60, Interactions: 250}) {
 		t.Fatalf("result %+v", res)
 	}
+	// The account `crm seed` tells to sign in with exists and administers.
+	if admin, err := st.GetUserByEmail(ctx, seed.AdminEmail()); err != nil || !admin.IsActiveAdmin() {
+		t.Errorf("seed.AdminEmail() %q: %+v, %v; want an active admin", seed.AdminEmail(), admin, err)
+	}
 
 	users := all(t, func(ctx context.Context, o store.ListOptions) (store.Page[store.User], error) {
 		return st.ListUsers(ctx, store.UserFilter{}, o)
