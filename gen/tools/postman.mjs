@@ -13,6 +13,8 @@
 //     collection's bearer auth ({{accessToken}}); the others send none;
 //   - a first request that creates the first admin ({{adminEmail}},
 //     {{adminPassword}}) on a server that has no user yet;
+//   - the example emails get a suffix unique to the moment they are sent, so
+//     that the run does not collide with records made from the same examples;
 //   - ids flow between requests: the spec's example ids (…0001 a user, …0002 a
 //     customer, …0003 an interaction) become {{userId}}, {{customerId}} and
 //     {{interactionId}}, which the create requests store;
@@ -271,7 +273,7 @@ function request(step) {
   if (item.request.body?.mode === "raw") {
     item.request.body.raw = step.body
       ? JSON.stringify(step.body, null, 2)
-      : replaceIds(item.request.body.raw);
+      : uniqueEmails(replaceIds(item.request.body.raw));
   } else if (step.body) {
     fail(`${step.op}: the plan gives a body, but the converter's request has no JSON body`);
   }
@@ -338,6 +340,14 @@ function resolve(node) {
 function replaceIds(value) {
   if (typeof value !== "string") return value;
   return value.replace(/6553f1a2c8e4b2a1d0f0000[123]/g, (id) => exampleIds[id]);
+}
+
+// uniqueEmails makes the example emails of a body unique to the moment it is
+// sent ("grace+1764150000@example.com"): emails are unique in the CRM, and
+// the spec's examples are the ones a reader tries first (the README's curl
+// session creates them), which would make the run's creates answer 409.
+function uniqueEmails(raw) {
+  return raw.replace(/"email": "([^"@]+)@([^"]+)"/g, '"email": "$1+{{$timestamp}}@$2"');
 }
 
 // uuid is a name-based (version 5 style) UUID, so that regenerating gives the
