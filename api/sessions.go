@@ -102,7 +102,16 @@ func (h *Handler) issueTokens(ctx context.Context, u *store.User, family string)
 
 // RefreshToken rotates a refresh token.
 func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
-	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(req.Body.RefreshToken))
+	var token string
+	switch {
+	case req.JSONBody != nil:
+		token = req.JSONBody.RefreshToken
+	case req.FormdataBody != nil:
+		token = req.FormdataBody.RefreshToken
+	default:
+		return nil, invalidField("/refresh_token", "is required")
+	}
+	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(token))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenReused) {
 		return nil, ErrInvalidCredentials
 	}

@@ -136,6 +136,18 @@ type ClientInterface interface {
 	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 	RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RefreshTokenWithFormdataBody Exchange a refresh token for new tokens
+	//
+	// Rotates a refresh token: the token sent is spent and a new access token and
+	// refresh token are returned. Presenting a refresh token that was already spent
+	// revokes every token issued from the same sign-in, because it means that the
+	// token was copied.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithFormdataBody(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListCustomers List and search customers
 	//
 	// Pages through customers, newest first unless `sort` says otherwise. Filters
@@ -593,6 +605,28 @@ func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshTokenWithFormdataBody Exchange a refresh token for new tokens
+//
+// Rotates a refresh token: the token sent is spent and a new access token and
+// refresh token are returned. Presenting a refresh token that was already spent
+// revokes every token issued from the same sign-in, because it means that the
+// token was copied.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
+func (c *Client) RefreshTokenWithFormdataBody(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshTokenRequestWithFormdataBody(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1411,6 +1445,17 @@ func NewRefreshTokenRequest(server string, body RefreshTokenJSONRequestBody) (*h
 	}
 	bodyReader = bytes.NewReader(buf)
 	return NewRefreshTokenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRefreshTokenRequestWithFormdataBody calls the generic RefreshToken builder with application/x-www-form-urlencoded body
+func NewRefreshTokenRequestWithFormdataBody(server string, body RefreshTokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRefreshTokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
 }
 
 // NewRefreshTokenRequestWithBody constructs an http.Request for the RefreshToken method, with any body, and a specified content type
@@ -3258,6 +3303,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 	RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+
+	// RefreshTokenWithFormdataBodyWithResponse Exchange a refresh token for new tokens
+	//
+	// Rotates a refresh token: the token sent is spent and a new access token and
+	// refresh token are returned. Presenting a refresh token that was already spent
+	// revokes every token issued from the same sign-in, because it means that the
+	// token was copied.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
+	RefreshTokenWithFormdataBodyWithResponse(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
 
 	// ListCustomersWithResponse List and search customers
 	//
@@ -6611,6 +6668,24 @@ func (c *ClientWithResponses) RefreshTokenWithBodyWithResponse(ctx context.Conte
 // Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
 	rsp, err := c.RefreshToken(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshTokenResponse(rsp)
+}
+
+// RefreshTokenWithFormdataBodyWithResponse Exchange a refresh token for new tokens
+//
+// Rotates a refresh token: the token sent is spent and a new access token and
+// refresh token are returned. Presenting a refresh token that was already spent
+// revokes every token issued from the same sign-in, because it means that the
+// token was copied.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
+func (c *ClientWithResponses) RefreshTokenWithFormdataBodyWithResponse(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
+	rsp, err := c.RefreshTokenWithFormdataBody(ctx, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

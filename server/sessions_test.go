@@ -275,6 +275,23 @@ func TestPasswordGrantForm(t *testing.T) {
 	form.Set("grant_type", "client_credentials")
 	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+
+	// The refresh token grant, as OAuth 2.0 clients send it to the spec's
+	// refreshUrl: the token rotates as with a JSON body.
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"postman"}}
+	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", refresh.Encode())
+	var next gen.TokenResponse
+	if err := json.Unmarshal(body, &next); res.StatusCode != http.StatusOK || err != nil || next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh token grant: %d %s", res.StatusCode, body)
+	}
+	e.check.secret(next.RefreshToken)
+	if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
+		t.Errorf("the refresh token spent by the form grant still works: %d", status)
+	}
+	refresh.Set("refresh_token", next.RefreshToken)
+	refresh.Set("grant_type", "password")
+	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", refresh.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
 }
 
 func TestLoginFailuresLookAlike(t *testing.T) {

@@ -773,6 +773,19 @@ export interface components {
             /** @description Ignored. */
             client_secret?: string;
         };
+        /** @description The OAuth 2.0 refresh token grant (RFC 6749 section 6), as OAuth 2.0 clients send it to the `refreshUrl`. */
+        RefreshGrantRequest: {
+            /** @enum {string} */
+            grant_type: "refresh_token";
+            /** @example 3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c */
+            refresh_token: string;
+            /** @description Ignored; the role decides what a user may do. */
+            scope?: string;
+            /** @description Ignored. */
+            client_id?: string;
+            /** @description Ignored. */
+            client_secret?: string;
+        };
         RefreshRequest: {
             /** @example 3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c */
             refresh_token: string;
@@ -1294,6 +1307,13 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["RefreshRequest"];
+                /**
+                 * @example {
+                 *       "grant_type": "refresh_token",
+                 *       "refresh_token": "3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": components["schemas"]["RefreshGrantRequest"];
             };
         };
         responses: {
