@@ -17,9 +17,9 @@ func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject)
 	var email, password string
 	switch {
 	case req.JSONBody != nil:
-		email, password = req.JSONBody.Email, deref(req.JSONBody.Password)
+		email, password = req.JSONBody.Email, req.JSONBody.Password
 	case req.FormdataBody != nil:
-		email, password = req.FormdataBody.Username, deref(req.FormdataBody.Password)
+		email, password = req.FormdataBody.Username, req.FormdataBody.Password
 	default:
 		return nil, invalidField("", "email and password are required")
 	}

@@ -31,7 +31,7 @@ func TestBootstrapFirstAdmin(t *testing.T) {
 
 	// Once a user exists, creating one needs an admin's token.
 	pw := "another password"
-	res, err := e.client.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Eve", Email: "eve@example.com", Password: &pw})
+	res, err := e.client.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Eve", Email: "eve@example.com", Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestBootstrapRoleIsAlwaysAdmin(t *testing.T) {
 	pw := "first admin password"
 	member := gen.Member
 	res, err := e.client.CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
-		Name: "Ada", Email: "ada@example.com", Password: &pw, Role: &member,
+		Name: "Ada", Email: "ada@example.com", Password: pw, Role: &member,
 	})
 	mustStatus(t, res, err, http.StatusCreated)
 	if res.JSON201.Role != gen.Admin {
@@ -67,7 +67,7 @@ func TestLogin(t *testing.T) {
 	admin := e.bootstrap()
 
 	// Email is case-insensitive.
-	res, err := e.client.LoginUserWithResponse(ctx, gen.LoginUserJSONRequestBody{Email: " ADA@Example.COM ", Password: &admin.password})
+	res, err := e.client.LoginUserWithResponse(ctx, gen.LoginUserJSONRequestBody{Email: " ADA@Example.COM ", Password: admin.password})
 	mustStatus(t, res, err, http.StatusOK)
 	tok := res.JSON200
 	if tok.TokenType != gen.Bearer || tok.ExpiresIn != 900 || tok.AccessToken == "" || tok.RefreshToken == "" || tok.User.Id != admin.Id {
@@ -78,8 +78,8 @@ func TestLogin(t *testing.T) {
 	}
 
 	for name, body := range map[string]gen.LoginUserJSONRequestBody{
-		"wrong password": {Email: "ada@example.com", Password: ptr("not the password")},
-		"unknown email":  {Email: "nobody@example.com", Password: ptr("whatever it is")},
+		"wrong password": {Email: "ada@example.com", Password: "not the password"},
+		"unknown email":  {Email: "nobody@example.com", Password: "whatever it is"},
 	} {
 		res, err := e.client.LoginUserWithResponse(ctx, body)
 		if err != nil {
@@ -99,7 +99,7 @@ func TestUserCRUD(t *testing.T) {
 	pw := "member password"
 	company := "Analytical Engines"
 	created, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{
-		Name: "Bob Member", Email: "Bob@Example.com", Password: &pw, Company: &company,
+		Name: "Bob Member", Email: "Bob@Example.com", Password: pw, Company: &company,
 	})
 	mustStatus(t, created, err, http.StatusCreated)
 	bob := created.JSON201
@@ -504,7 +504,7 @@ func TestDuplicateEmailDifferingInCase(t *testing.T) {
 	wantProblem(t, http.StatusConflict, res.Body, res.StatusCode(), "duplicate", "/email")
 
 	pw := "some password"
-	ures, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Ada Again", Email: "ADA@example.com", Password: &pw})
+	ures, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Ada Again", Email: "ADA@example.com", Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}

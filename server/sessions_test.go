@@ -25,7 +25,7 @@ import (
 func (e *env) loginFull(email, password string) gen.TokenResponse {
 	e.t.Helper()
 	e.check.secret(password)
-	res, err := e.client.LoginUserWithResponse(context.Background(), gen.LoginUserJSONRequestBody{Email: email, Password: &password})
+	res, err := e.client.LoginUserWithResponse(context.Background(), gen.LoginUserJSONRequestBody{Email: email, Password: password})
 	mustStatus(e.t, res, err, http.StatusOK)
 	e.check.secret(res.JSON200.RefreshToken)
 	return *res.JSON200
