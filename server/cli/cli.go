@@ -37,12 +37,15 @@ import (
 )
 
 // Main runs the command with the process's arguments and environment and
-// returns its exit status: a failure is one line on stderr and status 1.
+// returns its exit status: a failure is one line on stderr and status 1;
+// -help prints the usage and succeeds, as Go's own commands do.
 func Main() int {
-	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "crm: %v\n", err)
-		}
+	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "crm: %v\n", err)
 		return 1
 	}
 	return 0

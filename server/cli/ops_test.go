@@ -188,6 +188,28 @@ func serveInProcess(t *testing.T, uri string, extraEnv map[string]string) *apiCl
 	return a
 }
 
+// The usage, asked for, is not a failure; a wrong flag is.
+func TestHelpExitsZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0},
+		{[]string{"-help"}, 0},
+		{[]string{"seed", "-h"}, 0},
+		{[]string{"engine", "-help"}, 0},
+		{[]string{"-no-such-flag"}, 1},
+	} {
+		p := start(t, nil, tc.args...)
+		if code := p.wait(30 * time.Second); code != tc.code {
+			t.Errorf("crm %s: exit status %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.code, p.output.String())
+		}
+		if !strings.Contains(p.output.String(), "-data-dir") {
+			t.Errorf("crm %s printed no usage:\n%s", strings.Join(tc.args, " "), p.output.String())
+		}
+	}
+}
+
 func TestDatabaseOutageAndRecovery(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 	engine := startEngine(t, addr, dir)
