@@ -228,6 +228,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	// Claim the port before anything else, so that a port in use fails at
+	// once, with one line, and without touching the data directory.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", cfg.addr, err)
+	}
+	defer ln.Close()
+
 	secret, err := jwtSecret(cfg, log)
 	if err != nil {
 		return err
@@ -242,14 +250,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-
-	// Claim the port before opening the database, so that a port in use fails
-	// at once.
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", cfg.addr, err)
-	}
-	defer ln.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

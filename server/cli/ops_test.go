@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -207,6 +208,27 @@ func TestHelpExitsZero(t *testing.T) {
 		if !strings.Contains(p.output.String(), "-data-dir") {
 			t.Errorf("crm %s printed no usage:\n%s", strings.Join(tc.args, " "), p.output.String())
 		}
+	}
+}
+
+// A port in use is one line and exit status 1, before the data directory is
+// touched.
+func TestPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	p := start(t, []string{"CRM_LOG_LEVEL=info", "CRM_ADDR=" + taken.Addr().String(), "CRM_DATA_DIR=" + dir})
+	if code := p.wait(30 * time.Second); code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+	if out := strings.TrimSpace(p.output.String()); strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, "crm: cannot listen on") {
+		t.Errorf("output is not one line saying the port is taken:\n%s", out)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the data directory was created: %v", err)
 	}
 }
 
