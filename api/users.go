@@ -42,7 +42,7 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	if err != nil {
 		return nil, err
 	}
-	hash, err := h.passwords.Hash(ctx, b.Password)
+	hash, err := h.passwords.Hash(ctx, deref(b.Password))
 	if err != nil {
 		return nil, err
 	}

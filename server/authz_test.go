@@ -671,6 +671,11 @@ func TestAuthzLastAdmin(t *testing.T) {
 		{"delete self with only an inactive second admin", &admin, http.MethodDelete, self, nil, conflict},
 		{"the inactive second admin acts", &second, http.MethodPatch, self, authzObj{"role": "member"}, http.StatusUnauthorized},
 		{"reactivate the second admin", &admin, http.MethodPatch, "/users/" + second.Id, authzObj{"status": "active"}, ok},
+		{"the reactivated admin's old token stays dead", &second, http.MethodGet, "/users/me", nil, http.StatusUnauthorized},
+	})
+	// Deactivation ended the second admin's sign-ins for good: they sign in again.
+	second.token = e.login(second.Email, second.password)
+	run([]step{
 		{"demote self with an active second admin", &admin, http.MethodPatch, self, authzObj{"role": "member"}, ok},
 		// At once, not when a cache of roles expires.
 		{"the demoted admin creates a user", &admin, http.MethodPost, "/users", newUser("Too Late"), no},
