@@ -64,22 +64,38 @@ func (h *Handler) Authenticate(ctx context.Context, token string) (*Principal, e
 		h.principals.rememberToken(token, access)
 	}
 	p, ok := h.principals.get(access.user)
+	if ok && access.version > p.tokenVersion {
+		// Newer than what this server remembers: the change was made on
+		// another server, and the user signed in again since.
+		ok = false
+	}
 	if !ok {
-		u, err := h.store.GetUser(ctx, access.user)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("%w: the token's user no longer exists", ErrUnauthenticated)
-		case err != nil:
+		var err error
+		if p, err = h.loadPrincipal(ctx, access.user); err != nil {
 			return nil, err
-		case u.Status != store.StatusActive:
-			return nil, fmt.Errorf("%w: the token's user is deactivated", ErrUnauthenticated)
 		}
-		p = &Principal{ID: u.ID, IDHex: u.ID.Hex(), IsAdmin: u.Role == store.RoleAdmin, tokenVersion: u.TokenVersion}
-		h.principals.put(p)
 	}
 	if p.tokenVersion != access.version {
 		return nil, fmt.Errorf("%w: the token predates the user's new password or deactivation", ErrUnauthenticated)
 	}
+	return p, nil
+}
+
+// loadPrincipal reads the user id from the store, who must exist and be
+// active, and caches them.
+func (h *Handler) loadPrincipal(ctx context.Context, id bson.ObjectID) (*Principal, error) {
+	forgets := h.principals.forgetsSoFar()
+	u, err := h.store.GetUser(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: the token's user no longer exists", ErrUnauthenticated)
+	case err != nil:
+		return nil, err
+	case u.Status != store.StatusActive:
+		return nil, fmt.Errorf("%w: the token's user is deactivated", ErrUnauthenticated)
+	}
+	p := &Principal{ID: u.ID, IDHex: u.ID.Hex(), IsAdmin: u.Role == store.RoleAdmin, tokenVersion: u.TokenVersion}
+	h.principals.put(p, forgets)
 	return p, nil
 }
 
@@ -96,6 +112,9 @@ type principalCache struct {
 	mu      sync.Mutex
 	entries map[bson.ObjectID]cachedPrincipal
 	tokens  map[string]verifiedToken
+	// forgets counts calls to forget: a user read before one of them may be
+	// out of date, and is not cached.
+	forgets uint64
 }
 
 type verifiedToken struct {
@@ -147,9 +166,21 @@ func (c *principalCache) get(id bson.ObjectID) (*Principal, bool) {
 	return e.p, true
 }
 
-func (c *principalCache) put(p *Principal) {
+// forgetsSoFar is the count put compares with; read it before reading a user.
+func (c *principalCache) forgetsSoFar() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.forgets
+}
+
+// put caches p, read from the store when forgetsSoFar said forgets, unless a
+// user was forgotten since: the read may have come before that change.
+func (c *principalCache) put(p *Principal, forgets uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgets != forgets {
+		return
+	}
 	if len(c.entries) >= maxCachedEntries {
 		clear(c.entries)
 	}
@@ -162,6 +193,7 @@ func (c *principalCache) forget(id bson.ObjectID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, id)
+	c.forgets++
 }
 
 // requireAdmin allows admins only.

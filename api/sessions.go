@@ -83,10 +83,11 @@ func (h *Handler) issueTokens(ctx context.Context, u *store.User, family string)
 	}
 	refresh, hash := auth.NewRefreshToken()
 	err = h.store.CreateRefreshToken(ctx, &store.RefreshToken{
-		Hash:      hash,
-		UserID:    u.ID,
-		Family:    family,
-		ExpiresAt: time.Now().Add(h.refreshTTL),
+		Hash:         hash,
+		UserID:       u.ID,
+		Family:       family,
+		ExpiresAt:    time.Now().Add(h.refreshTTL),
+		TokenVersion: u.TokenVersion,
 	})
 	if err != nil {
 		return gen.TokenResponse{}, err
@@ -119,7 +120,7 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return nil, err
 	}
 	u, err := h.store.GetUser(ctx, old.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Status != store.StatusActive) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Status != store.StatusActive || u.TokenVersion != old.TokenVersion)) {
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {

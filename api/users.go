@@ -37,6 +37,12 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		if err := requireAdmin(p, "create users"); err != nil {
 			return nil, err
 		}
+	} else if exists, err := h.store.AnyUser(ctx); err != nil || exists {
+		// Answered before the password is hashed: anyone may send this.
+		if err == nil {
+			err = ErrNoToken
+		}
+		return nil, err
 	}
 	name, err := notBlank(&b.Name, "/name")
 	if err != nil {

@@ -482,6 +482,10 @@ func TestUnauthorized(t *testing.T) {
 			}
 		})
 	}
+	// Without a token, POST /users looks at nothing else once users exist
+	// (it hashes no password for anyone who asks).
+	res, raw := e.raw(http.MethodPost, "/users", "", "application/json", `{"name":"\u00a0","email":"anon@example.com","password":"anonymous password"}`)
+	wantProblem(t, http.StatusUnauthorized, raw, res.StatusCode, "unauthorized")
 	t.Run("a valid token passes", func(t *testing.T) {
 		res, body := e.raw(http.MethodGet, "/customers", sign(jwt.SigningMethodHS256, testSecret, valid()), "", "")
 		if res.StatusCode != http.StatusOK {

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/store"
 )
 
 // Sessions: refresh token rotation and reuse detection, sign-out, what ends a
@@ -193,6 +196,45 @@ func TestWhatEndsAccess(t *testing.T) {
 			t.Errorf("a demoted admin's token still creates users: %d", res.StatusCode)
 		}
 	})
+}
+
+// TestTokenVersionsAcrossServers changes a user's token version behind this
+// server's back, as another server of a cluster does, and as a sign-in that
+// raced a password change sees it.
+func TestTokenVersionsAcrossServers(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	bob := e.addUser(admin, "Bob Member", gen.Member)
+	before := e.loginFull(bob.Email, bob.password)
+	if res, _ := e.raw(http.MethodGet, "/users/me", before.AccessToken, "", ""); res.StatusCode != http.StatusOK {
+		t.Fatalf("before: %d", res.StatusCode) // this server now remembers bob at version 0
+	}
+	id, err := bson.ObjectIDFromHex(bob.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.store.GetUser(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.UpdateUser(t.Context(), id, u.Revision, store.UserChanges{TokenVersion: ptr(u.TokenVersion + 1)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A refresh token from a sign-in before the change is refused, even if
+	// it escaped the revocation that goes with the change.
+	if status, _ := e.refresh(before.RefreshToken); status != http.StatusUnauthorized {
+		t.Errorf("a refresh token of the old version: %d", status)
+	}
+	// A sign-in after the change works at once, although this server still
+	// remembers bob at the old version.
+	after := e.loginFull(bob.Email, bob.password)
+	if res, body := e.raw(http.MethodGet, "/users/me", after.AccessToken, "", ""); res.StatusCode != http.StatusOK {
+		t.Errorf("a token of the new version: %d %s", res.StatusCode, body)
+	}
+	if res, _ := e.raw(http.MethodGet, "/users/me", before.AccessToken, "", ""); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a token of the old version, once the new one was seen: %d", res.StatusCode)
+	}
 }
 
 func TestPasswordChange(t *testing.T) {

@@ -33,6 +33,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time     `bson:"expires_at"`
 	UsedAt    *time.Time    `bson:"used_at,omitempty"`
 	RevokedAt *time.Time    `bson:"revoked_at,omitempty"`
+	// TokenVersion is the user's token version at the sign-in: a sign-in
+	// that raced a password change or a deactivation cannot outlive it.
+	TokenVersion int64 `bson:"token_version,omitempty"`
 }
 
 // CreateRefreshToken stores t.
