@@ -43,10 +43,39 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
-	if err := unusableBodyText(value, "", !utf8.Valid(raw)); err != nil {
+	if err := unusableBodyText(value, "", replacementsIn(value) > sentReplacements(raw)); err != nil {
 		return nil, err
 	}
 	return value, nil
+}
+
+// replacementsIn counts the U+FFFD characters in the strings and member names
+// of a decoded body.
+func replacementsIn(v any) int {
+	switch v := v.(type) {
+	case string:
+		return strings.Count(v, "\uFFFD")
+	case map[string]any:
+		n := 0
+		for name, member := range v {
+			n += strings.Count(name, "\uFFFD") + replacementsIn(member)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, item := range v {
+			n += replacementsIn(item)
+		}
+		return n
+	}
+	return 0
+}
+
+// sentReplacements counts the U+FFFD characters a raw body holds as such or
+// as the escape \ufffd. When the decoded body holds more, the decoder made
+// them of bytes that are not UTF-8, or of a lone surrogate escape (\ud800).
+func sentReplacements(raw []byte) int {
+	return bytes.Count(raw, []byte("\uFFFD")) + bytes.Count(bytes.ToLower(raw), []byte(`\ufffd`))
 }
 
 // unusableTextError names the first member of a body whose text, or name, is
@@ -57,9 +86,9 @@ type unusableTextError struct{ pointer, detail string }
 
 func (e *unusableTextError) Error() string { return e.pointer + " " + e.detail }
 
-// unusableBodyText walks a decoded body. notUTF8 says the raw body held bytes
-// that are not UTF-8: the decoder replaced them with U+FFFD, which is where
-// they are found.
+// unusableBodyText walks a decoded body. notUTF8 says the raw body held text
+// that is not UTF-8 (see sentReplacements): the decoder replaced it with
+// U+FFFD, which is where it is found.
 func unusableBodyText(v any, pointer string, notUTF8 bool) error {
 	check := func(text, pointer string) error {
 		switch {

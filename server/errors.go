@@ -157,7 +157,7 @@ func toProblem(err error) problem {
 	if errors.Is(err, api.ErrInvalidCredentials) {
 		return problem{kind: kindBadCredentials, detail: "The credentials are wrong, expired or revoked, or the account is deactivated."}
 	}
-	if errors.Is(err, api.ErrUnauthenticated) || errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, errNoToken) {
+	if errors.Is(err, api.ErrUnauthenticated) || errors.Is(err, auth.ErrInvalidToken) || errors.Is(err, api.ErrNoToken) {
 		return unauthorized(err)
 	}
 	if forbidden, ok := errors.AsType[*api.ForbiddenError](err); ok {
@@ -231,7 +231,7 @@ func fieldProblems(in []api.FieldError) []fieldProblem {
 func unauthorized(err error) problem {
 	challenge := `Bearer realm="crm"`
 	detail := "This operation needs a bearer token: sign in at POST /users/login."
-	if !errors.Is(err, errNoToken) {
+	if !errors.Is(err, api.ErrNoToken) {
 		challenge += `, error="invalid_token"`
 		detail = "The bearer token is invalid, expired or revoked; sign in again."
 	}
@@ -244,16 +244,16 @@ func unauthorized(err error) problem {
 // not be read), which is the server's problem, not the client's.
 func securityProblem(e *openapi3filter.SecurityRequirementsError) problem {
 	for _, inner := range e.Errors {
-		if !errors.Is(inner, errNoToken) && !errors.Is(inner, auth.ErrInvalidToken) && !errors.Is(inner, api.ErrUnauthenticated) {
+		if !errors.Is(inner, api.ErrNoToken) && !errors.Is(inner, auth.ErrInvalidToken) && !errors.Is(inner, api.ErrUnauthenticated) {
 			return toProblem(inner)
 		}
 	}
 	for _, inner := range e.Errors {
-		if !errors.Is(inner, errNoToken) {
+		if !errors.Is(inner, api.ErrNoToken) {
 			return unauthorized(inner)
 		}
 	}
-	return unauthorized(errNoToken)
+	return unauthorized(api.ErrNoToken)
 }
 
 // httpProblem maps Echo's own errors.
@@ -273,7 +273,7 @@ func httpProblem(he *echo.HTTPError) problem {
 	case http.StatusBadRequest:
 		return problem{kind: kindMalformedBody, detail: "The request could not be read."}
 	case http.StatusUnauthorized:
-		return unauthorized(errNoToken)
+		return unauthorized(api.ErrNoToken)
 	case http.StatusServiceUnavailable:
 		return problem{kind: kindUnavailable, detail: "The server is busy; try again shortly.", headers: map[string]string{"Retry-After": "1"}}
 	default:

@@ -171,8 +171,11 @@ func unusableText(v string) bool { return !utf8.ValidString(v) || strings.Contai
 // queryError reports unknown, repeated or unusable query parameters.
 type queryError struct{ fields []fieldProblem }
 
+// add names a parameter once, with its first problem.
 func (e *queryError) add(name, detail string) {
-	e.fields = append(e.fields, fieldProblem{Parameter: name, Detail: detail})
+	if !slices.ContainsFunc(e.fields, func(f fieldProblem) bool { return f.Parameter == name }) {
+		e.fields = append(e.fields, fieldProblem{Parameter: name, Detail: detail})
+	}
 }
 
 func (e *queryError) Error() string { return fmt.Sprintf("%d invalid query parameters", len(e.fields)) }
@@ -180,9 +183,6 @@ func (e *queryError) Error() string { return fmt.Sprintf("%d invalid query param
 // authenticator checks the bearer token of a request and returns the context
 // that carries the principal.
 type authenticator func(ctx context.Context, token string) (context.Context, error)
-
-// errNoToken: the request carries no bearer token.
-var errNoToken = api.ErrNoToken
 
 // Keys on the Echo context. The validator asks for the token check once per
 // security scheme that the operation accepts; authResultKey caches a failure.
@@ -277,7 +277,7 @@ func (r routedBy) FindRoute(*http.Request) (*routers.Route, map[string]string, e
 func authenticateRequest(c echo.Context, authenticate authenticator) error {
 	scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return errNoToken
+		return api.ErrNoToken
 	}
 	ctx, err := authenticate(c.Request().Context(), strings.TrimSpace(token))
 	if err != nil {

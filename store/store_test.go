@@ -27,6 +27,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
@@ -182,7 +183,13 @@ func deleteDecidedSoon(t *testing.T, coll *mongo.Collection, id any, deleted boo
 			}
 		}()
 	}
-	return hook, func() { <-decided }
+	return hook, func() {
+		select {
+		case <-decided:
+		case <-time.After(testTimeout):
+			t.Fatal("the delete never started: the hooked command did not run")
+		}
+	}
 }
 
 // rawInsert inserts a document straight through the driver, as another
@@ -290,10 +297,6 @@ func TestOpenEmbeddedPersistsAcrossRestarts(t *testing.T) {
 	}
 }
 
-// Two stores opened at the same time, on different data directories, must not
-// interfere: a program (or a test suite running in parallel) may open several.
-// Not parallel, so that a data race found here (run with -race) is reported
-// against this test alone.
 // A data directory may be named anything a file system allows; a comma, a
 // space, a percent sign or a '+' in the socket's path must not change where
 // the driver connects.
@@ -312,8 +315,21 @@ func TestOpenOddDataDirNames(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The same, whatever the length of the temporary directory (a long one
+	// moves the socket out of the data directory): the driver reads back the
+	// path it was given.
+	for _, socket := range []string{"/x/a,b/50%/s p+q.sock", "/tmp/crm-0123.sock"} {
+		cs, err := connstring.ParseAndValidate(unixSocketURI(socket))
+		if err != nil || len(cs.Hosts) != 1 || cs.Hosts[0] != socket {
+			t.Errorf("unixSocketURI(%q) = %q, read back as %v (%v)", socket, unixSocketURI(socket), cs.Hosts, err)
+		}
+	}
 }
 
+// Two stores opened at the same time, on different data directories, must not
+// interfere: a program (or a test suite running in parallel) may open several.
+// Not parallel, so that a data race found here (run with -race) is reported
+// against this test alone.
 func TestOpenConcurrently(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	stores := make([]*Store, len(dirs))

@@ -103,13 +103,6 @@ func (t *Tokens) Issue(subject string, version int64) (string, error) {
 	return tok.SignedString(t.key)
 }
 
-// Verify checks an access token's signature, type and claims and returns its
-// subject.
-func (t *Tokens) Verify(token string) (string, error) {
-	a, err := t.Check(token)
-	return a.Subject, err
-}
-
 // Access is what a verified access token grants.
 type Access struct {
 	Subject string // the user's id
@@ -119,7 +112,8 @@ type Access struct {
 	Until time.Time
 }
 
-// Check is Verify returning all the token grants.
+// Check verifies an access token's signature, type and claims and returns
+// what it grants.
 func (t *Tokens) Check(token string) (Access, error) {
 	var c claims
 	parsed, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil })

@@ -1,5 +1,5 @@
 // Tests for access and refresh tokens: NewTokens' configuration checks, the
-// Issue/Verify round trip, the JWT's header and claims, every reason Verify must
+// Issue/Check round trip, the JWT's header and claims, every reason Check must
 // refuse a token (wrong key, alg none, HS512, RS256, HS/RS key confusion, time
 // claims beyond the leeway, iss, aud, typ, subject, garbage), the leeway itself,
 // and refresh token generation and hashing.
@@ -90,12 +90,13 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Issue(%q): %v", subject, err)
 		}
-		got, err := tokens.Verify(tok)
+		a, err := tokens.Check(tok)
+		got := a.Subject
 		if err != nil {
-			t.Fatalf("Verify(Issue(%q)): %v", subject, err)
+			t.Fatalf("Check(Issue(%q)): %v", subject, err)
 		}
 		if got != subject {
-			t.Errorf("Verify(Issue(%q)) = %q", subject, got)
+			t.Errorf("Check(Issue(%q)) = %q", subject, got)
 		}
 	}
 }
@@ -213,7 +214,7 @@ func TestIssuedTokenContents(t *testing.T) {
 	}
 }
 
-// validClaims are the claims of a token that Verify accepts; the refusal cases
+// validClaims are the claims of a token that Check accepts; the refusal cases
 // change one thing at a time.
 func validClaims(now time.Time) jwt.MapClaims {
 	return jwt.MapClaims{
@@ -279,10 +280,10 @@ func TestVerifyRefuses(t *testing.T) {
 	good := validClaims(now)
 	hs := jwt.SigningMethodHS256
 
-	// Control: the helpers make tokens that Verify accepts, so each refusal
+	// Control: the helpers make tokens that Check accepts, so each refusal
 	// below is caused by the one thing changed.
-	if sub, err := tokens.Verify(signed(t, hs, testSecret, "at+jwt", good)); err != nil || sub != "user-1" {
-		t.Fatalf("control token: Verify = %q, %v; want user-1, nil", sub, err)
+	if a, err := tokens.Check(signed(t, hs, testSecret, "at+jwt", good)); err != nil || a.Subject != "user-1" {
+		t.Fatalf("control token: Check = %q, %v; want user-1, nil", a.Subject, err)
 	}
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -344,15 +345,16 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sub, err := tokens.Verify(tt.token)
+			a, err := tokens.Check(tt.token)
+			sub := a.Subject
 			if err == nil {
-				t.Fatalf("Verify accepted it (subject %q)", sub)
+				t.Fatalf("Check accepted it (subject %q)", sub)
 			}
 			if !errors.Is(err, ErrInvalidToken) {
-				t.Errorf("Verify error %v is not ErrInvalidToken", err)
+				t.Errorf("Check error %v is not ErrInvalidToken", err)
 			}
 			if sub != "" {
-				t.Errorf("Verify returned subject %q with an error", sub)
+				t.Errorf("Check returned subject %q with an error", sub)
 			}
 		})
 	}
@@ -378,9 +380,10 @@ func TestVerifyLeeway(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := signed(t, jwt.SigningMethodHS256, testSecret, "at+jwt", tt.claims)
-			sub, err := tokens.Verify(tok)
+			a, err := tokens.Check(tok)
+			sub := a.Subject
 			if err != nil {
-				t.Fatalf("Verify: %v", err)
+				t.Fatalf("Check: %v", err)
 			}
 			if sub != "user-1" {
 				t.Errorf("subject = %q, want user-1", sub)
