@@ -43,32 +43,39 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
-	if err := unusableBodyText(value, "", replacementsIn(value) > sentReplacements(raw)); err != nil {
-		return nil, err
+	// Most bodies hold neither: a walk that only counts decides, and the walk
+	// that names the member runs when there is one to name.
+	var c textCount
+	c.add(value)
+	if notUTF8 := c.replacements > 0 && c.replacements > sentReplacements(raw); c.nuls > 0 || notUTF8 {
+		return nil, unusableBodyText(value, "", notUTF8)
 	}
 	return value, nil
 }
 
-// replacementsIn counts the U+FFFD characters in the strings and member names
-// of a decoded body.
-func replacementsIn(v any) int {
+// textCount counts, in the strings and member names of a decoded body, NUL
+// characters and U+FFFD.
+type textCount struct{ nuls, replacements int }
+
+func (c *textCount) add(v any) {
 	switch v := v.(type) {
 	case string:
-		return strings.Count(v, "\uFFFD")
+		c.text(v)
 	case map[string]any:
-		n := 0
 		for name, member := range v {
-			n += strings.Count(name, "\uFFFD") + replacementsIn(member)
+			c.text(name)
+			c.add(member)
 		}
-		return n
 	case []any:
-		n := 0
 		for _, item := range v {
-			n += replacementsIn(item)
+			c.add(item)
 		}
-		return n
 	}
-	return 0
+}
+
+func (c *textCount) text(s string) {
+	c.nuls += strings.Count(s, "\x00")
+	c.replacements += strings.Count(s, "\uFFFD")
 }
 
 // sentReplacements counts the U+FFFD characters a raw body holds as such or
@@ -86,9 +93,10 @@ type unusableTextError struct{ pointer, detail string }
 
 func (e *unusableTextError) Error() string { return e.pointer + " " + e.detail }
 
-// unusableBodyText walks a decoded body. notUTF8 says the raw body held text
-// that is not UTF-8 (see sentReplacements): the decoder replaced it with
-// U+FFFD, which is where it is found.
+// unusableBodyText walks a decoded body, members in order, to the first text
+// that is not fit to store. notUTF8 says the raw body held text that is not
+// UTF-8 (see sentReplacements): the decoder replaced it with U+FFFD, which is
+// where it is found.
 func unusableBodyText(v any, pointer string, notUTF8 bool) error {
 	check := func(text, pointer string) error {
 		switch {
