@@ -48,6 +48,17 @@ func cleanTags(tags []string) ([]string, error) {
 	return out, nil
 }
 
+// nameAndTags returns a customer's name and tags as they are stored, or the
+// 400 for a blank one.
+func nameAndTags(name string, tags *gen.Tags) (*string, []string, error) {
+	n, err := notBlank(&name, "/name")
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := cleanTags(deref(tags))
+	return n, t, err
+}
+
 // CreateCustomer creates a customer owned by the signed-in user unless owner_id
 // names someone else (admins only).
 func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequestObject) (gen.CreateCustomerResponseObject, error) {
@@ -65,11 +76,7 @@ func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequ
 			return nil, err
 		}
 	}
-	name, err := notBlank(&b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
-	tags, err := cleanTags(deref(b.Tags))
+	name, tags, err := nameAndTags(b.Name, b.Tags)
 	if err != nil {
 		return nil, err
 	}
@@ -150,11 +157,7 @@ func (h *Handler) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObj
 // ReplaceCustomer replaces a customer's editable fields.
 func (h *Handler) ReplaceCustomer(ctx context.Context, req gen.ReplaceCustomerRequestObject) (gen.ReplaceCustomerResponseObject, error) {
 	b := req.Body
-	name, err := notBlank(&b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
-	tags, err := cleanTags(deref(b.Tags))
+	name, tags, err := nameAndTags(b.Name, b.Tags)
 	if err != nil {
 		return nil, err
 	}
