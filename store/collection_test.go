@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,10 +106,17 @@ func TestEmbeddedEngineListsOnePerCPU(t *testing.T) {
 		mustCreateCustomer(t, s, &Customer{Name: fmt.Sprint("C", i), Email: fmt.Sprintf("c%d@example.com", i)})
 	}
 	var wg sync.WaitGroup
+	var served atomic.Int32
 	for range 16 {
 		wg.Go(func() {
 			opts := ListOptions{Sort: Sort{Field: "name"}, Limit: 200, Count: true}
-			if _, err := s.ListCustomers(t.Context(), CustomerFilter{}, opts); err != nil {
+			_, err := s.ListCustomers(t.Context(), CustomerFilter{}, opts)
+			switch {
+			case err == nil:
+				served.Add(1)
+			case !errors.Is(err, ErrUnavailable):
+				// Giving up after waiting half its time is the gate's
+				// answer on a slow machine (503); anything else is not.
 				t.Error(err)
 			}
 		})
@@ -116,6 +124,9 @@ func TestEmbeddedEngineListsOnePerCPU(t *testing.T) {
 	wg.Wait()
 	if got, want := reads.max(), runtime.GOMAXPROCS(0); got > want || got == 0 {
 		t.Errorf("%d list commands reached the embedded engine at once, want 1 to %d", got, want)
+	}
+	if n := served.Load(); int(n) < runtime.GOMAXPROCS(0) {
+		t.Errorf("%d of 16 lists served", n)
 	}
 }
 
