@@ -191,7 +191,7 @@ func (g generator) customer(i int) store.Customer {
 
 func (g generator) interaction(i int) store.Interaction {
 	r := rng("interaction", i)
-	created := g.createdAt(r, i, 1) // interactions are spread over the span at random
+	created := g.createdAt(r, 0, 1) // interactions are spread over the span at random
 	typ := pick(r, store.InteractionTypes)
 	it := store.Interaction{
 		ID:          id("interaction", i),

@@ -101,6 +101,12 @@ func TestSeedCreatesValidVariedData(t *testing.T) {
 			t.Errorf("interaction %s refers to a missing customer or user", it.ID.Hex())
 		}
 		oldest, newest = minTime(oldest, it.CreatedAt), maxTime(newest, it.CreatedAt)
+		if it.UpdatedAt.Before(it.CreatedAt) {
+			t.Errorf("interaction %s updated %v before it was created %v", it.ID.Hex(), it.UpdatedAt, it.CreatedAt)
+		}
+	}
+	if now := time.Now(); newest.After(now) || oldest.Before(now.AddDate(-2, 0, -1)) {
+		t.Errorf("interactions created from %v to %v, want within the two years before now", oldest, newest)
 	}
 	if len(types) != len(store.InteractionTypes) || len(statuses) != len(store.InteractionStatuses) {
 		t.Errorf("types %v, statuses %v: not every kind appears", types, statuses)
