@@ -25,17 +25,19 @@ func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject)
 	}
 
 	account, ip := normalizeEmail(email), requestInfoFrom(ctx).clientIP
-	if err := h.throttle.check(account, ip); err != nil {
+	guess, err := h.throttle.begin(account, ip)
+	if err != nil {
 		return nil, err
 	}
+	defer guess.end()
 	u, err := h.checkPassword(ctx, account, password)
 	if errors.Is(err, ErrInvalidCredentials) {
-		h.throttle.failed(account, ip)
+		guess.failed()
 	}
 	if err != nil {
 		return nil, err
 	}
-	h.throttle.succeeded(account, ip)
+	guess.succeeded()
 	tokens, err := h.issueTokens(ctx, u, auth.NewFamily())
 	if err != nil {
 		return nil, err

@@ -14,7 +14,8 @@ import (
 //     high, so that strangers cannot easily lock the owner out.
 //
 // Refused attempts are not counted, so a flood of failures locks a key for at
-// most one window, never longer. A success clears the account-and-address count.
+// most one window, never longer. Attempts in flight count against the limits
+// too (see begin). A success clears the account-and-address count.
 // Counts live in this process; several servers each keep their own.
 
 // ThrottleLimits sets the limits; the zero value means DefaultThrottleLimits.
@@ -40,6 +41,7 @@ type throttle struct {
 type failureWindow struct {
 	start    time.Time
 	failures int
+	inFlight int // attempts let through and not yet decided
 }
 
 // maxThrottleKeys bounds memory under a flood from many addresses.
@@ -66,53 +68,101 @@ func (t *throttle) keys(account, ip string) [3]throttleKey {
 	}
 }
 
-// check returns a *TooManyRequestsError if any key is over its limit.
-func (t *throttle) check(account, ip string) error {
+// attempt is one sign-in attempt let through the throttle. Exactly one of
+// failed and succeeded decides it; end, deferred, gives back an attempt that
+// neither decided (the check could not be made).
+type attempt struct {
+	t           *throttle
+	account, ip string
+	decided     bool
+}
+
+// begin lets an attempt through, counted as in flight under every key, or
+// refuses it with a *TooManyRequestsError when a key's failures and attempts
+// in flight reach its limit. Counting attempts before their passwords are
+// checked keeps parallel guesses to the limit: counting failures alone let
+// every guess already waiting for the hash through.
+func (t *throttle) begin(account, ip string) (*attempt, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	var wait time.Duration
 	for _, k := range t.keys(account, ip) {
-		w, ok := t.windows[k.key]
-		if !ok || now.Sub(w.start) >= t.limits.Window || w.failures < k.limit {
-			continue
+		switch w := t.window(k.key, now); {
+		case w.failures >= k.limit:
+			wait = max(wait, w.start.Add(t.limits.Window).Sub(now))
+		case w.failures+w.inFlight >= k.limit:
+			// The attempts in flight decide: in about the time of a hash.
+			wait = max(wait, time.Second)
 		}
-		wait = max(wait, w.start.Add(t.limits.Window).Sub(now))
 	}
 	if wait > 0 {
-		return &TooManyRequestsError{RetryAfter: wait}
-	}
-	return nil
-}
-
-// failed counts a failed attempt under every key.
-func (t *throttle) failed(account, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	if len(t.windows) >= maxThrottleKeys {
-		t.prune(now)
+		return nil, &TooManyRequestsError{RetryAfter: wait}
 	}
 	for _, k := range t.keys(account, ip) {
-		w, ok := t.windows[k.key]
-		if !ok || now.Sub(w.start) >= t.limits.Window {
-			w = &failureWindow{start: now}
-			t.windows[k.key] = w
-		}
-		w.failures++
+		t.windows[k.key].inFlight++
 	}
+	return &attempt{t: t, account: account, ip: ip}, nil
 }
 
+// window returns key's current window, started anew when the last one ended.
+// Call with mu held.
+func (t *throttle) window(key string, now time.Time) *failureWindow {
+	w, ok := t.windows[key]
+	switch {
+	case !ok:
+		if len(t.windows) >= maxThrottleKeys {
+			t.prune(now)
+		}
+		w = &failureWindow{start: now}
+		t.windows[key] = w
+	case now.Sub(w.start) >= t.limits.Window:
+		w.start, w.failures = now, 0
+	}
+	return w
+}
+
+// failed counts the attempt as a failure under every key.
+func (a *attempt) failed() { a.decide(outcomeFailed) }
+
 // succeeded clears the account-and-address count: the owner got in.
-func (t *throttle) succeeded(account, ip string) {
+func (a *attempt) succeeded() { a.decide(outcomeSucceeded) }
+
+// end gives back an attempt that was not decided; defer it after begin.
+func (a *attempt) end() { a.decide(outcomeNone) }
+
+type outcome int
+
+const (
+	outcomeNone outcome = iota
+	outcomeFailed
+	outcomeSucceeded
+)
+
+func (a *attempt) decide(o outcome) {
+	t := a.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.windows, t.keys(account, ip)[0].key)
+	if a.decided {
+		return
+	}
+	a.decided = true
+	now := t.now()
+	for i, k := range t.keys(a.account, a.ip) {
+		w := t.window(k.key, now)
+		w.inFlight = max(w.inFlight-1, 0)
+		switch {
+		case o == outcomeFailed:
+			w.failures++
+		case o == outcomeSucceeded && i == 0:
+			w.failures = 0
+		}
+	}
 }
 
 func (t *throttle) prune(now time.Time) {
 	for k, w := range t.windows {
-		if now.Sub(w.start) >= t.limits.Window {
+		if now.Sub(w.start) >= t.limits.Window && w.inFlight == 0 {
 			delete(t.windows, k)
 		}
 	}

@@ -224,10 +224,12 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	// Checking the current password is a sign-in attempt, throttled like one:
 	// a stolen access token must not buy unlimited guesses at it.
 	throttleKey, ip := "current-password\x00"+id.Hex(), requestInfoFrom(ctx).clientIP
+	var guess *attempt
 	if edit.currentPassword != nil {
-		if err := h.throttle.check(throttleKey, ip); err != nil {
+		if guess, err = h.throttle.begin(throttleKey, ip); err != nil {
 			return nil, err
 		}
+		defer guess.end()
 	}
 
 	var updated *store.User
@@ -243,7 +245,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		changes := edit.changes.Effective(cur)
 		if err := h.mayEditUser(ctx, p, cur, changes, edit.currentPassword); err != nil {
 			if errors.Is(err, errWrongCurrentPassword) {
-				h.throttle.failed(throttleKey, ip)
+				guess.failed()
 			}
 			return err
 		}

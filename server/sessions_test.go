@@ -358,6 +358,37 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	}
 }
 
+// Guesses sent at once are held to the limit too: each is counted when it
+// is let through, not when its password check, which takes tens of
+// milliseconds, fails.
+func TestParallelGuessesAreThrottled(t *testing.T) {
+	e := newEnv(t) // the default limits: 5 per account and address
+	admin := e.bootstrap()
+	const guesses = 16
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Go(func() {
+			res, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":"wrong guess %d"}`, admin.Email, i))
+			mu.Lock()
+			statuses[res.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if statuses[http.StatusUnauthorized] > api.DefaultThrottleLimits.PerAccountAndIP || statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != guesses {
+		t.Errorf("%d guesses at once: %v; want at most %d password checks (401), the rest 429",
+			guesses, statuses, api.DefaultThrottleLimits.PerAccountAndIP)
+	}
+	// And once they are decided, the owner is locked out for the window,
+	// as after guesses one at a time.
+	res, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, admin.Email, admin.password))
+	if statuses[http.StatusUnauthorized] == api.DefaultThrottleLimits.PerAccountAndIP && res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the right password after %d failures: %d, want 429", statuses[http.StatusUnauthorized], res.StatusCode)
+	}
+}
+
 func TestLoginThrottling(t *testing.T) {
 	window := 2 * time.Second
 	e := newEnv(t, withThrottle(api.ThrottleLimits{Window: window, PerAccountAndIP: 3, PerIP: 6, PerAccount: 100}))
