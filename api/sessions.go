@@ -129,6 +129,9 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return nil, err
 	}
 	tokens, err := h.issueTokens(ctx, u, old.Family)
+	if errors.Is(err, store.ErrTokenReused) {
+		return nil, ErrInvalidCredentials
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -38,13 +38,29 @@ type RefreshToken struct {
 	TokenVersion int64 `bson:"token_version,omitempty"`
 }
 
-// CreateRefreshToken stores t.
+// CreateRefreshToken stores t. If t's family was revoked meanwhile — the
+// token t replaces was presented twice at once, and the other presenter saw
+// it spent — t is revoked too and the error is ErrTokenReused: a revocation
+// that ran before the insert could not reach t, and this check after it sees
+// that revocation.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
-	ctx, cancel := s.opContext(ctx)
+	opCtx, cancel := s.opContext(ctx)
 	defer cancel()
 	t.CreatedAt = now()
-	_, err := s.refreshTokens.InsertOne(ctx, t)
-	return translate(err)
+	if _, err := s.refreshTokens.InsertOne(opCtx, t); err != nil {
+		return translate(err)
+	}
+	revoked, err := exists(opCtx, s.refreshTokens, bson.D{
+		{Key: refreshFieldFamily, Value: t.Family},
+		{Key: refreshFieldRevokedAt, Value: bson.D{{Key: "$exists", Value: true}}},
+	})
+	if err != nil || !revoked {
+		return err
+	}
+	if err := s.RevokeTokenFamily(ctx, t.Family); err != nil {
+		return err
+	}
+	return ErrTokenReused
 }
 
 // UseRefreshToken marks the token with hash as exchanged and returns it. It
