@@ -51,6 +51,10 @@ var (
 	kindTooManyRequests  = kind{"too-many-requests", "Too many requests", http.StatusTooManyRequests}
 	kindInternal         = kind{"internal", "Internal server error", http.StatusInternalServerError}
 	kindUnavailable      = kind{"unavailable", "Service unavailable", http.StatusServiceUnavailable}
+	// kindClientClosed is for the log and metrics only (nginx's 499): the
+	// client hung up, so nobody reads the answer, and the request's failure
+	// is neither the server's nor the database's.
+	kindClientClosed = kind{"client-closed-request", "Client closed request", 499}
 )
 
 // problemTypePrefix makes a kind's slug its problem type URI.
@@ -76,6 +80,9 @@ type problem struct {
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		p := toProblem(err)
+		if errors.Is(c.Request().Context().Err(), context.Canceled) {
+			p = problem{kind: kindClientClosed, detail: "The client closed the connection before the answer."}
+		}
 		if p.kind.status >= 500 {
 			// The client sees a generic detail; the real error goes to the log,
 			// found again by the request id.

@@ -1,12 +1,20 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/store"
 )
 
 // Overload is a 503 that says when to retry, whichever part is overloaded;
@@ -17,5 +25,36 @@ func TestOverloadIsRetryLater(t *testing.T) {
 		if p.kind.status != http.StatusServiceUnavailable || p.headers["Retry-After"] == "" {
 			t.Errorf("%v → %d with Retry-After %q, want 503 with a Retry-After", err, p.kind.status, p.headers["Retry-After"])
 		}
+	}
+}
+
+// A request whose client hung up fails with the context's error, often from
+// the database driver; that is neither the server's fault (500) nor the
+// database's (503), and is not logged as an error.
+func TestClientThatHungUpIsNotAServerError(t *testing.T) {
+	var logged bytes.Buffer
+	handle := errorHandler(slog.New(slog.NewJSONHandler(&logged, nil)))
+	for _, cause := range []error{
+		context.Canceled,
+		fmt.Errorf("%w: incomplete read of message header: %w", store.ErrUnavailable, context.Canceled),
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		rec := httptest.NewRecorder()
+		c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/customers", nil).WithContext(ctx), rec)
+		handle(cause, c)
+		if rec.Code != 499 {
+			t.Errorf("%v: status %d, want 499", cause, rec.Code)
+		}
+	}
+	if logged.Len() > 0 {
+		t.Errorf("logged: %s", logged.String())
+	}
+	// A request still wanted by its client that fails the same way is the
+	// database's problem.
+	rec := httptest.NewRecorder()
+	handle(fmt.Errorf("%w: %w", store.ErrUnavailable, context.Canceled), echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/customers", nil), rec))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(logged.String(), `"level":"ERROR"`) {
+		t.Errorf("the database failing: %d, logged %q", rec.Code, logged.String())
 	}
 }
