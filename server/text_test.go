@@ -44,6 +44,8 @@ func TestBodyTextIsStorable(t *testing.T) {
 		{"a new tag of U+2003", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"ada@example.com","tags":["\u2003"]}`, "/tags/0"},
 		{"a user's name of U+00A0", http.MethodPost, "/users", "application/json", `{"name":"\u00a0","email":"x@example.com","password":"long enough password"}`, "/name"},
 		{"a user's name patched to U+3000", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\u3000"}`, "/name"},
+		{"an email with U+00A0", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"ada\u00a0@example.com"}`, "/email"},
+		{"a user's email with U+2003", http.MethodPatch, "/users/" + member.Id, "application/json", `{"email":"bob\u2003member@example.com"}`, "/email"},
 		{"a leap second", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2016-12-31T23:59:60Z"}`, "/scheduled_at"},
 		{"hour 24", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2026-11-26T24:00:00Z"}`, "/scheduled_at"},
 	}
