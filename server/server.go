@@ -118,13 +118,28 @@ func composed(chain ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 // the body, and drops the body itself. The log and metrics say HEAD.
 func headAsGet(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
+		switch r.Method {
+		case http.MethodHead:
 			r = r.Clone(context.WithValue(r.Context(), headKey{}, true))
 			r.Method = http.MethodGet
+		case http.MethodOptions:
+			w = allowHead{w} // Echo's answer lists the routes' methods
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// allowHead adds HEAD to an Allow header that lists GET.
+type allowHead struct{ http.ResponseWriter }
+
+func (w allowHead) WriteHeader(code int) {
+	if allow := w.Header().Get("Allow"); strings.Contains(allow, http.MethodGet) && !strings.Contains(allow, http.MethodHead) {
+		w.Header().Set("Allow", allow+", "+http.MethodHead)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w allowHead) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type headKey struct{}
 
