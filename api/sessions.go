@@ -114,7 +114,8 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	default:
 		return nil, invalidField("/refresh_token", "is required")
 	}
-	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(token))
+	oldHash := auth.HashRefreshToken(token)
+	old, err := h.store.UseRefreshToken(ctx, oldHash)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenReused) {
 		return nil, ErrInvalidCredentials
 	}
@@ -129,10 +130,19 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return nil, err
 	}
 	tokens, err := h.issueTokens(ctx, u, old.Family)
-	if errors.Is(err, store.ErrTokenReused) {
-		return nil, ErrInvalidCredentials
-	}
 	if err != nil {
+		return nil, err
+	}
+	// The same token presented at once by someone else found it spent and
+	// revoked the family — maybe before the new token was stored, out of that
+	// revocation's reach. Looked at after storing it, the spent token says so.
+	if revoked, err := h.store.RefreshTokenRevoked(ctx, oldHash); err != nil || revoked {
+		if err == nil {
+			err = h.store.RevokeTokenFamily(ctx, old.Family)
+		}
+		if err == nil {
+			err = ErrInvalidCredentials
+		}
 		return nil, err
 	}
 	return gen.RefreshToken200JSONResponse{Body: tokens, Headers: gen.RefreshToken200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
