@@ -114,8 +114,7 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	default:
 		return nil, invalidField("/refresh_token", "is required")
 	}
-	oldHash := auth.HashRefreshToken(token)
-	old, err := h.store.UseRefreshToken(ctx, oldHash)
+	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(token))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenReused) {
 		return nil, ErrInvalidCredentials
 	}
@@ -135,8 +134,8 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	}
 	// The same token presented at once by someone else found it spent and
 	// revoked the family — maybe before the new token was stored, out of that
-	// revocation's reach. Looked at after storing it, the spent token says so.
-	if revoked, err := h.store.RefreshTokenRevoked(ctx, oldHash); err != nil || revoked {
+	// revocation's reach. Looked at after storing it, the family says so.
+	if revoked, err := h.store.FamilyRevoked(ctx, old.Family); err != nil || revoked {
 		if err == nil {
 			err = h.store.RevokeTokenFamily(ctx, old.Family)
 		}

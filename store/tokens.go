@@ -47,18 +47,19 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t *RefreshToken) error {
 	return translate(err)
 }
 
-// RefreshTokenRevoked reports whether the token with hash was revoked (with
-// its family). A lookup by _id: the embedded engine would read every token to
-// filter by family.
-func (s *Store) RefreshTokenRevoked(ctx context.Context, hash string) (bool, error) {
+// FamilyRevoked reports whether the sign-in family was revoked. It reads the
+// mark RevokeTokenFamily leaves, by _id: the tokens' own revoked_at is set
+// by an update of many documents, which the engine need not make at once.
+func (s *Store) FamilyRevoked(ctx context.Context, family string) (bool, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	var t RefreshToken
-	if err := s.refreshTokens.FindOne(ctx, bson.D{{Key: fieldID, Value: hash}}).Decode(&t); err != nil {
-		return false, translate(err)
-	}
-	return t.RevokedAt != nil, nil
+	return exists(ctx, s.claims, bson.D{{Key: fieldID, Value: familyRevokedKey(family)}})
 }
+
+// familyRevokedKey names the mark of a revoked family in the claims
+// collection, whose old entries the janitor deletes: the mark is only needed
+// while a refresh racing the revocation may still be storing its token.
+func familyRevokedKey(family string) string { return "revoked-family/" + family }
 
 // UseRefreshToken marks the token with hash as exchanged and returns it. It
 // fails with ErrNotFound for an unknown, expired or revoked token, and with
@@ -132,8 +133,13 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, hash string) error {
 	return s.RevokeTokenFamily(ctx, t.Family)
 }
 
-// RevokeTokenFamily revokes every token of a sign-in.
+// RevokeTokenFamily revokes every token of a sign-in, marking the family as
+// revoked first (see FamilyRevoked): a token stored after this update read
+// the family finds the mark.
 func (s *Store) RevokeTokenFamily(ctx context.Context, family string) error {
+	if err := s.claim(ctx, familyRevokedKey(family)); err != nil && !errors.Is(err, ErrDuplicate) {
+		return err
+	}
 	return s.revokeTokens(ctx, bson.D{{Key: refreshFieldFamily, Value: family}})
 }
 
