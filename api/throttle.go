@@ -100,7 +100,7 @@ func (t *throttle) begin(account, ip string) (*attempt, error) {
 		return nil, &TooManyRequestsError{RetryAfter: wait}
 	}
 	for _, k := range t.keys(account, ip) {
-		t.windows[k.key].inFlight++
+		t.window(k.key, now).inFlight++ // not the map: a prune may have cleared it
 	}
 	return &attempt{t: t, account: account, ip: ip}, nil
 }
