@@ -93,10 +93,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		if allow, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok && p.kind == kindMethodNotAllowed {
-			if strings.Contains(allow, http.MethodGet) {
-				allow += ", " + http.MethodHead // see headAsGet
-			}
-			c.Response().Header().Set(echo.HeaderAllow, allow)
+			c.Response().Header().Set(echo.HeaderAllow, withHead(allow)) // see headAsGet
 		}
 		writeProblem(c, p)
 	}

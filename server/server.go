@@ -133,10 +133,18 @@ func headAsGet(next http.Handler) http.Handler {
 type allowHead struct{ http.ResponseWriter }
 
 func (w allowHead) WriteHeader(code int) {
-	if allow := w.Header().Get("Allow"); strings.Contains(allow, http.MethodGet) && !strings.Contains(allow, http.MethodHead) {
-		w.Header().Set("Allow", allow+", "+http.MethodHead)
+	if allow := w.Header().Get("Allow"); allow != "" {
+		w.Header().Set("Allow", withHead(allow))
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// withHead is a list of allowed methods with HEAD wherever GET is.
+func withHead(allow string) string {
+	if strings.Contains(allow, http.MethodGet) && !strings.Contains(allow, http.MethodHead) {
+		return allow + ", " + http.MethodHead
+	}
+	return allow
 }
 
 func (w allowHead) Unwrap() http.ResponseWriter { return w.ResponseWriter }

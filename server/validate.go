@@ -288,9 +288,14 @@ func authenticateRequest(c echo.Context, authenticate authenticator) error {
 	return nil
 }
 
-// An email holds no space of any kind: the spec's pattern, read by RE2 (as
-// by most validators outside JavaScript), only excludes ASCII ones, and
-// "ada\u00a0@example.com" would be stored.
+// The string formats kin-openapi checks too loosely:
+//   - an email holds no space of any kind: the spec's pattern, read by RE2 (as
+//     by most validators outside JavaScript), only excludes ASCII ones, and
+//     "ada\u00a0@example.com" would be stored;
+//   - kin-openapi checks a date-time's form and its date, not its time of
+//     day: 23:59:60, a leap second that Go's time package cannot hold, would
+//     pass and then fail to decode, answered as a malformed body instead of
+//     naming the field. Parsing it as the handlers will makes the check exact.
 func init() {
 	openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(func(value string) error {
 		if strings.ContainsFunc(value, unicode.IsSpace) {
@@ -298,13 +303,6 @@ func init() {
 		}
 		return nil
 	}))
-}
-
-// kin-openapi checks a date-time's form and its date, not its time of day:
-// 23:59:60, a leap second that Go's time package cannot hold, would pass and
-// then fail to decode, answered as a malformed body instead of naming the
-// field. Parsing it as the handlers will makes the check exact.
-func init() {
 	form := openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringDateTime)
 	openapi3.DefineStringFormatValidator("date-time", openapi3.NewCallbackValidator(func(value string) error {
 		if err := form.Validate(value); err != nil {

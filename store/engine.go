@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,17 +82,7 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 // a comma in the path as it is, and the driver reads a comma as the end of a
 // host: a data directory named "a,b" could not be reached.
 func unixSocketURI(socket string) string {
-	var b strings.Builder
-	b.WriteString("mongodb://")
-	for _, c := range []byte(socket) {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	b.WriteString("/")
-	return b.String()
+	return "mongodb://" + url.QueryEscape(socket) + "/" // the driver query-unescapes hosts
 }
 
 // sqliteURL is the engine's SQLite URI for a directory.
