@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -695,3 +698,43 @@ func headOnTheWire(t *testing.T, baseURL, path, token string) string {
 	}
 	return after
 }
+
+// TestEveryUndeclaredMethodIs405: on every path of the spec, a method it does
+// not declare gets 405 with an Allow header listing the ones it does, and
+// nothing is changed. Echo, finding no handler on a fixed segment
+// ("/users/me", "/interactions/customer/…"), would otherwise try the path as
+// an id of the route beside it and answer DELETE /users/me with a 400 about
+// the id "me".
+func TestEveryUndeclaredMethodIs405(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	spec := loadedSpec(t)
+	id := "0123456789abcdef01234567"
+	for _, path := range slices.Sorted(maps.Keys(spec.Paths.Map())) {
+		declared := spec.Paths.Value(path).Operations()
+		concrete := pathParam.ReplaceAllString(path, id)
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if declared[method] != nil {
+				continue
+			}
+			t.Run(method+" "+path, func(t *testing.T) {
+				res, body := e.raw(method, concrete, admin.token, "application/json", `{}`)
+				wantProblem(t, http.StatusMethodNotAllowed, body, res.StatusCode, "method-not-allowed")
+				allow := strings.Split(res.Header.Get("Allow"), ", ")
+				for m := range declared {
+					if !slices.Contains(allow, m) {
+						t.Errorf("Allow %q lacks %s", allow, m)
+					}
+				}
+				if slices.Contains(allow, method) {
+					t.Errorf("Allow %q lists the refused method", allow)
+				}
+			})
+		}
+	}
+	me, err := e.as(admin.token).GetCurrentUserWithResponse(context.Background())
+	mustStatus(t, me, err, http.StatusOK)
+}
+
+// pathParam is a path template's parameter: {id}.
+var pathParam = regexp.MustCompile(`\{[^}]+\}`)

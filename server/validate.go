@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -43,6 +44,15 @@ type operationInfo struct {
 	query map[string]bool
 	// idempotent: the operation accepts an Idempotency-Key header.
 	idempotent bool
+	// shadows are the paths that Echo may wrongly route here (see shadowsOf).
+	shadows []shadow
+}
+
+// shadow is a path of the spec with a fixed segment where an operation's path
+// has a parameter (/users/me beside /users/{id}), and the methods it allows.
+type shadow struct {
+	segments []string // "{…}" for a parameter
+	allow    string   // as Echo writes Allow: "OPTIONS, GET, PATCH"
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -71,10 +81,64 @@ func indexOperations(spec *openapi3.T) operations {
 					}
 				}
 			}
+			info.shadows = shadowsOf(spec, path)
 			ops[echoRoute(method, path)] = info
 		}
 	}
 	return ops
+}
+
+// shadowsOf lists the paths of the spec that a request may name and still be
+// routed to path. Echo prefers a fixed segment to a parameter, but when the
+// fixed path lacks the request's method it tries the parameter instead:
+// DELETE /users/me reaches DELETE /users/{id} with the id "me", and would be
+// refused for its id rather than with 405 and the methods /users/me allows.
+func shadowsOf(spec *openapi3.T, path string) []shadow {
+	own := strings.Split(path, "/")
+	first := slices.IndexFunc(own, isParam)
+	if first < 0 {
+		return nil
+	}
+	var shadows []shadow
+	for other, item := range spec.Paths.Map() {
+		segments := strings.Split(other, "/")
+		// Alike up to path's first parameter, where other has a fixed segment.
+		if len(segments) > first && !isParam(segments[first]) && slices.Equal(own[:first], segments[:first]) {
+			methods := slices.Sorted(maps.Keys(item.Operations()))
+			shadows = append(shadows, shadow{segments, strings.Join(append([]string{http.MethodOptions}, methods...), ", ")})
+		}
+	}
+	return shadows
+}
+
+func isParam(segment string) bool { return strings.HasPrefix(segment, "{") }
+
+// names reports whether a request path, split at "/", is the shadow's path.
+func (sh shadow) names(segments []string) bool {
+	if len(segments) != len(sh.segments) {
+		return false
+	}
+	for i, s := range segments {
+		if s != sh.segments[i] && (s == "" || !isParam(sh.segments[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// shadowedBy returns what the path of the spec that the request names
+// allows, when that is not the operation's own path (see shadowsOf).
+func (info *operationInfo) shadowedBy(requestPath string) (allow string, shadowed bool) {
+	if len(info.shadows) == 0 {
+		return "", false
+	}
+	segments := strings.Split(requestPath, "/")
+	for _, sh := range info.shadows {
+		if sh.names(segments) {
+			return sh.allow, true
+		}
+	}
+	return "", false
 }
 
 // lookup returns the operation Echo routed the request to, or nil for routes
@@ -232,6 +296,10 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			info := ops.lookup(c)
 			if info == nil {
 				return next(c) // not an operation of the spec: /docs, /metrics, …
+			}
+			if allow, shadowed := info.shadowedBy(c.Request().URL.Path); shadowed {
+				c.Set(echo.ContextKeyHeaderAllow, allow)
+				return echo.ErrMethodNotAllowed
 			}
 			if err := checkContentEncoding(c.Request()); err != nil {
 				return err
