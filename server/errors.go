@@ -60,10 +60,12 @@ var (
 // problemTypePrefix makes a kind's slug its problem type URI.
 const problemTypePrefix = "urn:crm:problem:"
 
-// fieldProblem is one entry of a problem's "errors".
+// fieldProblem is one entry of a problem's "errors": a parameter, by its name
+// (which is empty in "?=x"), or else a member of the body, by its JSON Pointer
+// ("" is the whole body).
 type fieldProblem struct {
 	Pointer   string
-	Parameter string
+	Parameter *string
 	Detail    string
 }
 
@@ -117,9 +119,9 @@ func writeProblem(c echo.Context, p problem) {
 		// 1 MiB body would answer it with 6 MB.
 		errs := make([]gen.FieldError, min(len(p.fields), maxListedFields))
 		for i, f := range p.fields[:len(errs)] {
-			errs[i] = gen.FieldError{Detail: f.Detail, Pointer: nonEmpty(f.Pointer), Parameter: nonEmpty(f.Parameter)}
-			if f.Parameter == "" && f.Pointer == "" {
-				errs[i].Pointer = ptr("") // the whole body
+			errs[i] = gen.FieldError{Detail: f.Detail, Parameter: f.Parameter}
+			if f.Parameter == nil {
+				errs[i].Pointer = &f.Pointer
 			}
 		}
 		doc.Errors = &errs
@@ -226,7 +228,7 @@ func toProblem(err error) problem {
 func fieldProblems(in []api.FieldError) []fieldProblem {
 	out := make([]fieldProblem, len(in))
 	for i, f := range in {
-		out[i] = fieldProblem(f)
+		out[i] = fieldProblem{Pointer: f.Pointer, Parameter: nonEmpty(f.Parameter), Detail: f.Detail}
 	}
 	return out
 }
@@ -323,10 +325,13 @@ func validationProblem(errs openapi3.MultiError) problem {
 // firstPerField keeps one problem per field: an empty name breaks both minLength
 // and pattern, and the client needs to hear it once.
 func firstPerField(fields []fieldProblem) []fieldProblem {
-	seen := map[[2]string]bool{}
+	seen := map[string]bool{}
 	out := fields[:0]
 	for _, f := range fields {
-		key := [2]string{f.Pointer, f.Parameter}
+		key := f.Pointer
+		if f.Parameter != nil {
+			key = "?" + *f.Parameter // a pointer is "" or starts with "/"
+		}
 		if !seen[key] {
 			seen[key] = true
 			out = append(out, f)
@@ -347,18 +352,18 @@ func parameterProblems(re *openapi3filter.RequestError) []fieldProblem {
 	var parse *openapi3filter.ParseError
 	switch {
 	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
-		return []fieldProblem{{Parameter: name, Detail: "is required"}}
+		return []fieldProblem{{Parameter: &name, Detail: "is required"}}
 	case errors.Is(re.Err, openapi3filter.ErrInvalidEmptyValue):
-		return []fieldProblem{{Parameter: name, Detail: "must not be empty"}}
+		return []fieldProblem{{Parameter: &name, Detail: "must not be empty"}}
 	case errors.As(re.Err, &parse):
-		return []fieldProblem{{Parameter: name, Detail: "must be " + describeType(re.Parameter.Schema)}}
+		return []fieldProblem{{Parameter: &name, Detail: "must be " + describeType(re.Parameter.Schema)}}
 	}
 	problems := schemaProblems(re.Err, "")
 	for i := range problems {
-		problems[i] = fieldProblem{Parameter: name, Detail: problems[i].Detail}
+		problems[i] = fieldProblem{Parameter: &name, Detail: problems[i].Detail}
 	}
 	if len(problems) == 0 {
-		problems = []fieldProblem{{Parameter: name, Detail: "is invalid"}}
+		problems = []fieldProblem{{Parameter: &name, Detail: "is invalid"}}
 	}
 	return problems
 }

@@ -1311,6 +1311,9 @@ func TestQueryParameters(t *testing.T) {
 		{"/customers?status=inactive;x=1", []string{"?status"}},
 		{"/customers?q=%zz", []string{"?q"}},
 		{"/customers?%zz=1", []string{"?%zz"}},
+		// A pair without a name is a parameter too, not the body.
+		{"/customers?=x", []string{"?"}},
+		{"/customers?limit=5&=", []string{"?"}},
 		{"/customers?limit=5&status=active;", []string{"?status"}},
 		// Malformed values.
 		{"/customers?created_after=yesterday", []string{"?created_after"}},

@@ -157,6 +157,8 @@ func (info *operationInfo) checkQuery(rawQuery string, query url.Values) error {
 	for name, values := range query {
 		repeatable, known := info.query[name]
 		switch {
+		case name == "":
+			qe.add(name, "has no name: a query pair is name=value")
 		case !known:
 			qe.add(name, "is not a parameter of this operation"+suggestion(name, info.query))
 		case len(values) > 1 && !repeatable:
@@ -170,7 +172,7 @@ func (info *operationInfo) checkQuery(rawQuery string, query url.Values) error {
 	if len(qe.fields) == 0 {
 		return nil
 	}
-	slices.SortFunc(qe.fields, func(a, b fieldProblem) int { return strings.Compare(a.Parameter, b.Parameter) })
+	slices.SortFunc(qe.fields, func(a, b fieldProblem) int { return strings.Compare(*a.Parameter, *b.Parameter) })
 	return qe
 }
 
@@ -238,8 +240,8 @@ type queryError struct{ fields []fieldProblem }
 
 // add names a parameter once, with its first problem.
 func (e *queryError) add(name, detail string) {
-	if !slices.ContainsFunc(e.fields, func(f fieldProblem) bool { return f.Parameter == name }) {
-		e.fields = append(e.fields, fieldProblem{Parameter: name, Detail: detail})
+	if !slices.ContainsFunc(e.fields, func(f fieldProblem) bool { return *f.Parameter == name }) {
+		e.fields = append(e.fields, fieldProblem{Parameter: &name, Detail: detail})
 	}
 }
 
