@@ -68,15 +68,63 @@ type config struct {
 	trustedProxies  []*net.IPNet
 }
 
-// parseConfig reads flags, which win over environment variables, which win over
-// the defaults.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
-	var cfg config
-	fs := flag.NewFlagSet("crm", flag.ContinueOnError)
-	for _, register := range extra {
-		register(fs)
+// The usage texts printed above each command's flags.
+const (
+	serveUsage = `Usage: crm [flags]          serve the API
+       crm seed [flags]     fill the database with demo data (crm seed -help)
+       crm engine [flags]   run the bundled MongoDB-compatible engine as a server (crm engine -help)
+
+A flag can also be set by the environment variable named after it; the flag wins.
+
+`
+	seedUsage = `Usage: crm seed [flags]
+
+Fills the database that crm serves with demo users, customers and interactions.
+Running it again adds to what is there and creates no duplicates.
+
+`
+	engineUsage = `Usage: crm engine [flags]
+
+Runs the bundled MongoDB-compatible engine as a server of its own, on SQLite
+files or on PostgreSQL, for several crm processes to share through MONGODB_URI.
+
+`
+)
+
+// withUsage makes fs print usage, then its flags, when asked for -help or
+// given a wrong flag.
+func withUsage(fs *flag.FlagSet, usage string) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage+"Flags:\n")
+		fs.PrintDefaults()
 	}
+}
+
+// command describes how a command of crm reads its configuration.
+type command struct {
+	name, usage string
+	// serving: the command serves the API and reads the server's settings
+	// besides the database and log ones that every command reads.
+	serving bool
+	// flags registers the command's own flags.
+	flags func(*flag.FlagSet)
+}
+
+// parseConfig reads the server's configuration (see command.parse).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	return command{name: "crm", usage: serveUsage, serving: true}.parse(args, getenv, stderr)
+}
+
+// parse reads flags, which win over environment variables, which win over the
+// defaults.
+func (cmd command) parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withUsage(fs, cmd.usage)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -95,51 +143,57 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer, ex
 		}
 		return d
 	}
-	fs.StringVar(&cfg.addr, "addr", env("CRM_ADDR", ":8080"), "listen address (CRM_ADDR)")
 	fs.StringVar(&cfg.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB URI; empty runs the embedded database (MONGODB_URI)")
 	fs.StringVar(&cfg.dbName, "db-name", env("CRM_DB_NAME", "crm"), "database name (CRM_DB_NAME)")
 	fs.StringVar(&cfg.dataDir, "data-dir", env("CRM_DATA_DIR", "data"), "embedded database directory (CRM_DATA_DIR)")
-	fs.StringVar(&cfg.jwtSecret, "jwt-secret", env("CRM_JWT_SECRET", ""), "HS256 key, at least 32 bytes; prefer the variable (CRM_JWT_SECRET)")
+	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
 	fs.StringVar(&cfg.logLevel, "log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
 	fs.StringVar(&cfg.logFormat, "log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
-	fs.DurationVar(&cfg.accessTTL, "access-token-ttl", envDuration("CRM_ACCESS_TOKEN_TTL", 15*time.Minute), "access token lifetime (CRM_ACCESS_TOKEN_TTL)")
-	fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
-	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
 	var cors, proxies string
-	fs.StringVar(&cors, "cors-origins", env("CRM_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the API; empty disables CORS (CRM_CORS_ORIGINS)")
-	fs.StringVar(&proxies, "trusted-proxies", env("CRM_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (CRM_TRUSTED_PROXIES)")
+	if cmd.serving {
+		fs.StringVar(&cfg.addr, "addr", env("CRM_ADDR", ":8080"), "listen address (CRM_ADDR)")
+		fs.StringVar(&cfg.jwtSecret, "jwt-secret", env("CRM_JWT_SECRET", ""), "HS256 key, at least 32 bytes; prefer the variable (CRM_JWT_SECRET)")
+		fs.DurationVar(&cfg.accessTTL, "access-token-ttl", envDuration("CRM_ACCESS_TOKEN_TTL", 15*time.Minute), "access token lifetime (CRM_ACCESS_TOKEN_TTL)")
+		fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
+		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
+		fs.StringVar(&cors, "cors-origins", env("CRM_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the API; empty disables CORS (CRM_CORS_ORIGINS)")
+		fs.StringVar(&proxies, "trusted-proxies", env("CRM_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (CRM_TRUSTED_PROXIES)")
+	}
 	if durErr != nil {
 		return cfg, durErr
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	var err error
-	if cfg.corsOrigins, err = parseOrigins(cors); err != nil {
-		return cfg, err
-	}
-	if cfg.trustedProxies, err = parseCIDRs(proxies); err != nil {
-		return cfg, err
-	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q (see crm -help)", fs.Arg(0))
+		return cfg, fmt.Errorf("unexpected argument %q (see %s -help)", fs.Arg(0), cmd.name)
 	}
-	for _, d := range []struct {
-		name  string
-		value time.Duration
-	}{
-		{"access token lifetime", cfg.accessTTL}, {"refresh token lifetime", cfg.refreshTTL},
-		{"database timeout", cfg.dbTimeout}, {"shutdown timeout", cfg.shutdownTimeout},
-	} {
+	durations := []namedDuration{{"database timeout", cfg.dbTimeout}}
+	if cmd.serving {
+		var err error
+		if cfg.corsOrigins, err = parseOrigins(cors); err != nil {
+			return cfg, err
+		}
+		if cfg.trustedProxies, err = parseCIDRs(proxies); err != nil {
+			return cfg, err
+		}
+		if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
+			return cfg, fmt.Errorf("listen address %q: %w", cfg.addr, err)
+		}
+		durations = append(durations, namedDuration{"access token lifetime", cfg.accessTTL},
+			namedDuration{"refresh token lifetime", cfg.refreshTTL}, namedDuration{"shutdown timeout", cfg.shutdownTimeout})
+	}
+	for _, d := range durations {
 		if d.value <= 0 {
 			return cfg, fmt.Errorf("the %s must be positive, got %s", d.name, d.value)
 		}
 	}
-	if _, _, err := net.SplitHostPort(cfg.addr); err != nil {
-		return cfg, fmt.Errorf("listen address %q: %w", cfg.addr, err)
-	}
 	return cfg, nil
+}
+
+type namedDuration struct {
+	name  string
+	value time.Duration
 }
 
 // parseOrigins reads a comma-separated list of origins such as
@@ -408,12 +462,12 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 func seedCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	var users, customers, interactions int
 	var password string
-	cfg, err := parseConfig(args, getenv, stderr, func(fs *flag.FlagSet) {
+	cfg, err := command{name: "crm seed", usage: seedUsage, flags: func(fs *flag.FlagSet) {
 		fs.IntVar(&users, "users", 20, "users to create")
 		fs.IntVar(&customers, "customers", 1000, "customers to create")
 		fs.IntVar(&interactions, "interactions", 5000, "interactions to create")
 		fs.StringVar(&password, "password", "demo password", "password of every seeded user")
-	})
+	}}.parse(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -467,6 +521,7 @@ func isTerminal(w io.Writer) bool {
 func engineCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("crm engine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	withUsage(fs, engineUsage)
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v

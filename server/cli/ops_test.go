@@ -189,24 +189,34 @@ func serveInProcess(t *testing.T, uri string, extraEnv map[string]string) *apiCl
 	return a
 }
 
-// The usage, asked for, is not a failure; a wrong flag is.
+// The usage, asked for, is not a failure; a wrong flag is. Each command's
+// usage lists its own flags only, and the server's names the other commands.
 func TestHelpExitsZero(t *testing.T) {
 	for _, tc := range []struct {
-		args []string
-		code int
+		args         []string
+		code         int
+		want, unwant []string
 	}{
-		{[]string{"-h"}, 0},
-		{[]string{"-help"}, 0},
-		{[]string{"seed", "-h"}, 0},
-		{[]string{"engine", "-help"}, 0},
-		{[]string{"-no-such-flag"}, 1},
+		{[]string{"-h"}, 0, []string{"-data-dir", "-jwt-secret", "crm seed", "crm engine"}, nil},
+		{[]string{"-help"}, 0, []string{"-addr"}, nil},
+		{[]string{"seed", "-h"}, 0, []string{"-data-dir", "-customers"}, []string{"-addr", "-jwt-secret", "-cors-origins"}},
+		{[]string{"engine", "-help"}, 0, []string{"-data-dir", "-listen"}, []string{"-addr", "-customers"}},
+		{[]string{"-no-such-flag"}, 1, []string{"-data-dir"}, nil},
+		{[]string{"seed", "-addr", ":1"}, 1, []string{"-customers"}, nil},
 	} {
 		p := start(t, nil, tc.args...)
 		if code := p.wait(30 * time.Second); code != tc.code {
 			t.Errorf("crm %s: exit status %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.code, p.output.String())
 		}
-		if !strings.Contains(p.output.String(), "-data-dir") {
-			t.Errorf("crm %s printed no usage:\n%s", strings.Join(tc.args, " "), p.output.String())
+		for _, w := range tc.want {
+			if !strings.Contains(p.output.String(), w) {
+				t.Errorf("crm %s: the usage lacks %s:\n%s", strings.Join(tc.args, " "), w, p.output.String())
+			}
+		}
+		for _, w := range tc.unwant {
+			if strings.Contains(p.output.String(), w) {
+				t.Errorf("crm %s: the usage lists %s, not this command's:\n%s", strings.Join(tc.args, " "), w, p.output.String())
+			}
 		}
 	}
 }
