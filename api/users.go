@@ -48,7 +48,7 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	if err != nil {
 		return nil, err
 	}
-	hash, err := h.passwords.Hash(ctx, deref(b.Password))
+	hash, err := h.passwords.Hash(ctx, b.Password)
 	if err != nil {
 		return nil, err
 	}

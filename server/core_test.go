@@ -37,7 +37,7 @@ func TestBootstrapFirstAdmin(t *testing.T) {
 
 	// Once a user exists, creating one needs an admin's token.
 	pw := "another password"
-	res, err := e.client.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Eve", Email: "eve@example.com", Password: ptr(pw)})
+	res, err := e.client.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Eve", Email: "eve@example.com", Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestBootstrapRoleIsAlwaysAdmin(t *testing.T) {
 	pw := "first admin password"
 	member := gen.Member
 	res, err := e.client.CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
-		Name: "Ada", Email: "ada@example.com", Password: ptr(pw), Role: &member,
+		Name: "Ada", Email: "ada@example.com", Password: pw, Role: &member,
 	})
 	mustStatus(t, res, err, http.StatusCreated)
 	if res.JSON201.Role != gen.Admin {
@@ -105,7 +105,7 @@ func TestUserCRUD(t *testing.T) {
 	pw := "member password"
 	company := "Analytical Engines"
 	created, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{
-		Name: "Bob Member", Email: "Bob@Example.com", Password: ptr(pw), Company: &company,
+		Name: "Bob Member", Email: "Bob@Example.com", Password: pw, Company: &company,
 	})
 	mustStatus(t, created, err, http.StatusCreated)
 	bob := created.JSON201
@@ -514,7 +514,7 @@ func TestDuplicateEmailDifferingInCase(t *testing.T) {
 	wantProblem(t, http.StatusConflict, res.Body, res.StatusCode(), "duplicate", "/email")
 
 	pw := "some password"
-	ures, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Ada Again", Email: "ADA@example.com", Password: ptr(pw)})
+	ures, err := c.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{Name: "Ada Again", Email: "ADA@example.com", Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}

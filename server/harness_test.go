@@ -210,7 +210,7 @@ func (e *env) bootstrap() user {
 	e.t.Helper()
 	password := "first admin password"
 	res, err := e.client.CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
-		Name: "Ada Admin", Email: "ada@example.com", Password: ptr(password),
+		Name: "Ada Admin", Email: "ada@example.com", Password: password,
 	})
 	mustStatus(e.t, res, err, http.StatusCreated)
 	return user{User: *res.JSON201, password: password, token: e.login("ada@example.com", password)}
@@ -223,7 +223,7 @@ func (e *env) addUser(admin user, name string, role gen.UserRole) user {
 	email := strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.com"
 	e.check.secret(password)
 	res, err := e.as(admin.token).CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
-		Name: name, Email: email, Password: ptr(password), Role: &role,
+		Name: name, Email: email, Password: password, Role: &role,
 	})
 	mustStatus(e.t, res, err, http.StatusCreated)
 	return user{User: *res.JSON201, password: password, token: e.login(email, password)}

@@ -101,7 +101,7 @@ func newListWorld(t *testing.T) *listWorld {
 		{"Frank Former", "frank@example.com", "", gen.Admin, gen.UserStatusInactive},
 		{"Bob Member", "bob.two@example.net", "", gen.Member, gen.UserStatusActive}, // bob's name again: a tie
 	} {
-		body := gen.CreateUserJSONRequestBody{Name: u.name, Email: u.email, Password: ptr(password), Role: ptr(u.role), Status: ptr(u.status)}
+		body := gen.CreateUserJSONRequestBody{Name: u.name, Email: u.email, Password: password, Role: ptr(u.role), Status: ptr(u.status)}
 		if u.company != "" {
 			body.Company = ptr(u.company)
 		}

@@ -318,7 +318,7 @@ func newQueryWorld(t *testing.T) *queryWorld {
 	for i := range seedPerTable {
 		res, err := admin.CreateUserWithResponse(ctx, nil, gen.CreateUserJSONRequestBody{
 			Name: fmt.Sprintf("Member %02d", i), Email: fmt.Sprintf("member.%02d@example.com", i),
-			Password: ptr(queryWorldPassword), Role: ptr(gen.Member),
+			Password: queryWorldPassword, Role: ptr(gen.Member),
 		})
 		mustStatus(t, res, err, http.StatusCreated)
 	}
@@ -412,7 +412,7 @@ func (w *queryWorld) newReader(t *testing.T) string {
 	w.readers++
 	res, err := w.e.as(w.admin.token).CreateUserWithResponse(context.Background(), nil, gen.CreateUserJSONRequestBody{
 		Name: fmt.Sprintf("Reader %03d", w.readers), Email: fmt.Sprintf("reader.%03d@example.net", w.readers),
-		Password: ptr(queryWorldPassword), Role: ptr(gen.Member),
+		Password: queryWorldPassword, Role: ptr(gen.Member),
 	})
 	mustStatus(t, res, err, http.StatusCreated)
 	token, err := w.e.tokens.Issue(res.JSON201.Id, 0) // a new user is at token version 0
