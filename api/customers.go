@@ -3,9 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"slices"
-	"strconv"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -32,33 +29,6 @@ func customerOut(c *store.Customer) gen.Customer {
 	return out
 }
 
-// cleanTags trims tags, refuses blank ones and drops duplicates, keeping the
-// first occurrence's order.
-func cleanTags(tags []string) ([]string, error) {
-	out := make([]string, 0, len(tags))
-	for i, t := range tags {
-		tag, err := notBlank(&t, "/tags/"+strconv.Itoa(i))
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(out, *tag) {
-			out = append(out, *tag)
-		}
-	}
-	return out, nil
-}
-
-// nameAndTags returns a customer's name and tags as they are stored, or the
-// 400 for a blank one.
-func nameAndTags(name string, tags *gen.Tags) (*string, []string, error) {
-	n, err := notBlank(&name, "/name")
-	if err != nil {
-		return nil, nil, err
-	}
-	t, err := cleanTags(deref(tags))
-	return n, t, err
-}
-
 // CreateCustomer creates a customer owned by the signed-in user unless owner_id
 // names someone else (admins only).
 func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequestObject) (gen.CreateCustomerResponseObject, error) {
@@ -76,19 +46,19 @@ func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequ
 			return nil, err
 		}
 	}
-	name, tags, err := nameAndTags(b.Name, b.Tags)
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	c := &store.Customer{
-		Name:    *name,
+		Name:    text.required(b.Name, "/name"),
 		Email:   normalizeEmail(b.Email),
-		Phone:   strings.TrimSpace(deref(b.Phone)),
-		Company: strings.TrimSpace(deref(b.Company)),
+		Phone:   text.optional(b.Phone, "/phone"),
+		Company: text.optional(b.Company, "/company"),
 		Status:  string(deref(b.Status)),
-		Notes:   deref(b.Notes),
-		Tags:    tags,
+		Notes:   text.optional(b.Notes, "/notes"),
+		Tags:    text.tags(deref(b.Tags), "/tags"),
 		OwnerID: &owner,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	if c.Status == "" {
 		c.Status = store.StatusActive
@@ -157,18 +127,18 @@ func (h *Handler) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObj
 // ReplaceCustomer replaces a customer's editable fields.
 func (h *Handler) ReplaceCustomer(ctx context.Context, req gen.ReplaceCustomerRequestObject) (gen.ReplaceCustomerResponseObject, error) {
 	b := req.Body
-	name, tags, err := nameAndTags(b.Name, b.Tags)
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	ch := store.CustomerChanges{
-		Name:    name,
+		Name:    ptr(text.required(b.Name, "/name")),
 		Email:   ptr(normalizeEmail(b.Email)),
-		Phone:   ptr(strings.TrimSpace(deref(b.Phone))),
-		Company: ptr(strings.TrimSpace(deref(b.Company))),
+		Phone:   ptr(text.optional(b.Phone, "/phone")),
+		Company: ptr(text.optional(b.Company, "/company")),
 		Status:  ptr(string(b.Status)),
-		Notes:   ptr(deref(b.Notes)),
-		Tags:    &tags,
+		Notes:   ptr(text.optional(b.Notes, "/notes")),
+		Tags:    ptr(text.tags(deref(b.Tags), "/tags")),
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	c, err := h.editCustomer(ctx, req.Id, req.Params.IfMatch, ch, b.OwnerId)
 	if err != nil {
@@ -186,24 +156,21 @@ func (h *Handler) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerRequ
 	if b == nil {
 		return nil, invalidField("", "a JSON object with the fields to change is required")
 	}
-	name, err := notBlank(b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	ch := store.CustomerChanges{
-		Name:    name,
+		Name:    text.given(b.Name, "/name"),
 		Email:   mapPtr(b.Email, normalizeEmail),
-		Phone:   patchString(b.Phone),
-		Company: patchString(b.Company),
+		Phone:   text.patched(b.Phone, "/phone"),
+		Company: text.patched(b.Company, "/company"),
 		Status:  mapPtr(b.Status, func(s gen.CustomerStatus) string { return string(s) }),
-		Notes:   patchString(b.Notes),
+		Notes:   text.patched(b.Notes, "/notes"),
 	}
 	if b.Tags.IsSpecified() {
 		tags, _ := b.Tags.Get() // null gives nil: no tags
-		if tags, err = cleanTags(tags); err != nil {
-			return nil, err
-		}
-		ch.Tags = &tags
+		ch.Tags = ptr(text.tags(tags, "/tags"))
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	c, err := h.editCustomer(ctx, req.Id, req.Params.IfMatch, ch, b.OwnerId)
 	if err != nil {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -37,12 +36,16 @@ func (h *Handler) CreateInteraction(ctx context.Context, req gen.CreateInteracti
 		return nil, err
 	}
 	b := req.Body
+	var text texts
 	it := &store.Interaction{
 		UserID:      p.ID,
 		Type:        string(b.Type),
-		Description: strings.TrimSpace(deref(b.Description)),
+		Description: text.optional(b.Description, "/description"),
 		Status:      string(deref(b.Status)),
 		ScheduledAt: utc(b.ScheduledAt),
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	if it.CustomerID, err = parseID(b.CustomerId, "/customer_id"); err != nil {
 		return nil, err
@@ -178,15 +181,19 @@ type interactionEdit struct {
 // ReplaceInteraction replaces an interaction's editable fields.
 func (h *Handler) ReplaceInteraction(ctx context.Context, req gen.ReplaceInteractionRequestObject) (gen.ReplaceInteractionResponseObject, error) {
 	b := req.Body
+	var text texts
 	edit := interactionEdit{
 		changes: store.InteractionChanges{
 			Type:        ptr(string(b.Type)),
-			Description: ptr(strings.TrimSpace(deref(b.Description))),
+			Description: ptr(text.optional(b.Description, "/description")),
 			Status:      ptr(string(b.Status)),
 			ScheduledAt: ptr(deref(utc(b.ScheduledAt))), // absent: the zero time, which clears it
 		},
 		userHex:     &b.UserId,
 		customerHex: &b.CustomerId,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	it, err := h.editInteraction(ctx, req.Id, req.Params.IfMatch, edit)
 	if err != nil {
@@ -204,14 +211,18 @@ func (h *Handler) UpdateInteraction(ctx context.Context, req gen.UpdateInteracti
 	if b == nil {
 		return nil, invalidField("", "a JSON object with the fields to change is required")
 	}
+	var text texts
 	edit := interactionEdit{
 		changes: store.InteractionChanges{
 			Type:        (*string)(b.Type),
-			Description: patchString(b.Description),
+			Description: text.patched(b.Description, "/description"),
 			Status:      (*string)(b.Status),
 		},
 		userHex:     b.UserId,
 		customerHex: b.CustomerId,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	if b.ScheduledAt.IsSpecified() {
 		t, _ := b.ScheduledAt.Get() // null gives the zero time, which clears it

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/oapi-codegen/nullable"
-
 	"github.com/opencrm/crm/gen"
 	"github.com/opencrm/crm/store"
 )
@@ -44,21 +42,20 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		}
 		return nil, err
 	}
-	name, err := notBlank(&b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
-	hash, err := h.passwords.Hash(ctx, b.Password)
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	u := &store.User{
-		Name:         *name,
-		Email:        normalizeEmail(b.Email),
-		PasswordHash: hash,
-		Company:      strings.TrimSpace(deref(b.Company)),
-		Role:         string(deref(b.Role)),
-		Status:       string(deref(b.Status)),
+		Name:    text.required(b.Name, "/name"),
+		Email:   normalizeEmail(b.Email),
+		Company: text.optional(b.Company, "/company"),
+		Role:    string(deref(b.Role)),
+		Status:  string(deref(b.Status)),
+	}
+	if err := text.err(); err != nil {
+		return nil, err
+	}
+	var err error
+	if u.PasswordHash, err = h.passwords.Hash(ctx, b.Password); err != nil {
+		return nil, err
 	}
 	if u.Role == "" {
 		u.Role = store.RoleMember
@@ -151,20 +148,20 @@ type userEdit struct {
 // ReplaceUser replaces a user's editable fields.
 func (h *Handler) ReplaceUser(ctx context.Context, req gen.ReplaceUserRequestObject) (gen.ReplaceUserResponseObject, error) {
 	b := req.Body
-	name, err := notBlank(&b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	edit := userEdit{
 		changes: store.UserChanges{
-			Name:    name,
+			Name:    ptr(text.required(b.Name, "/name")),
 			Email:   ptr(normalizeEmail(b.Email)),
-			Company: ptr(strings.TrimSpace(deref(b.Company))),
+			Company: ptr(text.optional(b.Company, "/company")),
 			Role:    ptr(string(b.Role)),
 			Status:  ptr(string(b.Status)),
 		},
 		password:        b.Password,
 		currentPassword: b.CurrentPassword,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	u, err := h.editUser(ctx, req.Id, req.Params.IfMatch, edit)
 	if err != nil {
@@ -182,20 +179,20 @@ func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	if b == nil {
 		return nil, invalidField("", "a JSON object with the fields to change is required")
 	}
-	name, err := notBlank(b.Name, "/name")
-	if err != nil {
-		return nil, err
-	}
+	var text texts
 	edit := userEdit{
 		changes: store.UserChanges{
-			Name:    name,
+			Name:    text.given(b.Name, "/name"),
 			Email:   mapPtr(b.Email, normalizeEmail),
-			Company: patchString(b.Company),
+			Company: text.patched(b.Company, "/company"),
 			Role:    mapPtr(b.Role, func(r gen.UserRole) string { return string(r) }),
 			Status:  mapPtr(b.Status, func(s gen.UserStatus) string { return string(s) }),
 		},
 		password:        b.Password,
 		currentPassword: b.CurrentPassword,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	u, err := h.editUser(ctx, req.Id, req.Params.IfMatch, edit)
 	if err != nil {
@@ -350,39 +347,10 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	return gen.DeleteUser204Response{}, nil
 }
 
-// notBlank returns text without surrounding spaces, keeping nil as nil, and
-// refuses text that nothing is left of. The spec's pattern \S refuses ASCII
-// spaces alone; kin-openapi's regular expressions (RE2), like most validators
-// outside JavaScript, do not count U+00A0 or U+3000 as spaces, which
-// strings.TrimSpace removes.
-func notBlank(text *string, pointer string) (*string, error) {
-	if text == nil {
-		return nil, nil
-	}
-	t := strings.TrimSpace(*text)
-	if t == "" {
-		return nil, invalidField(pointer, "must not be blank")
-	}
-	return &t, nil
-}
-
 // mapPtr applies f to *p, keeping nil as nil.
 func mapPtr[T, U any](p *T, f func(T) U) *U {
 	if p == nil {
 		return nil
 	}
 	return ptr(f(*p))
-}
-
-// patchString reads a nullable merge-patch member: absent → nil (unchanged),
-// null → "" (cleared), a value → the trimmed value.
-func patchString(n nullable.Nullable[string]) *string {
-	if !n.IsSpecified() {
-		return nil
-	}
-	if n.IsNull() {
-		return ptr("")
-	}
-	v, _ := n.Get()
-	return ptr(strings.TrimSpace(v))
 }

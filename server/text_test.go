@@ -23,6 +23,7 @@ func TestBodyTextIsStorable(t *testing.T) {
 	admin := e.bootstrap()
 	member := e.addUser(admin, "Bob Member", gen.Member)
 	grace := e.customer(admin, "Grace Hopper")
+	call := e.interaction(admin, grace, gen.InteractionTypeCall)
 	before := hostileSnapshotOf(t, db)
 
 	cases := []struct {
@@ -48,6 +49,12 @@ func TestBodyTextIsStorable(t *testing.T) {
 		{"a user's email with U+2003", http.MethodPatch, "/users/" + member.Id, "application/json", `{"email":"bob\u2003member@example.com"}`, "/email"},
 		{"a leap second", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2016-12-31T23:59:60Z"}`, "/scheduled_at"},
 		{"hour 24", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"2026-11-26T24:00:00Z"}`, "/scheduled_at"},
+		{"year -1 in UTC", http.MethodPost, "/interactions", "application/json", `{"customer_id":"` + grace.Id + `","type":"Call","scheduled_at":"0000-01-01T00:00:00+23:59"}`, "/scheduled_at"},
+		{"year 10000 in UTC", http.MethodPatch, "/interactions/" + call.Id, "application/json", `{"scheduled_at":"9999-12-31T23:30:00-01:00"}`, "/scheduled_at"},
+		{"a name of zero-width characters", http.MethodPost, "/customers", "application/json", `{"name":"\u200b\u200d\u200c","email":"zw@example.com"}`, "/name"},
+		{"a user's name of a byte-order mark", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\ufeff"}`, "/name"},
+		{"a company of spaces", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"co@example.com","company":"   "}`, "/company"},
+		{"a user's company of spaces", http.MethodPatch, "/users/" + member.Id, "application/json", `{"company":" \u00a0"}`, "/company"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,8 +62,12 @@ func TestBodyTextIsStorable(t *testing.T) {
 			wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.pointer)
 		})
 	}
+	// Every blank member is named at once.
+	res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+		`{"name":"\u200b","email":"blanks@example.com","phone":" ","notes":"\u3000","tags":["a","\u00a0"]}`)
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/name", "/phone", "/notes", "/tags/1")
 	// A merge patch, like any JSON body, is one JSON value and nothing after.
-	res, body := e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "application/merge-patch+json", `{"name":"A"} {"name":"B"}`)
+	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "application/merge-patch+json", `{"name":"A"} {"name":"B"}`)
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "malformed-body")
 	if d := before.diff(hostileSnapshotOf(t, db)); d != "" {
 		t.Errorf("refused requests changed the database: %s", d)

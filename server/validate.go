@@ -365,7 +365,8 @@ func authenticateRequest(c echo.Context, authenticate authenticator) error {
 //   - kin-openapi checks a date-time's form and its date, not its time of
 //     day: 23:59:60, a leap second that Go's time package cannot hold, would
 //     pass and then fail to decode, answered as a malformed body instead of
-//     naming the field. Parsing it as the handlers will makes the check exact.
+//     naming the field. Parsing it as the handlers will makes the check exact;
+//     and the time must also be one that can be answered in UTC.
 func init() {
 	openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(func(value string) error {
 		if strings.ContainsFunc(value, unicode.IsSpace) {
@@ -378,8 +379,17 @@ func init() {
 		if err := form.Validate(value); err != nil {
 			return err
 		}
-		_, err := time.Parse(time.RFC3339Nano, value)
-		return err
+		t, err := time.Parse(time.RFC3339Nano, value)
+		if err != nil {
+			return err
+		}
+		// Stored and answered in UTC, where JSON has four digits for the year:
+		// 0000-01-01T00:00:00+01:00 would be stored, then fail every answer
+		// that holds it.
+		if y := t.UTC().Year(); y < 0 || y > 9999 {
+			return errors.New("in UTC, the year must be from 0000 to 9999")
+		}
+		return nil
 	}))
 }
 

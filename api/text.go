@@ -1,0 +1,87 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/oapi-codegen/nullable"
+)
+
+// texts reads the text members of a body as they are stored: trimmed of
+// spaces, and refused when nothing visible is left. It collects every member
+// it refuses, so that one 400 names them all (err).
+//
+// The spec's schemas cannot say "not blank" for every client: their pattern
+// \S refuses ASCII spaces, but kin-openapi's regular expressions (RE2), like
+// most validators outside JavaScript, do not count U+00A0 or U+3000 as
+// spaces; and a name of zero-width characters (U+200B, U+FEFF) shows as no
+// name at all. An optional member of spaces alone was once taken for absent
+// and silently dropped.
+type texts struct{ refused []FieldError }
+
+// required reads a member that the schema requires.
+func (t *texts) required(text, pointer string) string {
+	return deref(t.given(&text, pointer))
+}
+
+// given reads a member that may be absent (nil), keeping nil as nil.
+func (t *texts) given(text *string, pointer string) *string {
+	if text == nil {
+		return nil
+	}
+	trimmed := strings.TrimSpace(*text)
+	if strings.TrimFunc(trimmed, invisible) == "" {
+		t.refused = append(t.refused, FieldError{Pointer: pointer, Detail: "must not be blank"})
+		return nil
+	}
+	return &trimmed
+}
+
+// optional reads an optional member of a create or a replace: absent is "",
+// which stores none.
+func (t *texts) optional(text *string, pointer string) string {
+	return deref(t.given(text, pointer))
+}
+
+// patched reads a nullable member of a merge patch: absent → nil (unchanged),
+// null → "" (cleared), a value as given reads it.
+func (t *texts) patched(n nullable.Nullable[string], pointer string) *string {
+	if !n.IsSpecified() {
+		return nil
+	}
+	if n.IsNull() {
+		return ptr("")
+	}
+	v, _ := n.Get()
+	return t.given(&v, pointer)
+}
+
+// tags reads a list of tags, dropping duplicates and keeping the first
+// occurrence's order.
+func (t *texts) tags(tags []string, pointer string) []string {
+	out := make([]string, 0, len(tags))
+	for i, tag := range tags {
+		if tag := t.given(&tag, pointer+"/"+strconv.Itoa(i)); tag != nil && !slices.Contains(out, *tag) {
+			out = append(out, *tag)
+		}
+	}
+	return out
+}
+
+// err is the 400 naming every member refused, or nil.
+func (t *texts) err() error {
+	if len(t.refused) == 0 {
+		return nil
+	}
+	detail := "The request has 1 invalid field."
+	if n := len(t.refused); n > 1 {
+		detail = fmt.Sprintf("The request has %d invalid fields.", n)
+	}
+	return &InvalidError{Detail: detail, Fields: t.refused}
+}
+
+// invisible reports spaces and the format characters that print as nothing.
+func invisible(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }
