@@ -738,3 +738,25 @@ func TestEveryUndeclaredMethodIs405(t *testing.T) {
 
 // pathParam is a path template's parameter: {id}.
 var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+
+// TestMediaTypeIsCaseInsensitive: "Application/JSON" is application/json
+// (RFC 9110 section 8.3.1), also for the operations that take several media
+// types, whose generated handlers pick one by comparing strings.
+func TestMediaTypeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	grace := e.customer(admin, "Grace Hopper")
+	res, body := e.raw(http.MethodPost, "/users/login", "", "Application/JSON",
+		`{"email":"ada@example.com","password":"`+admin.password+`"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("login as Application/JSON: %d %s", res.StatusCode, body)
+	}
+	for _, contentType := range []string{"Application/JSON", "Application/Merge-Patch+Json", "APPLICATION/JSON; charset=UTF-8"} {
+		res, body := e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, contentType, `{"notes":"`+contentType+`"}`)
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), contentType) {
+			t.Errorf("PATCH as %s: %d %s", contentType, res.StatusCode, body)
+		}
+	}
+	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "Text/Plain", `{"notes":"x"}`)
+	wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
+}

@@ -220,6 +220,21 @@ func checkContentEncoding(r *http.Request) error {
 	return nil
 }
 
+// lowerMediaType writes the body's media type in lower case: it is
+// case-insensitive (RFC 9110 section 8.3.1), but the generated handlers of
+// operations that take several compare it case-sensitively to pick one, and
+// found none for "Application/JSON".
+func lowerMediaType(r *http.Request) {
+	contentType := r.Header.Get(echo.HeaderContentType)
+	mediaType, params, hasParams := strings.Cut(contentType, ";")
+	if lower := strings.ToLower(mediaType); lower != mediaType {
+		if hasParams {
+			lower += ";" + params
+		}
+		r.Header.Set(echo.HeaderContentType, lower)
+	}
+}
+
 // suggestion names a declared parameter that differs from name only in case or
 // punctuation, the usual misspellings.
 func suggestion(name string, declared map[string]bool) string {
@@ -306,6 +321,7 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			if err := checkContentEncoding(c.Request()); err != nil {
 				return err
 			}
+			lowerMediaType(c.Request())
 			// Echo's parse of the query, which the generated binding reuses.
 			if err := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams()); err != nil {
 				return err
