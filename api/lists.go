@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -93,7 +94,12 @@ func (c cursorCodec) encode(resource, sort string, p store.Position) string {
 	case string:
 		payload.Text = &v
 	}
-	body, _ := json.Marshal(payload) // cannot fail: plain strings and times
+	// Not HTML-safe: "<" would be written \u003c, six bytes for one.
+	var buf bytes.Buffer
+	encoder := json.NewEncoder(&buf)
+	encoder.SetEscapeHTML(false)
+	_ = encoder.Encode(payload) // cannot fail: plain strings and times
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString(body) + "." + enc.EncodeToString(c.sign(body))
 }

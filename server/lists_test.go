@@ -1374,3 +1374,55 @@ func listTotal(total *int64) string {
 	}
 	return fmt.Sprint(*total)
 }
+
+// TestCursorsOfTheLongestSortValues: a cursor carries its page's last sort
+// value, so the longest names the API accepts, in the characters that JSON
+// writes longest, must still give cursors that the API takes back.
+func TestCursorsOfTheLongestSortValues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin := e.bootstrap()
+	names := []string{
+		strings.Repeat("\U0001F600", 200),   // 4 bytes each
+		strings.Repeat("\u0001", 200),       // written \u0001
+		strings.Repeat("<&>", 66) + "<>",    // written \u003c by an HTML-safe encoder
+		"a" + strings.Repeat("\u2028a", 99), // written \u2028
+	}
+	for i, name := range names {
+		quoted, _ := json.Marshal(name)
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+			fmt.Sprintf(`{"name":%s,"email":"long%d@example.com","company":"LongCo"}`, quoted, i))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("customer %d: %d %s", i, res.StatusCode, body)
+		}
+		res, body = e.raw(http.MethodPost, "/users", admin.token, "application/json",
+			fmt.Sprintf(`{"name":%s,"email":"long%d@example.com","password":"long enough password"}`, quoted, i))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("user %d: %d %s", i, res.StatusCode, body)
+		}
+	}
+	for _, list := range []string{"/customers?company=LongCo&sort=name&limit=1", "/customers?company=LongCo&sort=-name&limit=1", "/users?sort=name&limit=1"} {
+		seen := 0
+		for path := list; path != ""; {
+			res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("%s after %d records: %d %s", list, seen, res.StatusCode, body)
+			}
+			var page struct {
+				Data       []json.RawMessage `json:"data"`
+				NextCursor *string           `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			seen += len(page.Data)
+			path = ""
+			if page.NextCursor != nil {
+				path = list + "&cursor=" + url.QueryEscape(*page.NextCursor)
+			}
+		}
+		if want := len(names) + map[bool]int{true: 1}[strings.HasPrefix(list, "/users")]; seen != want {
+			t.Errorf("%s: %d records in all, want %d", list, seen, want)
+		}
+	}
+}
