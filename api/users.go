@@ -22,9 +22,18 @@ func userOut(u *store.User) gen.User {
 	}
 }
 
-// normalizeEmail is how emails are stored and compared: trimmed and lower-cased,
-// so that uniqueness is case-insensitive on any database.
-func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// normalizeEmail is how emails are stored and compared: trimmed, with ASCII
+// letters lower-cased, so that uniqueness ignores their case on any database.
+// Only ASCII's: Unicode's lower case of "İ" is "i" and of the Kelvin sign "k",
+// which would turn an address into another, real one.
+func normalizeEmail(email string) string { return strings.Map(asciiLower, strings.TrimSpace(email)) }
+
+func asciiLower(r rune) rune {
+	if 'A' <= r && r <= 'Z' {
+		return r + ('a' - 'A')
+	}
+	return r
+}
 
 // CreateUser creates a user. Without a token it bootstraps the first admin,
 // which is only possible while no user exists.

@@ -390,7 +390,7 @@ type Customer struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
@@ -433,7 +433,7 @@ type CustomerCreate struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
@@ -481,7 +481,7 @@ type CustomerPatch struct {
 	// Name Example: Grace Hopper
 	Name *PersonName `json:"name,omitempty"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email *Email `json:"email,omitempty"`
@@ -518,7 +518,7 @@ type CustomerReplace struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
@@ -552,7 +552,7 @@ type CustomerStatus string
 // Description Example: Quarterly review of the support contract.
 type Description = string
 
-// Email An email address; compared case-insensitively and stored lower-cased.
+// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 //
 // Example: grace@example.com
 type Email = string
@@ -883,7 +883,7 @@ type User struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
@@ -913,7 +913,7 @@ type UserCreate struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email    Email    `json:"email"`
@@ -949,7 +949,7 @@ type UserPatch struct {
 	// Name Example: Grace Hopper
 	Name *PersonName `json:"name,omitempty"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email *Email `json:"email,omitempty"`
@@ -979,7 +979,7 @@ type UserReplace struct {
 	// Name Example: Grace Hopper
 	Name PersonName `json:"name"`
 
-	// Email An email address; compared case-insensitively and stored lower-cased.
+	// Email An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
 	//
 	// Example: grace@example.com
 	Email Email `json:"email"`
@@ -1477,116 +1477,116 @@ var swaggerSpec = []string{
 	"BiqV87ZuatOaoax30QJ3ijbuH01ar7MOLjRccVSLMKp7rMtWdcI68yuKD28+B0snM6ZagzSf+N+fm/Wj",
 	"r5/sNHbJbf3q678HC2a6bR1UnCw+kAsdDHwyFDGQmCn9jCxcBSsdr2q56Fm4EPnEO533QcmNbkRvz+xI",
 	"pnMFE8yJK9SQldLAzezRrnq0q9awqzK6Fima9xnpM96uIeDDnszb4Nzc8ZRMhLxWOWIpdRw1PLxjZoEw",
-	"7v7zquSoPPe/6DtVfkyo1CDjKZFww2CSvtpxjiJ04Uga6lXE8NxXX6SMPYc4KYAWn1mvi4SIhDMw3di+",
-	"vXLPa2MxAVk3bWZAsGWWZQYYTreo8MZpv0D8XlHM/u8/Ox119fU/0//odBrpf5YL3YGoz03+JYM4ypBL",
-	"MzaY8x3OswLVGcjF7vusJlmA/FyoDLL3nOUgBcPO6d6nCFSE4tbImOohEZJY5zrJBirSlaLqK4kw8ipz",
-	"Zs+74F69f/uGvLN/dy9cj5qtHaJFgaYRjHog8wfhORyhSM5uuuuV9Mzd1N2mlB3hH4DGeji/j7k0So+j",
-	"uJ4/f4s+ukBueE8yymDWBT/4kI7HwCFCD/iExbH7pUZ6oCcAnFCEGOJpokVB4nk0V7jM+UGIhTe3Ir3r",
-	"yJlFI+85MHj2XCglFF9JtA7c+wL/jvZ27EMczwG03ZTl17Ja9nJlwR1x3k15P0ej0Y+FRV5fxe7NuucX",
-	"D+ErhxlVubnbsrhJG6zD05W1/fx7q1lnoAvyrPMoasZGu6df8OjO46X1F7Rd6lXMn1X5/FLLHoOla7GO",
-	"e9Fbhs08jPfj3PZWOHd/G/x3uB3+O7g//+3dj3nmdE4JtyxhhYW+wUelsYHSmHX4mdvr/Vx1vrnw5/PW",
-	"ebPbksNu64JqHX/QubiBKLVt8Q0oF2K7vq4yIbgOif4JOcxPSOk7zLUccH8eobqISzd0JD2qzz+8+lzN",
-	"7FoixBY4gyS4G2/WmChNHaAxvWc6/XRmhNzA3f8vQIn4BuF9p5SHEMcQlXqDZher3A9xzTjmrPEJYZqw",
-	"Ah25Zrxk4TVo/HZsRH7qsHwjtFmWS6quS4l5LQaMe49p1zgtmeM0l1o0ojN+oAVun9bCm3otSHGmxU+E",
-	"QkoINRkKqYD00G80NVs0RlB0JiCz3jM0HC6jYSKZhrc8nqbiNHMw1dU1G9fF2K5PPXOnpM2qrgupMyQj",
-	"qYw7PVU/xxDvqFL4/D1N86UFGYCNvGYJ5DL3v3Av5qjKM8vl67e10OYyvWMf5zhWyVXvPWLGa3tAM4FS",
-	"4vFK3wVF5El73/NtkiHckogNmFY7XuKBKqu5O0NYu8jj5p8zISRa71/93t6/+3tZUOWdx/NFir8xm94+",
-	"OCThkBp54B6sPtTB+GbpwfCo/V5Srj0hMu/gfHuS6CFpN5r5a8KB6ZRm09s/IgqskNtv7O08I10j5zkd",
-	"QTdN8oinyEx5RmfHDLh22qX44bMBFw7UPRvZrRQ8iFWzQyoIJejtDGv0MU74l1SdpiK8RCj8ucQhxo1C",
-	"Uabo3Eq6B6/4FhlCFoEiE6MCndMU32mLEgGwxPxOOeiBVNScmPf21/v4ErHvxQcLZM5AbhYjE5bGat+V",
-	"R82fo5irETXGcDLmcf2aPCE7pE4aZJfcdjeOo68RN8eXdxbaXBasMgLiaP/gKXE4ahKJMBkB1/OyYGFg",
-	"x3t4nmeIyF4H9jFLwTAZWVWTz3mFFCGLgSDuvcEsTS9oOCwOZd9au/BOzUtleNB0rpeRnz6WSiAjIYE8",
-	"6dp52wdzigzT3ExZO5sNbhU3hhc2mwvxV4f0fYB9mfS3MaxC0GgmXuSD8hfKZh+xX5oO8N91p4jqZ8+7",
-	"Mx+tGR3aN4Z11WN6n6gF7wFWvGHPk/fD5eU7l+6MhCIq2mb7zfmctTOC1L09mDdn8MkdUcloROU0nXZ6",
-	"h3Anpzi9ivwx5aFDXXpROcM38H3moCgzn3tmJtqLoUYwo2EEJKScqAnTmP5lzuWxOHONp8sSydYKLabP",
-	"MnDtFl4RL6AvQQ3XsWek7eJeVlUZNYc7NWNG5t2sjaGIAsuNzhnVdcN9kHH3wW2d/YexdQ4qbR03OZv6",
-	"eKnBU2xd0I57/23Xn05OTk5Onjd7H/amr5rq4uh/ePP26Pb6xwN+eNOavv7mhyb9sb3uU5UZvv/khsve",
-	"QquiagHnOHizG/3nXvG5k7t8vpelCLnXtAexzQIwkCIZY85fTK4Za/d6O0ulZBN4SBiJmxlgSzme+EHg",
-	"cwXdaqaVOfWqTKK9vb2jNN2f0WUfLk/LPMhz4ZFVMvnVbImBC5dzbSb2RMMQlEqZJIDpq2Hv+5C9Za/O",
-	"Pvx21nrDztQZvzgIT88Oz67H//6f01dHDZi++i36eMbesrP2m8sPv/3068vh+eh8/6fLC3Y+enH70/Pv",
-	"RufPTybnz1+w/o/oYOiNXjajf7+KcVJjJkH9wnhwfGT4aYZR1+RO7OWEk0vW7iz24sOyE07jqWYhjckL",
-	"PmAcFHmtozVh9/P3jWWgdwe6P4koeS1uAP3YtcBIGRxuhI/P5zHwK+Dc50Jcxa0sgQV9vMRnn0ZJUUW6",
-	"J+55Mr4fPCYu0b0tUWDz2WP1ge6cy+mhOWShIvHZp6rAQMI1i9OkRqCU0+eua2E+R8vNtDlBOmP737rE",
-	"aQydYd13b99fkl2a6OGu69lF2cVhYulQz0xTYz71MFlZRAQPZxx7a56BRUaBf0By7e1OytUSlZmeo0XX",
-	"jA+quGYHs4K/wJgFggrbObvS7uuliqI83fZcIltMse0n2H5GBI9ddvhuIX32t1iOpGjCtz0Jy7g+3A+8",
-	"LLYlJSlsMs9Si17Tfj9F3E2GAtNUKLy2WFvx9OK88k3sn050bRfzfU+Q2NMv8jGq3YblB/NCxLBZLBHz",
-	"0pYGEe8J4PpmrXed0k5gHeCVofwv9KbT9yXTOH7bRyzRwrHSHndXm7mAN+W+g3ty3+GSpwMLvbNmyNVe",
-	"Zv7pBO72IVKo6P582Cgzrc/6ivE72uvRARBbB4yciu29ZNxDNHQx7dM8ef8RiUyfzWTxvWdZUiVjrzh7",
-	"F5POignPWjUeKkZ1b029XSG7kmid0bmbSsz9e+vruwo2/9TP8x7Z76/KfgsUtrPuFnjxM6rmBSmqxK65",
-	"8dEB2LIpNu6JyULtkx6IFTwjXXvz6vqvALMoFXbxk34V3gQ6tWsHKEVdeTMv8+9109eEXetIDinnQuMF",
-	"kNiCh+u8PzT7AWEimZ6+x0qG+FGbAu8ksQ+r7L9epkfh1cfLoCzHVNe/l3dJX4pR6r3wciN2a0SZs7iu",
-	"x8jWWQyOHTW5l2Ko9TjwWBpBayW+HLs+dq/s87wn1G6y4aEd3LVcQKAfpTcl7yd0MABJPpz9Q5GUXiAR",
-	"oy4k2I/FBNfMP1J5oCY4Dgq+m8CFDUyX1JnimvkJJH0pa7q3bWIvxvsiTYlGbVkEZ+SdXpyTk3dnZEQZ",
-	"15RxGy1NcGSzQup4d3fA9DDpGeNxV4yBh3K0G8pRMJ92nJjRejS8Bh6hr0nR2EEAUny/BjpSx/aM1GZ4",
-	"HyvnFerRpC/d9BBGjQ7v8K/IV18ZPldffYUeduvPSB0ZM/vk7wz+Q0IIWEPARjbrMbuBqMMJuiQLLrpx",
-	"nCjM+ufF4Rr28+nb35QELI0JYhyDV17GRS+nNhLsevqFvVznkcVaqhrRiLU0a0LjWLmCNQqr5Lkl1FRd",
-	"50tCDd1l7//MMv3tb+R70FgRTGkqtZllh7caxF5HPRgAjmDdUN6R65L/+///H8JFntqRA0QQkcmQxZjg",
-	"2DQzFLjqEjW3gVT74/YgFCObuM8JyUaHtxukcKZKjjp54jJLfvVVdnS++or0Eq0FdsxP1w4SgRyW5uyb",
-	"kSdrCQy3eKeC3wDHjbJch+gFG9TJoCPdqqyC3QxNohrlhUoM0UWYhqsTWXwy23V33+6O0Qsiy0iYZd70",
-	"nvOaIfMXvd0M89G1u5K+QEZWNLdPlZbW6v7ewVtJJzgmPzcajasa6fj3E/N7J2g0Gp3grtsgCBst1oc1",
-	"Jx7LcpJlYFLEGldCSkmapRKnZYbLK9a6eNqvWNIAg/+UjJhSY4h13oxwo3LdzFwqCwTn4Phm6u8ZH8R5",
-	"2WlFQirlFDkU80M3yHsXPMdZFfJEG4q77z5cdmuk++7k8vSHrqERAU7PX7x+cfkCpz2i10BUIl16RC4w",
-	"h6JfHDJFidr5j4ByzUaWPDwM3Sx/rx3C3vZdZkUkda7Cid32YzPzYsFTQ2Gh5ilSs2ZlUz1hIdhigTEL",
-	"wUXvUjfBmIZDIO1Gc05xTCaTBsU/N4Qc7Lq+avf12emLN+9f1NuNZmOoR1j0Ik2A6RRSUAtcldHgOGg1",
-	"mo2maWTUDx2z4DjYazQbe+hp0UNUo1ZbxmIgEtRvY1EGs7jAXLTKbYMPsrDGRWq0ZYJPJRBZkySrL+NS",
-	"GTc6/MRTGXmlH9dJaTp1mYGzONDUxX7IE1fQzvzIZIfHrA+GCXYaBEm0sWXicrFitRs3usum6wiksTkJ",
-	"mD5ckXZz325Slo3zLAqOA7cmGczpOxEtypJbkhf1PpHRlTORzoAM7ooWuwMHFyp2tZv75fYaREQkGpPD",
-	"7jebVR/Oxtr1Sn+ZLq295V1m6zBgv4Pl/UqT1d7VgoNV6CwWz8FeK5BaksreN9+D45+vaoEDeWVHZNb4",
-	"8fKhoXl/ZYYoWqjVh05oC4koDnnsJY/G08cUUeP0GFIMVBaMMsqjDi+eWqsVjLSHqEHeSTAD4eGZOd4o",
-	"SCc0P6X4JTOcFQirnvqaMWpoYmuf20J4aV7ZDrfdzVdCMWYQlZ1GR9alW9Qv7EzWCmTd1ieTCWZ1ricy",
-	"Bh6KCKIZOn3Q1lxg9VNOooC/W0m6NFfYkdVIKCJfynKqZ0H5mTTpp0Z71k8F11LEy3KkY2PX9o14r4V0",
-	"H9tECjZbqwikuRpRjwI0A2LMyqAi+qJcouaYZXN2ytCT79DJpIdSJAPPe1QzQ4PK7l88NoKzq4TUXaKM",
-	"sYc19iZMQYPYWsCqw0Mx6jEO1lw8efO81H5gSp96UOrcKK8M8OVNdm2t37va0oYu7LJCy0Kt85VGdtm6",
-	"hLSUlJTBzT0RD1RBeiZl2N1SOtIqzGn68idwS0NXrd1/RFbIN1lZxDbMHOGlpWzbK5SyXUbvhFvX19La",
-	"0VmquU3q1C6hAq9zNocS1p8ceCt1w8aV66PpoGptDlZZmiUs6GoYLyffBnZXriS9ag3mLGCMFVDWL8K8",
-	"ItlbrBqdUmyHfACS3YW8aqXJEyOuGQ8ljIBrGhM15eHOXCnvFaeTBsexHtX6s7l6QOOkkC26rJokek/Q",
-	"IZCu3oyR8prx62W2CbZ5UGPkw0yhm03NkM9gSWS2g9kD583ECuaFJ0zOWsh18RXm3yu7cnVTGdslrrq2",
-	"ShF+Ci/IdcatjCbnGFFSCARFUKJzN2Wf7vD0hjPFOKcewkhBfAOqzFqwvbMk0+uaC55n618wDSzjb3hF",
-	"qk5xvih9+cOlJ79/4vG7da0NBz9b6brT2rpEKZMmlqJo4yKYtSBjEV1H7MAUomVd8y5ZD0xTYWe3VHSl",
-	"7T6t+FpFoLz0qznvN4+W98hKo3+ui9p+u71K5/nCXp9ZNLvQWR5pqxDJhVvc7u8surPiOQZd+sgyKxKG",
-	"UtbWKR9SVUACpCWY7CgRebLfPNpxd7wO74ZUhTQCCx2vkcmQhUPXVs0mnjF6QDTICXGdMs+YC73KZGy+",
-	"0GecqSG+PQOee8G8Ev3WYY4FM0vUgP365mqgjyGXEoP5JFYirbDuJ1D+h5rDTpSalXbWBQvMacgMaeSM",
-	"r54QMVBean2VOJ6f273Z2Ov8qWTE/vIeWWnpzYTKCue7pCruF2qx2W1fLhZq5d6cEz6dscjwhScWpDW3",
-	"/iysTy7zGrYuyGvuug5o0OEuWmaTDsxUnCZP9pr79iRn9aotcKUY3ETMWalVNwB9j7NsSHHn+VNcZCrr",
-	"q3spkjcuwL234gHKCoh/UnGw7uH+Ag/c98YCX37a1uPRtO+ZfYswTqHXRSZCdMY5yAEQBGfbN/lP944O",
-	"d47t3ckG1CGOlCs0bU+bhccUEdeUd3j6yMGl/SBdMxfU4MDtADUbq58vzFF2Sq2T4f5K9z6XLndRMlP1",
-	"7jYZknDtG4xFwc9GnkZmE+q4TV9/QiI+adBoVXFGqHLVFO4l2B5tlk9qs/wl71AfUEBhxd9UTIr+StI8",
-	"0QtKFtngPUQMU8PYkY9JUbgqEkNfE5FoBA2gEIbICmba4eaPdfNHz3N2DTBW7pJhHwLg33KXmbHUUOw7",
-	"GV30mTl3GYJCLdZ66FCuo7TsseCAyPByoACO+Xml+UO40BYXBvsMTrL0BcqjfH+U74/y/T7y3Z2kTZxk",
-	"xXL3VeCHy2qPzzoAiIUYh7Ni3f0vDu7gp6ROEQ+rd/mgQFp4yJodDe9u1NEiIlbv+j7NY/5SitFaHS7F",
-	"wzogZstrLAymLnFe/vHDq38FZ8OJv0WajSBmHB7C52AE4hBLkv1WKfxOMpx30z3EwbdHVgkQpohMOMc8",
-	"ZEyTSICNGWiRuNwzEdW0R8vE3wC0q4e20enwDMbMUBPXq1+z3bcr7CBvgjRmN/Bpcd0LgH6v2Q1wQ9lY",
-	"ip7PFW/TxU1V3Uq6rQjs26pq+zOqtBJ0TyHMleP4fL9vaUyoUPNhE0jao3r9w6nXL0+ffqlwJVYULqkQ",
-	"LMicBUglV3tlGVDpmcta5gGV3Ds6fEJFxIQXHw/biFl+iXavQ22ILVHavlwlT/bb7Vx87lRDmvxiXJ8V",
-	"1fTwhde2UlhtZe0/X5/wE8OVCmXWHhFLj4ilP403JrSZD3wRXS2hZw3VzEGz+7snc+4K9utYQmgOR5qk",
-	"Zt56F5INGKcxOb04/4ciUiQaauQaxpoo4d6ma5WlLr8GGGN2FMYHDXKm08etHY7PH+Ipidk1kO73Ly7J",
-	"Ig9SBoPKwqdMW2c/2stKGGVBus/dDJjgXRujNYo/RVioqucw/sp9N80A1DCg4XReOSx2Yc3UPV8g0NF2",
-	"HVO8pZWarkWR+SCm7NqXgS/Q3+IxRWk1N+7KfBhWxtee+TmwiICjp/sHO5gLxiakUAk+YxWy7lA6XRIz",
-	"fp2+tW8Ubh05K/yz9fTo4PCg1cYQyHwCntSOLUmpU/JFSy7lUc0v+MEUERxsYRDM6tDNynvlJM1++tHN",
-	"9JBupsIt9onHW7iDO2sI8KXg02jEuA1jOkQl5YVbdG50p+gWa2k3yEdM3ZKhx2odzoXNdMVUBlPNsKN+",
-	"vcH04Q2+hCHMvspGvNuT/VZ7pxpMei8DvF+JP/sLQTn/msjMFc2fDQGa3tifH6N5vyPyiWCaS65bl0V5",
-	"8QjW/OLBmisfwDUZNu/+eWGblUjM7WmsDX1FmYsmqyO8iVdmIwjmdj/9SYE56wmoR3jOH8DOeERT5mjK",
-	"1cXtA4EqCwDJDi8gJLMrRPGac0+Q5GcXtFtyytcIFgxLIyCYlYALawQtcMofljjlC2XkZ1zzXvH86joA",
-	"m4jrz4SkfBTYjwL7i4JHruGRx2x1q2KCnLslBfpkmSEpGadJQRknRqAq3MwaOWjuLQKPDEBfAI0Yt3Lk",
-	"D4UNusA8flhJTn5qVNBDpV50S70cUYTpkleEErlk2/fEEGHa7S8RPIR58Reghmy+/gdK++Ul5b9b8ftS",
-	"xFD19bROwcrfxpIF62SoekjPT1b5aGGgBtfjEbLzkJCdRBVTCtmzXQ3S+einfXcp3y2zcoBIZZnia0WY",
-	"TZ4WzOaBRyeolT9p0YzJkGrM2d01rG0lUYOcGMN3QmXkAg80D1S47ESWSSrBOq4W5B8h91BlEa/qAl3l",
-	"BbjyQhFBKKSEUJOhkApID8sCT43gGsdzpbru1hEXnweAY4t4PSJvHpE3X7ahn5t1xVI4P18ZBTxTaAZ/",
-	"vLsqTTGUqMLLqVQ8Z4afq/ZSmXE7TUGLpTdKiqH0hSwWQSkm2n5CZ4o0d/jKJTR2XPbu2dIpHY6Ze2wR",
-	"A/uq9q0Zk7QbzZwwzBZtLujU0Djq8CfdPIH0t2kzW5QuLcHzbaPRsL+kfze/dHdSBBBzBfT9kjwdXiwt",
-	"Yuvy4HQVEpuWosDFq2VVJLxiMhHgW1SbrjMMRWIIj+Os7AXmS9pvthodfgFjqwj7lMWJBFtE3lzD0o5C",
-	"2nTj5jcLhSI0iqTZEjPefvvIVQjp8O4FaDmto4pMw4wVaf8Zd3pwYzVWraNW1UYrqx88FlvLNO7VXVtd",
-	"b6YcVTLhlaeRVj77Q6cbd0+wGX/MNr6pYlpBfV4KcU751E1T/bGylL9fXC+rPDu5VT62gGCp4+HCq7yD",
-	"V4A0dWhRwfQgFnxg/tUoTzWF6RYy4fWA19Eqf/FMltQvwlH8heID5t96LDR9VgS1mXtjg5y4AmdD4TIr",
-	"iglXftJyWYxDuRhUD1IMW4djrsVjT93b4JStXWa9Qcckr62YYjoRC4S1rfAa5kbu8HzoaqTbZrfXR4jb",
-	"Y7bClbMVVhyzDUFwqYyck+QbcvInQqItUgD3FvuP2LM/RKLASkZfjydNv8+cHPA9JuBNsKKqsoUI8R5p",
-	"lBt6Rm3VGXPXrYakbUG13NsjOl9bfi0f5UZwtK1//ZNe6JYJqkdIw18wRdQXcwNdmv6vWkY/GELtcggd",
-	"nvnzmIszpW9TEEnRTf/cNX9HiV2d+g8T/rmyGCjPTQNzlXBSOce9SRFDzQWZzf0D797PbDtbuAgrgpqm",
-	"GX02ytZ1aQh/yQhbAIn7Iwj6rYW+CgGt+WyAawnwz4RRexThjyL8TyDC8wx/VY6aTQJhV6aPvKl+MG3/",
-	"6kpkmP928IO00Hojqz29i8LLUVVWHJgwTKpto1P4INz8iPWCc/FjqJ2H67zXtN9PYzaqQbL3k5xaET8q",
-	"ZinB+zF6i7CwdMS0pwfGUvSZRfq4r9olnP8sJsECMY7B4qRRvrpHZUQDHbkl8YbK85LND+dQwKpGNAuv",
-	"QasaCWkcq5pVRapGMFOrhXJQda1ID/QEgLtNdwE+P6uS+2oBvjj/4SxflhlAFrFuPvEe2O3u6u7/BQAA",
-	"//8=",
+	"7v7zquSoPPe/6DtVfkyo1CDjKZFww2CSvtpxjiJ04Uga6lXE8NxXX6SMPYc4KYAWnxGmFTl5f3p2RmLQ",
+	"9k2gBOuLkRCRcAa8G9sXWe7RbSwmIOumzQw0tszezGDE6cYVXj7tF6a0VxS+//vPTkddff3P9D86nUb6",
+	"n+WieCDqc0vykkEcZXimGcvMeRTnGYTqDPpiuWFWvyzAgy5UEdkrz3LogmHylCNSXCoCdGtkTPWQCEms",
+	"y51kAxXpSrH2lUQYKZa5uOcdc6/ev31D3tm/u3evR83WDtGiQNMIRj2Q+TPxHKRQJGc33fVKeubu725T",
+	"yg72D0BjPZzfx1xGpYdUXM+fykUfXSBNvIcaZeDrgnd8SMdj4BChX3zC4tj9UiM90BMATigCD/E00aJ4",
+	"8fycK1zx/NDEwvtckd51pM+ikfccRDx7RJQSim8nWgfu1YF/c3s79oGP5wDabsryy1ote8+y4OY477y8",
+	"n/vRaM3CIq+vePdmnfaLh/BVxowC3dyZWdykDdbh6co2wPwrrFkXoQv9rPNUasZyu6e38OjO46X1F7Rd",
+	"6mvMH1v5/FLLnoila7GO09Fbhs38jvfj3PZWOHd/G/x3uB3+O7g//+3dj3nmdE4JtyxhhYUew0elsYHS",
+	"mHUDmjvt/Rx4vrnw5/PhebPbkhtv64JqHS/RubiBKLVt8WUoF2K7HrAyIbgOif4JOcxPSOnrzLXccn8e",
+	"obqISzd0Lz2qzz+8+lzN7FoixBa4iCS4G2/WmChNHcwxvWc6/XRmhNzA3f8vQIn4BkF/p5SHEMcQlfqI",
+	"Zher3A9xzThmsvEJYZqwAh25Zrxk4TVo/HZsRH7qxnwjtFmWS6quS4l5LQaMe09s1zgtmTs1l1o0ojN+",
+	"oAVun9bCm3otSNGnxU+EQkoINRkKqYD00G80NVs0Rqh0JiCz3jM0HC6jYSKZhrc8nqbiNHMw1dU1G9fF",
+	"2K5PPXOnpM2qrgupMyQjqYw7PVU/xxDvqFL4KD5N/qUFGYCNx2Zp5bKggHDv6KjK883l67e1gOcyvWOf",
+	"7DhWyVXvPSLJa/tFM4FS4vFKXwtF5El73/NtkiHckogNmFY7XjqCKqu5O0NYu8jj5p8zgSVa71/93t6/",
+	"+3tZqOWdx/NFir8xm94+OCThkBp54J6xPtTB+GbpwfCo/V5Srj0hMu/gfHuS6CFpN5r5G8OB6ZTm2Ns/",
+	"IgqskNtv7O08I10j5zkdQTdN/YinyEx5RmfHDLh22qX44bMBFw7qPRvvrRQ8iGCzQyoIJejtDGv0MU74",
+	"l1SdpiK8RCj8ucQhRpNCUabo3Eq6Z7D4QhlCFoEiE6MCndMUX2+LEgGwxPxOOeiBVNScmPf21/v4ErHv",
+	"RQ0LZM4AcRbjFZZGcN+Vx9Kfo5irETXGIDNmd/2aPCE7pE4aZJfcdjeOrq8RTcf3eBbwXBbCMgLiaP/g",
+	"KXHoahKJMBkB1/OyYGFgx3uOnueNyN4M9jF3wTAZWVWTz3mFxCGL4SHuFcIsTS9oOCwOZV9gu/BOzUtw",
+	"eNB0rpeRn1SWSiAjIYE86dp522d0igzTjE1ZO5sjbhU3hhc2mwv8Vwf6fdh9mfS3MaxC0GgmXuRD9RfK",
+	"Zh/HX5ok8N91p4jqZ8+7Mx+tGR3aN4Z11RN7n6gFrwRWvGHPk/fD5eU7lwSNhCIq2mb7zflMtjOC1L1I",
+	"mDdn8CEeUcloROU0nXZ6h3Anpzi9iqwy5aFDXXpROcOX8X3mACozn3tmJtqLoUYwz2EEJKScqAnTmBRm",
+	"zuWxOJ+Np8sSydYKLaaPNXDtFl4RL6AvQQ3XsWek7eLeW1UZNYc7NWNG5t2sjaGIAsuNzhnVdcN9kHH3",
+	"wW2d/YexdQ4qbR03OZsQeanBU2xd0I57/23Xn05OTk5Onjd7H/amr5rq4uh/ePP26Pb6xwN+eNOavv7m",
+	"hyb9sb3uA5YZvv/khsveQquiagHnOHizG/3nXvG5k7t8vpeluLnXtAexzQ0wkCIZYyZgTLkZa/emO0uw",
+	"ZDEwEkbiZgbYUo4yfhBQXUG3mmllTr0qk2hvb+8oTQJodNmHy9MyD/JceGSV/H41W3jgwmVim4k90TAE",
+	"pVImCWD6atj7PmRv2auzD7+dtd6wM3XGLw7C07PDs+vxv//n9NVRA6avfos+nrG37Kz95vLDbz/9+nJ4",
+	"Pjrf/+nygp2PXtz+9Py70fnzk8n58xes/yM6GHqjl83o369inNSYSVC/MB4cHxl+mmHUNbkTeznh5FK4",
+	"O4u9+NzshNN4qllIY/KCDxgHRV7raE0w/vx9YxkU3kHxTyJKXosbQD92LTBSBocb4ZP0eWT8Cuj3uRBX",
+	"cStLYEEfL/ExqFFSVJHuiXu0jK8Kj4lLf28LF9gs91iToDvncnpoDlmoSHz2qSo7kHDN4jTVESjl9Lnr",
+	"WpjP0XIzbU6Qztj+ty6dGkNnWPfd2/eXZJcmerjrenZRdnGYWDoQuofmUw9TmEVE8HDGsbfmGVhkFPgH",
+	"JNfe7qRcLVGZ6TladM34oIprdjAr+AuMWSCosJ2zK+2+XqooypNwz6W3xcTbftrtZ0Tw2OWM7xaSan+L",
+	"RUqKJnzbk7CM68P9wMttW1Kowqb4LLXoNe33U8TdZCgweYXCa4u1FU8vzitfyv7pRNd2keD3BIk9/SKf",
+	"qNptWH4wL0QMm8USMVttaRDxngCub9Z67SntBNYBXhnK/0IvPX1fMo3jt33EEi0cK+1xd7WZC3hT7ju4",
+	"J/cdLnlQsNA7a4Zc7b3mn07gbh8ihYruz4eNMtP6rG8bv6O9Hh0AsdXByKnY3vvGPURDF5NBzZP3H5HI",
+	"9DFNFt97lqVaMvaKs3cxFa2Y8KxV46FiVPfW1NsVsiuJ1hmdu6nE3L+3vr6rYPNP/Wjvkf3+quy3QGE7",
+	"626BFz+jal6QokrsmhsfHYAtpmLjnphC1D7pgVjBM9K1N6+u/zYwi1JhFz8VWOGloFO7doBS1JU38zL/",
+	"Xjd9Y9i1juSQci40XgCJLYO4zqtEsx8QJpLp6Xusb4gftYnxThL7sMr+62V6FF59vAzKMk91/Xt5l/Sl",
+	"GKXeCy9jYrdGlDmL63qMbPXF4NhRk3sphlqPA4+lEbRW4sux62P3yj7Pe0LtJhse2sFdywUE+lF6U/J+",
+	"QgcDkOTD2T8USekFEjHqQoL9WExwzfwjlQdqguOg4LsJXNjAdEmdKa6Zn1bSl7Kme9um+2K8L9JEadQW",
+	"S3BG3unFOTl5d0ZGlHFNGbfR0gRHNiukjnd3B0wPk54xHnfFGHgoR7uhHAXzyciJGa1Hw2vgEfqaFI0d",
+	"BCDF92ugI3Vsz0hthvexnl6hSk360k0PYdTo8A7/inz1leFz9dVX6GG3/ozUkTGzT/7O4D8khICVBWxk",
+	"sx6zG4g6nKBLsuCiG8eJwlyAXhyuYT+fvghOScCCmSDGMXhFZ1z0cmojwa6nX+7LdR5ZrKWqEY1YS7Mm",
+	"NI6VK2OjsHaeW0JN1XW+JNTQXfb+zyzT3/5GvgeNdcKUplKbWXZ4q0HsddSDAeAI1g3lHbku+b////8h",
+	"XOQJHzlABBGZDFmMaY9NM0OBqzlRcxtItT9uD0Ixsun8nJBsdHi7QQpnquSokycu3+RXX2VH56uvSC/R",
+	"WmDH/HTtIBHIYWkmvxl5spbAcIt3KvgNcNwoy3WIXrBBnQw60q3KNdjN0CSqUV6+xBBdhGm46pHFJ7Nd",
+	"d/ft7hi9ILI8hVk+Tu85rxkyf9HbzTAfXbsr6QtkZEVz+1Rpwa3u7x28lXSCY/Jzo9G4qpGOfz8xv3eC",
+	"RqPRCe66DYKw0WLVWHPisVgnWQYmRaxxJaSUpLkrcVpmuLyOrYun/YqFDjD4T8mIKTWGWOfNCDcq183M",
+	"JbhAcA6Ob6b+nvFBnBejViSkUk6RQzFrdIO8d8FznFUhe7ShuPvuw2W3RrrvTi5Pf+gaGhHg9PzF6xeX",
+	"L3DaI3oNRCXSJU3kAjMr+iUjU5Sonf8IKNdsZMnDw9DNsvraIext3+VbRFLn6p7YbT82My+WQTUUFiqh",
+	"IjVr1jvVExaCLSEYsxBc9C51E4xpOATSbjTnFMdkMmlQ/HNDyMGu66t2X5+dvnjz/kW93Wg2hnqEpTDS",
+	"tJhOIQW1wNUeDY6DVqPZaJpGRv3QMQuOg71Gs7GHnhY9RDVqtWUsBiJB/TYWZTCLC8xQq9w2+CALa1yk",
+	"Rlsm+FQCkTVJsqozLsFxo8NPPJWR1/9xnZSmU5cvOIsDTV3shzxxZe7Mj0x2eMz6YJhgp0GQRBtbJi5D",
+	"K9bAcaO7HLuOQBqbk4BJxRVpN/ftJmU5Os+i4Dhwa5LBnL4T0aLcuSXZUu8TGV05P+kMyOCuaLE7cHCh",
+	"jle7uV9ur0FERKIxZex+s1n14WysXa8gmOnS2lveZbY6A/Y7WN6vNIXtXS04WIXOYkkd7LUCqSUJ7n3z",
+	"PTj++aoWOJBXdkRmjR8vSxqa91dmiKKFWn3ohLaQiOKQx15KaTx9TBE1To8hxUBlwSijPOrw4qm1WsFI",
+	"e4ga5J0EMxAenpnjjYJ0QvNTil8yw1mBsOqprxmjhia2Irotj5dmm+1w2918JRRjBlHZaXRkXbpF/cLO",
+	"ZK1A1m19Mplgrud6ImPgoYggmqHTB23NBVY/5SQK+LuVpEtzhR1ZjYQi8qUs03oWlJ9Jnn5qtGf9VHAt",
+	"Rbwsczo2dm3fiPdaSPexTaRgs7WKQJqrHPUoQDMgxqwMKqIvyiVqjlk2Z6cMPfkOnUx6KEUy8LxHNTM0",
+	"qOz+xWMjOLtKSN0lyhh7WHlvwhQ0iK0QrDo8FKMe42DNxZM3z0vtB6b0qQelzo3yygBf3mTXVgC+qy1t",
+	"6MIuK7QsVEBfaWSXw0tIS0lJcdzcE/FAdaVnEondLaUjrc2cJjV/Arc0dDXc/UdkhSyUlaVtw8wRXlrg",
+	"tr1Cgdtl9E64dX0trSidJaDbpHrtEirwOmdzKGFVyoG3UjdsXLk+mg6q1uZglaVZwoKusvFy8m1gd+X6",
+	"0qtWZs4CxlgXZf3SzCuSvcVa0inFdsgHINldyKtWmjwx4prxUMIIuKYxUVMe7swV+F5xOmlwHKtUrT+b",
+	"qwc0Tgo5pMtqTKL3BB0C6erNGCmvGb9eZptgmwc1Rj7MlL/Z1Az5DJZEZjuYPXDeTKxrXnjC5KyFXBdf",
+	"Yf69sitXN5WxXeJqbqsU4afwglxn3Mpoco4RJYVAUAQlOndT9ukOT284U4xz6iGMFMQ3oMqsBds7Sz29",
+	"rrngebb+BdPAMv6GV6TqxOeLkpo/XNLy+6cjv1vX2nDws5WuO62tS5QyaWIpijYujVkLMhbRdcQOTCFa",
+	"1jXvkvXANBV2dktFV9ru04qvVQTKS7/G837zaHmPrGD657qo7bfbq3SeL/f1mUWzC53lkbYKkVy4xe3+",
+	"zqI7K55j0KWPLLPSYShlbfXyIVUFJEBamMmOEpEn+82jHXfH6/BuSFVII7DQ8RqZDFk4dG3VbOIZowdE",
+	"g5wQ1ynzjLnQq0zG5gt9xpka4tsz4LkXzCvcbx3mWEazRA3Yr2+uBvoYcikxmE9iJdK6635a5X+oOexE",
+	"qVlpZ12wwJyGzJBGzvjqCRED5aXWV4nj+bndm429zp9KRuwv75EVnN5MqKxwvktq5X6hFpvd9uVioVbu",
+	"zTnh0xmLDF94Yplac+vPwvrkMq9s64K85q7rgAYd7qJlNunATB1q8mSvuW9PclbF2gJXisFNxJyVWnUD",
+	"0Pc4y4YUd54/xUWmsuq6lyJ547LceyseoKys+CcVB+se7i/wwH1vLPDlp209Hk37ntm3COMUel1kIkRn",
+	"nIMcAEFwtn2T/3Tv6HDn2N6dbEAd4ki58tP2tFl4TBFxTXmHp48cXNoP0jVzQQ0O3A5Qs7H6+XIdZafU",
+	"Ohnur3Tvc+lyFyUzVe9ukyEJ177BWBT8bORpZDahjtv09Sck4pMGjVYVZ4QqV03hXoLt0Wb5pDbLX/IO",
+	"9QEFFNYBTsWk6K8kzRO9oJCRDd5DxDA1jB35mBSFqyIx9DURibblSYwQhsgKZtrh5o9180fPc3YNMFbu",
+	"kmEfAuDfcpeZsdRQ7DsZXfSZOXcZgkIt1nroUK6jtBiy4IDI8HKgAI75eaX5Q7jQFpcL+wxOsvQFyqN8",
+	"f5Tvj/L9PvLdnaRNnGTFIvhV4IfLao/POgCIhRiHs2I1/i8O7uCnpE4RD6t3+aBAWnjImh0N727U0SIi",
+	"Vu/6Ps1j/lKK0VodLsXDOiBmy2ssDKYucV7+8cOrfwVnw4m/RZqNIGYcHsLnYATiEEuS/VYp/E4ynHfT",
+	"PcTBt0dWCRCmiEw4xzxkTJNIgI0ZaJG43DMR1bRHy8TfALSrh7bR6fAMxsxQE9erX7PdtyvsIG+CNGY3",
+	"8Glx3QuAfq/ZDXBD2ViKns8Vb9PFTVXdSrqtCOzbqmr7M6q0EnRPIcyV4/h8v29pTKhQ82ETSNqjev3D",
+	"qdcvT59+qXAlVhQuqRAsyJwFSCVXe2UZUOmZy1rmAZXcOzp8QkXEhBcfD9uIWX6Jdq9DbYgtUdq+XCVP",
+	"9tvtXHzuVEOa/GJcnxXV9PCF17ZSWG1l7T9fn/ATw5UKZdYeEUuPiKU/jTcmtJkPfBFdLaFnDdXMQbP7",
+	"uydz7gr261hCaA5HmqRm3noXkg0YpzE5vTj/hyJSJBpq5BrGmijh3qZrlaUuvwYYY3YUxgcNcqbTx60d",
+	"js8f4imJ2TWQ7vcvLskiD1IGg8rCp0xbZz/ay0oYZUG6z90MmOBdG6M1ij9FWKiq5zD+yn03zQDUMKDh",
+	"dF45LHZhzdQ9XyDQ0XYdU7yllZquRZH5IKbs2peBL9Df4jFFaTU37sp8GFbG1575ObCIgKOn+wc7mAvG",
+	"JqRQCT5jFbLuUDpdEjN+nb61bxRuHTkr/LP19Ojg8KDVxhDIfAKe1I4tSalT8kVLLuVRzS/4wRQRHGxh",
+	"EMzq0M3Ke+UkzX760c30kG6mwi32icdbuIM7awjwpeDTaMS4DWM6RCXlhVt0bnSn6BZraTfIR0zdkqHH",
+	"ah3Ohc10xVQGU82wo369wfThDb6EIcy+yka825P9VnunGkx6LwO8X4k/+wtBOf+ayMwVzZ8NAZre2J8f",
+	"o3m/I/KJYJpLrluXRXnxCNb84sGaKx/ANRk27/55YZuVSMztaawNfUWZiyarI7yJV2YjCOZ2P/1JgTnr",
+	"CahHeM4fwM54RFPmaMrVxe0DgSoLAMkOLyAksytE8ZpzT5DkZxe0W3LK1wgWDEsjIJiVgAtrBC1wyh+W",
+	"OOULZeRnXPNe8fzqOgCbiOvPhKR8FNiPAvuLgkeu4ZHHbHWrYoKcuyUF+mSZISkZp0lBGSdGoCrczBo5",
+	"aO4tAo8MQF8AjRi3cuQPhQ26wDx+WElOfmpU0EOlXnRLvRxRhOmSV4QSuWTb98QQYdrtLxE8hHnxF6CG",
+	"bL7+B0r75SXlv1vx+1LEUPX1tE7Byt/GkgXrZKh6SM9PVvloYaAG1+MRsvOQkJ1EFVMK2bNdDdL56Kd9",
+	"dynfLbNygEhlmeJrRZhNnhbM5oFHJ6iVP2nRjMmQaszZ3TWsbSVRg5wYw3dCZeQCDzQPVLjsRJZJKsE6",
+	"rhbkHyH3UGURr+oCXeUFuPJCEUEopIRQk6GQCkgPywJPjeAax3Oluu7WERefB4Bji3g9Im8ekTdftqGf",
+	"m3XFUjg/XxkFPFNoBn+8uypNMZSowsupVDxnhp+r9lKZcTtNQYulN0qKofSFLBZBKSbafkJnijR3+Mol",
+	"NHZc9u7Z0ikdjpl7bBED+6r2rRmTtBvNnDDMFm0u6NTQOOrwJ908gfS3aTNblC4twfNto9Gwv6R/N790",
+	"d1IEEHMF9P2SPB1eLC1i6/LgdBUSm5aiwMWrZVUkvGIyEeBbVJuuMwxFYgiP46zsBeZL2m+2Gh1+AWOr",
+	"CPuUxYkEW0TeXMPSjkLadOPmNwuFIjSKpNkSM95++8hVCOnw7gVoOa2jikzDjBVp/xl3enBjNVato1bV",
+	"RiurHzwWW8s07tVdW11vphxVMuGVp5FWPvtDpxt3T7AZf8w2vqliWkF9XgpxTvnUTVP9sbKUv19cL6s8",
+	"O7lVPraAYKnj4cKrvINXgDR1aFHB9CAWfGD+1ShPNYXpFjLh9YDX0Sp/8UyW1C/CUfyF4gPm33osNH1W",
+	"BLWZe2ODnLgCZ0PhMiuKCVd+0nJZjEO5GFQPUgxbh2OuxWNP3dvglK1dZr1BxySvrZhiOhELhLWt8Brm",
+	"Ru7wfOhqpNtmt9dHiNtjtsKVsxVWHLMNQXCpjJyT5Bty8idCoi1SAPcW+4/Ysz9EosBKRl+PJ02/z5wc",
+	"8D0m4E2woqqyhQjxHmmUG3pGbdUZc9ethqRtQbXc2yM6X1t+LR/lRnC0rX/9k17olgmqR0jDXzBF1Bdz",
+	"A12a/q9aRj8YQu1yCB2e+fOYizOlb1MQSdFN/9w1f0eJXZ36DxP+ubIYKM9NA3OVcFI5x71JEUPNBZnN",
+	"/QPv3s9sO1u4CCuCmqYZfTbK1nVpCH/JCFsAifsjCPqthb4KAa35bIBrCfDPhFF7FOGPIvxPIMLzDH9V",
+	"jppNAmFXpo+8qX4wbf/qSmSY/3bwg7TQeiOrPb2LwstRVVYcmDBMqm2jU/gg3PyI9YJz8WOonYfrvNe0",
+	"309jNqpBsveTnFoRPypmKcH7MXqLsLB0xLSnB8ZS9JlF+riv2iWc/ywmwQIxjsHipFG+ukdlRAMduSXx",
+	"hsrzks0P51DAqkY0C69BqxoJaRyrmlVFqkYwU6uFclB1rUgP9ASAu013AT4/q5L7agG+OP/hLF+WGUAW",
+	"sW4+8R7Y7e7q7v8FAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

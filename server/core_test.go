@@ -527,6 +527,26 @@ func TestDuplicateEmailDifferingInCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblem(t, http.StatusConflict, patch.Body, patch.StatusCode(), "duplicate", "/email")
+
+	// Only ASCII letters are folded: Unicode's lower case of "İ" is "i" and
+	// of the Kelvin sign "k", which would make other, real addresses taken.
+	for _, pair := range [][2]string{{"MEHMET\u0130@example.com", "mehmeti@example.com"}, {"\u212Aelvin@example.com", "kelvin@example.com"}} {
+		for i, email := range pair {
+			res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", `{"name":"Unicode","email":"`+email+`"}`)
+			if res.StatusCode != http.StatusCreated {
+				t.Errorf("%s (%d of the pair): %d %s", email, i, res.StatusCode, body)
+			}
+		}
+	}
+	kelvin := e.addUser(admin, "K", gen.Member) // k.@example.com
+	moved, body := e.raw(http.MethodPatch, "/users/"+kelvin.Id, admin.token, "application/json", `{"email":"\u212Aelvin@example.com"}`)
+	if moved.StatusCode != http.StatusOK {
+		t.Fatalf("a Kelvin sign in an email: %d %s", moved.StatusCode, body)
+	}
+	login, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", `{"email":"kelvin@example.com","password":"`+kelvin.password+`"}`)
+	if login.StatusCode != http.StatusUnauthorized {
+		t.Errorf("signed in as \u212Aelvin@example.com with kelvin@example.com: %d", login.StatusCode)
+	}
 }
 
 func TestInteractionWithUnknownReferences(t *testing.T) {

@@ -401,7 +401,7 @@ export interface components {
         ObjectId: string;
         /**
          * Format: email
-         * @description An email address; compared case-insensitively and stored lower-cased.
+         * @description An email address; its ASCII letters are compared case-insensitively and stored lower-cased.
          * @example grace@example.com
          */
         Email: string;
