@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,9 +23,37 @@ import (
 // validated is the whole body, and text the database should not hold (see
 // unusableBodyText). kin-openapi registers its own decoder for
 // application/merge-patch+json, so this one replaces that too.
+//
+// Forms (the OAuth 2.0 sign-in and refresh) are decoded by kin-openapi's own
+// decoder, once each field is known to be given once (see onceEachField).
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/json", wholeJSONBody)
 	openapi3filter.RegisterBodyDecoder("application/merge-patch+json", wholeJSONBody)
+	form := openapi3filter.RegisteredBodyDecoder("application/x-www-form-urlencoded")
+	openapi3filter.RegisterBodyDecoder("application/x-www-form-urlencoded", onceEachField(form))
+}
+
+// onceEachField refuses a form that gives a field more than once, before
+// decode reads it: the decoder would take the first username of
+// "username=a&username=b", where RFC 6749 (sections 3.1 and 3.2) says a
+// parameter must not be repeated, as the API says of query parameters.
+func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder {
+	return func(body io.Reader, h http.Header, schema *openapi3.SchemaRef, fn openapi3filter.EncodingFn) (any, error) {
+		raw, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		fields, err := url.ParseQuery(string(raw))
+		if err != nil {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
+		}
+		for _, name := range slices.Sorted(maps.Keys(fields)) {
+			if len(fields[name]) > 1 {
+				return nil, &bodyMemberError{"/" + escapePointer(name), "may be given only once"}
+			}
+		}
+		return decode(bytes.NewReader(raw), h, schema, fn)
+	}
 }
 
 var errTrailingData = errors.New("unexpected data after the JSON value")
@@ -85,25 +114,24 @@ func sentReplacements(raw []byte) int {
 	return bytes.Count(raw, []byte("\uFFFD")) + bytes.Count(bytes.ToLower(raw), []byte(`\ufffd`))
 }
 
-// unusableTextError names the first member of a body whose text, or name, is
-// not fit to store: a NUL character, which no client means to send and which
-// MongoDB refuses in names; or bytes that are not UTF-8, which Go's decoder
-// would silently turn into U+FFFD.
-type unusableTextError struct{ pointer, detail string }
+// bodyMemberError names a member of a body that cannot be taken as sent.
+type bodyMemberError struct{ pointer, detail string }
 
-func (e *unusableTextError) Error() string { return e.pointer + " " + e.detail }
+func (e *bodyMemberError) Error() string { return e.pointer + " " + e.detail }
 
 // unusableBodyText walks a decoded body, members in order, to the first text
-// that is not fit to store. notUTF8 says the raw body held text that is not
+// that is not fit to store: a NUL character, which no client means to send
+// and which MongoDB refuses in names; or bytes that are not UTF-8, which Go's
+// decoder would silently turn into U+FFFD. notUTF8 says the raw body held text that is not
 // UTF-8 (see sentReplacements): the decoder replaced it with U+FFFD, which is
 // where it is found.
 func unusableBodyText(v any, pointer string, notUTF8 bool) error {
 	check := func(text, pointer string) error {
 		switch {
 		case strings.ContainsRune(text, 0):
-			return &unusableTextError{pointer, "must not hold NUL characters"}
+			return &bodyMemberError{pointer, "must not hold NUL characters"}
 		case notUTF8 && strings.ContainsRune(text, utf8.RuneError):
-			return &unusableTextError{pointer, "must be UTF-8 text"}
+			return &bodyMemberError{pointer, "must be UTF-8 text"}
 		}
 		return nil
 	}

@@ -298,14 +298,14 @@ func validationProblem(errs openapi3.MultiError) problem {
 			return toProblem(err)
 		}
 		var he *echo.HTTPError
-		var text *unusableTextError
+		var member *bodyMemberError
 		switch {
 		case errors.As(re.Err, &he):
 			return httpProblem(he) // the body limit, hit while reading the body
 		case re.RequestBody != nil && strings.HasPrefix(re.Reason, "header Content-Type has unexpected value"):
 			return problem{kind: kindUnsupportedMedia, detail: "Send the body as " + mediaTypes(re.RequestBody) + "."}
-		case re.RequestBody != nil && errors.As(re.Err, &text):
-			fields = append(fields, fieldProblem{Pointer: text.pointer, Detail: text.detail})
+		case re.RequestBody != nil && errors.As(re.Err, &member):
+			fields = append(fields, fieldProblem{Pointer: member.pointer, Detail: member.detail})
 		case re.RequestBody != nil && re.Reason == "failed to decode request body":
 			return problem{kind: kindMalformedBody, detail: "The body is not valid JSON (or not a valid form)."}
 		case re.RequestBody != nil && errors.Is(re.Err, openapi3filter.ErrInvalidRequired):

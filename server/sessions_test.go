@@ -340,6 +340,25 @@ func TestPasswordGrantForm(t *testing.T) {
 	refresh.Set("grant_type", "password")
 	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", refresh.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+
+	// A field given twice is refused (RFC 6749 section 3.2), not read as its
+	// first value; and the refused refresh token stays unspent.
+	form.Set("grant_type", "password")
+	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	var fresh gen.TokenResponse
+	if err := json.Unmarshal(body, &fresh); res.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("password grant: %d %s", res.StatusCode, body)
+	}
+	e.check.secret(fresh.RefreshToken)
+	form.Add("username", "someone.else@example.com")
+	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/username")
+	twice := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken, "another"}}
+	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", twice.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/refresh_token")
+	if status, _ := e.refresh(fresh.RefreshToken); status != http.StatusOK {
+		t.Errorf("the refresh token of a refused form no longer works: %d", status)
+	}
 }
 
 func TestLoginFailuresLookAlike(t *testing.T) {
