@@ -273,7 +273,7 @@ function request(step) {
   if (item.request.body?.mode === "raw") {
     item.request.body.raw = step.body
       ? JSON.stringify(step.body, null, 2)
-      : uniqueEmails(replaceIds(item.request.body.raw));
+      : randomPasswords(uniqueEmails(replaceIds(item.request.body.raw)));
   } else if (step.body) {
     fail(`${step.op}: the plan gives a body, but the converter's request has no JSON body`);
   }
@@ -348,6 +348,14 @@ function replaceIds(value) {
 // session creates them), which would make the run's creates answer 409.
 function uniqueEmails(raw) {
   return raw.replace(/"email": "([^"@]+)@([^"]+)"/g, '"email": "$1+{{$timestamp}}@$2"');
+}
+
+// randomPasswords gives each password of a body a random value when it is
+// sent ({{$randomPassword}}, 15 letters and digits): the spec's example
+// password is published, and a run stopped before "Clean up" would leave an
+// account that anyone could sign in to.
+function randomPasswords(raw) {
+  return raw.replace(/"password": "[^"]*"/g, '"password": "{{$randomPassword}}"');
 }
 
 // uuid is a name-based (version 5 style) UUID, so that regenerating gives the

@@ -1431,7 +1431,7 @@ export interface operations {
                  *       "email": "ada@example.com",
                  *       "password": "correct horse battery staple",
                  *       "company": "Analytical Engines Ltd",
-                 *       "role": "admin"
+                 *       "role": "member"
                  *     }
                  */
                 "application/json": components["schemas"]["UserCreate"];
@@ -1550,7 +1550,7 @@ export interface operations {
                  *       "name": "Ada Lovelace",
                  *       "email": "ada@example.com",
                  *       "company": "Analytical Engines Ltd",
-                 *       "role": "admin",
+                 *       "role": "member",
                  *       "status": "active"
                  *     }
                  */
