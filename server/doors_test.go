@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -163,7 +164,15 @@ func TestTypeScriptSDK(t *testing.T) {
 	if err != nil {
 		testtool.Missing(t, "npm is not installed; install Node.js 20 or newer with npm")
 	}
-	run(t, project, nil, npm, "install", "--install-links", "--prefer-offline", "--no-audit", "--no-fund", filepath.Join(root, "gen/typescript"))
+	// As the README says: pack the SDK into the project, install the tarball;
+	// then install again from the lockfile alone, as a teammate or CI would.
+	quiet := []string{"--prefer-offline", "--no-audit", "--no-fund"}
+	run(t, project, nil, npm, "pack", filepath.Join(root, "gen/typescript"))
+	run(t, project, nil, npm, append([]string{"install", "./opencrm-crm-sdk-1.0.0.tgz"}, quiet...)...)
+	if err := os.RemoveAll(filepath.Join(project, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	run(t, project, nil, npm, append([]string{"ci"}, quiet...)...)
 	for _, dep := range []string{"@types/node", "undici-types"} {
 		link := filepath.Join(project, "node_modules", dep)
 		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
@@ -172,6 +181,18 @@ func TestTypeScriptSDK(t *testing.T) {
 		if err := os.Symlink(filepath.Join(tools, dep), link); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The README's example compiles too (it is not run: it needs a user).
+	readme, err := os.ReadFile(filepath.Join(root, "gen/typescript/README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := regexp.MustCompile("(?s)```ts\n(.*?)```").FindSubmatch(readme)
+	if example == nil {
+		t.Fatal("gen/typescript/README.md has no ```ts example")
+	}
+	if err := os.WriteFile(filepath.Join(project, "readme.ts"), append(example[1], "export {};\n"...), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	run(t, project, nil, node, filepath.Join(tools, "typescript/bin/tsc"), "-p", ".")
 
