@@ -116,7 +116,7 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 }
 
 // GetCurrentUser returns the signed-in user.
-func (h *Handler) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequestObject) (gen.GetCurrentUserResponseObject, error) {
+func (h *Handler) GetCurrentUser(ctx context.Context, req gen.GetCurrentUserRequestObject) (gen.GetCurrentUserResponseObject, error) {
 	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
@@ -127,6 +127,9 @@ func (h *Handler) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserReques
 	}
 	if err != nil {
 		return nil, err
+	}
+	if same, err := notModified(req.Params.IfNoneMatch, u.Revision); same || err != nil {
+		return gen.GetCurrentUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(u.Revision))}}, err
 	}
 	return gen.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: gen.GetCurrentUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
 }

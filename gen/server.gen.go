@@ -84,7 +84,7 @@ type ServerInterface interface {
 	LoginUser(ctx echo.Context) error
 	// GetCurrentUser Get the signed-in user
 	// (GET /users/me)
-	GetCurrentUser(ctx echo.Context) error
+	GetCurrentUser(ctx echo.Context, params GetCurrentUserParams) error
 	// DeleteUser Delete a user
 	// (DELETE /users/{id})
 	DeleteUser(ctx echo.Context, id UserId, params DeleteUserParams) error
@@ -883,8 +883,28 @@ func (w *ServerInterfaceWrapper) LoginUser(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetCurrentUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetCurrentUser(ctx)
+	err = w.Handler.GetCurrentUser(ctx, params)
 	return err
 }
 
@@ -4313,6 +4333,7 @@ func (response LoginUser503ApplicationProblemPlusJSONResponse) VisitLoginUserRes
 }
 
 type GetCurrentUserRequestObject struct {
+	Params GetCurrentUserParams
 }
 
 type GetCurrentUserResponseObject interface {
@@ -4341,6 +4362,16 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetCurrentUser304Response = NotModifiedResponse
+
+func (response GetCurrentUser304Response) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetCurrentUser400ApplicationProblemPlusJSONResponse struct {
@@ -6114,8 +6145,10 @@ func (sh *strictHandler) LoginUser(ctx echo.Context) error {
 }
 
 // GetCurrentUser operation middleware
-func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
+func (sh *strictHandler) GetCurrentUser(ctx echo.Context, params GetCurrentUserParams) error {
 	var request GetCurrentUserRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetCurrentUser(ctx.Request().Context(), request.(GetCurrentUserRequestObject))

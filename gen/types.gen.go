@@ -1334,6 +1334,12 @@ type CreateUserParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// GetCurrentUserParams defines parameters for GetCurrentUser.
+type GetCurrentUserParams struct {
+	// IfNoneMatch The `ETag` you hold, such as `"3"`. If the record is unchanged the answer is 304 without a body.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
 	// IfMatch The `ETag` of the version you last read, such as `"3"`. If the record changed
@@ -1577,16 +1583,16 @@ var swaggerSpec = []string{
 	"80t3J4UAMVdB36/J0+HF2iK2MA9OVyGxaS0KXLxaVkbCqyYTAT5Gtfk6w1AkhvA4zupeYMKk/War0eEX",
 	"MLaasE9ZnEiwVeTNPSztKKTNN25+s1goQqNImi0x4+23j1yJkA7vXoCW0zrqyDTOWJH3n3GnCDfWY9VK",
 	"alV1tLL6wWOxtVTjXuG11RVnylElE155Gmnpsz90vnH3Bpvxx3TjmyqmFdTnpRDnlE/dNNUfK035+8UF",
-	"s8rTk1vlYysIlnoeLrzSO3gHSHOHFhVMD2LBB+ZfjfJcU5hvIRNeD3gfrXIYz6RJ/SI8xV8oQGD+scdC",
-	"02dFVJu5ODbIiatwNhQutaKYcOVnLZfFQJQLQvUgBbF1OCZbPPbUvY1O2eJl1h10TPLiiimoE8FAWNwK",
-	"b69u5A7Ph66Gum12fX3EuD2mK1w5XWHFMdsQBZfKyDlJviEnfyIo2iIFcG+x/wg++0NkCqxk9PV40vT7",
-	"zNkB32MG3gRLqipbiRDvkUa5oWvUlp0xd91qTNoWVMu9XaLzxeXX8lFuhEfb+tc/6YVumaB6xDT8BXNE",
-	"fTE30KX5/6pl9INB1C6H0OGZP4+5QFP6OAWhFN30z13zd5TY1bn/MOOfq4uB8tw0MFcJJ5Vz4JsUMdRc",
-	"lNncP/Du/cy2s5WLsCSoaZrRZ8NsXZeH8JeMsAWYuD+CoN9a7KsY0ZrPB7iWBP9MKLVHGf4ow/8EMjzP",
-	"8VflqdkkEnZl+sib6ifT9q+uSIb5bwdASEutN7Lq07sovRxVZeWBCcO02jY8hU/CzY9YMTiXP4baecDO",
-	"e037/TRooxoke0HJqZXxo2KeErwgo7sIS0tHTHuKYCxFn1msj/uqXcL5z2IaLBDjGCxSGgWse1ZGNNCR",
-	"WxJvqDwz2fxwDgesakSz8Bq0qpGQxrGqWV2kagRztVowB1XXivRATwC423QX4fPzKrmvFgCM8x/OMmaZ",
-	"AWQR7eYT78Hd7q7u/l8AAAD//w==",
+	"s8rTk1vlYysIlnoeLrzSO3gHSHOHFhVMD2LBB+ZfjfJcU5hvYTMr/lPhGKqM1sv5JKt/WgzDFwpJmH9e",
+	"stDYWhFHZ66qDXLiaqoNhUvmKCZc+XnSZTH05cJePUhhcx2O6R2PPQPDxsNsuTTrgDomeTnHFEaK8CMs",
+	"p4X3ZTdyh+dDV4PrNjxqj6i6xwSJqyZIrDhmG+LuUrk6pzu+XKXx51YVf53chJWMvh5Pmn6fOR/he8z5",
+	"m2ARV2VrH+LN1Sg3dMbaQjfmdl2NgtuCarm3E3a+nP1aXtGNEHBb//onvUIuE1SPKIq/YFaqL+bOuzTj",
+	"YLWMfjBQ3OUQOjzzIDIX2kqfwyB4o5v+uWv+jhK7Otsg5hh0lThQnpsG5irhpHIOtZMihpqLa5v7B972",
+	"n9l2tlYSFiE1TTP6bGCv6zIf/pIRtgCF90cQ9FuLthVjaPMZCNeS4J8JF/cowx9l+J9AhudZBas8NZvE",
+	"3q5MH3lT/Ujb/tWV5TD/7SAPaXH3Rlbvehell6OqrCAxYZjI2wbE8BG6+RFrFOfyx1A7DxF6r2m/n4aJ",
+	"VINkbzY5tTJ+VMyMghdkdBdhMeuIaU8RjKXoM4sucl+1Szj/WUy8BWIcg8Vmo4B1D9mIBjpyS+INledC",
+	"mx/OIY9VjWgWXoNWNRLSOFY1q4tUjWB2WAsfoepakR7oCQB3m+5iin4mJ/fVAmRy/sNZji4zgCzi63zi",
+	"PYDd3dXd/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -71,7 +71,7 @@ func TestOriginalCRMDocuments(t *testing.T) {
 	e.login("old.admin@example.com", "legacy password") // and the new hash verifies
 	c := e.as(token)
 
-	me, err := c.GetCurrentUserWithResponse(ctx)
+	me, err := c.GetCurrentUserWithResponse(ctx, nil)
 	mustStatus(t, me, err, http.StatusOK)
 	if me.JSON200.Role != gen.Admin || me.JSON200.Status != gen.UserStatusActive || !me.JSON200.CreatedAt.Equal(adminID.Timestamp()) {
 		t.Errorf("legacy admin reads as %+v", me.JSON200)

@@ -47,7 +47,7 @@ func TestBootstrapFirstAdmin(t *testing.T) {
 	}
 
 	// The first user asked for nothing: role member in the body changes nothing.
-	me, err := e.as(admin.token).GetCurrentUserWithResponse(ctx)
+	me, err := e.as(admin.token).GetCurrentUserWithResponse(ctx, nil)
 	mustStatus(t, me, err, http.StatusOK)
 	if me.JSON200.Id != admin.Id || me.JSON200.Email != "ada@example.com" {
 		t.Errorf("GET /users/me = %+v, want the admin", me.JSON200)
@@ -752,7 +752,7 @@ func TestEveryUndeclaredMethodIs405(t *testing.T) {
 			})
 		}
 	}
-	me, err := e.as(admin.token).GetCurrentUserWithResponse(context.Background())
+	me, err := e.as(admin.token).GetCurrentUserWithResponse(context.Background(), nil)
 	mustStatus(t, me, err, http.StatusOK)
 }
 

@@ -198,6 +198,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 
 		row("GET /users/{id}", 200, "", "read", "/users/"+member.Id, admin.token, "", ""),
 		notModified("GET /users/{id}", "/users/"+member.Id),
+		notModified("GET /users/me", "/users/me"),
 		row("GET /users/{id}", 400, "invalid-input", "malformed id", "/users/"+badID, admin.token, "", ""),
 		row("GET /users/{id}", 401, "unauthorized", "no token", "/users/"+member.Id, "", "", ""),
 		row("GET /users/{id}", 404, "not-found", "unknown id", "/users/"+nowhere, admin.token, "", ""),
