@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/nullable"
+	"golang.org/x/text/collate"
+	"golang.org/x/text/language"
 
 	"github.com/opencrm/crm/gen"
 )
@@ -249,10 +251,16 @@ func listOrder[T any](items []T, id func(T) string, cmp func(a, b T) int, desc b
 	return ids
 }
 
+// compareNames orders names as the API's sort=name does, as people read
+// them: without case or accents (Unicode collation, loosely).
+func compareNames(a, b string) int {
+	return collate.New(language.Und, collate.Loose).CompareString(a, b)
+}
+
 func customerOrder(cs []gen.Customer, sort string) []string {
 	field, desc := strings.CutPrefix(sort, "-")
 	cmp := map[string]func(a, b gen.Customer) int{
-		"name":       func(a, b gen.Customer) int { return strings.Compare(a.Name, b.Name) },
+		"name":       func(a, b gen.Customer) int { return compareNames(a.Name, b.Name) },
 		"created_at": func(a, b gen.Customer) int { return a.CreatedAt.Compare(b.CreatedAt) },
 		"updated_at": func(a, b gen.Customer) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
 	}[field]
@@ -262,7 +270,7 @@ func customerOrder(cs []gen.Customer, sort string) []string {
 func userOrder(us []gen.User, sort string) []string {
 	field, desc := strings.CutPrefix(sort, "-")
 	cmp := map[string]func(a, b gen.User) int{
-		"name":       func(a, b gen.User) int { return strings.Compare(a.Name, b.Name) },
+		"name":       func(a, b gen.User) int { return compareNames(a.Name, b.Name) },
 		"created_at": func(a, b gen.User) int { return a.CreatedAt.Compare(b.CreatedAt) },
 		"updated_at": func(a, b gen.User) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
 	}[field]
@@ -1423,6 +1431,49 @@ func TestCursorsOfTheLongestSortValues(t *testing.T) {
 		}
 		if want := len(names) + map[bool]int{true: 1}[strings.HasPrefix(list, "/users")]; seen != want {
 			t.Errorf("%s: %d records in all, want %d", list, seen, want)
+		}
+	}
+}
+
+// TestSortByNameAsPeopleRead: sort=name ignores case and accents, as a list of
+// names in a CRM reads; byte order put lower-case and accented names after Z.
+func TestSortByNameAsPeopleRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin := e.bootstrap()
+	for i, name := range []string{"zoe Zed", "Émile Zola", "Bob Upper", "Adam Apple", "aaron lower", "Álvaro Díaz"} {
+		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+			fmt.Sprintf(`{"name":%q,"email":"n%d@example.com","company":"Names"}`, name, i))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: %d %s", name, res.StatusCode, body)
+		}
+	}
+	want := []string{"aaron lower", "Adam Apple", "Álvaro Díaz", "Bob Upper", "Émile Zola", "zoe Zed"}
+	for _, sort := range []string{"name", "-name"} {
+		var got []string
+		for path := "/customers?company=Names&limit=4&sort=" + sort; path != ""; {
+			res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+			var page struct {
+				Data       []gen.Customer `json:"data"`
+				NextCursor *string        `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(body, &page); res.StatusCode != http.StatusOK || err != nil {
+				t.Fatalf("%s: %d %s", path, res.StatusCode, body)
+			}
+			for _, c := range page.Data {
+				got = append(got, c.Name)
+			}
+			path = ""
+			if page.NextCursor != nil {
+				path = "/customers?company=Names&limit=4&sort=" + sort + "&cursor=" + url.QueryEscape(*page.NextCursor)
+			}
+		}
+		expected := slices.Clone(want)
+		if sort == "-name" {
+			slices.Reverse(expected)
+		}
+		if !slices.Equal(got, expected) {
+			t.Errorf("sort=%s: %q, want %q", sort, got, expected)
 		}
 	}
 }

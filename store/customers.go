@@ -20,6 +20,7 @@ const (
 type Customer struct {
 	ID         bson.ObjectID  `bson:"_id"`
 	Name       string         `bson:"name"`
+	NameKey    string         `bson:"name_key"` // set by the store: see sortKey
 	Email      string         `bson:"email"`
 	Phone      string         `bson:"phone,omitempty"`
 	Company    string         `bson:"company,omitempty"`
@@ -87,6 +88,7 @@ type CustomerFilter struct {
 // owner that does not exist is a *MissingReferenceError.
 func (s *Store) CreateCustomer(ctx context.Context, c *Customer) error {
 	c.ID = bson.NewObjectID()
+	c.NameKey = sortKey(c.Name)
 	c.CreatedAt = now()
 	c.UpdatedAt = c.CreatedAt
 	c.Revision = 1
@@ -146,6 +148,9 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 func (s *Store) UpdateCustomer(ctx context.Context, id bson.ObjectID, rev int64, ch CustomerChanges) (*Customer, error) {
 	var c changes
 	c.text(fieldName, ch.Name)
+	if ch.Name != nil {
+		c.value(fieldNameKey, sortKey(*ch.Name))
+	}
 	c.text(fieldEmail, ch.Email)
 	c.text(customerFieldPhone, ch.Phone)
 	c.text(fieldCompany, ch.Company)

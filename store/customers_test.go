@@ -8,6 +8,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -369,6 +370,9 @@ func TestListCustomersFilters(t *testing.T) {
 	// A customer as the original CRM stored it: no status (so active).
 	rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "Legacy"}, {Key: "email", Value: "legacy@old.test"},
 		{Key: "company", Value: "Acme"}, {Key: "contact_info", Value: "call me"}, {Key: "created_at", Value: day(7)}, {Key: "updated_at", Value: day(7)}})
+	if err := s.fillNameKeys(ctx); err != nil { // as the janitor does when the store opens
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
@@ -609,5 +613,54 @@ func TestCustomerOwnerRacingDelete(t *testing.T) {
 	}
 	if got.Name != "Old Name" || got.Notes != "old notes" {
 		t.Errorf("after the refused update: name %q, notes %q; want the original Old Name/old notes (a refused write changes nothing)", got.Name, got.Notes)
+	}
+}
+
+// Names sort without case or accents, also those of the original CRM's
+// documents once the store has given them their sort key.
+func TestCustomersSortByNameWithoutCaseOrAccents(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	for i, name := range []string{"zoe Zed", "Émile Zola", "Bob Upper", "Adam Apple", "aaron lower"} {
+		if err := s.CreateCustomer(ctx, &Customer{Name: name, Email: fmt.Sprintf("c%d@example.com", i), Status: StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: "Álvaro Díaz"}, {Key: "email", Value: "old@example.com"}})
+	renamed := &Customer{Name: "Before", Email: "renamed@example.com", Status: StatusActive}
+	if err := s.CreateCustomer(ctx, renamed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateCustomer(ctx, renamed.ID, 1, CustomerChanges{Name: ptr("bea Later")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fillNameKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"aaron lower", "Adam Apple", "Álvaro Díaz", "bea Later", "Bob Upper", "Émile Zola", "zoe Zed"}
+	for _, desc := range []bool{false, true} {
+		var got []string
+		opts := ListOptions{Sort: Sort{Field: "name", Desc: desc}, Limit: 2}
+		for {
+			page, err := s.ListCustomers(ctx, CustomerFilter{}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range page.Items {
+				got = append(got, c.Name)
+			}
+			if page.Next == nil {
+				break
+			}
+			opts.After = page.Next
+		}
+		expected := slices.Clone(want)
+		if desc {
+			slices.Reverse(expected)
+		}
+		if !slices.Equal(got, expected) {
+			t.Errorf("by name (descending: %v), in pages of 2: %q, want %q", desc, got, expected)
+		}
 	}
 }

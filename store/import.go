@@ -16,11 +16,17 @@ import (
 
 // ImportUsers inserts users and returns how many were new.
 func (s *Store) ImportUsers(ctx context.Context, users []User) (int, error) {
+	for i := range users {
+		users[i].NameKey = sortKey(users[i].Name)
+	}
 	return importMany(ctx, s, s.users, users)
 }
 
 // ImportCustomers inserts customers and returns how many were new.
 func (s *Store) ImportCustomers(ctx context.Context, customers []Customer) (int, error) {
+	for i := range customers {
+		customers[i].NameKey = sortKey(customers[i].Name)
+	}
 	return importMany(ctx, s, s.customers, customers)
 }
 

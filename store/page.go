@@ -3,6 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -43,6 +47,9 @@ type Page[T any] struct {
 func list[T any](ctx context.Context, s *Store, coll collection, filter bson.D, opts ListOptions, normalize func(*T)) (Page[T], error) {
 	if opts.Limit <= 0 {
 		return Page[T]{}, fmt.Errorf("store: list limit %d must be positive", opts.Limit)
+	}
+	if opts.Sort.Field == fieldName {
+		opts.Sort.Field = fieldNameKey // see sortKey
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -161,4 +168,56 @@ func nonNil(filter bson.D) bson.D {
 		return bson.D{}
 	}
 	return filter
+}
+
+// sortKey is the key a name sorts by: without case or accents, so that
+// "aaron", "Adam" and "Álvaro" come before "Bob" and "Émile" before "zoe", as
+// people read a list of names (byte order put every lower-case or accented
+// name after "Z"). The embedded engine has no collations, so the key is
+// stored beside the name, in name_key, and the lists sort by it.
+func sortKey(name string) string {
+	withoutMarks := strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Mn, r) {
+			return -1 // a combining accent, split from its letter by NFKD
+		}
+		return r
+	}, norm.NFKD.String(name))
+	return strings.ToLower(withoutMarks)
+}
+
+// fillNameKeys gives the sort key to every user and customer without one:
+// the documents that the original CRM wrote. A name changed meanwhile keeps
+// the key its change wrote.
+func (s *Store) fillNameKeys(ctx context.Context) error {
+	for _, coll := range []collection{s.users, s.customers} {
+		if err := fillNameKeysOf(ctx, s, coll); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fillNameKeysOf(ctx context.Context, s *Store, coll collection) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*s.timeout)
+	defer cancel()
+	cur, err := coll.Find(ctx, bson.D{{Key: fieldNameKey, Value: bson.D{{Key: "$exists", Value: false}}}},
+		options.Find().SetProjection(bson.D{{Key: fieldName, Value: 1}}))
+	if err != nil {
+		return translate(err)
+	}
+	var missing []struct {
+		ID   bson.ObjectID `bson:"_id"`
+		Name string        `bson:"name"`
+	}
+	if err := cur.All(ctx, &missing); err != nil {
+		return translate(err)
+	}
+	for _, doc := range missing {
+		_, err := coll.UpdateOne(ctx, bson.D{{Key: fieldID, Value: doc.ID}, {Key: fieldName, Value: doc.Name}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: fieldNameKey, Value: sortKey(doc.Name)}}}})
+		if err != nil {
+			return translate(err)
+		}
+	}
+	return nil
 }

@@ -49,6 +49,7 @@ const (
 	fieldRevision  = "revision"
 	fieldEmail     = "email"
 	fieldName      = "name"
+	fieldNameKey   = "name_key" // see sortKey
 	fieldStatus    = "status"
 	fieldCompany   = "company"
 )
@@ -214,6 +215,11 @@ func (s *Store) startJanitor(log *slog.Logger) {
 		tick := time.NewTicker(janitorInterval)
 		defer tick.Stop()
 		for {
+			// Documents the original CRM wrote, before this server started
+			// or since, get the key that sorts them by name.
+			if err := s.fillNameKeys(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("filling name sort keys", "error", err)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -334,7 +340,7 @@ func (s *Store) indexes() []index {
 		{s.users, bson.D{{Key: fieldEmail, Value: 1}}, true},
 		{s.users, desc(fieldCreatedAt), false},
 		{s.users, desc(fieldUpdatedAt), false},
-		{s.users, bson.D{{Key: fieldName, Value: 1}, {Key: fieldID, Value: 1}}, false},
+		{s.users, bson.D{{Key: fieldNameKey, Value: 1}, {Key: fieldID, Value: 1}}, false},
 		{s.users, after(userFieldRole, desc(fieldCreatedAt)), false},
 		{s.users, after(fieldStatus, desc(fieldCreatedAt)), false},
 
@@ -342,7 +348,7 @@ func (s *Store) indexes() []index {
 		{s.customers, bson.D{{Key: fieldEmail, Value: 1}}, true},
 		{s.customers, desc(fieldCreatedAt), false},
 		{s.customers, desc(fieldUpdatedAt), false},
-		{s.customers, bson.D{{Key: fieldName, Value: 1}, {Key: fieldID, Value: 1}}, false},
+		{s.customers, bson.D{{Key: fieldNameKey, Value: 1}, {Key: fieldID, Value: 1}}, false},
 		{s.customers, after(fieldStatus, desc(fieldCreatedAt)), false},
 		{s.customers, after(fieldCompany, desc(fieldCreatedAt)), false},
 		{s.customers, after(customerFieldOwnerID, desc(fieldCreatedAt)), false},
@@ -387,8 +393,18 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			return fmt.Errorf("collection %q, index %v: %w", ix.coll.Name(), ix.keys, translate(err))
 		}
 	}
+	// The name sort used the name itself before it used name_key.
+	for _, coll := range []collection{s.users, s.customers} {
+		var ce mongo.CommandError
+		if err := coll.Indexes().DropOne(ctx, "name_1__id_1"); err != nil && !(errors.As(err, &ce) && ce.Code == indexNotFoundCode) {
+			return fmt.Errorf("collection %q, drop the index on name: %w", coll.Name(), translate(err))
+		}
+	}
 	return nil
 }
+
+// indexNotFoundCode is MongoDB's IndexNotFound.
+const indexNotFoundCode = 27
 
 // hostsOf names the hosts of a MongoDB URI for messages, leaving out the
 // credentials that the URI may carry.

@@ -651,7 +651,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"_id:1",
 			"created_at:-1,_id:-1",
 			"email:1 unique",
-			"name:1,_id:1",
+			"name_key:1,_id:1",
 			"role:1,created_at:-1,_id:-1",
 			"status:1,created_at:-1,_id:-1",
 			"updated_at:-1,_id:-1",
@@ -661,7 +661,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"company:1,created_at:-1,_id:-1",
 			"created_at:-1,_id:-1",
 			"email:1 unique",
-			"name:1,_id:1",
+			"name_key:1,_id:1",
 			"owner_id:1,created_at:-1,_id:-1",
 			"status:1,created_at:-1,_id:-1",
 			"tags:1,created_at:-1,_id:-1",
@@ -687,6 +687,13 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"_id:1",
 			"expires_at:1",
 		},
+	}
+	// The index of the name sort before name_key goes.
+	if _, err := s.customers.Indexes().CreateOne(t.Context(), mongo.IndexModel{Keys: bson.D{{Key: "name", Value: 1}, {Key: "_id", Value: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.createIndexes(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 	for coll, w := range want {
 		got := indexSet(t, coll)

@@ -43,6 +43,7 @@ var (
 type User struct {
 	ID           bson.ObjectID `bson:"_id"`
 	Name         string        `bson:"name"`
+	NameKey      string        `bson:"name_key"` // set by the store: see sortKey
 	Email        string        `bson:"email"`
 	PasswordHash string        `bson:"password"`
 	Company      string        `bson:"company,omitempty"`
@@ -108,6 +109,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	u.ID = bson.NewObjectID()
+	u.NameKey = sortKey(u.Name)
 	u.CreatedAt = now()
 	u.UpdatedAt = u.CreatedAt
 	u.Revision = 1
@@ -215,6 +217,9 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 	}
 	var ch changes
 	ch.text(fieldName, c.Name)
+	if c.Name != nil {
+		ch.value(fieldNameKey, sortKey(*c.Name))
+	}
 	ch.text(fieldEmail, c.Email)
 	ch.text(fieldCompany, c.Company)
 	ch.text(userFieldRole, c.Role)

@@ -597,6 +597,9 @@ func TestListUsersFilters(t *testing.T) {
 	} {
 		rawInsert(t, s.users.Collection, append(bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "password", Value: "x"}}, d...))
 	}
+	if err := s.fillNameKeys(t.Context()); err != nil { // as the janitor does when the store opens
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
