@@ -272,7 +272,7 @@ func (h *Handler) ListCustomerInteractions(ctx context.Context, req gen.ListCust
 	list, err := h.customerTimeline(ctx, req.Id, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
 		userID: prm.UserId, typ: (*string)(prm.Type), status: (*string)(prm.Status),
-		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
+		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {
 		return nil, err

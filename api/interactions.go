@@ -79,6 +79,7 @@ type interactionQuery struct {
 	customerID                 *bson.ObjectID
 	userID, typ, status        *string
 	scheduledFrom, scheduledTo *time.Time
+	updatedSince               *time.Time
 }
 
 // interactionPage is a page of interactions and its Link header.
@@ -103,6 +104,7 @@ func (h *Handler) listInteractions(ctx context.Context, q interactionQuery) (int
 		Status:        deref(q.status),
 		ScheduledFrom: q.scheduledFrom,
 		ScheduledTo:   q.scheduledTo,
+		UpdatedSince:  q.updatedSince,
 	}
 	if filter.UserID, err = idParameter(q.userID, "user_id"); err != nil {
 		return interactionPage{}, err
@@ -130,7 +132,7 @@ func (h *Handler) ListInteractions(ctx context.Context, req gen.ListInteractions
 	list, err := h.listInteractions(ctx, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
 		customerID: customer, userID: prm.UserId, typ: (*string)(prm.Type), status: (*string)(prm.Status),
-		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
+		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {
 		return nil, err

@@ -101,7 +101,7 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: deref(prm.Q)}
+	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: deref(prm.Q), UpdatedSince: prm.UpdatedSince}
 	page, err := h.store.ListUsers(ctx, filter, opts)
 	if err != nil {
 		return nil, err

@@ -220,7 +220,9 @@ const (
 	InteractionSortCreatedAt        InteractionSort = "created_at"
 	InteractionSortMinusCreatedAt   InteractionSort = "-created_at"
 	InteractionSortMinusScheduledAt InteractionSort = "-scheduled_at"
+	InteractionSortMinusUpdatedAt   InteractionSort = "-updated_at"
 	InteractionSortScheduledAt      InteractionSort = "scheduled_at"
+	InteractionSortUpdatedAt        InteractionSort = "updated_at"
 )
 
 // Valid indicates whether the value is a known member of the InteractionSort enum.
@@ -232,7 +234,11 @@ func (e InteractionSort) Valid() bool {
 		return true
 	case InteractionSortMinusScheduledAt:
 		return true
+	case InteractionSortMinusUpdatedAt:
+		return true
 	case InteractionSortScheduledAt:
+		return true
+	case InteractionSortUpdatedAt:
 		return true
 	default:
 		return false
@@ -304,7 +310,9 @@ const (
 	ListCustomerInteractionsParamsSortCreatedAt        ListCustomerInteractionsParamsSort = "created_at"
 	ListCustomerInteractionsParamsSortMinusCreatedAt   ListCustomerInteractionsParamsSort = "-created_at"
 	ListCustomerInteractionsParamsSortMinusScheduledAt ListCustomerInteractionsParamsSort = "-scheduled_at"
+	ListCustomerInteractionsParamsSortMinusUpdatedAt   ListCustomerInteractionsParamsSort = "-updated_at"
 	ListCustomerInteractionsParamsSortScheduledAt      ListCustomerInteractionsParamsSort = "scheduled_at"
+	ListCustomerInteractionsParamsSortUpdatedAt        ListCustomerInteractionsParamsSort = "updated_at"
 )
 
 // Valid indicates whether the value is a known member of the ListCustomerInteractionsParamsSort enum.
@@ -316,7 +324,11 @@ func (e ListCustomerInteractionsParamsSort) Valid() bool {
 		return true
 	case ListCustomerInteractionsParamsSortMinusScheduledAt:
 		return true
+	case ListCustomerInteractionsParamsSortMinusUpdatedAt:
+		return true
 	case ListCustomerInteractionsParamsSortScheduledAt:
+		return true
+	case ListCustomerInteractionsParamsSortUpdatedAt:
 		return true
 	default:
 		return false
@@ -328,7 +340,9 @@ const (
 	ListInteractionsParamsSortCreatedAt        ListInteractionsParamsSort = "created_at"
 	ListInteractionsParamsSortMinusCreatedAt   ListInteractionsParamsSort = "-created_at"
 	ListInteractionsParamsSortMinusScheduledAt ListInteractionsParamsSort = "-scheduled_at"
+	ListInteractionsParamsSortMinusUpdatedAt   ListInteractionsParamsSort = "-updated_at"
 	ListInteractionsParamsSortScheduledAt      ListInteractionsParamsSort = "scheduled_at"
+	ListInteractionsParamsSortUpdatedAt        ListInteractionsParamsSort = "updated_at"
 )
 
 // Valid indicates whether the value is a known member of the ListInteractionsParamsSort enum.
@@ -340,7 +354,11 @@ func (e ListInteractionsParamsSort) Valid() bool {
 		return true
 	case ListInteractionsParamsSortMinusScheduledAt:
 		return true
+	case ListInteractionsParamsSortMinusUpdatedAt:
+		return true
 	case ListInteractionsParamsSortScheduledAt:
+		return true
+	case ListInteractionsParamsSortUpdatedAt:
 		return true
 	default:
 		return false
@@ -1056,6 +1074,9 @@ type ScheduledTo = time.Time
 // Search defines model for Search.
 type Search = string
 
+// UpdatedSince defines model for UpdatedSince.
+type UpdatedSince = time.Time
+
 // UserId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type UserId = ObjectId
 
@@ -1136,8 +1157,10 @@ type ListCustomersParams struct {
 	// CreatedBefore Only customers created before this instant, such as `2027-01-01T00:00:00Z`.
 	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
 
-	// UpdatedSince Only customers changed at or after this instant (for incremental sync), such as `2026-11-01T00:00:00Z`.
-	UpdatedSince *time.Time `form:"updated_since,omitempty" json:"updated_since,omitempty"`
+	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
+	// Deleted records are not listed.
+	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -1211,6 +1234,11 @@ type ListCustomerInteractionsParams struct {
 
 	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
+
+	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
+	// Deleted records are not listed.
+	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
 // ListCustomerInteractionsParamsSort defines parameters for ListCustomerInteractions.
@@ -1248,6 +1276,11 @@ type ListInteractionsParams struct {
 
 	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
+
+	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
+	// Deleted records are not listed.
+	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
 // ListInteractionsParamsSort defines parameters for ListInteractions.
@@ -1320,6 +1353,11 @@ type ListUsersParams struct {
 
 	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
 	Q *Search `form:"q,omitempty" json:"q,omitempty"`
+
+	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
+	// Deleted records are not listed.
+	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
 // ListUsersParamsSort defines parameters for ListUsers.
@@ -1423,176 +1461,177 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Nchs30i58K6jZrVorISmS+nEkV+pbRbYTeS3bkeXXuwn1huBMk0Q0BLgARhSTUtV3EecKz5WcQgMz",
-	"gyFn+CfKjhNVbdXGFIBpAI3uRveD7t+DUIzGggPXKjj+PRgCjUDif57ScAingmsp4jfivRYSzM8RqFCy",
-	"sWaCB8fBpbgGrsgoUZpwoUkPSGj6RY2gFqhwCCNqOsEtHY1jCI4DLuoKh6oFejo2vygtGR8Ed3e14MUl",
-	"HZR8YwjkBqRighPRJ3oIRIISiQyhRvpCku5Zv35OdTjsEsoj/OcbwcH9VkVJJ2h1glIyziIYjYUGri9g",
-	"HNMpRPNEdbVMoEsmQ+BED5kiTCFlOLnIEDgWXAHRglBOgMqYgSQS/puA0mTC9NA2pyMg3eyD4bT+L5jO",
-	"ksyTUXD8c2C+GFyVEfya8esSEjtJs7kXNhoN/A94RiTE33YCDre6E2S0gwRDPCXmdzKmA6hcMRxvN0yU",
-	"FiOQ6v8LE6mE/Bamr9pnv4rb/o+mRfswZiOmvz1oln22dMFfi5Baosv2/sPF63TfQwlU2+XF/a+iNKdx",
-	"9/DgYK/fou3wG9jvtWkravabzWazXUrIBWg5PelrkPOkvIdQ8EiZHZ1QZli9LyQQLaeMDwgdUMYryDls",
-	"Zt9iXMMAJH7s48ePJ4keAtcspBrKJ0/zFob/cXTkqkQBeXLx8pQcPj1o7lQtxHdAJfIdjUffdoJQjjpB",
-	"jYCUQn7bCRi/oTGLftHmFJfuzV0tGFNJR6BTqYBbXk5r12zxL5YpuumWjSXcMJEoy1nkgwLCZg9An8Vm",
-	"fDy9SkhtZsPMqP9NQE6DWsDpyJBlhy5MdURvXwMf6GFwvN88OqwFI8bTH1plW3zqOOMsKp9Eyjn/UISh",
-	"FMsXcwErIbVjqoc5sSwKaoE58EwaAWJOr0/43yX0g+Pgb7u5AN61f1W7b3u/QqjPogLB74XUJVwppCZC",
-	"RiCfkW69S0ZAuSKmDfCI8UGDXDJQhEogPWm2mfSmbmJlK2xWv7C+EfRpEuvgOKi7w/cLNS1SoYT9akHd",
-	"/X+hTbFHMo68P3n/uloog8Ppv2A6P+8TknD23wTIDY0TIGOQxJwtHkHkpMQxoeTDh7PnRCXhkFDV4d2j",
-	"/jdhO2pBfb/3lNb3wz2o01a/XW/CYXQQ7vf2aLvVbRCUAuZQF7n0GqbIoekPHd4T0RQbMU7a+2QoEqmI",
-	"RJ1htUGfSaVzZcC40kAjczSQxkxwPDOtOzz7DH6Ykoj1+yCBa2K+VCNCEsEJ5cJIbSLGIFEq1Iz8ltBP",
-	"FES263673ejwdI+tUs83eUbdVJ2n9sHB8uN01kctWyEQjELPJEGqw6ciITHFdaFRLd0e0u0Ee52g2yBn",
-	"qY4PhYxIOKR8AFGHK8aNwjeTN+vGFJlIpjXwbFMoVxPDB4rstxbO35kLVRNvNZvlUzVWxfLpmvkNRbx8",
-	"akyRhLv5zUxgr7mPOykSTSjufmPBbHJrZ90p8TBOIrgUmsYlZyxWgoQi4ZrADchpSrceUk1G5nOQsrmV",
-	"309CobRCg+dWS0pQuOxUyRpmP/6Lxq+XCp0+jRVkhPeEiIFyR7kGSUNDaZUkZ3mT1YX53sMKc4/s7cpz",
-	"4o2sUtbp8K6hIkpilLRdEooR2LOHxp+R9uYs9aakWy+2NGfKSi/zx8LfvJN1X+3hj2u0wsy/K7VJucrw",
-	"1lZTnaiXyJbza/yWx1OfO1Qq6JkiCntWqkf8a7Dq1s9RNEvn5XQMq1OJctTcM6ZjqKIQl2UD+gwls9R9",
-	"UCDXpy5RIKuoM3/7Bc/SBmfntblWzFPyg5iQEeWpdEIDXYJOJCdGTAlVaU7iPaWcXw+aNSM+2cjwadsI",
-	"zxHj9l+tUmP+fcq5L6UYrbJcGasbKoUk1Nw63FWSK0259vRHu9k+rLfa9Wbrstk8xv/91K1k0uwQ9Q0t",
-	"/vz6Qo6oOY7G+KprNiq/h2eTuRTrTSW9E1XO4mm92Vp3FlpsNAegskxRn1IFdcYVcMU0uwGikp7tRhR2",
-	"IeIGJDFU1AiMKItRFhrmpHzqzWYoxmOQlfT/d6EqXmZWmaNXpdfMIVpdobUeVqEZQv9KN5M7s2rWnMf7",
-	"8Hc0urBOHfOvUJg7CP4nHY9jd2vfHUvRi2H09a/K+jiyTTOz0JTFbmdT99CQKtIi7nZO+gxiu9fm2q6C",
-	"45+9buh56wHaXJZZo0iCMjpqLPCUBsfBLv4puLsyS2tOZVh0kjhWAKWNcD4OmrTVa4d70T4c9A/p0943",
-	"4VHUhFbfrL/VY8f7aFAyjax35ihlfJzo/DQmkh+HcnTspn/sJlS3ze5W5bd3trtd/PnjkC4aU2REYyMd",
-	"IEKBaheOoCjCDz8jXbuEP1918YArAtQceA4NQ86p4P2YhffdyZPMh+DZFW5zYnPnmRK4ZUqrqj1lKmuo",
-	"6TXwh9/Lo3wvTwokVm9mlNhVga1tpF0iY9+YSddmbkpKszg2t1xzIQ6NrpkSvAcr29Leo8hEJHHU4THQ",
-	"GyBcEKOjboDQaMR4zbLFik5Y76MJ50ZgdbiZ60sheyyKgN+TTVCPIl2Gcackghi0le7O/sx3F3/cXSDh",
-	"19/yvXzL8xlV7nY/a7KN3X7PBhyMuKiRXqLNhVkSKWIgkQCFcQQax2KCJwdPJhqlnMYvzGm557q/FyOw",
-	"LoQJcE0mUvABEZwYIhSL4JljPCdVjPzlkSJME4buchKLwez+3Of0HRQlqZ0oUSCNGYLiYZFEtc23sisn",
-	"nCQcbscQaojsl5euhSXzH8ouCu4UitpTCRFwzWistqAXrWQQkoypUhMnEHDj8Eij6yS0jgpmTAw89EaJ",
-	"l5+jWAwY3+jQtOZ1XujNdKnm8xtvS2x6Y6Ix5dYFbsfGtDPrI+FGXJvFuKsFb4R+KRIe3XNX3ohcyRlr",
-	"xVr8UeW5WBSGWX8b9vNteCM06eOEKhefC123Tbax5G9EqpQK87ZLey4i1mdQYbiXuf3Qq4kc7LyHA3YD",
-	"3ByvkjCmF51NQ6Vls3DNdrENTuEdncaCRpdCvKZyAFs0VdEFzhSJzbjmKFJOWuScfbdNEbnf8rSVmwvR",
-	"QtivVu/82DatayHqtum2Dl3ltMkTVBFsxDQ6gRVGqFP3KU67Zv5pxKdQYH2pxuAxxooZdQd56Z3EaCMz",
-	"n3xJWQzRVvbM96g71puKBB3xhOlPc3pbbW8vvWmSvp1n9W56jeuu8fYuESVLU3Uq7YF8li5bGvtFp4O8",
-	"YSF84PSGspj24m0ctYhq2qMKo/S9RE2NSEcbCaMFjA+eES2nlgqihkLqeLpdA8U7fW6GJPGmWLljfqNt",
-	"7ZS/Gt74aAcIgQtUsR6e9MQIXz0L9C8Soh4kACm6FOKc8qm79N/buhHCOi8tPxPFBrzOuPKnEFOdelS3",
-	"Zsm0vRtfRoNM51S5oUaQmqb1rOlWtnVmEajWMBprRZ6ky4FmXjiE8Br9zN0wkRK4/iW1B7s7zywoo+vt",
-	"bJcoC9nY3uZ/4DTRQyHZb/cWyCfE2o89i9BACIaN41qf3Fb1p2+4Fuaw6OjmrbZkN+EcM4s9m3HmtSk3",
-	"Wgt79/Hjx/osaGbRBs5ibNwujqUIQSkjOF5wzfR0ixYRuigwCkELAdPsbouelSrfDy83rIsuoLSFYYBZ",
-	"R5Dvmd9IMrR9VrnmYsJzr8sifsGm9bzpNpjmI8RxPWWOXuIvrsqu8SWrW7MclCjAaDTLXTvkGqaoqj9w",
-	"lYzHQmqIziFiFANg9/QsgAMioHVIFfEHMB23axMf+BuVTYaMzGyIiwNW7lbWvo7t69hw29ax2Q/GCSVu",
-	"UZEqZ/Iavs4QLOb6DmOtGhhTcF9BuJkNuxRBbeZHFhs+OONhUCtgVpYGV3JAVRmoaAxSCY7axn45pRaI",
-	"Bjqy/g5VCLxYCC0SOUeZF2Y4DmwQr1VvH142j473MPxlBhpZ7hlIGsI/3bCNECN3yAwLjG8XG/nedCU/",
-	"YEDK/Co0qOA4OAdNUuIljcDoV/nMxu5AafTA4V/B/DKWTAEZxxTZVEy4lS8LA0vjoeCGgK9b5ODggDRb",
-	"zabHooF1vho2pAMj54IbNsYITfq54KoQfalYo7taMJaGVzQDVVjwxVyaMk8tuK1jICo4PrgrbsriAS7Z",
-	"CJSmo7E/RKt5l23a4u4vsJHXde/ObumK8TX/o3fpZi85mMi/b2zIK+vdvsuYYnH3N9jI6/n0zmeF9ek+",
-	"usuYZAnh2MjruX+XM9KSbU4Bkik4Ixvj8C5lvSX7bNp4/b65K7LlJlzSsqHCNMD6s424umAkOM7I8CTa",
-	"UlAVlswDkQIX2Rdjp9gH9VVkL8c0fucdF4eh2tYJ2t+Y+9v34uHWxjx8eE8e/mZjHt7bAg8fbMjDT2f5",
-	"r8B6ixjqNbPBbN/EoZqinfqo6h5Y1V3VAg9FHxwHMH3129mvgr3++Gb608eXzZ8+XvT/8+8f2evTV2Pz",
-	"+5tfP7TO2/+5/c/lq1/ffv+h+Z9fXw3PP/44+enXk8n585PpGW82wnbM57Wo3dTfA6ZhtDKDmmEc51Ap",
-	"6XTuiPrELzmocKtPU0R/QUroFI+6kOEdbNQ7bTMcjxMskrSI79+lyN6FcnTEuP9ra4FknXmOw5M47pIw",
-	"BiqV87ZuatOaoax30QJ3ijbuH01ar7MOLjRccVSLMKp7rMtWdcI68yuKD28+B0snM6ZagzSf+N+fm/Wj",
-	"r5/sNHbJbf3q678HC2a6bR1UnCw+kAsdDHwyFDGQmCn9jCxcBSsdr2q56Fm4EPnEO533QcmNbkRvz+xI",
-	"pnMFE8yJK9SQldLAzezRrnq0q9awqzK6Fima9xnpM96uIeDDnszb4Nzc8ZRMhLxWOWIpdRw1PLxjZoEw",
-	"7v7zquSoPPe/6DtVfkyo1CDjKZFww2CSvtpxjiJ04Uga6lXE8NxXX6SMPYc4KYAWnxGmFTl5f3p2RmLQ",
-	"9k2gBOuLkRCRcAa8G9sXWe7RbSwmIOumzQw0tszezGDE6cYVXj7tF6a0VxS+//vPTkddff3P9D86nUb6",
-	"n+WieCDqc0vykkEcZXimGcvMeRTnGYTqDPpiuWFWvyzAgy5UEdkrz3LogmHylCNSXCoCdGtkTPWQCEms",
-	"y51kAxXpSrH2lUQYKZa5uOcdc6/ev31D3tm/u3evR83WDtGiQNMIRj2Q+TPxHKRQJGc33fVKeubu725T",
-	"yg72D0BjPZzfx1xGpYdUXM+fykUfXSBNvIcaZeDrgnd8SMdj4BChX3zC4tj9UiM90BMATigCD/E00aJ4",
-	"8fycK1zx/NDEwvtckd51pM+ikfccRDx7RJQSim8nWgfu1YF/c3s79oGP5wDabsryy1ote8+y4OY477y8",
-	"n/vRaM3CIq+vePdmnfaLh/BVxowC3dyZWdykDdbh6co2wPwrrFkXoQv9rPNUasZyu6e38OjO46X1F7Rd",
-	"6mvMH1v5/FLLnoila7GO09Fbhs38jvfj3PZWOHd/G/x3uB3+O7g//+3dj3nmdE4JtyxhhYUew0elsYHS",
-	"mHUDmjvt/Rx4vrnw5/PhebPbkhtv64JqHS/RubiBKLVt8WUoF2K7HrAyIbgOif4JOcxPSOnrzLXccn8e",
-	"obqISzd0Lz2qzz+8+lzN7FoixBa4iCS4G2/WmChNHcwxvWc6/XRmhNzA3f8vQIn4BkF/p5SHEMcQlfqI",
-	"Zher3A9xzThmsvEJYZqwAh25Zrxk4TVo/HZsRH7qxnwjtFmWS6quS4l5LQaMe09s1zgtmTs1l1o0ojN+",
-	"oAVun9bCm3otSNGnxU+EQkoINRkKqYD00G80NVs0Rqh0JiCz3jM0HC6jYSKZhrc8nqbiNHMw1dU1G9fF",
-	"2K5PPXOnpM2qrgupMyQjqYw7PVU/xxDvqFL4KD5N/qUFGYCNx2Zp5bKggHDv6KjK883l67e1gOcyvWOf",
-	"7DhWyVXvPSLJa/tFM4FS4vFKXwtF5El73/NtkiHckogNmFY7XjqCKqu5O0NYu8jj5p8zgSVa71/93t6/",
-	"+3tZqOWdx/NFir8xm94+OCThkBp54J6xPtTB+GbpwfCo/V5Srj0hMu/gfHuS6CFpN5r5G8OB6ZTm2Ns/",
-	"IgqskNtv7O08I10j5zkdQTdN/YinyEx5RmfHDLh22qX44bMBFw7qPRvvrRQ8iGCzQyoIJejtDGv0MU74",
-	"l1SdpiK8RCj8ucQhRpNCUabo3Eq6Z7D4QhlCFoEiE6MCndMUX2+LEgGwxPxOOeiBVNScmPf21/v4ErHv",
-	"RQ0LZM4AcRbjFZZGcN+Vx9Kfo5irETXGIDNmd/2aPCE7pE4aZJfcdjeOrq8RTcf3eBbwXBbCMgLiaP/g",
-	"KXHoahKJMBkB1/OyYGFgx3uOnueNyN4M9jF3wTAZWVWTz3mFxCGL4SHuFcIsTS9oOCwOZV9gu/BOzUtw",
-	"eNB0rpeRn1SWSiAjIYE86dp522d0igzTjE1ZO5sjbhU3hhc2mwv8Vwf6fdh9mfS3MaxC0GgmXuRD9RfK",
-	"Zh/HX5ok8N91p4jqZ8+7Mx+tGR3aN4Z11RN7n6gFrwRWvGHPk/fD5eU7lwSNhCIq2mb7zflMtjOC1L1I",
-	"mDdn8CEeUcloROU0nXZ6h3Anpzi9iqwy5aFDXXpROcOX8X3mACozn3tmJtqLoUYwz2EEJKScqAnTmBRm",
-	"zuWxOJ+Np8sSydYKLaaPNXDtFl4RL6AvQQ3XsWek7eLeW1UZNYc7NWNG5t2sjaGIAsuNzhnVdcN9kHH3",
-	"wW2d/YexdQ4qbR03OZsQeanBU2xd0I57/23Xn05OTk5Onjd7H/amr5rq4uh/ePP26Pb6xwN+eNOavv7m",
-	"hyb9sb3uA5YZvv/khsveQquiagHnOHizG/3nXvG5k7t8vpeluLnXtAexzQ0wkCIZYyZgTLkZa/emO0uw",
-	"ZDEwEkbiZgbYUo4yfhBQXUG3mmllTr0qk2hvb+8oTQJodNmHy9MyD/JceGSV/H41W3jgwmVim4k90TAE",
-	"pVImCWD6atj7PmRv2auzD7+dtd6wM3XGLw7C07PDs+vxv//n9NVRA6avfos+nrG37Kz95vLDbz/9+nJ4",
-	"Pjrf/+nygp2PXtz+9Py70fnzk8n58xes/yM6GHqjl83o369inNSYSVC/MB4cHxl+mmHUNbkTeznh5FK4",
-	"O4u9+NzshNN4qllIY/KCDxgHRV7raE0w/vx9YxkU3kHxTyJKXosbQD92LTBSBocb4ZP0eWT8Cuj3uRBX",
-	"cStLYEEfL/ExqFFSVJHuiXu0jK8Kj4lLf28LF9gs91iToDvncnpoDlmoSHz2qSo7kHDN4jTVESjl9Lnr",
-	"WpjP0XIzbU6Qztj+ty6dGkNnWPfd2/eXZJcmerjrenZRdnGYWDoQuofmUw9TmEVE8HDGsbfmGVhkFPgH",
-	"JNfe7qRcLVGZ6TladM34oIprdjAr+AuMWSCosJ2zK+2+XqooypNwz6W3xcTbftrtZ0Tw2OWM7xaSan+L",
-	"RUqKJnzbk7CM68P9wMttW1Kowqb4LLXoNe33U8TdZCgweYXCa4u1FU8vzitfyv7pRNd2keD3BIk9/SKf",
-	"qNptWH4wL0QMm8USMVttaRDxngCub9Z67SntBNYBXhnK/0IvPX1fMo3jt33EEi0cK+1xd7WZC3hT7ju4",
-	"J/cdLnlQsNA7a4Zc7b3mn07gbh8ihYruz4eNMtP6rG8bv6O9Hh0AsdXByKnY3vvGPURDF5NBzZP3H5HI",
-	"9DFNFt97lqVaMvaKs3cxFa2Y8KxV46FiVPfW1NsVsiuJ1hmdu6nE3L+3vr6rYPNP/Wjvkf3+quy3QGE7",
-	"626BFz+jal6QokrsmhsfHYAtpmLjnphC1D7pgVjBM9K1N6+u/zYwi1JhFz8VWOGloFO7doBS1JU38zL/",
-	"Xjd9Y9i1juSQci40XgCJLYO4zqtEsx8QJpLp6Xusb4gftYnxThL7sMr+62V6FF59vAzKMk91/Xt5l/Sl",
-	"GKXeCy9jYrdGlDmL63qMbPXF4NhRk3sphlqPA4+lEbRW4sux62P3yj7Pe0LtJhse2sFdywUE+lF6U/J+",
-	"QgcDkOTD2T8USekFEjHqQoL9WExwzfwjlQdqguOg4LsJXNjAdEmdKa6Zn1bSl7Kme9um+2K8L9JEadQW",
-	"S3BG3unFOTl5d0ZGlHFNGbfR0gRHNiukjnd3B0wPk54xHnfFGHgoR7uhHAXzyciJGa1Hw2vgEfqaFI0d",
-	"BCDF92ugI3Vsz0hthvexnl6hSk360k0PYdTo8A7/inz1leFz9dVX6GG3/ozUkTGzT/7O4D8khICVBWxk",
-	"sx6zG4g6nKBLsuCiG8eJwlyAXhyuYT+fvghOScCCmSDGMXhFZ1z0cmojwa6nX+7LdR5ZrKWqEY1YS7Mm",
-	"NI6VK2OjsHaeW0JN1XW+JNTQXfb+zyzT3/5GvgeNdcKUplKbWXZ4q0HsddSDAeAI1g3lHbku+b////8h",
-	"XOQJHzlABBGZDFmMaY9NM0OBqzlRcxtItT9uD0Ixsun8nJBsdHi7QQpnquSokycu3+RXX2VH56uvSC/R",
-	"WmDH/HTtIBHIYWkmvxl5spbAcIt3KvgNcNwoy3WIXrBBnQw60q3KNdjN0CSqUV6+xBBdhGm46pHFJ7Nd",
-	"d/ft7hi9ILI8hVk+Tu85rxkyf9HbzTAfXbsr6QtkZEVz+1Rpwa3u7x28lXSCY/Jzo9G4qpGOfz8xv3eC",
-	"RqPRCe66DYKw0WLVWHPisVgnWQYmRaxxJaSUpLkrcVpmuLyOrYun/YqFDjD4T8mIKTWGWOfNCDcq183M",
-	"JbhAcA6Ob6b+nvFBnBejViSkUk6RQzFrdIO8d8FznFUhe7ShuPvuw2W3RrrvTi5Pf+gaGhHg9PzF6xeX",
-	"L3DaI3oNRCXSJU3kAjMr+iUjU5Sonf8IKNdsZMnDw9DNsvraIext3+VbRFLn6p7YbT82My+WQTUUFiqh",
-	"IjVr1jvVExaCLSEYsxBc9C51E4xpOATSbjTnFMdkMmlQ/HNDyMGu66t2X5+dvnjz/kW93Wg2hnqEpTDS",
-	"tJhOIQW1wNUeDY6DVqPZaJpGRv3QMQuOg71Gs7GHnhY9RDVqtWUsBiJB/TYWZTCLC8xQq9w2+CALa1yk",
-	"Rlsm+FQCkTVJsqozLsFxo8NPPJWR1/9xnZSmU5cvOIsDTV3shzxxZe7Mj0x2eMz6YJhgp0GQRBtbJi5D",
-	"K9bAcaO7HLuOQBqbk4BJxRVpN/ftJmU5Os+i4Dhwa5LBnL4T0aLcuSXZUu8TGV05P+kMyOCuaLE7cHCh",
-	"jle7uV9ur0FERKIxZex+s1n14WysXa8gmOnS2lveZbY6A/Y7WN6vNIXtXS04WIXOYkkd7LUCqSUJ7n3z",
-	"PTj++aoWOJBXdkRmjR8vSxqa91dmiKKFWn3ohLaQiOKQx15KaTx9TBE1To8hxUBlwSijPOrw4qm1WsFI",
-	"e4ga5J0EMxAenpnjjYJ0QvNTil8yw1mBsOqprxmjhia2Irotj5dmm+1w2918JRRjBlHZaXRkXbpF/cLO",
-	"ZK1A1m19Mplgrud6ImPgoYggmqHTB23NBVY/5SQK+LuVpEtzhR1ZjYQi8qUs03oWlJ9Jnn5qtGf9VHAt",
-	"Rbwsczo2dm3fiPdaSPexTaRgs7WKQJqrHPUoQDMgxqwMKqIvyiVqjlk2Z6cMPfkOnUx6KEUy8LxHNTM0",
-	"qOz+xWMjOLtKSN0lyhh7WHlvwhQ0iK0QrDo8FKMe42DNxZM3z0vtB6b0qQelzo3yygBf3mTXVgC+qy1t",
-	"6MIuK7QsVEBfaWSXw0tIS0lJcdzcE/FAdaVnEondLaUjrc2cJjV/Arc0dDXc/UdkhSyUlaVtw8wRXlrg",
-	"tr1Cgdtl9E64dX0trSidJaDbpHrtEirwOmdzKGFVyoG3UjdsXLk+mg6q1uZglaVZwoKusvFy8m1gd+X6",
-	"0qtWZs4CxlgXZf3SzCuSvcVa0inFdsgHINldyKtWmjwx4prxUMIIuKYxUVMe7swV+F5xOmlwHKtUrT+b",
-	"qwc0Tgo5pMtqTKL3BB0C6erNGCmvGb9eZptgmwc1Rj7MlL/Z1Az5DJZEZjuYPXDeTKxrXnjC5KyFXBdf",
-	"Yf69sitXN5WxXeJqbqsU4afwglxn3Mpoco4RJYVAUAQlOndT9ukOT284U4xz6iGMFMQ3oMqsBds7Sz29",
-	"rrngebb+BdPAMv6GV6TqxOeLkpo/XNLy+6cjv1vX2nDws5WuO62tS5QyaWIpijYujVkLMhbRdcQOTCFa",
-	"1jXvkvXANBV2dktFV9ru04qvVQTKS7/G837zaHmPrGD657qo7bfbq3SeL/f1mUWzC53lkbYKkVy4xe3+",
-	"zqI7K55j0KWPLLPSYShlbfXyIVUFJEBamMmOEpEn+82jHXfH6/BuSFVII7DQ8RqZDFk4dG3VbOIZowdE",
-	"g5wQ1ynzjLnQq0zG5gt9xpka4tsz4LkXzCvcbx3mWEazRA3Yr2+uBvoYcikxmE9iJdK6635a5X+oOexE",
-	"qVlpZ12wwJyGzJBGzvjqCRED5aXWV4nj+bndm429zp9KRuwv75EVnN5MqKxwvktq5X6hFpvd9uVioVbu",
-	"zTnh0xmLDF94Yplac+vPwvrkMq9s64K85q7rgAYd7qJlNunATB1q8mSvuW9PclbF2gJXisFNxJyVWnUD",
-	"0Pc4y4YUd54/xUWmsuq6lyJ547LceyseoKys+CcVB+se7i/wwH1vLPDlp209Hk37ntm3COMUel1kIkRn",
-	"nIMcAEFwtn2T/3Tv6HDn2N6dbEAd4ki58tP2tFl4TBFxTXmHp48cXNoP0jVzQQ0O3A5Qs7H6+XIdZafU",
-	"Ohnur3Tvc+lyFyUzVe9ukyEJ177BWBT8bORpZDahjtv09Sck4pMGjVYVZ4QqV03hXoLt0Wb5pDbLX/IO",
-	"9QEFFNYBTsWk6K8kzRO9oJCRDd5DxDA1jB35mBSFqyIx9DURibblSYwQhsgKZtrh5o9180fPc3YNMFbu",
-	"kmEfAuDfcpeZsdRQ7DsZXfSZOXcZgkIt1nroUK6jtBiy4IDI8HKgAI75eaX5Q7jQFpcL+wxOsvQFyqN8",
-	"f5Tvj/L9PvLdnaRNnGTFIvhV4IfLao/POgCIhRiHs2I1/i8O7uCnpE4RD6t3+aBAWnjImh0N727U0SIi",
-	"Vu/6Ps1j/lKK0VodLsXDOiBmy2ssDKYucV7+8cOrfwVnw4m/RZqNIGYcHsLnYATiEEuS/VYp/E4ynHfT",
-	"PcTBt0dWCRCmiEw4xzxkTJNIgI0ZaJG43DMR1bRHy8TfALSrh7bR6fAMxsxQE9erX7PdtyvsIG+CNGY3",
-	"8Glx3QuAfq/ZDXBD2ViKns8Vb9PFTVXdSrqtCOzbqmr7M6q0EnRPIcyV4/h8v29pTKhQ82ETSNqjev3D",
-	"qdcvT59+qXAlVhQuqRAsyJwFSCVXe2UZUOmZy1rmAZXcOzp8QkXEhBcfD9uIWX6Jdq9DbYgtUdq+XCVP",
-	"9tvtXHzuVEOa/GJcnxXV9PCF17ZSWG1l7T9fn/ATw5UKZdYeEUuPiKU/jTcmtJkPfBFdLaFnDdXMQbP7",
-	"uydz7gr261hCaA5HmqRm3noXkg0YpzE5vTj/hyJSJBpq5BrGmijh3qZrlaUuvwYYY3YUxgcNcqbTx60d",
-	"js8f4imJ2TWQ7vcvLskiD1IGg8rCp0xbZz/ay0oYZUG6z90MmOBdG6M1ij9FWKiq5zD+yn03zQDUMKDh",
-	"dF45LHZhzdQ9XyDQ0XYdU7yllZquRZH5IKbs2peBL9Df4jFFaTU37sp8GFbG1575ObCIgKOn+wc7mAvG",
-	"JqRQCT5jFbLuUDpdEjN+nb61bxRuHTkr/LP19Ojg8KDVxhDIfAKe1I4tSalT8kVLLuVRzS/4wRQRHGxh",
-	"EMzq0M3Ke+UkzX760c30kG6mwi32icdbuIM7awjwpeDTaMS4DWM6RCXlhVt0bnSn6BZraTfIR0zdkqHH",
-	"ah3Ohc10xVQGU82wo369wfThDb6EIcy+yka825P9VnunGkx6LwO8X4k/+wtBOf+ayMwVzZ8NAZre2J8f",
-	"o3m/I/KJYJpLrluXRXnxCNb84sGaKx/ANRk27/55YZuVSMztaawNfUWZiyarI7yJV2YjCOZ2P/1JgTnr",
-	"CahHeM4fwM54RFPmaMrVxe0DgSoLAMkOLyAksytE8ZpzT5DkZxe0W3LK1wgWDEsjIJiVgAtrBC1wyh+W",
-	"OOULZeRnXPNe8fzqOgCbiOvPhKR8FNiPAvuLgkeu4ZHHbHWrYoKcuyUF+mSZISkZp0lBGSdGoCrczBo5",
-	"aO4tAo8MQF8AjRi3cuQPhQ26wDx+WElOfmpU0EOlXnRLvRxRhOmSV4QSuWTb98QQYdrtLxE8hHnxF6CG",
-	"bL7+B0r75SXlv1vx+1LEUPX1tE7Byt/GkgXrZKh6SM9PVvloYaAG1+MRsvOQkJ1EFVMK2bNdDdL56Kd9",
-	"dynfLbNygEhlmeJrRZhNnhbM5oFHJ6iVP2nRjMmQaszZ3TWsbSVRg5wYw3dCZeQCDzQPVLjsRJZJKsE6",
-	"rhbkHyH3UGURr+oCXeUFuPJCEUEopIRQk6GQCkgPywJPjeAax16pLlcr5G4defF5EDi2itcj9OYRevNl",
-	"W/q5XVeshfPzldHAM5Vm8Me7q9IcQ4kqPJ1K5XNm+blyL5Upt9MctFh7o6QaSl/IYhWUYqbtJ3SmSnOH",
-	"r1xDY8el756tndLhmLrHVjGwz2rfmjFJu9HMCcN00eaGTg2Now5/0s0zSH+bNrNV6dIaPN82Gg37S/p3",
-	"80t3J4UAMVdB36/J0+HF2iK2MA9OVyGxaS0KXLxaVkbCqyYTAT5Gtfk6w1AkhvA4zupeYMKk/War0eEX",
-	"MLaasE9ZnEiwVeTNPSztKKTNN25+s1goQqNImi0x4+23j1yJkA7vXoCW0zrqyDTOWJH3n3GnCDfWY9VK",
-	"alV1tLL6wWOxtVTjXuG11RVnylElE155Gmnpsz90vnH3Bpvxx3TjmyqmFdTnpRDnlE/dNNUfK035+8UF",
-	"s8rTk1vlYysIlnoeLrzSO3gHSHOHFhVMD2LBB+ZfjfJcU5hvYTMr/lPhGKqM1sv5JKt/WgzDFwpJmH9e",
-	"stDYWhFHZ66qDXLiaqoNhUvmKCZc+XnSZTH05cJePUhhcx2O6R2PPQPDxsNsuTTrgDomeTnHFEaK8CMs",
-	"p4X3ZTdyh+dDV4PrNjxqj6i6xwSJqyZIrDhmG+LuUrk6pzu+XKXx51YVf53chJWMvh5Pmn6fOR/he8z5",
-	"m2ARV2VrH+LN1Sg3dMbaQjfmdl2NgtuCarm3E3a+nP1aXtGNEHBb//onvUIuE1SPKIq/YFaqL+bOuzTj",
-	"YLWMfjBQ3OUQOjzzIDIX2kqfwyB4o5v+uWv+jhK7Otsg5hh0lThQnpsG5irhpHIOtZMihpqLa5v7B972",
-	"n9l2tlYSFiE1TTP6bGCv6zIf/pIRtgCF90cQ9FuLthVjaPMZCNeS4J8JF/cowx9l+J9AhudZBas8NZvE",
-	"3q5MH3lT/Ujb/tWV5TD/7SAPaXH3Rlbvehell6OqrCAxYZjI2wbE8BG6+RFrFOfyx1A7DxF6r2m/n4aJ",
-	"VINkbzY5tTJ+VMyMghdkdBdhMeuIaU8RjKXoM4sucl+1Szj/WUy8BWIcg8Vmo4B1D9mIBjpyS+INledC",
-	"mx/OIY9VjWgWXoNWNRLSOFY1q4tUjWB2WAsfoepakR7oCQB3m+5iin4mJ/fVAmRy/sNZji4zgCzi63zi",
-	"PYDd3dXd/wsAAP//",
+	"7L2Lchs3sjf+Kqg5pypWQlIUdXEkV+q/imwn8lq2I8nHuwl1QnCmSSIaAlwAI4pJqer/EN8Tfk/yFRqY",
+	"GQw5w5so36KqrdqYAjANoNHd6P6h+68gFMOR4MC1Co7+CgZAI5D4nyc0HMCJ4FqK+I240EKC+TkCFUo2",
+	"0kzw4Ci4FNfAFRkmShMuNOkCCU2/qBHUAhUOYEhNJ7ilw1EMwVHARV3hULVAT0bmF6Ul4/3g7q4WvLik",
+	"/ZJvDIDcgFRMcCJ6RA+ASFAikSHUSE9I0jnt1c+oDgcdQnmE/3wjOLjfqihpBzvtoJSM0wiGI6GB63MY",
+	"xXQC0SxRHS0T6JDxADjRA6YIU0gZTi4yBI4EV0C0IJQToDJmIImE/ySgNBkzPbDN6RBIJ/tgOKn/EybT",
+	"JPNkGBz9FpgvBldlBL9m/LqExHbSbO6GjUYD/wOeEQnxD+2Aw61uBxntIMEQT4n5nYxoHypXDMfbDhOl",
+	"xRCk+v/CRCohf4DJq9bpH+K294tp0TqI2ZDpH/abZZ8tXfDXIqSW6LK9f3/+Ot33UALVdnlx/6sozWnc",
+	"Ptjf3+3t0Fb4Pex1W3QnavaazWazVUrIOWg5Oe5pkLOkXEAoeKTMjo4pM6zeExKIlhPG+4T2KeMV5Bw0",
+	"s28xrqEPEj/24cOH40QPgGsWUg3lk6d5C8P/ODpyVaKAPDl/eUIOnu43t6oW4kegEvmOxsMf2kEoh+2g",
+	"RkBKIX9oB4zf0JhFv2tzikv35q4WjKikQ9CpVMAtL6e1Y7b4d8sUnXTLRhJumEiU5SzyXgFh0wegx2Iz",
+	"Pp5eJaQ2s2Fm1P8kICdBLeB0aMiyQxemOqS3r4H39SA42mseHtSCIePpDztlW3ziOOM0Kp9EyjnfKMJQ",
+	"iuWLOYeVkNoR1YOcWBYFtcAceCaNADGn1yf8vyX0gqPgv7ZzAbxt/6q233b/gFCfRgWCL4TUJVwppCZC",
+	"RiCfkU69Q4ZAuSKmDfCI8X6DXDJQhEogXWm2mXQnbmJlK2xWv7C+EfRoEuvgKKi7w/c7NS1SoYT9akHd",
+	"/X+hTbFHMoq8P3n/uporg8PJP2EyO+9jknD2nwTIDY0TICOQxJwtHkHkpMQRoeT9+9PnRCXhgFDV5p3D",
+	"3vdhK9qB+l73Ka3vhbtQpzu9Vr0JB9F+uNfdpa2dToOgFDCHusil1zBBDk1/aPOuiCbYiHHS2iMDkUhF",
+	"JOoMqw16TCqdKwPGlQYamaOBNGaC45lp3ebZZ/DDlESs1wMJXBPzpRoRkghOKBdGahMxAolSoWbkt4Re",
+	"oiCyXfdarUabp3tslXq+yVPqpuo8tfb3Fx+n0x5q2QqBYBR6JglSHT4RCYkprguNaun2kE472G0HnQY5",
+	"TXV8KGREwgHlfYjaXDFuFL6ZvFk3pshYMq2BZ5tCuRobPlBkb2fu/J25UDXxnWazfKrGqlg8XTO/gYgX",
+	"T40pknA3v6kJ7Db3cCdFognF3W/MmU1u7aw6JR7GSQSXQtO45IzFSpBQJFwTuAE5SenWA6rJ0HwOUja3",
+	"8vtJKJRWaPDcakkJCpetKlnD7Md/1/j1UqHTo7GCjPCuEDFQ7ijXIGloKK2S5Cxvsrww331YYe6RvVl5",
+	"TryRVco6bd4xVERJjJK2Q0IxBHv20Pgz0t6cpe6EdOrFluZMWell/lj4m3ey7qs9/HGNVpj69+a0ibfs",
+	"mupEvUSOnV3+tzye+IyjUh3AFFHYs1Jz4l+DZblihqJpOi8nI1ieShSx5goyGUEVhbgsa9BnKJmm7r0C",
+	"uTp1iQJZRZ352+94zNY4Vq/NjWOWkp/FmAwpTwUX2u4SdCI5MRJMqEpLE68w5ay836wZycqGhoVbRq4O",
+	"Gbf/2im18y9Spn4pxXCZ5cpOgaFSSELNhcTdMrnSlGtPtbSarYP6Tqve3LlsNo/wf792Kpk0O189Q4s/",
+	"v56QQ2pOqjlJdc2G5Vf0bDKXYrWppNelylk8rTd3Vp2FFmvNAags0+EnVEGdcQVcMc1ugKika7sRhV2I",
+	"uAFJDBU1AkPKYhSThjkpn3izGYjRCGQl/f+Zq6UXWVzvray7MOZQxRak7J7aFkuz0dQGHLV5TxjDOpQw",
+	"BK5pTNSEhzUrFDtG3P+Qi94OeaIA0CA4f3H8/OzFN3jpM8vHhQa11Wjz5xCDvcBbCo0e40KTmCkNUbVm",
+	"Sb+CRuA6e24EVpWhYETP8hbCzsNaCIbQv9NV786smr0foYPhRxqdWy+Z+VcozKUO/5OORrFzg2yPpOjG",
+	"MPzuD2WdRtmmmVloymK3s6m/bUAV2SHO3UF6DGK711IKqYKj37xu6MrsAhqx9ohHkQRlNPtIoGwLjoJt",
+	"/FNwd2WW1hylsOh1cqwAShuVdhQ06U63Fe5Ge7DfO6BPu9+Hh1ETdnpm/a32P9pDC51pZL1TRynjo0Tn",
+	"/JxIfhTK4ZGb/pGbUN02u1uW397Z7nbxZ49DumhMkSGNzfmCCOWHXTiC8gM//Ix07BL+dtVBsagIUCMm",
+	"OTQMOSeC92IW3ncnjzOnjGeNuc2JzSVyQuCWKa2q9pSprKGm18Affi8P8708LpBYvZlRYlcFNraRdomM",
+	"VWgmXZu6eirN4phIQA9DaDT0hKBjQdmWVnmQsUjiqM1joDdGVBOj2W+A0GjIeM2yxZJebe+jCedGYLW5",
+	"metLIbssioDfk01Q9SFdhnEnJEJdg9LdWe357uKP23Mk/OpbvptveT6jyt3uZU02sdsXrM/BiIsa6Saa",
+	"TEQiiRQxkEiAQgVL41iM8eTgyURTntP4hTkt91z3CzEE65MZA9dkLAXvE8GJIUKxCJ45xnNSxchfHinC",
+	"NGEYfyCx6E/vz31O335RktqJEgXSGG8oHuZJVNt8I7tyzEnC4XYEoTF58MsL18KS+Y2yi4I7haL2REIE",
+	"XDMaqw3oRSsZhCQjqtTYCQTcODzS6IsKreeHGRMDD71R4uXnKBZ9xtc6NDuzOi/0ZrpQ8/mNNyU2vTHR",
+	"mHLrArcjY9qZ9ZFwI67NYtzVgjdCvxQJj+65K29EruSMtWLN9KjyXMyLa62+DXv5NrwRmvRwQpWLz4Wu",
+	"2yabWPI3IlVKhXnbpT0TEesxqDDcy/yoeENADnbu2D67AW6OV0lc2At3p7Hnslm4ZtvYBqfwjk5iQaNL",
+	"IV5T2YcNmqoYU2CKxGZccxQpJzvkjP24SRG5t+NpKzcXooWwX63e+ZFtWtdC1G3TTR26ymmTJ6gi2JBp",
+	"9KorDPmn/micds3804hPocA6p43BY4wVM+oW8tI7ieFbZj75krIYoo3smR+icKw3EQlGNgjTH+f07rS8",
+	"vfSmSXp2ntW76TWuu8abu0SULE3VqbQH8lm6bGkwHV018oaF8J7TG8pi2o03cdQiqmmXKoQ9dBM1MSId",
+	"bSQMvzDef0a0nFgqiBoIqePJZg0U7/S5GZLEm2LljvmNNrVT/mp446MdIAQuUMV6eNITQ6b1DDkxT4h6",
+	"GAuk6FKIM8on7tJ/b+tGCOvytfxMFOvzOuPKn0JMdeqH3pgl0/JufBkNMp1T5YYaQWqa1rOmG9nWqUWg",
+	"WsNwpBV5ki4HmnnhAMJr9M53wkRK4Pr31B7sbD2zKJeOt7MdoiwGZnOb/57TRA+EZH/eWyAfE2s/di3k",
+	"BTEtNjBufXIb1Z++4VqYw7yjm7fakN2Ec8ws9mzGmdem3Ggt7N2HDx/q0yikeRs4DVpyuziSIgSljOB4",
+	"wTXTkw1aROiiwNgNLUSgs7stelaqfD+83LAuuoDSFoYBph1BfjxjLcnQ8lnlmosxz70u8/gFm9bzpptg",
+	"mg8Qx/WUObqJv7gqu8aXrG7NclCiAMP7LHftkGuYoKp+z1UyGgmpITqDiFEMG97TswAO2YHWIVXEH8B0",
+	"3KxNvO9vVDYZMjSzIS56WrlbWfs6tq9jw01bx2Y/GCeUuEVFqpzJa/g6gwSZ6zuMtGpgTMF9BfF7NlhV",
+	"RAmaH1ls+OCUh0GtAAJaGJLKEWplKK0RSCU4ahv75ZRaIBro0Po7VCHwYjHJSOQMZV6Y4ShIY1atg8vm",
+	"4dEuxqzMQEPLPX1JQ/iHG7YRYrwTmWGO8e1iIz+ZruRnDOOZX4UGFRwFZ6BJSrykERj9Kp/ZiCcojR44",
+	"/CuYX0aSKSCjmCKbijG38mVuYGk0ENwQ8N0O2d/fJ82dZtNj0cA6Xw0b0r6Rc8ENG2GEJv1ccFWIvlSs",
+	"0V0tGEnDK5qBKiz4fC5NmacW3NYxEBUc7d8VN2X+AJdsCErT4cgfYqd5l23a/O4vsJHXdffObumS8TX/",
+	"o3fpZi84mMi/b2zIK+vdusuYYn73N9jI6/n0zmeF1ek+vMuYZAHh2MjruXeXM9KCbU4RpymkJRvj4C5l",
+	"vQX7bNp4/b6/K7LlOlyyY0OFaYD1NxtxdcFIcJyRoXC0paAqLJkHIgUusi/GTrAP6qvIXo5p/M47Lg6U",
+	"tqkTtLc297fuxcM7a/PwwT15+Pu1eXh3Azy8vyYPP53mvwLrzWOo18wGs30Th2qKduqjqntgVXdVC7xn",
+	"CcFRAJNXf57+IdjrD28mv3542fz1w3nv3//6hb0+eTUyv7/54/3OWevft/++fPXH25/eN//9x6vB2Ydf",
+	"xr/+cTw+e348OeXNRtiK+awWtZv6V8A0DJdmUDOM4xwqJZ3MHFGf+AUHFW71SfpEoiAldArwncvwDofr",
+	"nbYpjscJFkmax/fvUqj0XDk6ZNz/dWeOZJ1638STOO6QMAYqlfO2rmvTmqGsd9ECd4o27ucmrVdZBxca",
+	"rjiqRfDZPdZlozphlfkVxYc3n/2FkxlRrUGaT/zvb8364XdPthrb5LZ+9d1/B3NmumkdVJwsvjgMHa5+",
+	"PBAxIDbuGZm7ClY6XtVy0TN3IfKJt9sXQcmNbkhvT+1IpnMFE8yIK9SQldLAzezRrnq0q1awqzK65ima",
+	"i4z0KW/XAPClVOZtcG7ueELGQl6rHLGUOo4aHt4xs0AYd/95VXJUnvtf9J0qvyRUapAIx71hME6fQTlH",
+	"EbpwJA31MmJ45qsvUsaeQZwUQIvPCNOKHF+cnJ6SGLR9ZCnB+mIkRCScgjzH9ombe8UcizHIumkzBY0t",
+	"szczIG66cYWnZHuFKe0Whe///qPdVlff/SP9j3a7kf5nuSjui/rMkrxkEEcZnmnKMnMexVkGoTqDvlhu",
+	"mNYvc/Cgc1VE9my2HLpgmDzliBSXigDdGhlRPSBCEutyJ9lARbrSFwqVRBgplrm4Zx1zry7eviHv7N/d",
+	"Q+LD5s4W0aJA0xCGXZD5u/scpFAkZzvd9Up6Zu7vblPKDvbPQGM9mN3HXEalh1Rcz57KeR+dI0285y1l",
+	"4OuCd3xARyPgEKFffMzi2P1SI13QYwBOKAIP8TTRonjx/JxLXPH80MTc+1yR3lWkz7yRdx1EPHuVlRKK",
+	"L0529t1TAf/m9nbkAx/PALTdlMWXtVr2CmjOzXHWeXk/96PRmoVFXl3x7k477ecP4auMKQW6vjOzuElr",
+	"rMPTpW2A2bdr0y5CF/pZ5YHZlOV2T2/h4Z3HS6svaKvU15g/UfP5pZY9rEvXYhWno7cM6/kd78e5rY1w",
+	"7t4m+O9gM/y3f3/+270f88zonBJuWcAKcz2Gj0pjDaUx7QY0d9r7OfB8c+Hr8+F5s9uQG2/jgmoVL9GZ",
+	"uIEotW3xISQXYrMesDIhuAqJ/gk5yE9I6fvGldxyX49Qncela7qXHtXnZ68+lzO7FgixOS4iCe7GmzUm",
+	"SlMHc0zvmU4/nRoh13f3/3NQIr5B0N8J5SHEMUSlPqLpxSr3Q1wzjqmBfEKYJqxAR64ZL1l4DRq/HRuR",
+	"n7ox3whtluWSqutSYl6LPuPeE9sVTkvmTs2lFo3olB9ojttnZ+5NvRak6NPiJ0IhJYSaDIRUQLroN5qY",
+	"LRohVDoTkFnvKRoOFtEwlkzDWx5PUnGaOZjq6pqN6mJk16eeuVPSZlXXhdQZkpFUxp2eqp9hiHdUKXyX",
+	"n2ZT04L0wcZjszx9WVBAuHd0VOUJ/PL121jAc5HesU92HKvkqvcekeSV/aKZQCnxeKWvhSLypLXn+TbJ",
+	"AG5JxPpMqy0vI0KV1dyZIqxV5HHzz6nAEq33rv5q7d39d1mo5Z3H80WKvzeb3to/IOGAGnngnrE+1MH4",
+	"fuHB8Kj9SVKuPSEy6+B8e5zoAWk1mvkbw77plCYt3DskCqyQ22vsbj0jHSPnOR1CJ82liafITHlKZ8cM",
+	"uHbapfjh0z4XDuo9He+tFDyIYLNDKggl6M0Ma/QxTvj3VJ2mIrxEKHxd4hCjSaEoU3RuJd0zWHyhDCGL",
+	"QJGxUYHOaYqvt0WJAFhgfqcc9EAqakbMe/vrfXyB2PeihgUyp4A48/EKCyO478pj6c9RzNWIGmGQGdPl",
+	"fkeekC1SJw2yTW47a0fXV4im43s8C3guC2EZAXG4t/+UOHQ1iUSYDIHrWVkwN7DjPUfP80ZkbwZ7mLtg",
+	"kAytqsnnvETikPnwEPcKYZqmFzQcFIeyL7BdeKfmZYzcbzrXy9DP0kslkKGQQJ507LztMzpFBmmeq6yd",
+	"Tbq3jBvDC5vNBP6rA/0+7L5M+tsYViFoNBUv8qH6c2Wzj+Mvzbr4r7pTRPXT552pj9aMDu0Zw7rqib1P",
+	"1JxXAkvesGfJ+/ny8p1LHUdCERVts73mbGrgKUHqXiTMmjP4EI+oZDikcpJOO71DuJNTnF5FVpny0KEu",
+	"vaic4sv4HnMAlanPPTMT7cZQI5g4MgISUk7UmGlMCjPj8pifz8bTZYlkK4UW08cauHZzr4jn0JOgBqvY",
+	"M9J2ce+tqoyag62aMSPzbtbGUESB5UbnjOq44d7LuPPgts7ew9g6+5W2jpuczTC90OApti5ox93/tOpP",
+	"x8fHx8fPm933u5NXTXV++D+8eXt4e/3LPj+42Zm8/v7nJv2lteoDlim+/+iGy+5cq6JqAWc4eL0b/ade",
+	"8ZmTu3i+l6W4ude0C7HNDdCXIhlhamXMYRpr96Y7S7BkMTAShuJmCthSjjJ+EFBdQbeaaWVOvSqTaHd3",
+	"9zDN3Gd02fvLkzIP8kx4ZJkMeTVbyeHcZWKbij3RMASlUiYJYPJq0P0pZG/Zq9P3f57uvGGn6pSf74cn",
+	"pwen16N//c/Jq8MGTF79GX04ZW/ZaevN5fs/f/3j5eBseLb36+U5Oxu+uP31+Y/Ds+fH47PnL1jvF3Qw",
+	"dIcvm9G/XsU4qRGToH5nPDg6NPw0xagrcif2csLJ5cR3Fnvxudkxp/FEs5DG5AXvMw6KvNbRimD82fvG",
+	"Iii8g+IfR5S8FjeAfuxaYKQMDjfEJ+mzyPgl0O8zIa7iVpbAgj5c4mNQo6SoIp1j92gZXxUeEVdPwFaC",
+	"sGUDsMhDZ8bl9NAcMleR+OxTVcch4ZrFaaojUMrpc9e1MJ/DxWbajCCdsv1vXTo1hs6wzru3F5dkmyZ6",
+	"sO16dlB2cRhbOhC6h+ZTF1OYRUTwcMqxt+IZmGcU+Ack197upFwtUJnpOZp3zXivimu2Py34C4xZIKiw",
+	"ndMr7b5eqijKs5rPJAXGTOZ+HvNnRPDYJeHvFLKU/4BVX4omfMuTsIzrg73AywhcUvnDpvgsteg17fVS",
+	"xN14IDB5hcJri7UVT87PKl/KfnWia7NI8HuCxJ5+kU9U7TYsPpjnIob1YomYrbY0iHhPANf3K732lHYC",
+	"qwCvDOV/o5eevi+ZxvHbHmKJ5o6V9ri7Ws8FvC737d+T+w4WPCiY6501Qy73XvOrE7ibh0ihovv6sFFm",
+	"Wp/0beOPtNulfSC23Bo5EZt737iLaOhiMqhZ8v4tEpk+psnie8+yVEvGXnH2LqaiFWOetWo8VIzq3pp6",
+	"s0J2KdE6pXPXlZh799bXdxVs/rEf7T2y39+V/eYobGfdzfHiZ1TNClJUiR1z46N9sCVobNwTU4jaJz0Q",
+	"K3hGOvbm1fHfBmZRKuzipwIrvBR0atcOUIq68mZe5t/rpG8MO9aRHFLOhcYLILF1JVd5lWj2A8JEMj25",
+	"wIKR+FGbGO84sQ+r7L9epkfh1YfLoCzzVMe/l3dIT4ph6r3wMiZ2akSZs7iqx8iWswyOHDW5l2Kg9Sjw",
+	"WBpBayW+HLs+dq/s87wn1G6y4aEt3LVcQKAfpTshF2Pa74Mk70+/USSlF0jEqAsJ9mIxxjXzj1QeqAmO",
+	"goLvJnBhA9Mldaa4Zn5aSV/Kmu4tm+6L8Z5IE6VRWyzBGXkn52fk+N0pGVLGNWXcRksTHNmskDra3u4z",
+	"PUi6xnjcFiPgoRxuh3IYzCYjJ2a0Lg2vgUfoa1I0dhCAFN+vgQ7VkT0jtSnexwKFhdo+6Us3PYBho83b",
+	"/Fvy7beGz9W336KH3fozUkfG1D75O4P/kBACVhawkc16zG4ganOCLsmCi24UJwpzAXpxuIb9fPoiOCUB",
+	"K5CCGMXglepx0cuJjQS7nn79NNd5aLGWqkY0Yi3NmtA4Vq74j6rZujZ2eai6zpeEGrrL3v+ZZfqv/yI/",
+	"gcbCa0pTqc0s23ynQex11IMB4AjWDeUduQ75v////yFc5AkfOUAEERkPWIxpj00zQ4GrOVFzG0i1P24X",
+	"QjG06fyckGy0eatBCmeq5KiTJy7f5LffZkfn229JN9FaYMf8dG0hEchhaSa/KXmyksBwi3ci+A1w3CjL",
+	"dYhesEGdDDrSqco12MnQJKpRXr7EEF2EabhynMUnsx139+1sGb0gsjyFWT5O7zmvGTJ/0dvJMB8duyvp",
+	"C2RkRXP7VGmZss5fbbyVtIMj8luj0biqkbZ/PzG/t4NGo9EO7joNgrDRYhlec+Kx+ilZBCZFrHElpJSk",
+	"uStxWma4vDCwi6f9gYUOMPhPyZApNYJY580INyrXzcwluEBwDo5vpn7BeD/Oq3srElIpJ8ihmDW6QS5c",
+	"8BxnVcgebSjuvHt/2amRzrvjy5OfO4ZGBDg9f/H6xeULnPaQXgNRiXRJE7nAzIp+Dc4UJWrnPwTKNRta",
+	"8vAwdLKsvnYIe9t3+RaR1Jm6J3bbj8zMi3VlDYWF0rJIzYoFZPWYhWArZ8UsBBe9S90EIxoOgLQazRnF",
+	"MR6PGxT/3BCyv+36qu3Xpycv3ly8qLcazcZAD7EURpoW0ymkoBa4Yq7BUbDTaDaappFRP3TEgqNgt9Fs",
+	"7KKnRQ9QjVptGYu+SFC/jUQZzOIcM9Qqtw0+yMIaF6nRlgk+lUBkTZKs6oxLcNxo82NPZeT1f1wnpenE",
+	"5QvO4kATF/shT1xxQPMjk20esx4YJthqECTRxpaJy9CKNXDc6C7HriOQxuYkYFJxRVrNPbtJWY7O0yg4",
+	"CtyaZDCnH0U0L3duSbbU+0RGl85POgUyuCta7A4cXKjj1WruldtrEBGRaEwZu9dsVn04G2vbKwhmuuzs",
+	"Lu4yXZ0B++0v7leawvauFuwvQ2expA72WoLUkgT3vvkeHP12VQscyCs7ItPGj5clDc37KzNE0UKtPnRC",
+	"W0hEccgjL6U0nj6miBqlx5BioLJglFEetXnx1FqtYKQ9RA3yToIZCA/P1PFGQTqm+SnFL5nhrEBY9tTX",
+	"jFFDE1ti3pbHS7PNtrntbr4SihFLiw0WT6Mj69It6hd2JmsFsm7r4/EYcz3XExkDD0UE0RSdPmhrJrD6",
+	"MSdRwN8tJV2aS+zIciQUkS9lmdazoPxU8vQToz3rJ4JrKeJFmdOxsWv7RlxoId3H1pGCzZ1lBNJM5ahH",
+	"AZoBMaZlUBF9US5Rc8yyOTtl6Ml36GTSAymSvuc9qpmhQWX3Lx4bwYkFVDtEGWMPK++NmYIGsXWVVZuH",
+	"YthlHKy5ePzmean9wJQ+8aDUuVFeGeDLm2zbusl3tYUNXdhliZaFkvJLjexyeAlpKSmpZ5t7Ih6oGvdU",
+	"IrG7hXSkFa3TpOZP4JaGrii+/4iskIWysiBwmDnCS8sCt5YoC7yI3jG3rq+FdbizBHTrVK9dQAVe52wO",
+	"JaxK2fdW6oaNKtdH037V2uwvszQLWNDVg15Mvg3sLl1Oedl61lnAGOuirF7ceEmyN1iBO6XYDrkWyQv2",
+	"pFDl+u7qAdV/IUtzWRVH9E/glTtd0ikz4DXj14u0P7Z5UHX/fqrAzLqK/hPo6kw7mz1w/kKst154JOT0",
+	"ca7trjDDXdmlppNKsQ5xVa1ViqFTeAWtM26lIDnDmI1CqCXC/pxDJ/t0m6d3iAlGEvUAhgriG1Bl+tj2",
+	"zpI7r6qQPd/RP2HiGH/NS0h1avF5acMfLi34/RN+362qzx3Aa6kLxc7GJUqZNLEURWsXn6wFGYvoOkbn",
+	"JxAt6pp3yXpgIgg7u4WiK233ccXXMgLlpV9Fea95uLhHVpL8U12F9lqtZTrPFtT6xKLZBafyWFaFSC7c",
+	"k7b/YtGdFc8x6NJnjFlxLpSytj74gKpCrD0tfWRHiciTvebhlrtFtXknpCqkEVhwdo2MBywcuLZqOrWL",
+	"0QOiQY6J65T5nlxwUyYj84Ue40wN8HUX8NzP5JXGty5pLFRZogbs19dXAz0MapSYpMexEmllcz9x8Tdq",
+	"Bp1QarjZWRcsNqchMyyPM9a6QsRAzam/Wsa1+9zuzdp+3Y8lI/YW98hKOq8nVJY43yXVaL9Qi81u+2Kx",
+	"UCv3lxzzyZRFhm8osRCsuVdngXNymdeOdWFUc5t0ofw2d/Eo+6x/qtIzebLb3LMnOasTbaEhxfAhorpK",
+	"rbo+6HucZUOKO88f4yJTWdfcS0K8duHr3SUPUFa4+6OKg1UP9xd44H4yFvji07Yaj6Z9Ty3af5SCm4tM",
+	"hPiHM5B9IAh/tq/en+4eHmwd2buTDVlDHClX4NmeNgtAKWKaKW/z9BmBS6xBOmYuqMGB2wFqNho+WxCj",
+	"7JRajPv9le59Ll3uomSm6t1tMqzeyjcYizOfju0MzSbUcZu++4hEfNSwzLLijFDl6hXcS7A92iwf1Wb5",
+	"W96hrFMTK+2mYlL0lpLmiZ5TKsiGxyFimHzFjnxEisJVkRh6mohE2wIgRghDZAUzbXPzx7r5o+c5uwYY",
+	"KXfJsFB7/FvuMjOWGop9J6OLPjPnLkPYpUUzDxyOdJiWGxYcEHtdHorHMT+tNH8IF9r8glyfwEmWvvF4",
+	"lO+P8v1Rvt9HvruTtI6TrFhmvgpecFnt8VkFYjAXRXBarHf/xQEK/KTPKaZg+S7vFUgLwFixo+HdtTpa",
+	"zMHyXS/STOEvpRiu1OFSBJ9V5HW64MXc4OsCZ+fnH479Ozgnjv0t0mwIMePwED4KI0AHWCTsz0pheZwh",
+	"r5vuaQy+BrJKgzBFZMI5ZgZjmkQCbIxBi8Rlg4mopl1aJi77oF2FsrVOh2dgZoaduF7+Wu6+XWE3eROk",
+	"MbuBj4u0ngO9e81ugBvKRlJ0fa54my5uqhqX0oVFqN1GVeHXqAJLIEKFsFiOrPP9xKUxpEIVhnVAYo/q",
+	"+ItXx1+e/v1S4VCsKIxSoVmQUXOQUK56yiIg1DOXd8wDQrmXcPgIiogxLz7/tRG5/JLu3nfaEF6itH17",
+	"Sp7stVq5uN2qhkz55bQ+KWrq4UunbaQ02tLWwmyFwY8MhyoUSntERD0ior4ab09ocxf4IrpaQk8btpkD",
+	"aPsvT+bcFezdkYTQHI40zcystS8k6zNOY3JyfvaNIlIkGmrkGkaaKOFel2uVJR+/BhhhfhPG+w1yqtPn",
+	"qW2ODxjiCYnZNZDOTy8uyTwPVQazysKzTNtgAtrXShhlQTrP3QyY4B0bAzaKP0VwqKoHLf7K/TjJANrQ",
+	"p+FkVjnMd5FNVS6fI9DR1h1RvNWVmrpFkfkgpu/Kl4cv0D/jMUVpPTbuCnUYVsb3mvk5sIiDw6d7+1uY",
+	"zcWmlFAJPkQVsu5QQB0SM36dvpZvFG4pOSv8Y+fp4f7B/k4LQyyzKXRSO7YkKU7JFy25lEc1v2QHU0Rw",
+	"sKU9MC9DJyvQlZM0/elHt9RDuqUKt94nHm/hDm6tIMAXglujIeM2TOoQm5QXbt250Z2iZ6yl3SAfMPlK",
+	"hk6rtTkXNlcVUxkMNsOm+hUD01wWylwYCbPvqhFP92Rvp7VVDVa9lwHeq8S3/Y2gon9P5OeS5s+aAFBv",
+	"7E+PAb3fEflIMNAF163Lorx4BIN+8WDQpQ/gigybd/+0sNBKpOfmNNaavqLMRZNVAl7HK7MWxHOzn/6o",
+	"wJ/VBNQj/OczsDMe0Zo5WnN5cftAoM0CALPNCwjM7ApRvObcE4T5yQXthpzyNYIlv9IICOZb4MIaQXOc",
+	"8gclTvlCIfgp17xX/r46k/864voTITUfBfajwP6i4JcreOQx39yyGCLnbkmBQVluR0pGaVpPxokRqAo3",
+	"s0b2m7vzwCZ90OdAI8atHPmssETnmIkPa8HJj40ieqjkiW6pFyOQMOHxktAjly77npgjTJz9JYKNMLP9",
+	"HJSRzbj/QIm7vLT6d0t+X4oYqr6eVhpY+ttYdGDFHFOfDeAnq3U0N7CD6/cI8XlIiE+iiimOrCyoBvV8",
+	"8BO9uyTvlrk5QKSy3PC1IiwnTwRmM7+j09TKq7RMxnhANWbp7pijYCVXgxwbQ3lMZeQCFTQPbLhsSZZJ",
+	"KsE9rvrj55ALqbJsV3VJrvKSW3lpiCAUUkKoyUBIBaSLhYAnRtCNYq84l6sOcreKfPk0iB1bt+sRqvMI",
+	"1fmybwa5HVisfvPbldHDU7Vl8Me7q9KcR4kqPOVK5XNmKboCL5VJttOss1hto6T+SU/IYt2TYm7tJ3Sq",
+	"LnObL101Y8sl7J6ultLmmErI1i2wz3zfmjFJq9HMCcME0eZGTw2NwzZ/0slzRv+QNrN16NKqOz80Gg37",
+	"S/p380tnK4UMMVcz36/C0+bFaiK2FA9OVyGxafUJXLxaVjjCqx8TAT6OtRk6w1AkhvA4zipdYAKnveZO",
+	"o83PYWQ1YY+yOJFg68abe1vaUUibYdz8ZrFThEaRNFtixttrHbqiIG3eOQctJ3XUkWlcsiLTP+NOEa6t",
+	"x6qV1LLqaGn1g8diY8nFvVJryyvOlKNKJrz0NNJiZ591hnH3JpzxxwTj6yqmJdTnpRBnlE/cNNXnlZj8",
+	"Yn6JrPKE5Fb52JqBpZ6Kc6/YDt4B0lymRQXThVjwvvlXozz3FeZ/WM+K/1i4hyqj9XI26etXi3n4QiEM",
+	"s89R5hpbS+LuzFW1QY5dFbWBcMklxZgrPzO6LIbKXJisCynMrs0x3eSRZ2DY+JktkGYdVkckL+CYwk4R",
+	"roQFtPC+7EZu83zoajDemkftEYX3mLBx2YSNFcdsTZxeKldndMeXqzS+blXx98mVWMnoq/Gk6feJ8yNe",
+	"YA7iBMu2KlvtEG+uRrmhM9aWtjG362rU3AZUy72dsLMF7Ffyiq6FmNv41z/qFXKRoHpEXfwNs2R9MXfe",
+	"hRkQq2X0g4HoLgfQ5pkHkbnQVvp8BsEenfTPHfN3lNjV2Q8x56GrDILy3DQwVwknlXNonhQx1Fwc3Nw/",
+	"8Lb/zLaz1ZGw7KhpmtFnA3sdl4nx94ywOai9z0HQbyzaVoyhzWZEXEmCfyIc3aMMf5ThX4EMz7McVnlq",
+	"1om9XZk+8qb6Ubf9qysTYv7bQR7Scu6NrML1NkovR1VZCWLCMLG4DYjho3XzI1YlzuWPoXYWUnShaa+X",
+	"holUg2RvPDm1Mn5YzKSCF2R0F2H56ohpTxGMpOgxi0ZyX7VLOPtZTOwFYhSDxXKjgHUP34gGOnRL4g2V",
+	"51qbHc4hlVWNaBZeg1Y1EtI4VjWri1SNYLZaCx+h6lqRLugxAHeb7mKKfqYo99UCxHL2w1kOMDOALOLx",
+	"fOI9QN7d1d3/CwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -163,6 +163,13 @@ func newListWorld(t *testing.T) *listWorld {
 	} {
 		w.addInteraction(t, w.customers[s.customer].Id, owners[s.user], s.typ, s.status, s.at)
 	}
+	// Two later changes, as for customers.
+	for _, i := range []int{6, 2} {
+		time.Sleep(2 * time.Millisecond)
+		res, err := ac.UpdateInteractionWithResponse(ctx, w.interactions[i].Id, nil, gen.UpdateInteractionJSONRequestBody{Description: nullable.NewNullableWithValue("followed up")})
+		mustStatus(t, res, err, http.StatusOK)
+		w.interactions[i] = *res.JSON200
+	}
 	for _, u := range w.users {
 		w.labels[u.Id] = u.Name + " <" + u.Email + ">"
 	}
@@ -293,6 +300,7 @@ func interactionOrder(its []gen.Interaction, sort string) []string {
 			return a.ScheduledAt.Compare(*b.ScheduledAt)
 		},
 		"created_at": func(a, b gen.Interaction) int { return a.CreatedAt.Compare(b.CreatedAt) },
+		"updated_at": func(a, b gen.Interaction) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
 	}[field]
 	return listOrder(its, func(it gen.Interaction) string { return it.Id }, cmp, desc)
 }
@@ -762,6 +770,7 @@ func TestSortAndPaginateCustomers(t *testing.T) {
 var listInteractionSorts = []gen.ListInteractionsParamsSort{"",
 	gen.ListInteractionsParamsSortScheduledAt, gen.ListInteractionsParamsSortMinusScheduledAt,
 	gen.ListInteractionsParamsSortCreatedAt, gen.ListInteractionsParamsSortMinusCreatedAt,
+	gen.ListInteractionsParamsSortUpdatedAt, gen.ListInteractionsParamsSortMinusUpdatedAt,
 }
 
 // timelineSort converts an interaction sort for the timeline's parameters.
@@ -1346,7 +1355,7 @@ func TestQueryParameters(t *testing.T) {
 		{"/interactions?customer_id=xyz", []string{"?customer_id"}},
 		{"/interactions?sort=name", []string{"?sort"}},
 		{timeline + "?type=call", []string{"?type"}},
-		{timeline + "?sort=updated_at", []string{"?sort"}},
+		{timeline + "?sort=email", []string{"?sort"}},
 		{timeline + "?user_id=" + long(24), []string{"?user_id"}},
 		{"/users?role=owner", []string{"?role"}},
 		{"/users?status=deleted", []string{"?status"}},
@@ -1475,5 +1484,46 @@ func TestSortByNameAsPeopleRead(t *testing.T) {
 		if !slices.Equal(got, expected) {
 			t.Errorf("sort=%s: %q, want %q", sort, got, expected)
 		}
+	}
+}
+
+// TestUpdatedSinceOnEveryList: every list takes updated_since (at or after,
+// inclusive), so that a sync job can follow users, customers and
+// interactions alike.
+func TestUpdatedSinceOnEveryList(t *testing.T) {
+	t.Parallel()
+	w := newListWorld(t)
+	since := func(ts []time.Time) time.Time { return slices.MaxFunc(ts, time.Time.Compare) }
+	changedSince := func(at time.Time) func(u time.Time) bool { return func(u time.Time) bool { return !u.Before(at) } }
+
+	// The latest change of each kind is the cut: only records changed then or later.
+	var userTimes, interactionTimes []time.Time
+	for _, u := range w.users {
+		userTimes = append(userTimes, u.UpdatedAt)
+	}
+	for _, it := range w.interactions {
+		interactionTimes = append(interactionTimes, it.UpdatedAt)
+	}
+	userCut, interactionCut := since(userTimes), since(interactionTimes)
+	timeline := w.customers[0].Id
+
+	wantUsers := listKeep(w.users, func(u gen.User) bool { return changedSince(userCut)(u.UpdatedAt) })
+	got := w.walk(t, 2, w.usersList(gen.ListUsersParams{Limit: ptr(2), UpdatedSince: &userCut, Sort: ptr(gen.ListUsersParamsSortUpdatedAt)}), nil)
+	w.sameOrder(t, "users updated since the last change", got, userOrder(wantUsers, "updated_at"))
+
+	wantIts := listKeep(w.interactions, func(it gen.Interaction) bool { return changedSince(interactionCut)(it.UpdatedAt) })
+	got = w.walk(t, 2, w.interactionsList(gen.ListInteractionsParams{Limit: ptr(2), UpdatedSince: &interactionCut, Sort: ptr(gen.ListInteractionsParamsSortUpdatedAt)}), nil)
+	w.sameOrder(t, "interactions updated since the last change", got, interactionOrder(wantIts, "updated_at"))
+
+	// A cut before the changes, on the timeline: its changed interactions and
+	// those created after the cut.
+	cut := w.interactions[3].CreatedAt
+	wantTimeline := listKeep(w.interactions, func(it gen.Interaction) bool {
+		return it.CustomerId == timeline && changedSince(cut)(it.UpdatedAt)
+	})
+	got = w.walk(t, 2, w.timelineList(timeline, gen.ListCustomerInteractionsParams{Limit: ptr(2), UpdatedSince: &cut, Sort: ptr(gen.ListCustomerInteractionsParamsSortMinusUpdatedAt)}), nil)
+	w.sameOrder(t, "the timeline updated since the fourth interaction", got, interactionOrder(wantTimeline, "-updated_at"))
+	if len(wantUsers) == 0 || len(wantIts) == 0 || len(wantTimeline) < 2 || len(wantTimeline) == len(listKeep(w.interactions, func(it gen.Interaction) bool { return it.CustomerId == timeline })) {
+		t.Fatalf("the fixture does not split: %d users, %d interactions, %d of the timeline", len(wantUsers), len(wantIts), len(wantTimeline))
 	}
 }

@@ -137,7 +137,7 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
 	}
 	if f.UpdatedSince != nil {
-		filter = append(filter, bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: ceilMillisecond(*f.UpdatedSince)}}})
+		filter = append(filter, updatedSince(*f.UpdatedSince))
 	}
 	return list(ctx, s, s.customers, filter, opts, (*Customer).normalize)
 }
@@ -186,6 +186,11 @@ func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64,
 		keep = bson.D{{Key: interactionFieldUserID, Value: bson.D{{Key: "$ne", Value: *cascadeOnlyOf}}}}
 	}
 	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade, keep, nil)
+}
+
+// updatedSince is the condition "changed at or after t", for incremental sync.
+func updatedSince(t time.Time) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: ceilMillisecond(t)}}}
 }
 
 // timeRange is the condition "from ≤ t < to" with either end open, or nil.

@@ -97,6 +97,7 @@ type InteractionFilter struct {
 	Type, Status       string
 	ScheduledFrom      *time.Time
 	ScheduledTo        *time.Time
+	UpdatedSince       *time.Time
 }
 
 // CreateInteraction stores a new interaction, filling ID, timestamps and
@@ -152,6 +153,9 @@ func (s *Store) ListInteractions(ctx context.Context, f InteractionFilter, opts 
 	}
 	if scheduled := timeRange(f.ScheduledFrom, f.ScheduledTo); scheduled != nil {
 		filter = append(filter, bson.E{Key: interactionFieldScheduledAt, Value: scheduled})
+	}
+	if f.UpdatedSince != nil {
+		filter = append(filter, updatedSince(*f.UpdatedSince))
 	}
 	return list(ctx, s, s.interactions, filter, opts, (*Interaction).normalize)
 }

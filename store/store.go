@@ -360,6 +360,7 @@ func (s *Store) indexes() []index {
 		{s.interactions, after(interactionFieldUserID, desc(fieldCreatedAt)), false},
 		{s.interactions, desc(fieldCreatedAt), false},
 		{s.interactions, desc(interactionFieldScheduledAt), false},
+		{s.interactions, desc(fieldUpdatedAt), false},
 		{s.interactions, after(fieldStatus, desc(fieldCreatedAt)), false},
 		{s.interactions, after(interactionFieldType, desc(fieldCreatedAt)), false},
 

@@ -675,6 +675,7 @@ func TestOpenCreatesIndexes(t *testing.T) {
 			"scheduled_at:-1,_id:-1",
 			"status:1,created_at:-1,_id:-1",
 			"type:1,created_at:-1,_id:-1",
+			"updated_at:-1,_id:-1",
 			"user_id:1,created_at:-1,_id:-1",
 		},
 		s.refreshTokens.Collection: {

@@ -101,6 +101,7 @@ func (ch UserChanges) None() bool { return ch == UserChanges{} }
 type UserFilter struct {
 	Status, Role string
 	Search       string // case-insensitive substring of name, email or company
+	UpdatedSince *time.Time
 }
 
 // CreateUser stores a new user, filling ID, timestamps and revision. The email
@@ -197,6 +198,9 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter, opts ListOptions) (
 	}
 	if f.Search != "" {
 		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))
+	}
+	if f.UpdatedSince != nil {
+		filter = append(filter, updatedSince(*f.UpdatedSince))
 	}
 	return list(ctx, s, s.users, filter, opts, (*User).normalize)
 }

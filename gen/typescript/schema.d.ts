@@ -1199,7 +1199,7 @@ export interface components {
          * @description Sort order; `-` means descending. Ties are broken by id. Interactions without
          *     `scheduled_at` come last when sorting by `-scheduled_at` and first by `scheduled_at`.
          */
-        InteractionSort: "scheduled_at" | "-scheduled_at" | "created_at" | "-created_at";
+        InteractionSort: "scheduled_at" | "-scheduled_at" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
         /** @description Only interactions of this user. */
         InteractionUserFilter: components["schemas"]["ObjectId"];
         /** @description Only interactions of this type. */
@@ -1208,6 +1208,12 @@ export interface components {
         InteractionStatusFilter: components["schemas"]["InteractionStatus"];
         /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
         ScheduledFrom: string;
+        /**
+         * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+         *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
+         *     Deleted records are not listed.
+         */
+        UpdatedSince: string;
         /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
         ScheduledTo: string;
         /**
@@ -1384,6 +1390,12 @@ export interface operations {
                 role?: components["schemas"]["UserRole"];
                 /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
                 q?: components["parameters"]["Search"];
+                /**
+                 * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+                 *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
+                 *     Deleted records are not listed.
+                 */
+                updated_since?: components["parameters"]["UpdatedSince"];
             };
             header?: never;
             path?: never;
@@ -1708,8 +1720,12 @@ export interface operations {
                 created_after?: string;
                 /** @description Only customers created before this instant, such as `2027-01-01T00:00:00Z`. */
                 created_before?: string;
-                /** @description Only customers changed at or after this instant (for incremental sync), such as `2026-11-01T00:00:00Z`. */
-                updated_since?: string;
+                /**
+                 * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+                 *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
+                 *     Deleted records are not listed.
+                 */
+                updated_since?: components["parameters"]["UpdatedSince"];
             };
             header?: never;
             path?: never;
@@ -2018,6 +2034,12 @@ export interface operations {
                 scheduled_from?: components["parameters"]["ScheduledFrom"];
                 /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
                 scheduled_to?: components["parameters"]["ScheduledTo"];
+                /**
+                 * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+                 *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
+                 *     Deleted records are not listed.
+                 */
+                updated_since?: components["parameters"]["UpdatedSince"];
             };
             header?: never;
             path: {
@@ -2075,6 +2097,12 @@ export interface operations {
                 scheduled_from?: components["parameters"]["ScheduledFrom"];
                 /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
                 scheduled_to?: components["parameters"]["ScheduledTo"];
+                /**
+                 * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
+                 *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
+                 *     Deleted records are not listed.
+                 */
+                updated_since?: components["parameters"]["UpdatedSince"];
             };
             header?: never;
             path?: never;
