@@ -15,10 +15,20 @@ export interface CrmClientOptions extends ClientOptions {
   token?: string;
 }
 
+type RefreshOperation = paths["/auth/refresh"]["post"];
+
 /** openapi-fetch's client for the API's paths, plus the bearer token it sends. */
 export type CrmClient = Client<paths> & {
   /** Sets (or, with undefined, clears) the bearer token sent with every request. */
   setToken(token: string | undefined): void;
+  /** Sets the refresh token that `refresh` spends (`signIn` sets it). */
+  setRefreshToken(token: string | undefined): void;
+  /**
+   * Exchanges the refresh token for a new pair (`POST /auth/refresh`) and sets
+   * both. Calls made while one is in flight share it: a refresh token works
+   * once, and two refreshes sent at once would end the sign-in.
+   */
+  refresh(): Promise<FetchResponse<RefreshOperation, { body: Schema<"RefreshRequest"> }, `${string}/${string}`>>;
 };
 
 export function createCrmClient(options?: CrmClientOptions): CrmClient;

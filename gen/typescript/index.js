@@ -15,6 +15,8 @@ export function createCrmClient(options = {}) {
   const { token, ...rest } = options;
   const client = createClient(rest);
   let current = token;
+  let refreshToken;
+  let refreshing; // the refresh in flight, which every caller shares
   client.use({
     onRequest({ request }) {
       if (current && !request.headers.has("Authorization")) {
@@ -26,12 +28,32 @@ export function createCrmClient(options = {}) {
   client.setToken = (next) => {
     current = next || undefined;
   };
+  client.setRefreshToken = (next) => {
+    refreshToken = next || undefined;
+  };
+  client.refresh = () => {
+    // A refresh token works once: two refreshes sent at once would end the
+    // sign-in, so callers that ask together share one request.
+    refreshing ??= client
+      .POST("/auth/refresh", { body: { refresh_token: refreshToken ?? "" } })
+      .then((result) => {
+        if (result.data) {
+          current = result.data.access_token;
+          refreshToken = result.data.refresh_token;
+        }
+        return result;
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return refreshing;
+  };
   return client;
 }
 
 /**
  * Signs in with email and password (`POST /users/login`) and sets the access
- * token on the client. Returns openapi-fetch's `{ data, error, response }`:
+ * token, and the refresh token that `client.refresh()` spends, on the client. Returns openapi-fetch's `{ data, error, response }`:
  * `data` is the token response, `error` the problem document on failure.
  *
  * @param {import("./index.d.ts").CrmClient} client
@@ -42,6 +64,7 @@ export async function signIn(client, email, password) {
   const result = await client.POST("/users/login", { body: { email, password } });
   if (result.data) {
     client.setToken(result.data.access_token);
+    client.setRefreshToken(result.data.refresh_token);
   }
   return result;
 }

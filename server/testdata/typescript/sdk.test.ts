@@ -91,6 +91,19 @@ test("bootstrap, sign in, create and list customers, and a typed problem on a du
     assert.deepEqual(problem.errors?.map((e) => e.pointer), ["/email"]);
   });
 
+  await t.test("refreshes asked for at once share one request, and the sign-in goes on", async () => {
+    const [first, second] = await Promise.all([crm.refresh(), crm.refresh()]);
+    assert.equal(first.response.status, 200, JSON.stringify(first.error));
+    assert.equal(first, second);
+    const me = await crm.GET("/users/me");
+    assert.equal(me.response.status, 200);
+    const again = await crm.refresh();
+    assert.equal(again.response.status, 200, JSON.stringify(again.error));
+    assert.notEqual(again.data?.refresh_token, first.data?.refresh_token);
+    assert.notEqual(again.data?.access_token, first.data?.access_token);
+    assert.equal((await crm.GET("/users/me")).response.status, 200);
+  });
+
   await t.test("an invalid query parameter answers 400 naming it", async () => {
     const { error, response } = await crm.GET("/customers", { params: { query: { limit: 500 } } });
     assert.equal(response.status, 400);
