@@ -362,6 +362,16 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		big := `{"name":"A","email":"a@example.com","notes":"` + strings.Repeat("x", 1<<20) + `"}`
 		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", big)
 		wantProblem(t, http.StatusRequestEntityTooLarge, body, res.StatusCode, "payload-too-large")
+		// 1 MiB exactly is accepted (Echo's "1M" is 1,000,000 bytes), a byte more is not.
+		fits := `{"name":"Padded","email":"padded@example.com"}`
+		fits += strings.Repeat(" ", 1<<20-len(fits))
+		res, body = e.raw(http.MethodPost, "/customers", admin.token, "application/json", fits)
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("a body of 1 MiB: %d %s", res.StatusCode, body)
+		}
+		e.raw(http.MethodDelete, res.Header.Get("Location"), admin.token, "", "")
+		res, body = e.raw(http.MethodPost, "/customers", admin.token, "application/json", fits+" ")
+		wantProblem(t, http.StatusRequestEntityTooLarge, body, res.StatusCode, "payload-too-large")
 	})
 	t.Run("method not allowed", func(t *testing.T) {
 		res, body := e.raw(http.MethodDelete, "/customers", admin.token, "", "")

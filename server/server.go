@@ -206,4 +206,4 @@ func cors(origins []string) echo.MiddlewareFunc {
 }
 
 // bodyLimit is the largest request body accepted: 1 MiB (413 beyond).
-const bodyLimit = "1M"
+const bodyLimit = "1MiB" // "1M" would be 1,000,000 bytes to Echo
