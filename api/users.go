@@ -223,13 +223,6 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	if err != nil {
 		return nil, err
 	}
-	if edit.password != nil {
-		hash, err := h.passwords.Hash(ctx, *edit.password)
-		if err != nil {
-			return nil, err
-		}
-		edit.changes.PasswordHash = &hash
-	}
 	// Checking the current password is a sign-in attempt, throttled like one:
 	// a stolen access token must not buy unlimited guesses at it.
 	throttleKey, ip := "current-password\x00"+id.Hex(), requestInfoFrom(ctx).clientIP
@@ -242,6 +235,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	}
 
 	var updated *store.User
+	var newHash *string // the new password's, hashed once the change is allowed
 	err = retryStale(ifMatch, func() error {
 		cur, err := h.store.GetUser(ctx, id)
 		if err != nil {
@@ -252,11 +246,23 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		}
 		// Re-sending a field's current value needs no permission to change it.
 		changes := edit.changes.Effective(cur)
-		if err := h.mayEditUser(ctx, p, cur, changes, edit.currentPassword); err != nil {
+		if err := h.mayEditUser(ctx, p, cur, changes, edit.password != nil, edit.currentPassword); err != nil {
 			if errors.Is(err, errWrongCurrentPassword) {
 				guess.failed()
 			}
 			return err
+		}
+		if edit.password != nil {
+			// Only now: a request refused for its permissions or its user
+			// costs no hash (argon2id, 19 MiB).
+			if newHash == nil {
+				hash, err := h.passwords.Hash(ctx, *edit.password)
+				if err != nil {
+					return err
+				}
+				newHash = &hash
+			}
+			changes.PasswordHash = newHash
 		}
 		if changes.None() {
 			updated = cur
@@ -292,7 +298,7 @@ var errWrongCurrentPassword = invalidField("/current_password", "is not your cur
 // mayEditUser applies API.md's rules: admins change anything; members change
 // their own name, company and password (the password only with the current
 // one), never their role, status or email, and nobody else's profile.
-func (h *Handler) mayEditUser(ctx context.Context, p *Principal, cur *store.User, ch store.UserChanges, currentPassword *string) error {
+func (h *Handler) mayEditUser(ctx context.Context, p *Principal, cur *store.User, ch store.UserChanges, newPassword bool, currentPassword *string) error {
 	self := p.ID == cur.ID
 	if !self && !p.IsAdmin {
 		return forbidden("Members may only change their own profile.")
@@ -307,7 +313,7 @@ func (h *Handler) mayEditUser(ctx context.Context, p *Principal, cur *store.User
 			}
 		}
 	}
-	if ch.PasswordHash != nil && self {
+	if newPassword && self {
 		if currentPassword == nil {
 			return invalidField("/current_password", "is required to change your own password")
 		}
