@@ -85,9 +85,9 @@ func (h *Handler) ListCustomers(ctx context.Context, req gen.ListCustomersReques
 	}
 	filter := store.CustomerFilter{
 		Status:        string(deref(prm.Status)),
-		Company:       deref(prm.Company),
-		Tag:           deref(prm.Tag),
-		Search:        deref(prm.Q),
+		Company:       nfc(deref(prm.Company)), // as stored
+		Tag:           nfc(deref(prm.Tag)),
+		Search:        nfc(deref(prm.Q)),
 		CreatedAfter:  prm.CreatedAfter,
 		CreatedBefore: prm.CreatedBefore,
 		UpdatedSince:  prm.UpdatedSince,

@@ -8,10 +8,12 @@ import (
 	"unicode"
 
 	"github.com/oapi-codegen/nullable"
+	"golang.org/x/text/unicode/norm"
 )
 
 // texts reads the text members of a body as they are stored: trimmed of
-// spaces, and refused when nothing visible is left. It collects every member
+// spaces, in Unicode's composed form (see nfc), and refused when nothing
+// visible is left. It collects every member
 // it refuses, so that one 400 names them all (err).
 //
 // The spec's schemas cannot say "not blank" for every client: their pattern
@@ -32,7 +34,7 @@ func (t *texts) given(text *string, pointer string) *string {
 	if text == nil {
 		return nil
 	}
-	trimmed := strings.TrimSpace(*text)
+	trimmed := nfc(strings.TrimSpace(*text))
 	if strings.TrimFunc(trimmed, invisible) == "" {
 		t.refused = append(t.refused, FieldError{Pointer: pointer, Detail: "must not be blank"})
 		return nil
@@ -82,6 +84,11 @@ func (t *texts) err() error {
 	}
 	return &InvalidError{Detail: detail, Fields: t.refused}
 }
+
+// nfc is text in Unicode's composed form (NFC), as it is stored and compared:
+// "é" sent as e and a combining accent (as macOS keyboards may) is the same
+// text as "é", and must be the same tag, the same email, the same search.
+func nfc(text string) string { return norm.NFC.String(text) }
 
 // invisible reports spaces and the format characters that print as nothing.
 func invisible(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }

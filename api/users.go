@@ -22,11 +22,13 @@ func userOut(u *store.User) gen.User {
 	}
 }
 
-// normalizeEmail is how emails are stored and compared: trimmed, with ASCII
-// letters lower-cased, so that uniqueness ignores their case on any database.
-// Only ASCII's: Unicode's lower case of "İ" is "i" and of the Kelvin sign "k",
-// which would turn an address into another, real one.
-func normalizeEmail(email string) string { return strings.Map(asciiLower, strings.TrimSpace(email)) }
+// normalizeEmail is how emails are stored and compared: trimmed, composed (see
+// nfc), with ASCII letters lower-cased, so that uniqueness ignores their case
+// on any database. Only ASCII's: Unicode's lower case of "İ" is "i", which
+// would turn an address into another, real one.
+func normalizeEmail(email string) string {
+	return strings.Map(asciiLower, nfc(strings.TrimSpace(email)))
+}
 
 func asciiLower(r rune) rune {
 	if 'A' <= r && r <= 'Z' {
@@ -101,7 +103,7 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: deref(prm.Q), UpdatedSince: prm.UpdatedSince}
+	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: nfc(deref(prm.Q)), UpdatedSince: prm.UpdatedSince}
 	page, err := h.store.ListUsers(ctx, filter, opts)
 	if err != nil {
 		return nil, err

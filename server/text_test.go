@@ -87,6 +87,23 @@ func TestBodyTextIsStorable(t *testing.T) {
 	if c.Name != "Zoë \ufffd" || len(c.Tags) != 2 || c.Tags[0] != "naïve" || c.Tags[1] != "😀" {
 		t.Errorf("stored name %q and tags %v", c.Name, c.Tags)
 	}
+
+	// Text is stored composed (NFC): a tag sent in both forms is one tag, and
+	// a filter in either form finds it.
+	res, body = e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+		`{"name":"Rene\u0301e","email":"renee@example.com","tags":["caf\u00e9","cafe\u0301"]}`)
+	if err := json.Unmarshal(body, &c); res.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("tags in two forms: %d %s", res.StatusCode, body)
+	}
+	if c.Name != "Ren\u00e9e" || len(c.Tags) != 1 || c.Tags[0] != "caf\u00e9" {
+		t.Errorf("stored name %q and tags %q, want them composed and one tag", c.Name, c.Tags)
+	}
+	for _, tag := range []string{"caf%C3%A9", "cafe%CC%81"} {
+		res, body = e.raw(http.MethodGet, "/customers?tag="+tag, admin.token, "", "")
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), c.Id) {
+			t.Errorf("tag=%s: %d %s", tag, res.StatusCode, body)
+		}
+	}
 }
 
 // TestManyInvalidFieldsAreCounted checks that a problem lists at most 50

@@ -175,6 +175,10 @@ func nonNil(filter bson.D) bson.D {
 // people read a list of names (byte order put every lower-case or accented
 // name after "Z"). The embedded engine has no collations, so the key is
 // stored beside the name, in name_key, and the lists sort by it.
+//
+// The key keeps at most maxSortKeyRunes characters: a page's cursor carries
+// it, and decomposition can make one character many (U+FDFA is 18). Names
+// alike that far sort by id.
 func sortKey(name string) string {
 	withoutMarks := strings.Map(func(r rune) rune {
 		if unicode.Is(unicode.Mn, r) {
@@ -182,8 +186,23 @@ func sortKey(name string) string {
 		}
 		return r
 	}, norm.NFKD.String(name))
-	return strings.ToLower(withoutMarks)
+	key := strings.ToLower(undecomposable.Replace(withoutMarks))
+	if runes := []rune(key); len(runes) > maxSortKeyRunes {
+		key = string(runes[:maxSortKeyRunes])
+	}
+	return key
 }
+
+// maxSortKeyRunes is the longest sort key: as long as the longest name.
+const maxSortKeyRunes = 200
+
+// undecomposable spells the Latin letters that carry their accent in their
+// shape, which NFKD leaves whole, as the letters they are read as.
+var undecomposable = strings.NewReplacer(
+	"ø", "o", "Ø", "o", "ł", "l", "Ł", "l", "đ", "d", "Đ", "d", "ð", "d", "Ð", "d",
+	"ħ", "h", "Ħ", "h", "ŧ", "t", "Ŧ", "t", "ı", "i", "æ", "ae", "Æ", "ae",
+	"œ", "oe", "Œ", "oe", "ß", "ss", "ẞ", "ss", "þ", "th", "Þ", "th",
+)
 
 // fillNameKeys gives the sort key to every user and customer without one:
 // the documents that the original CRM wrote. A name changed meanwhile keeps
