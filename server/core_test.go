@@ -358,6 +358,18 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		}
 		e.raw(http.MethodDelete, res.Header.Get("Location"), admin.token, "", "") // the test counts what invalid requests created
 	})
+	t.Run("the detail says what is invalid", func(t *testing.T) {
+		res, body := e.raw(http.MethodGet, "/customers/xyz", admin.token, "", "")
+		p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?id")
+		if deref(p.Detail) != "The request has 1 invalid parameter." {
+			t.Errorf("an invalid path parameter: detail %q", deref(p.Detail))
+		}
+		res, body = e.raw(http.MethodPatch, "/customers/xyz", admin.token, "application/json", `{"name":""}`)
+		p = wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?id", "/name")
+		if deref(p.Detail) != "The request has 2 invalid values." {
+			t.Errorf("an invalid parameter and field: detail %q", deref(p.Detail))
+		}
+	})
 	t.Run("body too large", func(t *testing.T) {
 		big := `{"name":"A","email":"a@example.com","notes":"` + strings.Repeat("x", 1<<20) + `"}`
 		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", big)

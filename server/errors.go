@@ -319,7 +319,7 @@ func validationProblem(errs openapi3.MultiError) problem {
 		}
 	}
 	fields = firstPerField(fields)
-	return problem{kind: kindInvalidInput, detail: countDetail(len(fields), "field"), fields: fields}
+	return problem{kind: kindInvalidInput, detail: countDetail(len(fields), whatIsInvalid(fields)), fields: fields}
 }
 
 // firstPerField keeps one problem per field: an empty name breaks both minLength
@@ -338,6 +338,23 @@ func firstPerField(fields []fieldProblem) []fieldProblem {
 		}
 	}
 	return out
+}
+
+// whatIsInvalid names what fields are: body fields, parameters, or both (values).
+func whatIsInvalid(fields []fieldProblem) string {
+	params := 0
+	for _, f := range fields {
+		if f.Parameter != nil {
+			params++
+		}
+	}
+	switch params {
+	case 0:
+		return "field"
+	case len(fields):
+		return "parameter"
+	}
+	return "value" // a body field and a parameter
 }
 
 func countDetail(n int, what string) string {
