@@ -56,8 +56,13 @@ func registerDocs(e *echo.Echo, specJSON []byte) {
 }
 
 // isDocsAsset reports whether Swagger UI's embedded assets hold name (stored
-// gzipped, or as it is).
+// gzipped, or as it is). The OAuth 2.0 redirect page is left out: only the
+// authorization code and implicit flows return to it, and the spec's sign-in
+// is the password flow (the page would also load a script that is not there).
 func isDocsAsset(name string) bool {
+	if name == "oauth2-redirect.html" {
+		return false
+	}
 	for _, candidate := range []string{name, name + ".gz"} {
 		if _, err := fs.Stat(static.FS, candidate); err == nil {
 			return true

@@ -756,6 +756,7 @@ func TestNoLeakInErrorResponses(t *testing.T) {
 		{"unknown interaction", "PATCH", "/interactions/" + missing, admin.token, "application/json", `{"status":"Resolved"}`, nil, 404, "not-found"},
 		{"unknown path", "GET", "/admin/../../etc/passwd", "", "", "", nil, 404, "not-found"},
 		{"unknown docs asset", "GET", "/docs/no-such-file.js", "", "", "", nil, 404, "not-found"},
+		{"the OAuth 2.0 redirect page, which no flow of the spec uses", "GET", "/docs/oauth2-redirect.html", "", "", "", nil, 404, "not-found"},
 		{"method not allowed", "PUT", "/customers", admin.token, "application/json", `{}`, nil, 405, "method-not-allowed"},
 		{"unsupported media type", "POST", "/customers", admin.token, "application/xml", `<customer/>`, nil, 415, "unsupported-media-type"},
 		{"too large", "POST", "/users/login", "", "application/json", `{"email":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "payload-too-large"},
