@@ -435,12 +435,18 @@ type Customer struct {
 	// OwnerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 	OwnerId *ObjectId `json:"owner_id,omitempty"`
 
-	// CreatedAt An RFC 3339 instant in UTC.
+	// CreatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	CreatedAt Timestamp `json:"created_at"`
 
-	// UpdatedAt An RFC 3339 instant in UTC.
+	// UpdatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	UpdatedAt Timestamp `json:"updated_at"`
@@ -623,17 +629,26 @@ type Interaction struct {
 	// Status Where the interaction stands.
 	Status InteractionStatus `json:"status"`
 
-	// ScheduledAt An RFC 3339 instant in UTC.
+	// ScheduledAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
 
-	// CreatedAt An RFC 3339 instant in UTC.
+	// CreatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	CreatedAt Timestamp `json:"created_at"`
 
-	// UpdatedAt An RFC 3339 instant in UTC.
+	// UpdatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	UpdatedAt Timestamp `json:"updated_at"`
@@ -656,7 +671,10 @@ type InteractionCreate struct {
 	// Status Where the interaction stands.
 	Status *InteractionStatus `json:"status,omitempty"`
 
-	// ScheduledAt An RFC 3339 instant in UTC.
+	// ScheduledAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
@@ -696,7 +714,7 @@ type InteractionPatch struct {
 	// Status Where the interaction stands.
 	Status *InteractionStatus `json:"status,omitempty"`
 
-	// ScheduledAt `null` clears it.
+	// ScheduledAt `null` clears it. As for other times, stored in UTC to the millisecond.
 	//
 	// Example: 2026-12-01T16:00:00Z
 	ScheduledAt nullable.Nullable[time.Time] `json:"scheduled_at,omitempty"`
@@ -719,7 +737,10 @@ type InteractionReplace struct {
 	// Status Where the interaction stands.
 	Status InteractionStatus `json:"status"`
 
-	// ScheduledAt An RFC 3339 instant in UTC.
+	// ScheduledAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	ScheduledAt *Timestamp `json:"scheduled_at,omitempty"`
@@ -854,7 +875,9 @@ type RefreshRequest struct {
 // Example: ["vip","enterprise"]
 type Tags = []string
 
-// Timestamp An RFC 3339 instant in UTC.
+// Timestamp An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+// stored to the millisecond (finer digits are dropped), and its year in
+// UTC must be from 0000 to 9999.
 //
 // Example: 2026-11-26T09:30:00Z
 type Timestamp = time.Time
@@ -915,12 +938,18 @@ type User struct {
 	// Role `admin` manages users and everything else; `member` works with customers and interactions.
 	Role UserRole `json:"role"`
 
-	// CreatedAt An RFC 3339 instant in UTC.
+	// CreatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	CreatedAt Timestamp `json:"created_at"`
 
-	// UpdatedAt An RFC 3339 instant in UTC.
+	// UpdatedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
 	//
 	// Example: 2026-11-26T09:30:00Z
 	UpdatedAt Timestamp `json:"updated_at"`
@@ -1461,177 +1490,178 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lchs3sjf+Kqg5pypWQlIUdXEkV+q/imwn8lq2I8nHuwl1QnCmSSIaAlwAI4pJqer/EN8Tfk/yFRqY",
-	"GQw5w5so36KqrdqYAjANoNHd6P6h+68gFMOR4MC1Co7+CgZAI5D4nyc0HMCJ4FqK+I240EKC+TkCFUo2",
-	"0kzw4Ci4FNfAFRkmShMuNOkCCU2/qBHUAhUOYEhNJ7ilw1EMwVHARV3hULVAT0bmF6Ul4/3g7q4WvLik",
-	"/ZJvDIDcgFRMcCJ6RA+ASFAikSHUSE9I0jnt1c+oDgcdQnmE/3wjOLjfqihpBzvtoJSM0wiGI6GB63MY",
-	"xXQC0SxRHS0T6JDxADjRA6YIU0gZTi4yBI4EV0C0IJQToDJmIImE/ySgNBkzPbDN6RBIJ/tgOKn/EybT",
-	"JPNkGBz9FpgvBldlBL9m/LqExHbSbO6GjUYD/wOeEQnxD+2Aw61uBxntIMEQT4n5nYxoHypXDMfbDhOl",
-	"xRCk+v/CRCohf4DJq9bpH+K294tp0TqI2ZDpH/abZZ8tXfDXIqSW6LK9f3/+Ot33UALVdnlx/6sozWnc",
-	"Ptjf3+3t0Fb4Pex1W3QnavaazWazVUrIOWg5Oe5pkLOkXEAoeKTMjo4pM6zeExKIlhPG+4T2KeMV5Bw0",
-	"s28xrqEPEj/24cOH40QPgGsWUg3lk6d5C8P/ODpyVaKAPDl/eUIOnu43t6oW4kegEvmOxsMf2kEoh+2g",
-	"RkBKIX9oB4zf0JhFv2tzikv35q4WjKikQ9CpVMAtL6e1Y7b4d8sUnXTLRhJumEiU5SzyXgFh0wegx2Iz",
-	"Pp5eJaQ2s2Fm1P8kICdBLeB0aMiyQxemOqS3r4H39SA42mseHtSCIePpDztlW3ziOOM0Kp9EyjnfKMJQ",
-	"iuWLOYeVkNoR1YOcWBYFtcAceCaNADGn1yf8vyX0gqPgv7ZzAbxt/6q233b/gFCfRgWCL4TUJVwppCZC",
-	"RiCfkU69Q4ZAuSKmDfCI8X6DXDJQhEogXWm2mXQnbmJlK2xWv7C+EfRoEuvgKKi7w/c7NS1SoYT9akHd",
-	"/X+hTbFHMoq8P3n/uporg8PJP2EyO+9jknD2nwTIDY0TICOQxJwtHkHkpMQRoeT9+9PnRCXhgFDV5p3D",
-	"3vdhK9qB+l73Ka3vhbtQpzu9Vr0JB9F+uNfdpa2dToOgFDCHusil1zBBDk1/aPOuiCbYiHHS2iMDkUhF",
-	"JOoMqw16TCqdKwPGlQYamaOBNGaC45lp3ebZZ/DDlESs1wMJXBPzpRoRkghOKBdGahMxAolSoWbkt4Re",
-	"oiCyXfdarUabp3tslXq+yVPqpuo8tfb3Fx+n0x5q2QqBYBR6JglSHT4RCYkprguNaun2kE472G0HnQY5",
-	"TXV8KGREwgHlfYjaXDFuFL6ZvFk3pshYMq2BZ5tCuRobPlBkb2fu/J25UDXxnWazfKrGqlg8XTO/gYgX",
-	"T40pknA3v6kJ7Db3cCdFognF3W/MmU1u7aw6JR7GSQSXQtO45IzFSpBQJFwTuAE5SenWA6rJ0HwOUja3",
-	"8vtJKJRWaPDcakkJCpetKlnD7Md/1/j1UqHTo7GCjPCuEDFQ7ijXIGloKK2S5Cxvsrww331YYe6RvVl5",
-	"TryRVco6bd4xVERJjJK2Q0IxBHv20Pgz0t6cpe6EdOrFluZMWell/lj4m3ey7qs9/HGNVpj69+a0ibfs",
-	"mupEvUSOnV3+tzye+IyjUh3AFFHYs1Jz4l+DZblihqJpOi8nI1ieShSx5goyGUEVhbgsa9BnKJmm7r0C",
-	"uTp1iQJZRZ352+94zNY4Vq/NjWOWkp/FmAwpTwUX2u4SdCI5MRJMqEpLE68w5ay836wZycqGhoVbRq4O",
-	"Gbf/2im18y9Spn4pxXCZ5cpOgaFSSELNhcTdMrnSlGtPtbSarYP6Tqve3LlsNo/wf792Kpk0O189Q4s/",
-	"v56QQ2pOqjlJdc2G5Vf0bDKXYrWppNelylk8rTd3Vp2FFmvNAags0+EnVEGdcQVcMc1ugKika7sRhV2I",
-	"uAFJDBU1AkPKYhSThjkpn3izGYjRCGQl/f+Zq6UXWVzvray7MOZQxRak7J7aFkuz0dQGHLV5TxjDOpQw",
-	"BK5pTNSEhzUrFDtG3P+Qi94OeaIA0CA4f3H8/OzFN3jpM8vHhQa11Wjz5xCDvcBbCo0e40KTmCkNUbVm",
-	"Sb+CRuA6e24EVpWhYETP8hbCzsNaCIbQv9NV786smr0foYPhRxqdWy+Z+VcozKUO/5OORrFzg2yPpOjG",
-	"MPzuD2WdRtmmmVloymK3s6m/bUAV2SHO3UF6DGK711IKqYKj37xu6MrsAhqx9ohHkQRlNPtIoGwLjoJt",
-	"/FNwd2WW1hylsOh1cqwAShuVdhQ06U63Fe5Ge7DfO6BPu9+Hh1ETdnpm/a32P9pDC51pZL1TRynjo0Tn",
-	"/JxIfhTK4ZGb/pGbUN02u1uW397Z7nbxZ49DumhMkSGNzfmCCOWHXTiC8gM//Ix07BL+dtVBsagIUCMm",
-	"OTQMOSeC92IW3ncnjzOnjGeNuc2JzSVyQuCWKa2q9pSprKGm18Affi8P8708LpBYvZlRYlcFNraRdomM",
-	"VWgmXZu6eirN4phIQA9DaDT0hKBjQdmWVnmQsUjiqM1joDdGVBOj2W+A0GjIeM2yxZJebe+jCedGYLW5",
-	"metLIbssioDfk01Q9SFdhnEnJEJdg9LdWe357uKP23Mk/OpbvptveT6jyt3uZU02sdsXrM/BiIsa6Saa",
-	"TEQiiRQxkEiAQgVL41iM8eTgyURTntP4hTkt91z3CzEE65MZA9dkLAXvE8GJIUKxCJ45xnNSxchfHinC",
-	"NGEYfyCx6E/vz31O335RktqJEgXSGG8oHuZJVNt8I7tyzEnC4XYEoTF58MsL18KS+Y2yi4I7haL2REIE",
-	"XDMaqw3oRSsZhCQjqtTYCQTcODzS6IsKreeHGRMDD71R4uXnKBZ9xtc6NDuzOi/0ZrpQ8/mNNyU2vTHR",
-	"mHLrArcjY9qZ9ZFwI67NYtzVgjdCvxQJj+65K29EruSMtWLN9KjyXMyLa62+DXv5NrwRmvRwQpWLz4Wu",
-	"2yabWPI3IlVKhXnbpT0TEesxqDDcy/yoeENADnbu2D67AW6OV0lc2At3p7Hnslm4ZtvYBqfwjk5iQaNL",
-	"IV5T2YcNmqoYU2CKxGZccxQpJzvkjP24SRG5t+NpKzcXooWwX63e+ZFtWtdC1G3TTR26ymmTJ6gi2JBp",
-	"9KorDPmn/micds3804hPocA6p43BY4wVM+oW8tI7ieFbZj75krIYoo3smR+icKw3EQlGNgjTH+f07rS8",
-	"vfSmSXp2ntW76TWuu8abu0SULE3VqbQH8lm6bGkwHV018oaF8J7TG8pi2o03cdQiqmmXKoQ9dBM1MSId",
-	"bSQMvzDef0a0nFgqiBoIqePJZg0U7/S5GZLEm2LljvmNNrVT/mp446MdIAQuUMV6eNITQ6b1DDkxT4h6",
-	"GAuk6FKIM8on7tJ/b+tGCOvytfxMFOvzOuPKn0JMdeqH3pgl0/JufBkNMp1T5YYaQWqa1rOmG9nWqUWg",
-	"WsNwpBV5ki4HmnnhAMJr9M53wkRK4Pr31B7sbD2zKJeOt7MdoiwGZnOb/57TRA+EZH/eWyAfE2s/di3k",
-	"BTEtNjBufXIb1Z++4VqYw7yjm7fakN2Ec8ws9mzGmdem3Ggt7N2HDx/q0yikeRs4DVpyuziSIgSljOB4",
-	"wTXTkw1aROiiwNgNLUSgs7stelaqfD+83LAuuoDSFoYBph1BfjxjLcnQ8lnlmosxz70u8/gFm9bzpptg",
-	"mg8Qx/WUObqJv7gqu8aXrG7NclCiAMP7LHftkGuYoKp+z1UyGgmpITqDiFEMG97TswAO2YHWIVXEH8B0",
-	"3KxNvO9vVDYZMjSzIS56WrlbWfs6tq9jw01bx2Y/GCeUuEVFqpzJa/g6gwSZ6zuMtGpgTMF9BfF7NlhV",
-	"RAmaH1ls+OCUh0GtAAJaGJLKEWplKK0RSCU4ahv75ZRaIBro0Po7VCHwYjHJSOQMZV6Y4ShIY1atg8vm",
-	"4dEuxqzMQEPLPX1JQ/iHG7YRYrwTmWGO8e1iIz+ZruRnDOOZX4UGFRwFZ6BJSrykERj9Kp/ZiCcojR44",
-	"/CuYX0aSKSCjmCKbijG38mVuYGk0ENwQ8N0O2d/fJ82dZtNj0cA6Xw0b0r6Rc8ENG2GEJv1ccFWIvlSs",
-	"0V0tGEnDK5qBKiz4fC5NmacW3NYxEBUc7d8VN2X+AJdsCErT4cgfYqd5l23a/O4vsJHXdffObumS8TX/",
-	"o3fpZi84mMi/b2zIK+vdusuYYn73N9jI6/n0zmeF1ek+vMuYZAHh2MjruXeXM9KCbU4RpymkJRvj4C5l",
-	"vQX7bNp4/b6/K7LlOlyyY0OFaYD1NxtxdcFIcJyRoXC0paAqLJkHIgUusi/GTrAP6qvIXo5p/M47Lg6U",
-	"tqkTtLc297fuxcM7a/PwwT15+Pu1eXh3Azy8vyYPP53mvwLrzWOo18wGs30Th2qKduqjqntgVXdVC7xn",
-	"CcFRAJNXf57+IdjrD28mv3542fz1w3nv3//6hb0+eTUyv7/54/3OWevft/++fPXH25/eN//9x6vB2Ydf",
-	"xr/+cTw+e348OeXNRtiK+awWtZv6V8A0DJdmUDOM4xwqJZ3MHFGf+AUHFW71SfpEoiAldArwncvwDofr",
-	"nbYpjscJFkmax/fvUqj0XDk6ZNz/dWeOZJ1638STOO6QMAYqlfO2rmvTmqGsd9ECd4o27ucmrVdZBxca",
-	"rjiqRfDZPdZlozphlfkVxYc3n/2FkxlRrUGaT/zvb8364XdPthrb5LZ+9d1/B3NmumkdVJwsvjgMHa5+",
-	"PBAxIDbuGZm7ClY6XtVy0TN3IfKJt9sXQcmNbkhvT+1IpnMFE8yIK9SQldLAzezRrnq0q1awqzK65ima",
-	"i4z0KW/XAPClVOZtcG7ueELGQl6rHLGUOo4aHt4xs0AYd/95VXJUnvtf9J0qvyRUapAIx71hME6fQTlH",
-	"EbpwJA31MmJ45qsvUsaeQZwUQIvPCNOKHF+cnJ6SGLR9ZCnB+mIkRCScgjzH9ombe8UcizHIumkzBY0t",
-	"szczIG66cYWnZHuFKe0Whe///qPdVlff/SP9j3a7kf5nuSjui/rMkrxkEEcZnmnKMnMexVkGoTqDvlhu",
-	"mNYvc/Cgc1VE9my2HLpgmDzliBSXigDdGhlRPSBCEutyJ9lARbrSFwqVRBgplrm4Zx1zry7eviHv7N/d",
-	"Q+LD5s4W0aJA0xCGXZD5u/scpFAkZzvd9Up6Zu7vblPKDvbPQGM9mN3HXEalh1Rcz57KeR+dI0285y1l",
-	"4OuCd3xARyPgEKFffMzi2P1SI13QYwBOKAIP8TTRonjx/JxLXPH80MTc+1yR3lWkz7yRdx1EPHuVlRKK",
-	"L0529t1TAf/m9nbkAx/PALTdlMWXtVr2CmjOzXHWeXk/96PRmoVFXl3x7k477ecP4auMKQW6vjOzuElr",
-	"rMPTpW2A2bdr0y5CF/pZ5YHZlOV2T2/h4Z3HS6svaKvU15g/UfP5pZY9rEvXYhWno7cM6/kd78e5rY1w",
-	"7t4m+O9gM/y3f3/+270f88zonBJuWcAKcz2Gj0pjDaUx7QY0d9r7OfB8c+Hr8+F5s9uQG2/jgmoVL9GZ",
-	"uIEotW3xISQXYrMesDIhuAqJ/gk5yE9I6fvGldxyX49Qncela7qXHtXnZ68+lzO7FgixOS4iCe7GmzUm",
-	"SlMHc0zvmU4/nRoh13f3/3NQIr5B0N8J5SHEMUSlPqLpxSr3Q1wzjqmBfEKYJqxAR64ZL1l4DRq/HRuR",
-	"n7ox3whtluWSqutSYl6LPuPeE9sVTkvmTs2lFo3olB9ojttnZ+5NvRak6NPiJ0IhJYSaDIRUQLroN5qY",
-	"LRohVDoTkFnvKRoOFtEwlkzDWx5PUnGaOZjq6pqN6mJk16eeuVPSZlXXhdQZkpFUxp2eqp9hiHdUKXyX",
-	"n2ZT04L0wcZjszx9WVBAuHd0VOUJ/PL121jAc5HesU92HKvkqvcekeSV/aKZQCnxeKWvhSLypLXn+TbJ",
-	"AG5JxPpMqy0vI0KV1dyZIqxV5HHzz6nAEq33rv5q7d39d1mo5Z3H80WKvzeb3to/IOGAGnngnrE+1MH4",
-	"fuHB8Kj9SVKuPSEy6+B8e5zoAWk1mvkbw77plCYt3DskCqyQ22vsbj0jHSPnOR1CJ82liafITHlKZ8cM",
-	"uHbapfjh0z4XDuo9He+tFDyIYLNDKggl6M0Ma/QxTvj3VJ2mIrxEKHxd4hCjSaEoU3RuJd0zWHyhDCGL",
-	"QJGxUYHOaYqvt0WJAFhgfqcc9EAqakbMe/vrfXyB2PeihgUyp4A48/EKCyO478pj6c9RzNWIGmGQGdPl",
-	"fkeekC1SJw2yTW47a0fXV4im43s8C3guC2EZAXG4t/+UOHQ1iUSYDIHrWVkwN7DjPUfP80ZkbwZ7mLtg",
-	"kAytqsnnvETikPnwEPcKYZqmFzQcFIeyL7BdeKfmZYzcbzrXy9DP0kslkKGQQJ507LztMzpFBmmeq6yd",
-	"Tbq3jBvDC5vNBP6rA/0+7L5M+tsYViFoNBUv8qH6c2Wzj+Mvzbr4r7pTRPXT552pj9aMDu0Zw7rqib1P",
-	"1JxXAkvesGfJ+/ny8p1LHUdCERVts73mbGrgKUHqXiTMmjP4EI+oZDikcpJOO71DuJNTnF5FVpny0KEu",
-	"vaic4sv4HnMAlanPPTMT7cZQI5g4MgISUk7UmGlMCjPj8pifz8bTZYlkK4UW08cauHZzr4jn0JOgBqvY",
-	"M9J2ce+tqoyag62aMSPzbtbGUESB5UbnjOq44d7LuPPgts7ew9g6+5W2jpuczTC90OApti5ox93/tOpP",
-	"x8fHx8fPm933u5NXTXV++D+8eXt4e/3LPj+42Zm8/v7nJv2lteoDlim+/+iGy+5cq6JqAWc4eL0b/ade",
-	"8ZmTu3i+l6W4ude0C7HNDdCXIhlhamXMYRpr96Y7S7BkMTAShuJmCthSjjJ+EFBdQbeaaWVOvSqTaHd3",
-	"9zDN3Gd02fvLkzIP8kx4ZJkMeTVbyeHcZWKbij3RMASlUiYJYPJq0P0pZG/Zq9P3f57uvGGn6pSf74cn",
-	"pwen16N//c/Jq8MGTF79GX04ZW/ZaevN5fs/f/3j5eBseLb36+U5Oxu+uP31+Y/Ds+fH47PnL1jvF3Qw",
-	"dIcvm9G/XsU4qRGToH5nPDg6NPw0xagrcif2csLJ5cR3Fnvxudkxp/FEs5DG5AXvMw6KvNbRimD82fvG",
-	"Iii8g+IfR5S8FjeAfuxaYKQMDjfEJ+mzyPgl0O8zIa7iVpbAgj5c4mNQo6SoIp1j92gZXxUeEVdPwFaC",
-	"sGUDsMhDZ8bl9NAcMleR+OxTVcch4ZrFaaojUMrpc9e1MJ/DxWbajCCdsv1vXTo1hs6wzru3F5dkmyZ6",
-	"sO16dlB2cRhbOhC6h+ZTF1OYRUTwcMqxt+IZmGcU+Ack197upFwtUJnpOZp3zXivimu2Py34C4xZIKiw",
-	"ndMr7b5eqijKs5rPJAXGTOZ+HvNnRPDYJeHvFLKU/4BVX4omfMuTsIzrg73AywhcUvnDpvgsteg17fVS",
-	"xN14IDB5hcJri7UVT87PKl/KfnWia7NI8HuCxJ5+kU9U7TYsPpjnIob1YomYrbY0iHhPANf3K732lHYC",
-	"qwCvDOV/o5eevi+ZxvHbHmKJ5o6V9ri7Ws8FvC737d+T+w4WPCiY6501Qy73XvOrE7ibh0ihovv6sFFm",
-	"Wp/0beOPtNulfSC23Bo5EZt737iLaOhiMqhZ8v4tEpk+psnie8+yVEvGXnH2LqaiFWOetWo8VIzq3pp6",
-	"s0J2KdE6pXPXlZh799bXdxVs/rEf7T2y39+V/eYobGfdzfHiZ1TNClJUiR1z46N9sCVobNwTU4jaJz0Q",
-	"K3hGOvbm1fHfBmZRKuzipwIrvBR0atcOUIq68mZe5t/rpG8MO9aRHFLOhcYLILF1JVd5lWj2A8JEMj25",
-	"wIKR+FGbGO84sQ+r7L9epkfh1YfLoCzzVMe/l3dIT4ph6r3wMiZ2akSZs7iqx8iWswyOHDW5l2Kg9Sjw",
-	"WBpBayW+HLs+dq/s87wn1G6y4aEt3LVcQKAfpTshF2Pa74Mk70+/USSlF0jEqAsJ9mIxxjXzj1QeqAmO",
-	"goLvJnBhA9Mldaa4Zn5aSV/Kmu4tm+6L8Z5IE6VRWyzBGXkn52fk+N0pGVLGNWXcRksTHNmskDra3u4z",
-	"PUi6xnjcFiPgoRxuh3IYzCYjJ2a0Lg2vgUfoa1I0dhCAFN+vgQ7VkT0jtSnexwKFhdo+6Us3PYBho83b",
-	"/Fvy7beGz9W336KH3fozUkfG1D75O4P/kBACVhawkc16zG4ganOCLsmCi24UJwpzAXpxuIb9fPoiOCUB",
-	"K5CCGMXglepx0cuJjQS7nn79NNd5aLGWqkY0Yi3NmtA4Vq74j6rZujZ2eai6zpeEGrrL3v+ZZfqv/yI/",
-	"gcbCa0pTqc0s23ynQex11IMB4AjWDeUduQ75v////yFc5AkfOUAEERkPWIxpj00zQ4GrOVFzG0i1P24X",
-	"QjG06fyckGy0eatBCmeq5KiTJy7f5LffZkfn229JN9FaYMf8dG0hEchhaSa/KXmyksBwi3ci+A1w3CjL",
-	"dYhesEGdDDrSqco12MnQJKpRXr7EEF2EabhynMUnsx139+1sGb0gsjyFWT5O7zmvGTJ/0dvJMB8duyvp",
-	"C2RkRXP7VGmZss5fbbyVtIMj8luj0biqkbZ/PzG/t4NGo9EO7joNgrDRYhlec+Kx+ilZBCZFrHElpJSk",
-	"uStxWma4vDCwi6f9gYUOMPhPyZApNYJY580INyrXzcwluEBwDo5vpn7BeD/Oq3srElIpJ8ihmDW6QS5c",
-	"8BxnVcgebSjuvHt/2amRzrvjy5OfO4ZGBDg9f/H6xeULnPaQXgNRiXRJE7nAzIp+Dc4UJWrnPwTKNRta",
-	"8vAwdLKsvnYIe9t3+RaR1Jm6J3bbj8zMi3VlDYWF0rJIzYoFZPWYhWArZ8UsBBe9S90EIxoOgLQazRnF",
-	"MR6PGxT/3BCyv+36qu3Xpycv3ly8qLcazcZAD7EURpoW0ymkoBa4Yq7BUbDTaDaappFRP3TEgqNgt9Fs",
-	"7KKnRQ9QjVptGYu+SFC/jUQZzOIcM9Qqtw0+yMIaF6nRlgk+lUBkTZKs6oxLcNxo82NPZeT1f1wnpenE",
-	"5QvO4kATF/shT1xxQPMjk20esx4YJthqECTRxpaJy9CKNXDc6C7HriOQxuYkYFJxRVrNPbtJWY7O0yg4",
-	"CtyaZDCnH0U0L3duSbbU+0RGl85POgUyuCta7A4cXKjj1WruldtrEBGRaEwZu9dsVn04G2vbKwhmuuzs",
-	"Lu4yXZ0B++0v7leawvauFuwvQ2expA72WoLUkgT3vvkeHP12VQscyCs7ItPGj5clDc37KzNE0UKtPnRC",
-	"W0hEccgjL6U0nj6miBqlx5BioLJglFEetXnx1FqtYKQ9RA3yToIZCA/P1PFGQTqm+SnFL5nhrEBY9tTX",
-	"jFFDE1ti3pbHS7PNtrntbr4SihFLiw0WT6Mj69It6hd2JmsFsm7r4/EYcz3XExkDD0UE0RSdPmhrJrD6",
-	"MSdRwN8tJV2aS+zIciQUkS9lmdazoPxU8vQToz3rJ4JrKeJFmdOxsWv7RlxoId3H1pGCzZ1lBNJM5ahH",
-	"AZoBMaZlUBF9US5Rc8yyOTtl6Ml36GTSAymSvuc9qpmhQWX3Lx4bwYkFVDtEGWMPK++NmYIGsXWVVZuH",
-	"YthlHKy5ePzmean9wJQ+8aDUuVFeGeDLm2zbusl3tYUNXdhliZaFkvJLjexyeAlpKSmpZ5t7Ih6oGvdU",
-	"IrG7hXSkFa3TpOZP4JaGrii+/4iskIWysiBwmDnCS8sCt5YoC7yI3jG3rq+FdbizBHTrVK9dQAVe52wO",
-	"JaxK2fdW6oaNKtdH037V2uwvszQLWNDVg15Mvg3sLl1Oedl61lnAGOuirF7ceEmyN1iBO6XYDrkWyQv2",
-	"pFDl+u7qAdV/IUtzWRVH9E/glTtd0ikz4DXj14u0P7Z5UHX/fqrAzLqK/hPo6kw7mz1w/kKst154JOT0",
-	"ca7trjDDXdmlppNKsQ5xVa1ViqFTeAWtM26lIDnDmI1CqCXC/pxDJ/t0m6d3iAlGEvUAhgriG1Bl+tj2",
-	"zpI7r6qQPd/RP2HiGH/NS0h1avF5acMfLi34/RN+362qzx3Aa6kLxc7GJUqZNLEURWsXn6wFGYvoOkbn",
-	"JxAt6pp3yXpgIgg7u4WiK233ccXXMgLlpV9Fea95uLhHVpL8U12F9lqtZTrPFtT6xKLZBafyWFaFSC7c",
-	"k7b/YtGdFc8x6NJnjFlxLpSytj74gKpCrD0tfWRHiciTvebhlrtFtXknpCqkEVhwdo2MBywcuLZqOrWL",
-	"0QOiQY6J65T5nlxwUyYj84Ue40wN8HUX8NzP5JXGty5pLFRZogbs19dXAz0MapSYpMexEmllcz9x8Tdq",
-	"Bp1QarjZWRcsNqchMyyPM9a6QsRAzam/Wsa1+9zuzdp+3Y8lI/YW98hKOq8nVJY43yXVaL9Qi81u+2Kx",
-	"UCv3lxzzyZRFhm8osRCsuVdngXNymdeOdWFUc5t0ofw2d/Eo+6x/qtIzebLb3LMnOasTbaEhxfAhorpK",
-	"rbo+6HucZUOKO88f4yJTWdfcS0K8duHr3SUPUFa4+6OKg1UP9xd44H4yFvji07Yaj6Z9Ty3af5SCm4tM",
-	"hPiHM5B9IAh/tq/en+4eHmwd2buTDVlDHClX4NmeNgtAKWKaKW/z9BmBS6xBOmYuqMGB2wFqNho+WxCj",
-	"7JRajPv9le59Ll3uomSm6t1tMqzeyjcYizOfju0MzSbUcZu++4hEfNSwzLLijFDl6hXcS7A92iwf1Wb5",
-	"W96hrFMTK+2mYlL0lpLmiZ5TKsiGxyFimHzFjnxEisJVkRh6mohE2wIgRghDZAUzbXPzx7r5o+c5uwYY",
-	"KXfJsFB7/FvuMjOWGop9J6OLPjPnLkPYpUUzDxyOdJiWGxYcEHtdHorHMT+tNH8IF9r8glyfwEmWvvF4",
-	"lO+P8v1Rvt9HvruTtI6TrFhmvgpecFnt8VkFYjAXRXBarHf/xQEK/KTPKaZg+S7vFUgLwFixo+HdtTpa",
-	"zMHyXS/STOEvpRiu1OFSBJ9V5HW64MXc4OsCZ+fnH479Ozgnjv0t0mwIMePwED4KI0AHWCTsz0pheZwh",
-	"r5vuaQy+BrJKgzBFZMI5ZgZjmkQCbIxBi8Rlg4mopl1aJi77oF2FsrVOh2dgZoaduF7+Wu6+XWE3eROk",
-	"MbuBj4u0ngO9e81ugBvKRlJ0fa54my5uqhqX0oVFqN1GVeHXqAJLIEKFsFiOrPP9xKUxpEIVhnVAYo/q",
-	"+ItXx1+e/v1S4VCsKIxSoVmQUXOQUK56yiIg1DOXd8wDQrmXcPgIiogxLz7/tRG5/JLu3nfaEF6itH17",
-	"Sp7stVq5uN2qhkz55bQ+KWrq4UunbaQ02tLWwmyFwY8MhyoUSntERD0ior4ab09ocxf4IrpaQk8btpkD",
-	"aPsvT+bcFezdkYTQHI40zcystS8k6zNOY3JyfvaNIlIkGmrkGkaaKOFel2uVJR+/BhhhfhPG+w1yqtPn",
-	"qW2ODxjiCYnZNZDOTy8uyTwPVQazysKzTNtgAtrXShhlQTrP3QyY4B0bAzaKP0VwqKoHLf7K/TjJANrQ",
-	"p+FkVjnMd5FNVS6fI9DR1h1RvNWVmrpFkfkgpu/Kl4cv0D/jMUVpPTbuCnUYVsb3mvk5sIiDw6d7+1uY",
-	"zcWmlFAJPkQVsu5QQB0SM36dvpZvFG4pOSv8Y+fp4f7B/k4LQyyzKXRSO7YkKU7JFy25lEc1v2QHU0Rw",
-	"sKU9MC9DJyvQlZM0/elHt9RDuqUKt94nHm/hDm6tIMAXglujIeM2TOoQm5QXbt250Z2iZ6yl3SAfMPlK",
-	"hk6rtTkXNlcVUxkMNsOm+hUD01wWylwYCbPvqhFP92Rvp7VVDVa9lwHeq8S3/Y2gon9P5OeS5s+aAFBv",
-	"7E+PAb3fEflIMNAF163Lorx4BIN+8WDQpQ/gigybd/+0sNBKpOfmNNaavqLMRZNVAl7HK7MWxHOzn/6o",
-	"wJ/VBNQj/OczsDMe0Zo5WnN5cftAoM0CALPNCwjM7ApRvObcE4T5yQXthpzyNYIlv9IICOZb4MIaQXOc",
-	"8gclTvlCIfgp17xX/r46k/864voTITUfBfajwP6i4JcreOQx39yyGCLnbkmBQVluR0pGaVpPxokRqAo3",
-	"s0b2m7vzwCZ90OdAI8atHPmssETnmIkPa8HJj40ieqjkiW6pFyOQMOHxktAjly77npgjTJz9JYKNMLP9",
-	"HJSRzbj/QIm7vLT6d0t+X4oYqr6eVhpY+ttYdGDFHFOfDeAnq3U0N7CD6/cI8XlIiE+iiimOrCyoBvV8",
-	"8BO9uyTvlrk5QKSy3PC1IiwnTwRmM7+j09TKq7RMxnhANWbp7pijYCVXgxwbQ3lMZeQCFTQPbLhsSZZJ",
-	"KsE9rvrj55ALqbJsV3VJrvKSW3lpiCAUUkKoyUBIBaSLhYAnRtCNYq84l6sOcreKfPk0iB1bt+sRqvMI",
-	"1fmybwa5HVisfvPbldHDU7Vl8Me7q9KcR4kqPOVK5XNmKboCL5VJttOss1hto6T+SU/IYt2TYm7tJ3Sq",
-	"LnObL101Y8sl7J6ultLmmErI1i2wz3zfmjFJq9HMCcME0eZGTw2NwzZ/0slzRv+QNrN16NKqOz80Gg37",
-	"S/p380tnK4UMMVcz36/C0+bFaiK2FA9OVyGxafUJXLxaVjjCqx8TAT6OtRk6w1AkhvA4zipdYAKnveZO",
-	"o83PYWQ1YY+yOJFg68abe1vaUUibYdz8ZrFThEaRNFtixttrHbqiIG3eOQctJ3XUkWlcsiLTP+NOEa6t",
-	"x6qV1LLqaGn1g8diY8nFvVJryyvOlKNKJrz0NNJiZ591hnH3JpzxxwTj6yqmJdTnpRBnlE/cNNXnlZj8",
-	"Yn6JrPKE5Fb52JqBpZ6Kc6/YDt4B0lymRQXThVjwvvlXozz3FeZ/WM+K/1i4hyqj9XI26etXi3n4QiEM",
-	"s89R5hpbS+LuzFW1QY5dFbWBcMklxZgrPzO6LIbKXJisCynMrs0x3eSRZ2DY+JktkGYdVkckL+CYwk4R",
-	"roQFtPC+7EZu83zoajDemkftEYX3mLBx2YSNFcdsTZxeKldndMeXqzS+blXx98mVWMnoq/Gk6feJ8yNe",
-	"YA7iBMu2KlvtEG+uRrmhM9aWtjG362rU3AZUy72dsLMF7Ffyiq6FmNv41z/qFXKRoHpEXfwNs2R9MXfe",
-	"hRkQq2X0g4HoLgfQ5pkHkbnQVvp8BsEenfTPHfN3lNjV2Q8x56GrDILy3DQwVwknlXNonhQx1Fwc3Nw/",
-	"8Lb/zLaz1ZGw7KhpmtFnA3sdl4nx94ywOai9z0HQbyzaVoyhzWZEXEmCfyIc3aMMf5ThX4EMz7McVnlq",
-	"1om9XZk+8qb6Ubf9qysTYv7bQR7Scu6NrML1NkovR1VZCWLCMLG4DYjho3XzI1YlzuWPoXYWUnShaa+X",
-	"holUg2RvPDm1Mn5YzKSCF2R0F2H56ohpTxGMpOgxi0ZyX7VLOPtZTOwFYhSDxXKjgHUP34gGOnRL4g2V",
-	"51qbHc4hlVWNaBZeg1Y1EtI4VjWri1SNYLZaCx+h6lqRLugxAHeb7mKKfqYo99UCxHL2w1kOMDOALOLx",
-	"fOI9QN7d1d3/CwAA//8=",
+	"7L2Lchs3sjf+Kqg5pypWQlIUdXEkV+q/imwn8lq2o8vxbkKdEJxpkoiGABfAiGZSqvo/xPeE35N8hQZm",
+	"BkPO8CbKt6hqqzamZjANoNHd6P51919BKIYjwYFrFRz9FQyARiDxP09oOIATwbUU8RtxoYUE83MEKpRs",
+	"pJngwVFwKW6AKzJMlCZcaNIFEpr3okZQC1Q4gCE1L8EHOhzFEBwFXNQVDlUL9GRkflFaMt4P7u5qwYtL",
+	"2i/5xgDILUjFBCeiR/QAiAQlEhlCjfSEJJ3TXv2M6nDQIZRH+M83goP7rYqSdrDTDkrJOI1gOBIauD6H",
+	"UUwnEM0S1dEygQ4ZD4ATPWCKMIWU4eQiQ+BIcAVEC0I5ASpjBpJI+E8CSpMx0wP7OB0C6WQfDCf1f8Jk",
+	"mmSeDIOj3wLzxeC6jODXjN+UkNhOms3dsNFo4H/AMyIh/qEdcPig20FGO0gwxFNificj2ofKFcPxtsNE",
+	"aTEEqf6/MJFKyB9g8qp1+of40PvFPNE6iNmQ6R/2m2WfLV3w1yKkluiyvb86f53ueyiBaru8uP9VlOY0",
+	"bh/s7+/2dmgr/B72ui26EzV7zWaz2Sol5By0nBz3NMhZUi4gFDxSZkfHlBlW7wkJRMsJ431C+5TxCnIO",
+	"mtm3GNfQB4kfe//+/XGiB8A1C6mG8snT/AnD/zg6clWigDw5f3lCDp7uN7eqFuJHoBL5jsbDH9pBKIft",
+	"oEZASiF/aAeM39KYRb9rc4pL9+auFoyopEPQqVTALS+ntWO2+HfLFJ10y0YSbplIlOUscqWAsOkD0GOx",
+	"GR9PrxJSm9kwM+p/EpCToBZwOjRk2aELUx3SD6+B9/UgONprHh7UgiHj6Q87ZVt84jjjNCqfRMo53yjC",
+	"UIrlizmHlZDaEdWDnFgWBbXAHHgmjQAxp9cn/L8l9IKj4L+2cwG8bf+qtt92/4BQn0YFgi+E1CVcKaQm",
+	"QkYgn5FOvUOGQLki5hngEeP9BrlkoAiVQLrSbDPpTtzEylbYrH5hfSPo0STWwVFQd4fvd2qeSIUSvlcL",
+	"6u7/C88U30hGkfcn71/Xc2VwOPknTGbnfUwSzv6TALmlcQJkBJKYs8UjiJyUOCKUXF2dPicqCQeEqjbv",
+	"HPa+D1vRDtT3uk9pfS/chTrd6bXqTTiI9sO97i5t7XQaBKWAOdRFLr2BCXJo+kObd0U0wYcYJ609MhCJ",
+	"VESizrDaoMek0rkyYFxpoJE5GkhjJjiemafbPPsMfpiSiPV6IIFrYr5UI0ISwQnlwkhtIkYgUSrUjPyW",
+	"0EsURPbVvVar0ebpHlulnm/ylLqpOk+t/f3Fx+m0h1q2QiAYhZ5JglSHT0RCYorrQqNauj2k0w5220Gn",
+	"QU5THR8KGZFwQHkfojZXjBuFbyZv1o0pMpZMa+DZplCuxoYPFNnbmTt/Zy5UTXyn2SyfqrEqFk/XzG8g",
+	"4sVTY4ok3M1vagK7zT3cSZFoQnH3G3Nmk1s7q06Jh3ESwaXQNC45Y7ESJBQJ1wRuQU5SuvWAajI0n4OU",
+	"za38fhIKpRUaPB+0pASFy1aVrGH2479r/Hqp0OnRWEFGeFeIGCh3lGuQNDSUVklylj+yvDDffVhh7pG9",
+	"WXlOvJFVyjpt3jFUREmMkrZDQjEEe/bQ+DPS3pyl7oR06sUnzZmy0sv8sfA372TdV3v44xqtMPXvzWkT",
+	"b9k11Yl6iRw7u/xveTzxGUelOoApovDNSs2Jfw2W5YoZiqbpvJyMYHkqUcSaK8hkBFUU4rKsQZ+hZJq6",
+	"KwVydeoSBbKKOvO33/GYrXGsXpsbxywlP4sxGVKeCi603SXoRHJiJJhQlZYmXmHKWXm/WTOSlQ0NC7eM",
+	"XB0ybv+1U2rnX6RM/VKK4TLLlZ0CQ6WQhJoLibtlcqUp155qaTVbB/WdVr25c9lsHuH/fu1UMml2vnqG",
+	"Fn9+PSGH1JxUc5Lqmg3Lr+jZZC7FalNJr0uVs3hab+6sOgst1poDUFmmw0+ogjrjCrhimt0CUUnXvkYU",
+	"vkLELUhiqKgRGFIWo5g0zEn5xJvNQIxGICvp/89cLb3I4rqysu7CmEMVW5Cye2pbLM1GUxtw1OY9YQzr",
+	"UMIQuKYxURMe1qxQ7Bhx/0MuejvkiQJAg+D8xfHzsxff4KXPLB8XGtRWo82fQwz2Am8pNHqMC01ipjRE",
+	"1Zol/QoagevsuRFYVYaCET3LWwg7D2shGEL/Tle9O7Nq9n6EDoYfaXRuvWTmX6Ewlzr8Tzoaxc4Nsj2S",
+	"ohvD8Ls/lHUaZZtmZqEpi93Opv62AVVkhzh3B+kxiO1eSymkCo5+815DV2YX0Ii1RzyKJCij2UcCZVtw",
+	"FGzjn4K7a7O05iiFRa+TYwVQ2qi0o6BJd7qtcDfag/3eAX3a/T48jJqw0zPrb7X/0R5a6Ewj6506Shkf",
+	"JTrn50Tyo1AOj9z0j9yE6vaxu2X57Z193S7+7HFIF40pMqSxOV8QofywC0dQfuCHn5GOXcLfrjsoFhUB",
+	"asQkh4Yh50TwXszC++7kceaU8awxtzmxuUROCHxgSquqPWUqe1DTG+APv5eH+V4eF0is3swosasCG9tI",
+	"u0TGKjSTrk1dPZVmcUwkoIchNBp6QtCxoOyTVnmQsUjiqM1joLdGVBOj2W+B0GjIeM2yxZJebe+jCedG",
+	"YLW5metLIbssioDfk01Q9SFdhnEnJEJdg9LdWe357uKP23Mk/OpbvptveT6jyt3uZY9sYrcvWJ+DERc1",
+	"0k00mYhEEiliIJEAhQqWxrEY48nBk4mmPKfxC3Na7rnuF2II1iczBq7JWAreJ4ITQ4RiETxzjOekipG/",
+	"PFKEacIw/kBi0Z/en/ucvv2iJLUTJQqkMd5QPMyTqPbxjezKMScJhw8jCI3Jg19euBaWzG+UXRTcKRS1",
+	"JxIi4JrRWG1AL1rJICQZUaXGTiDgxuGRRl9UaD0/zJgYeOiNEi8/R7HoM77WodmZ1XmhN9OFms9/eFNi",
+	"0xsTjSm3LvBhZEw7sz4SbsWNWYy7WvBG6Jci4dE9d+WNyJWcsVasmR5Vnot5ca3Vt2Ev34Y3QpMeTqhy",
+	"8bnQdfvIJpb8jUiVUmHedmnPRMR6DCoM9zI/Kt4QkIOdO7bPboGb41USF/bC3WnsuWwW7rFtfAan8I5O",
+	"YkGjSyFeU9mHDZqqGFNgisRmXHMUKSc75Iz9uEkRubfjaSs3F6KFsF+t3vmRfbSuhajbRzd16CqnTZ6g",
+	"imBDptGrrjDkn/qjcdo1808jPoUC65w2Bo8xVsyoW8hL7ySGb5n55EvKYog2smd+iMKx3kQkGNkgTH+c",
+	"07vT8vbSmybp2XlW76b3cN09vLlLRMnSVJ1KeyCfpcuWBtPRVSNvWQhXnN5SFtNuvImjFlFNu1Qh7KGb",
+	"qIkR6WgjYfiF8f4zouXEUkHUQEgdTzZroHinz82QJN4UK3fMf2hTO+Wvhjc+2gFC4AJVrIcnPTFkWs+Q",
+	"E/OEqIexQIouhTijfOIu/fe2boSwLl/Lz0SxPq8zrvwpxFSnfuiNWTIt78aX0SDTOVVuqBGk5tF69uhG",
+	"tnVqEajWMBxpRZ6ky4FmXjiA8Aa9850wkRK4/j21BztbzyzKpePtbIcoi4HZ3OZfcZrogZDsz3sL5GNi",
+	"7ceuhbwgpsUGxq1PbqP60zdcC3OYd3TzpzZkN+EcM4s9m3HmtSk3Wgt79/79+/o0CmneBk6DltwujqQI",
+	"QSkjOF5wzfRkgxYRuigwdkMLEejsbouelSrfDy83rIsuoPQJwwDTjiA/nrGWZGj5rHLDxZjnXpd5/IKP",
+	"1vNHN8E07yGO6ylzdBN/cVV2jS9Z3ZrloEQBhvdZ7tohNzBBVX3FVTIaCakhOoOIUQwb3tOzAA7ZgdYh",
+	"VcQfwLy4WZt439+obDJkaGZDXPS0crey5+v4fB0f3LR1bPaDcUKJW1Skypm8hq8zSJC5vsNIqwbGFNxX",
+	"EL9ng1VFlKD5kcWGD055GNQKIKCFIakcoVaG0hqBVIKjtrFfTqkFooEOrb9DFQIvFpOMRM5Q5oUZjoI0",
+	"ZtU6uGweHu1izMoMNLTc05c0hH+4YRshxjuRGeYY3y428pN5lfyMYTzzq9CggqPgDDRJiZc0AqNf5TMb",
+	"8QSl0QOHfwXzy0gyBWQUU2RTMeZWvswNLI0GghsCvtsh+/v7pLnTbHosGljnq2FD2jdyLrhlI4zQpJ8L",
+	"rgvRl4o1uqsFI2l4RTNQhQWfz6Up89SCD3UMRAVH+3fFTZk/wCUbgtJ0OPKH2GneZZs2//UX+JD36u6d",
+	"3dIl42v+R+/SzV5wMJF/39iQV/Z26y5jivmvv8GHvDef3vmssDrdh3cZkywgHB/y3ty7yxlpwTaniNMU",
+	"0pKNcXCXst6CfTbPeO99f1dky3W4ZMeGCtMA62824uqCkeA4I0PhaEtBVVgyD0QKXGRfjJ3gO6ivIns5",
+	"pvE777g4UNqmTtDe2tzfuhcP76zNwwf35OHv1+bh3Q3w8P6aPPx0mv8KrDePoV4zG8z2TRyqKdqpj6ru",
+	"gVXddS3w0hKCowAmr/48/UOw1+/fTH59/7L56/vz3r//9Qt7ffJqZH5/88fVzlnr3x/+ffnqj7c/XTX/",
+	"/cerwdn7X8a//nE8Pnt+PDnlzUbYivmsFrWb+lfANAyXZlAzjOMcKiWdzBxRn/gFBxU+6JM0RaIgJXQK",
+	"8J3L8A6H6522KY7HCRZJmsf371Ko9Fw5OmTc/3VnjmSdym/iSRx3SBgDlcp5W9e1ac1Q1rtogTtFG/dz",
+	"k9arrIMLDVcc1SL47B7rslGdsMr8iuLDm8/+wsmMqNYgzSf+97dm/fC7J1uNbfKhfv3dfwdzZrppHVSc",
+	"LGYchg5XPx6IGBAb94zMXQUrHa9rueiZuxD5xNvti6DkRjekH07tSOblCiaYEVeoISulgZvZo131aFet",
+	"YFdldM1TNBcZ6VPergFgplTmbXBu7nhCxkLeqByxlDqOGh7eMbNAGHf/eV1yVJ77X/SdKr8kVGqQCMe9",
+	"ZTBO06CcowhdOJKGehkxPPPVFyljzyBOCqDFZ4RpRY4vTk5PSQzaJllKsL4YCREJpyDPsU1xc1nMsRiD",
+	"rJtnpqCxZfZmBsRNN66QSrZXmNJuUfj+7z/abXX93T/S/2i3G+l/lovivqjPLMlLBnGU4ZmmLDPnUZxl",
+	"EKoz6Ivlhmn9MgcPOldFZGmz5dAFw+QpR6S4VATo1siI6gERkliXO8kGKtKVZihUEmGkWObinnXMvbp4",
+	"+4a8s393icSHzZ0tokWBpiEMuyDzvPscpFAkZzvd9Up6Zu7vblPKDvbPQGM9mN3HXEalh1TczJ7KeR+d",
+	"I0289JYy8HXBOz6goxFwiNAvPmZx7H6pkS7oMQAnFIGHeJpoUbx4fs4lrnh+aGLufa5I7yrSZ97Iuw4i",
+	"nmVlpYRixsnOvksV8G9ub0c+8PEMQNtNWXxZq2VZQHNujrPOy/u5H43WLCzy6op3d9ppP38IX2VMKdD1",
+	"nZnFTVpjHZ4ubQPM5q5Nuwhd6GeVBLMpy+2e3sLDO4+XVl/QVqmvMU9R8/mlliXWpWuxitPRW4b1/I73",
+	"49zWRjh3bxP8d7AZ/tu/P//t3o95ZnROCbcsYIW5HsNHpbGG0ph2A5o77f0ceL658PX58LzZbciNt3FB",
+	"tYqX6EzcQpTatpgIyYXYrAesTAguIJEcWzSrreehjVSspXcvxsnV5UlK8pDFMbPoq+LE/HN1kJ+r0qzI",
+	"lZx5X48onsfbazqlHpXuZ690lzPWFoi+OY4lCe6enD1MlKYOHJneTp1WOzWise+8BuegRHyLUMETykOI",
+	"Y4hKPUvTi1XuvbhhHAsK+YQwTViBjlyfXrLwBjR+OzaKInV+vhHaLMslVTelxLwWfca9xNwVTkvmhM2l",
+	"Fo3olPdojrNoZ+79vhakmNXiJ0IhJYSaDIRUQLrobZqYLRohwDoTkNnbUzQcLKJhLJmGtzyepOI0c0vV",
+	"1Q0b1cXIrk89c8Kkj1VdMlIXSkZSGXd6BsIMQ7yjSmE2f1qDTQvSBxvFzar7ZaEE4bLvqMrL/uXrt7Ew",
+	"6SK9YxN9HKvkCvse8eeVvamZQCnxk6U5RhF50trzPKJkAB9IxPpMqy2vjkKVrd2ZIqxV5HHzz6lwFK33",
+	"rv9q7d39d1mA5p3H80WKvzeb3to/IOGAGnngkl8f6mB8v/BgeNT+JCnXnhCZdYu+PU70gLQazTwzsW9e",
+	"Sksd7h0SBVbI7TV2t56RjpHznA6hk1bgxFNkpjyls2MGXDvtUvzwaZ8LBxCfjhJXCh7EvdkhFYQS9GaG",
+	"NfoYJ/x7qk5TEV4iFL4ucYgxqFCUKTq3ki55FvOaIWQRKDI2KtC5WjHnW5QIgAVGe8pBD6SiZsS8t7/e",
+	"xxeIfS/WWCBzCr4zH+WwMO77rjwC/xzFXI2oEYamscjud+QJ2SJ10iDb5ENn7Zj8CjF4zOKzMOmywJcR",
+	"EId7+0+Jw2STSITJELielQVzw0FeEntebSLLNOxhxYNBMrSqJp/zEuVG5oNKXO7CNE0vaDgoDmXztl1Q",
+	"qObVmdxvOofN0K/tSyWQoZBAnnTsvG3ynSKDtDpW9pwt1beM88MLts3ABarhAT5Yv0z628hXIdQ0FWXy",
+	"Af5zZbOP/i+t1fivulNE9dPnnamP1owO7RnDuiox3ydqTm7BkjfsWfJ+vrx85wrOkVBERdtsrzlbUHhK",
+	"kLo8hllzBtP3iEqGQyon6bTTO4Q7OcXpVdSiKQ846tKLyinm0/eYg7VMfe6ZmWg3hhrBcpMRkJByosZM",
+	"YymZGV/O/Co4ni5LJFspIJmmeODazb0inkNPghqsYs9I+4rL0qoyag62asaMzF+zNoYiCiw3On9Qxw13",
+	"JePOg9s6ew9j6+xX2jpucrYu9UKDp/h0QTvu/qdVfzo+Pj4+ft7sXu1OXjXV+eH/8OaHww83v+zzg9ud",
+	"yevvf27SX1qrpr1M8f1HN1x251oVVQs4w8Hr3eg/9YrPnNzF870sRdu9pl2IrQ+2L0UywoLMWPk01i4T",
+	"PCvLZJEzEobidgoOU45NfhAoXkG3mmllTr0qk2h3d/cwrffXIMfcCP2eAoS92CQxiCxKAbPfM8/zM+tF",
+	"anPnj551RJMnPcZBukswrk4kjSEaGSGG4kqRCVBJGG/zq8sTkmJpelIMibkWm1EPDw8PbeG/aa/2TKBn",
+	"mVp/NduT4tzVlJuKopkZK5UybgCTV4PuTyF7y16dXv15uvOGnapTfr4fnpwenN6M/vU/J68OGzB59Wf0",
+	"/pS9ZaetN5dXf/76x8vB2fBs79fLc3Y2fPHh1+c/Ds+eH4/Pnr9gvV/Q6dEdvmxG/3oV46RGTIL6nfHg",
+	"6NDw+NThWfHE4FtOYLrq/u4WUUycO+Y0nmgW0pi84H3GQZHXOloxrWD2DrQI1O+SCo4jSl6LW0Dfei0w",
+	"kg+HG2Jy/SzGfwkc/0ywrriVJQCn95eY1moUJ1Wkc+zSrzE/8oi4zgi2p4VtgIDtKjozbrCH5pC5ys1n",
+	"n6qOFAnXLE6LNoFSzsZwrxbmc7jYdJwR7lP3kQ+uMBxDB13n3duLS7JNEz3Ydm92UJ5yGFs6EISIJl0X",
+	"i7FFRPBwytm44hmYZ6j4ByS3KNxJuV6gxtNzNO/qc6WKa7Y/rYwKjFkgqLCd0yvtvl6qvMrrs8+UN8aa",
+	"7H5F9mdE8Ni1E+gU6q3/gP1riteKlidhGdcHe4FX27ikh4ktVlp6y9C010uxg+OBwDIcCq9SVo2cnJ9V",
+	"5vx+daJrs5j2e8Ldnn6RybZ2GxYfzHMRw3rxTay7WxrYvCcU7fuV8lalncAqEDJD+d8oZ9X3b9M4fttD",
+	"VNTcsdI37q7Xc0uvy3379+S+gwWpEXM9xmbI5TJPvzqBu3mwFyq6rw/lZab1SbM0f6TdLu0DsY3jyInY",
+	"XKbmLuK6i2WtZsn7t0hkmhaUxRyfZUWjjL3i7F0sqivGPHuq8VBxs3tr6s0K2aVE65TOXVdi7t1bX99V",
+	"sPnHTj98ZL+/K/vNUdjOupsTWciomhWkqBI75sZH+2Cb6dhYLBZDtclJECt4Rjr25tXxsxyzyJl1zXlF",
+	"zQo5j07t2gFKkWDezMt8jp00W7Jjndsh5VxovAAS2yFzlfxKsx8QJpLpyQW2vsSP2hJ/x4lNEbP/epke",
+	"hVfvL4OyGlod/17esT5I573waj92akSZs7iqx8g25gyOHDW5l2Kg9SjwWBqBdCW+HLs+dq9souETajfZ",
+	"8NAW7louINCP0p2QizHt90GSq9NvFEnpBRIx6sKUvViMcc38I5UHj4KjoOC7CVwow7ySOlPcY36BTF/K",
+	"mtdbtnAZ4z2Rlnyjtu2DM/JOzs/I8btTMqSMa8q4jeAmOLJZIXW0vd1nepB0jfG4LUbAQzncDuUwmC2r",
+	"TsxoXRreAI/Q16Ro7GAJaaaCBjpUR/aM1KZ4H1stFroUpTl7egDDRpu3+bfk228Nn6tvv0W/tvVnpI6M",
+	"qX3ydwb/ISEE7JFgo631mN1C1OYEXZIFF90oThRWNfRigw37+TS3OSUBe6mCGMXgNR1yEdWJjU67N/1O",
+	"cO7locV/qhrRiP80a0LjWLk2RqpmO/TY5aHqJl8Sauguy2Q0y/Rf/0V+Ao0t5JSmUptZtvlOg9jrqAdN",
+	"wBGsG8o7ch3yf////0O4yEtXcoAIIjIesBgLOJvHDAWue0bNbSDV/rhdCMXQFiZ0QrLR5q0GKZypkqNO",
+	"nrjKmd9+mx2db78l3URrgS/mp2sLiUAOS2sSTsmTlQSGW7wTwW+B40ZZrkNEhQ2lZHCWTlXVxE6GcFGN",
+	"8kYshugidMQ1Fi0m/3bc3bezZfSCyCouZpVFvcRkM2Sem9zJcCgduytpLjWyorl9qrThWuevNt5K2sER",
+	"+a3RaFzXSNu/n5jf20Gj0WgHd50GQShrsaGwOfHYx5UsArhi5KoS5krSKpw4LTNc3uLYxfj+wJYNCEig",
+	"ZMiUGkGs88cINyrXzcyV6kDAEI5vpn7BeD/O+5QrElIpJ8ihWP+6QS5cQB9nVaiDbSjuvLu67NRI593x",
+	"5cnPHUMjgq6ev3j94vIFTntIb4CoRLryj1xgjUi/m2iKXLXzHwLlmg0teXgYOll9YjuEve27oCCSOtPB",
+	"xW77kZl5sUOuobDQJBepWbEVrh6zEGwoMGYhuOhd6iYY0XAApNVoziiO8XjcoPjnhpD9bfeu2n59evLi",
+	"zcWLeqvRbAz0EJt6pAU+nUIKaoFrSxscBTuNZqNpHjLqh45YcBTsNpqNXfS06AGqUastY9EXCeq3kSiD",
+	"fpxjrV3ltsEHfljjIjXaMsGnEoisSZL1z3GlmhttfuypjLyTkXtJaTpxlY+zONDExX7IE9fm0PzIZJvH",
+	"rAeGCbYaBEm08W7ias1iNx83uqsW7AiksTkJGCBWpNXcs5uUVRs9jYKjwK1JBr36UUTzqgCX1H29T2R0",
+	"6UqrU8CHu6LF7gDLhY5kreZeub0GERGJxuK3e81m1Yezsba91mbmlZ3dxa9M95nA9/YXv1dajPeuFuwv",
+	"Q2exORC+tQSpJaX6ffM9OPrtuhY44Fl2RKaNH6/eG5r312aIooVafeiEtjCN4pBHXnFsPH1METVKjyHF",
+	"QGXBKKM8avPiqbVawUh7iBrknQQzEB6eqeONgnRM81OKXzLDWYGw7KmvGaOGJrZZvm30l9bNbXP7uvlK",
+	"KEYsbZtYPI2OrEu3qF/YmawVyPpQH4/HWLW6nsgYeCgiiKbo9IFkM4HVjzmJAiZwKenSXGJHliOhiHwp",
+	"qxmfBeWnysCfGO1ZPxFcSxEvqgGPD7tn34gLLaT72DpSsLmzjECa6YH1KEAzIMa0DCqiL8olao6jNmen",
+	"DNH5Dp1MeiBF0ve8RzUzNKjs/sVjIzixFWyHKGPsYTLzmCloENshWrV5KIZdxsGai8dvnpfaD0zpEw/e",
+	"nRvllQG+/JFt2wH6rrbwQRd2WeLJQnP8pUZ21ciEtJSUdObNPREP1Fd8qiTa3UI60t7caXn2J/CBhq69",
+	"v5/YVqinWdnaOMwc4aUNjltLNDheRO+YW9fXwo7iWSm9dfrwLqACr3O2GhT21+x7K3XLRpXro2m/am32",
+	"l1maBSzoOlsvJt8GdpduDL1sZ+4sYIwdXlZv07wk2RvsJZ5SbIdci+QFe1Lo1313/YDqv1BvuqwfJfon",
+	"8MqdLumUGfCa8ZtF2h+feVB1fzXVKmddRf8JdHWmnc0eOH8hdo4vJC45fZxru2us1Vd2qemkUqxDXH9u",
+	"lWLoFF5B64xbKUjOMGajEGqJsD/n0Mk+3ebpHWKCkUQ9gKGC+BZUmT62b2dlqldVyJ7v6J8wcYy/5iWk",
+	"ukj6vALoD1fg/P6ly+9W1ecO4LXUhWJn4xKlTJpYiqK122jWgoxFdB2j8xOIFr2av5K9gcUp7OwWiq70",
+	"uY8rvpYRKC/9ftB7zcPFb2TN1T/VVWiv1Vrm5dnWYJ9YNLvgVB7LqhDJhXvS9l8surPiOQZdmlqZtRlD",
+	"KWs7nQ+oKsTa0yZOdpSIPNlrHm65W1Sbd0KqQhqBBWfXyHjAwoF7Vk2XmzF6QDTIMXEvZb4nF9yUCab2",
+	"9BhnaoAZZ8BzP5PX5N+6pLHlZokasF9fXw30MKhRYpIex0qkPdr9EszfqBl0QqnhZmddsNichsywPM5Y",
+	"6woRAzWn/noZ1+5zuzdr+3U/lozYW/xG1px6PaGyxPku6av7hVpsdtsXi4Vaub/kmE+mLDLM68SWtuZe",
+	"nQXOyWXeBdeFUc1t0oXy29zFo2ypgame1eTJbnPPnuSs47WFhhTDh4jqKrXq+qDvcZYNKe48f4yLTGWH",
+	"dq+c8totvHeXPEBZC/KPKg5WPdxf4IH7yVjgi0/bajyavntq0f6jFNxcZCLEP5yB7ANB+LPNxH+6e3iw",
+	"dWTvTjZkDXGkXKtqe9osAKWIaaa8zdM0Alfsg3TMXFCDA7cD1Gw0fLa1R9kptRj3+yvd+1y63EXJTNW7",
+	"22RYvZVvMBZnPh3bGZpNqOM2ffcRifioYZllxRmhylX/vJdge7RZPqrN8re8Q1mnJvYMTsWk6C0lzRM9",
+	"p+mRDY9DxLAgjB35iBSFqyIx9DQRibatTIwQhsgKZtrm5o9180fPc3YDMFLukmGh9vi33GVmLDUU+05G",
+	"F31mzl2GsEuLZh44HOkwbZwsOCD2ujwUj2N+Wmn+EC60+a3FPoGTLM3xeJTvj/L9Ub7fR767k7SOk6zY",
+	"ML8KXnBZ7fFZBWIwF0VwWuzc/8UBCvxC1CmmYPlXrhRIC8BY8UXDu2u9aDEHy796kVYvfynFcKUXLkXw",
+	"WUVep1t3zA2+LnB2fv7h2L+Dc+LY3yLNhhAzDg/hozACdIDtzv6sFJbHGfK66VJjMBvIKg3CFJEJ51it",
+	"jGkSCbAxBi0SVw0mopp2aZm47IN2vdbWOh2egZkZduJm+Wu5+3aF3eRNkMbsFj4u0noO9O41uwVuKBtJ",
+	"0fW54m26uKlqXEoXFqF2G1WFX6MKLIEIFcJiObLO9xOXxpAKnSHWAYk9quMvXh1/efr3S4VDsaIwSoVm",
+	"QUbNQUK5ji6LgFDPXN0xDwjlMuEwCYqIMS+m/9qIXH5Jd/mdNoSXKG1zT8mTvVYrF7db1ZApvzHYJ0VN",
+	"PXwTuI00eVvaWpjtlfiR4VCFlm+PiKhHRNRX4+0Jbe0CX0RXS+hpwzZzAG3/5cmcu4K9O5IQmsORlpmZ",
+	"tfaFZH3GaUxOzs++UUSKREON3MBIEyVcdrlWWUH0G4AR1jdhvN8gpzpNT21zTGCIJyRmN0A6P724JPM8",
+	"VBnMKgvPMm2DCWhfK2GUBek8dzNggndsDNgo/hTBoaoSWvyV+3GSAbShT8PJrHKY7yKb6vw3R6CjrTui",
+	"eKsrNXWLIvNBTN+VLw9foH/GY4rSHnHcNQ8xrIz5mvk5sIiDw6d7+1tYzcWWlFAJJqIKWXcooA6JGb9J",
+	"s+UbhVtKzgr/2Hl6uH+wv9PCEMtsCZ3Uji0pilPyRUsu5VHNbyPCFBEcbLsRrMvQyZqG5SRNf/rRLfWQ",
+	"bqnCrfeJx1u4g1srCPCF4NZoyLgNkzrEJuWFW3dudKfoGWtpN8h7LL6SodNqbc6FrVXFVAaDzbCpfhfD",
+	"tJaFMhdGwmxeNeLpnuzttLaqwar3MsB7lfi2vxFU9O+J/FzS/FkTAOqN/ekxoPc7Ih8JBrrgunVZlBeP",
+	"YNAvHgy69AFckWHz1z8tLLQS6bk5jbWmryhz0WTdidfxyqwF8dzspz8q8Gc1AfUI//kM7IxHtGaO1lxe",
+	"3D4QaLMAwGzzAgIzu0IUrzn3BGF+ckG7Iad8jWAbsjQCgvUWuLBG0Byn/EGJU77QnH7KNe+15K+u5L+O",
+	"uP5ESM1Hgf0osL8o+OUKHnmsN7cshsi5W1JgUFbbkZJRWtaTcWIEqu31VyP7zd15YJM+6HOgEeNWjnxW",
+	"WKJzrMSHveDkx0YRPVTxRLfUixFIWPB4SeiRK5d9T8wRFs7+EsFGWNl+DsrIVtx/oMJdXln9uyW/L0UM",
+	"VV9POw0s/W1sOrBijanPBvCT9TqaG9jB9XuE+DwkxCdRxRJHVhZUg3re+4XeXZF3y9wcIFJZbfhaEZaT",
+	"FwKzld/RaWrlVdomYzygGqt0d8xRsJKrQY6NoTymMnKBCpoHNly1JMskleAe1/3xc6iFVNm2q7olV3nL",
+	"rbw1RBAKKSHUZCCkAtLF5sQTI+hGsdecy3UHuVtFvnwaxI7t2/UI1XmE6nzZN4PcDix2v/nt2ujhqd4y",
+	"+OPddWnNo0QVUrlS+ZxZiq7BS2WR7bTqLHbbKOl/0hOy2PekWFv7CZ3qy9zmS3fN2HIFu6e7pbQ5lhKy",
+	"fQtsmu9bMyZpNZo5YVgg2tzoqaFx2OZPOnnN6B/Sx2wfurTrzg+NRsP+kv7d/NLZSiFDzPXx97vwtHmx",
+	"m4htxYPTVUhs2n0CF6+WNY7w+sdEgMmxtkJnGIrEEB7HWacLLOC019xptPk5jKwm7FEWJxJsL3tzb0tf",
+	"FNJWGDe/WewUoVEkzZaY8fZah64pSJt3zkHLSR11ZBqXrKj0z7hThGvrsWoltaw6Wlr94LHYWHFxr9Xa",
+	"8ooz5aiSCS89jbTZ2WddYdzlhDP+WGB8XcW0hPq8FOKM8ombpvq8CpNfzG+RVV6Q3Cof2zOw1FNx7jXb",
+	"wTtAWsu0qGC6EAveN/9qlNe+wvoP61nxHwv3UGW0Xs4Wff1qMQ9fKIRhNh1lrrG1JO7OXFUb5Nh1URsI",
+	"V1xSjLnyK6PLYqjMhcm6kMLs2hzLTR55BoaNn9kGadZhdUTyBo4p7BThSthAC+/LbuQ2z4euBuOtedQe",
+	"UXiPBRuXLdhYcczWxOmlcnVGd3y5SuPrVhV/n1qJlYy+Gk+a9z5xfcQLrEGcYNtWZbsd4s3VKDd0xtrW",
+	"NuZ2XY2a24BqubcTdraB/Upe0bUQcxv/+ke9Qi4SVI+oi79hlawv5s67sAJitYx+MBDd5QDaPPMgMhfa",
+	"StNnEOzRSf/cMX9HiV1d/RBrHrrOICjPzQPmKuGkcg7NkyKGmouDm/sH3vaf2edsdyRsO2oezeizgb2O",
+	"q8T4e0bYHNTe5yDoNxZtK8bQZisiriTBPxGO7lGGP8rwr0CG51UOqzw168Ters078rY6qdv+1bUJMf/t",
+	"IA9pO/dG1uF6G6WXo6qsBTFhWFjcBsQwad38iF2Jc/ljqJ2FFF1o2uulYSLVIFmOJ6dWxg+LlVTwgozu",
+	"ImxfHTHtKYKRFD1m0Ujuq3YJZz+Lhb1AjGKwWG4UsC7xjWigQ7ck3lB5rbXZ4RxSWdWIZuENaFUjIY1j",
+	"VbO6SNUIVqu18BGqbhTpgh4DcLfpLqboV4pyXy1ALGc/nNUAMwPIIh7PJ94D5N1d3/2/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -417,7 +417,9 @@ export interface components {
         Company: string;
         /**
          * Format: date-time
-         * @description An RFC 3339 instant in UTC.
+         * @description An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+         *     stored to the millisecond (finer digits are dropped), and its year in
+         *     UTC must be from 0000 to 9999.
          * @example 2026-11-26T09:30:00Z
          */
         Timestamp: string;
@@ -707,7 +709,7 @@ export interface components {
             status?: components["schemas"]["InteractionStatus"];
             /**
              * Format: date-time
-             * @description `null` clears it.
+             * @description `null` clears it. As for other times, stored in UTC to the millisecond.
              * @example 2026-12-01T16:00:00Z
              */
             scheduled_at?: string | null;
