@@ -153,7 +153,15 @@ func toProblem(err error) problem {
 			headers: map[string]string{"Accept-Encoding": "identity"}}
 	}
 	if query, ok := errors.AsType[*queryError](err); ok {
-		return problem{kind: kindInvalidInput, detail: countDetail(len(query.fields), "query parameter"), fields: query.fields}
+		fields := query.fields
+		if query.alongside != nil {
+			other := toProblem(query.alongside)
+			if other.kind != kindInvalidInput {
+				return other // no token, a body too large, …: answered first
+			}
+			fields = firstPerField(append(fields, other.fields...))
+		}
+		return problem{kind: kindInvalidInput, detail: countDetail(len(fields), whatIsInvalid(fields)), fields: fields}
 	}
 
 	// Errors from the handlers.

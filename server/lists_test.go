@@ -1328,6 +1328,8 @@ func TestQueryParameters(t *testing.T) {
 		{"/customers?status=inactive;x=1", []string{"?status"}},
 		{"/customers?q=%zz", []string{"?q"}},
 		{"/customers?%zz=1", []string{"?%zz"}},
+		// Unknown parameters and invalid known ones are named together.
+		{"/customers?limit=0&sort=x&status=y&owner_id=z&created_after=q&a=1&b=2", []string{"?limit", "?sort", "?status", "?owner_id", "?created_after", "?a", "?b"}},
 		// A pair without a name is a parameter too, not the body.
 		{"/customers?=x", []string{"?"}},
 		{"/customers?limit=5&=", []string{"?"}},

@@ -151,7 +151,7 @@ func (ops operations) lookup(c echo.Context) *operationInfo {
 // operation does not declare, and repeated ones that it does not declare as
 // lists: silently ignoring them would answer a misspelt "cursor" or filter
 // with the wrong page.
-func (info *operationInfo) checkQuery(rawQuery string, query url.Values) error {
+func (info *operationInfo) checkQuery(rawQuery string, query url.Values) *queryError {
 	qe := &queryError{}
 	malformed(rawQuery, qe)
 	for name, values := range query {
@@ -250,8 +250,12 @@ func suggestion(name string, declared map[string]bool) string {
 // unusableText reports a parameter value that is not valid UTF-8 or holds NUL.
 func unusableText(v string) bool { return !utf8.ValidString(v) || strings.ContainsRune(v, 0) }
 
-// queryError reports unknown, repeated or unusable query parameters.
-type queryError struct{ fields []fieldProblem }
+// queryError reports unknown, repeated or unusable query parameters, and
+// what else the validator found (alongside), if anything.
+type queryError struct {
+	fields    []fieldProblem
+	alongside error
+}
 
 // add names a parameter once, with its first problem.
 func (e *queryError) add(name, detail string) {
@@ -323,11 +327,18 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			}
 			lowerMediaType(c.Request())
 			// Echo's parse of the query, which the generated binding reuses.
-			if err := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams()); err != nil {
-				return err
+			queryErr := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams())
+			// The validator's errors go untouched to errors.go, beside the
+			// query's own: one answer names every invalid parameter.
+			var err error // not the *echo.HTTPError it returns: a nil one would not be a nil error
+			if httpErr := oapimiddleware.ValidateRequestFromContext(c, routedBy{c, info}, options); httpErr != nil {
+				err = httpErr
 			}
-			// The validator's errors go untouched to errors.go.
-			if err := oapimiddleware.ValidateRequestFromContext(c, routedBy{c, info}, options); err != nil {
+			if queryErr != nil {
+				queryErr.alongside = err
+				return queryErr
+			}
+			if err != nil {
 				return err
 			}
 			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
