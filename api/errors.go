@@ -32,20 +32,20 @@ type FieldError struct {
 }
 
 // InvalidError is a 400: the request is well-formed JSON but breaks a rule that
-// the spec's schemas cannot express.
+// the spec's schemas cannot express. Fields says which (the problem's detail
+// counts them, as for the validator's 400s).
 type InvalidError struct {
-	Detail string
 	Fields []FieldError
 }
 
-func (e *InvalidError) Error() string { return "invalid input: " + e.Detail }
+func (e *InvalidError) Error() string { return fmt.Sprintf("invalid input: %d fields", len(e.Fields)) }
 
 func invalidParameter(name, detail string) *InvalidError {
-	return &InvalidError{Detail: fmt.Sprintf("The parameter %s is invalid.", name), Fields: []FieldError{{Parameter: name, Detail: detail}}}
+	return &InvalidError{Fields: []FieldError{{Parameter: name, Detail: detail}}}
 }
 
 func invalidField(pointer, detail string) *InvalidError {
-	return &InvalidError{Detail: "The request has 1 invalid field.", Fields: []FieldError{{Pointer: pointer, Detail: detail}}}
+	return &InvalidError{Fields: []FieldError{{Pointer: pointer, Detail: detail}}}
 }
 
 // ForbiddenError is a 403: authenticated, but the role or ownership does not

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,11 +77,7 @@ func (t *texts) err() error {
 	if len(t.refused) == 0 {
 		return nil
 	}
-	detail := "The request has 1 invalid field."
-	if n := len(t.refused); n > 1 {
-		detail = fmt.Sprintf("The request has %d invalid fields.", n)
-	}
-	return &InvalidError{Detail: detail, Fields: t.refused}
+	return &InvalidError{Fields: t.refused}
 }
 
 // nfc is text in Unicode's composed form (NFC), as it is stored and compared:

@@ -161,12 +161,12 @@ func toProblem(err error) problem {
 			}
 			fields = firstPerField(append(fields, other.fields...))
 		}
-		return problem{kind: kindInvalidInput, detail: countDetail(len(fields), whatIsInvalid(fields)), fields: fields}
+		return invalidInput(fields)
 	}
 
 	// Errors from the handlers.
 	if invalid, ok := errors.AsType[*api.InvalidError](err); ok {
-		return problem{kind: kindInvalidInput, detail: invalid.Detail, fields: fieldProblems(invalid.Fields)}
+		return invalidInput(fieldProblems(invalid.Fields))
 	}
 	if errors.Is(err, api.ErrInvalidCredentials) {
 		return problem{kind: kindBadCredentials, detail: "The credentials are wrong, expired or revoked, or the account is deactivated."}
@@ -326,8 +326,7 @@ func validationProblem(errs openapi3.MultiError) problem {
 			fields = append(fields, fieldProblem{Detail: re.Error()})
 		}
 	}
-	fields = firstPerField(fields)
-	return problem{kind: kindInvalidInput, detail: countDetail(len(fields), whatIsInvalid(fields)), fields: fields}
+	return invalidInput(firstPerField(fields))
 }
 
 // firstPerField keeps one problem per field: an empty name breaks both minLength
@@ -346,6 +345,12 @@ func firstPerField(fields []fieldProblem) []fieldProblem {
 		}
 	}
 	return out
+}
+
+// invalidInput is the 400 listing fields, whose detail counts them and says
+// what they are: "The request has 2 invalid parameters."
+func invalidInput(fields []fieldProblem) problem {
+	return problem{kind: kindInvalidInput, detail: countDetail(len(fields), whatIsInvalid(fields)), fields: fields}
 }
 
 // whatIsInvalid names what fields are: body fields, parameters, or both (values).

@@ -51,6 +51,7 @@ type operationInfo struct {
 // shadow is a path of the spec with a fixed segment where an operation's path
 // has a parameter (/users/me beside /users/{id}), and the methods it allows.
 type shadow struct {
+	prefix   string   // the path up to its first parameter: "/users/me", "/interactions/customer/"
 	segments []string // "{…}" for a parameter
 	allow    string   // as Echo writes Allow: "OPTIONS, GET, PATCH"
 }
@@ -104,8 +105,9 @@ func shadowsOf(spec *openapi3.T, path string) []shadow {
 		segments := strings.Split(other, "/")
 		// Alike up to path's first parameter, where other has a fixed segment.
 		if len(segments) > first && !isParam(segments[first]) && slices.Equal(own[:first], segments[:first]) {
+			prefix, _, _ := strings.Cut(other, "{")
 			methods := slices.Sorted(maps.Keys(item.Operations()))
-			shadows = append(shadows, shadow{segments, strings.Join(append([]string{http.MethodOptions}, methods...), ", ")})
+			shadows = append(shadows, shadow{prefix, segments, strings.Join(append([]string{http.MethodOptions}, methods...), ", ")})
 		}
 	}
 	return shadows
@@ -113,8 +115,12 @@ func shadowsOf(spec *openapi3.T, path string) []shadow {
 
 func isParam(segment string) bool { return strings.HasPrefix(segment, "{") }
 
-// names reports whether a request path, split at "/", is the shadow's path.
-func (sh shadow) names(segments []string) bool {
+// names reports whether a request path is the shadow's path.
+func (sh shadow) names(requestPath string) bool {
+	if !strings.HasPrefix(requestPath, sh.prefix) {
+		return false // most requests, with an id where the shadow is fixed
+	}
+	segments := strings.Split(requestPath, "/")
 	if len(segments) != len(sh.segments) {
 		return false
 	}
@@ -129,12 +135,8 @@ func (sh shadow) names(segments []string) bool {
 // shadowedBy returns what the path of the spec that the request names
 // allows, when that is not the operation's own path (see shadowsOf).
 func (info *operationInfo) shadowedBy(requestPath string) (allow string, shadowed bool) {
-	if len(info.shadows) == 0 {
-		return "", false
-	}
-	segments := strings.Split(requestPath, "/")
 	for _, sh := range info.shadows {
-		if sh.names(segments) {
+		if sh.names(requestPath) {
 			return sh.allow, true
 		}
 	}
