@@ -76,6 +76,10 @@ func New(cfg Config) *Handler {
 	}
 }
 
+// PasswordHashes is how many password hashes the handlers have computed (see
+// auth.Passwords.Computed), for the metrics.
+func (h *Handler) PasswordHashes() uint64 { return h.passwords.Computed() }
+
 // deriveKey derives a purpose-specific key from the secret, so that one secret
 // can sign tokens and cursors without a value valid for one being valid for the
 // other.

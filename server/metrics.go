@@ -64,6 +64,15 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// countPasswordHashes publishes the count of password hashes computed, which
+// the handlers keep.
+func (m *Metrics) countPasswordHashes(count func() uint64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "crm_password_hashes_total",
+		Help: "Password hashes computed (argon2id or bcrypt), to set a password or to check one at sign-in.",
+	}, func() float64 { return float64(count()) }))
+}
+
 // CommandMonitor feeds database command timings into the metrics; pass it to
 // the store.
 func (m *Metrics) CommandMonitor() *event.CommandMonitor {

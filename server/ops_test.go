@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/opencrm/crm/gen"
 )
 
 // The operations endpoints: probes, metrics and the access log.
@@ -91,5 +94,55 @@ func TestAccessLog(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), "private-search-text") {
 		t.Error("the access log holds the query string")
+	}
+}
+
+// TestPasswordHashesOnlyWhenAllowed counts, through /metrics, the password
+// hashes that requests cost: argon2id takes tens of milliseconds and 19 MiB,
+// so a request refused for who sent it or for what it names must cost none.
+func TestPasswordHashesOnlyWhenAllowed(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	member := e.addUser(admin, "Hashed Member", gen.Member)
+	hashes := func() int {
+		t.Helper()
+		_, body := e.raw(http.MethodGet, "/metrics", "", "", "")
+		m := regexp.MustCompile(`(?m)^crm_password_hashes_total (\d+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Fatal("/metrics lacks crm_password_hashes_total")
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		return n
+	}
+	patch := func(token, id, body string, want int) {
+		t.Helper()
+		res, got := e.raw(http.MethodPatch, "/users/"+id, token, "application/merge-patch+json", body)
+		if res.StatusCode != want {
+			t.Fatalf("PATCH /users/%s %s: %d, want %d: %s", id, body, res.StatusCode, want, got)
+		}
+	}
+	newPassword := `{"password": "a brand new password"}`
+	for _, tc := range []struct {
+		name       string
+		do         func()
+		wantHashes int
+	}{
+		{"a member sets another user's password", func() { patch(member.token, admin.Id, newPassword, http.StatusForbidden) }, 0},
+		{"a member sets their own password without the current one", func() { patch(member.token, member.Id, newPassword, http.StatusBadRequest) }, 0},
+		{"an admin sets the password of nobody", func() { patch(admin.token, "0123456789abcdef01234567", newPassword, http.StatusNotFound) }, 0},
+		{"a member sets their own password with a wrong current one", func() {
+			patch(member.token, member.Id, `{"password": "a brand new password", "current_password": "not the current one"}`, http.StatusBadRequest)
+		}, 1},
+		{"a member sets their own password", func() {
+			patch(member.token, member.Id, `{"password": "a brand new password", "current_password": "`+member.password+`"}`, http.StatusOK)
+		}, 2},
+		{"an admin resets a member's password", func() { patch(admin.token, member.Id, `{"password": "another new password"}`, http.StatusOK) }, 1},
+		{"a sign-in", func() { e.login(admin.Email, "first admin password") }, 1},
+	} {
+		before := hashes()
+		tc.do()
+		if got := hashes() - before; got != tc.wantHashes {
+			t.Errorf("%s: %d password hashes, want %d", tc.name, got, tc.wantHashes)
+		}
 	}
 }

@@ -65,6 +65,7 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
+	metrics.countPasswordHashes(cfg.Handler.PasswordHashes)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -52,6 +53,8 @@ type Passwords struct {
 	slots chan struct{}
 	// maxWait bounds the wait for a slot; past it, ErrBusy.
 	maxWait time.Duration
+	// computed counts the hashes computed, new and verified (see Computed).
+	computed atomic.Uint64
 }
 
 // ErrBusy: so many passwords are being checked that this one would wait too
@@ -111,6 +114,12 @@ func NewPasswords(params Argon2Params) (*Passwords, error) {
 	return p, nil
 }
 
+// Computed is how many password hashes were computed so far, to hash a new
+// password or to check one against a stored hash: each costs tens of
+// milliseconds of a CPU, so their rate is the server's sign-in load, and a
+// surge of them is password guessing.
+func (p *Passwords) Computed() uint64 { return p.computed.Load() }
+
 // Params returns the argon2id parameters of new hashes.
 func (p *Passwords) Params() Argon2Params { return p.params }
 
@@ -122,6 +131,7 @@ func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	defer done()
+	p.computed.Add(1)
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
@@ -142,6 +152,7 @@ func (p *Passwords) Verify(ctx context.Context, password, hash string) (ok, reha
 		return false, false, err
 	}
 	defer done()
+	p.computed.Add(1)
 	ok, rehash = p.verify(password, hash)
 	return ok, rehash, nil
 }
