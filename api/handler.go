@@ -210,9 +210,11 @@ func deref[T any](p *T) T {
 
 // retryStale runs a read-check-write operation again when its write found the
 // record changed since the read (store.ErrStale) and the client did not ask for
-// a specific version: the retry re-reads, re-checks permissions and re-applies
-// the change to the current version, so no concurrent change is lost silently.
-// With If-Match, a stale write is the client's 412. Every round lets at least
+// a specific version (no If-Match, or "If-Match: *", which any version of an
+// existing record meets): the retry re-reads, re-checks permissions and
+// re-applies the change to the current version, so no concurrent change is
+// lost silently. With If-Match naming versions, a stale write is the client's
+// 412. Every round lets at least
 // one of the contending writers through, so the budget only runs out under
 // pathological contention, which is answered as a busy server.
 func retryStale(ifMatch *string, op func() error) error {
@@ -222,7 +224,7 @@ func retryStale(ifMatch *string, op func() error) error {
 		if !errors.Is(err, store.ErrStale) {
 			return err
 		}
-		if ifMatch != nil {
+		if ifMatch != nil && strings.TrimSpace(*ifMatch) != "*" {
 			return &PreconditionFailedError{Detail: "The record changed since you read it; read it again and retry with its new version."}
 		}
 		// Jittered backoff, so that the contenders do not collide again in step.

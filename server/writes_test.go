@@ -171,34 +171,43 @@ func TestConcurrentWritersOneVersion(t *testing.T) {
 	}
 }
 
-// TestConcurrentWritersWithoutIfMatch races writers that do not name a version:
-// all succeed, each applied to the latest version — the revision counts every
-// one of them, so none was lost.
+// TestConcurrentWritersWithoutIfMatch races writers that do not name a version
+// (no If-Match, or "If-Match: *", which any version of the record meets): all
+// succeed, each applied to the latest version — the revision counts every one
+// of them, so none was lost.
 func TestConcurrentWritersWithoutIfMatch(t *testing.T) {
-	e := newEnv(t)
-	admin := e.bootstrap()
-	c := e.customer(admin, "Busy Customer")
-	const writers = 12
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var body []byte
-			res := retryUnavailable(func() *http.Response {
-				var res *http.Response
-				res, body = e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", fmt.Sprintf(`{"notes":"writer %d"}`, w))
-				return res
-			})
-			if res.StatusCode != http.StatusOK {
-				t.Errorf("writer %d: %d %s", w, res.StatusCode, body)
+	for _, ifMatch := range []string{"", "*"} {
+		t.Run(fmt.Sprintf("If-Match %q", ifMatch), func(t *testing.T) {
+			e := newEnv(t)
+			admin := e.bootstrap()
+			c := e.customer(admin, "Busy Customer")
+			var headers []string
+			if ifMatch != "" {
+				headers = []string{"If-Match", ifMatch}
 			}
-		}()
-	}
-	wg.Wait()
-	res, _ := e.raw(http.MethodGet, "/customers/"+c.Id, admin.token, "", "")
-	if got, want := res.Header.Get("ETag"), fmt.Sprintf(`"%d"`, 1+writers); got != want {
-		t.Errorf("after %d writes the ETag is %s, want %s: a write was lost", writers, got, want)
+			const writers = 12
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var body []byte
+					res := retryUnavailable(func() *http.Response {
+						var res *http.Response
+						res, body = e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", fmt.Sprintf(`{"notes":"writer %d"}`, w), headers...)
+						return res
+					})
+					if res.StatusCode != http.StatusOK {
+						t.Errorf("writer %d: %d %s", w, res.StatusCode, body)
+					}
+				}()
+			}
+			wg.Wait()
+			res, _ := e.raw(http.MethodGet, "/customers/"+c.Id, admin.token, "", "")
+			if got, want := res.Header.Get("ETag"), fmt.Sprintf(`"%d"`, 1+writers); got != want {
+				t.Errorf("after %d writes the ETag is %s, want %s: a write was lost", writers, got, want)
+			}
+		})
 	}
 }
 

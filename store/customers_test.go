@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -570,6 +571,105 @@ func TestDeleteCustomerCascadeOnlyOf(t *testing.T) {
 	}
 	if n := countDocs(t, s.interactions.Collection, nil); n != 0 {
 		t.Errorf("%d interactions left", n)
+	}
+}
+
+// A limited cascade whose check passed, racing a write that hands one of
+// the customer's interactions to another user before the cascade's delete:
+// that interaction is spared, and the cascade is refused, as it would be had
+// the write come first. The caller's own interactions are gone already, as
+// when a cascade is interrupted; the customer stays.
+func TestDeleteCustomerCascadeOnlyOfRacingReassignment(t *testing.T) {
+	t.Parallel()
+	s, hook := openHookedStore(t)
+	ctx := t.Context()
+	me := mustCreateUser(t, s, "Me", "me@example.com", RoleMember)
+	other := mustCreateUser(t, s, "Other", "other@example.com", RoleMember)
+	c := mustCreateCustomer(t, s, &Customer{Name: "Mine", Email: "mine@example.com", OwnerID: &me.ID})
+	handed := mustCreateInteraction(t, s, me.ID, c.ID, "Call", "Open", nil)
+	kept := mustCreateInteraction(t, s, me.ID, c.ID, "Note", "Open", nil)
+
+	// Straight through the driver: the store's own writes wait for the one
+	// the hook interrupts.
+	hook.Store(onceBefore("delete", interactionsCollection, func() {
+		rawSet(t, s.interactions.Collection, handed.ID, bson.D{{Key: "user_id", Value: other.ID}})
+	}))
+	err := s.DeleteCustomer(ctx, c.ID, c.Revision, true, &me.ID)
+	hook.Store(nil)
+	if !errors.Is(err, ErrCascadeRefused) {
+		t.Fatalf("limited cascade racing a reassignment = %v, want ErrCascadeRefused", err)
+	}
+	got, err := s.GetInteraction(ctx, handed.ID)
+	if err != nil || got.UserID != other.ID {
+		t.Errorf("the reassigned interaction after the refused cascade: %+v, %v; want it kept, of the other user", got, err)
+	}
+	if cust, err := s.GetCustomer(ctx, c.ID); err != nil || cust.DeletingAt != nil {
+		t.Errorf("customer after the refused cascade: %+v, %v; want it in place, unmarked", cust, err)
+	}
+	if _, err := s.GetInteraction(ctx, kept.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the caller's own interaction: %v, want it deleted (ErrNotFound)", err)
+	}
+}
+
+// An update moving an interaction to a customer whose cascade is under way:
+// its check passed before the customer was marked, its write lands after the
+// cascade's check and before its delete, which takes the interaction with it.
+// The update came first and succeeded, so it says so — before, it answered
+// ErrNotFound, a failure that had deleted the interaction.
+func TestUpdateInteractionMovedIntoACascade(t *testing.T) {
+	t.Parallel()
+	s, hook := openHookedStore(t)
+	ctx := t.Context()
+	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+	stays := mustCreateCustomer(t, s, &Customer{Name: "Stays", Email: "stays@example.com"})
+	doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com"})
+	mustCreateInteraction(t, s, u.ID, doomed.ID, "Call", "Open", nil)
+	moving := mustCreateInteraction(t, s, u.ID, stays.ID, "Note", "Open", nil)
+
+	checking, moved := make(chan struct{}), make(chan struct{})
+	deleted := make(chan error, 1)
+	wait := func(ch chan struct{}) {
+		select {
+		case <-ch:
+		case <-time.After(testTimeout):
+			t.Error("the interleaving never happened")
+		}
+	}
+	var step atomic.Int32
+	h := commandHook(func(name, coll string) {
+		switch {
+		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(0, 1):
+			// The move has checked the customer and reads the interaction
+			// before writing: the cascade starts now.
+			go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, &u.ID) }()
+			wait(checking)
+		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(1, 2):
+			// The cascade has marked the customer and checks its
+			// interactions: the move writes now.
+			close(checking)
+			wait(moved)
+		case name == "find" && coll == customersCollection && step.CompareAndSwap(2, 3):
+			close(moved) // the move's second check: its write is done
+		}
+	})
+	hook.Store(&h)
+	got, err := s.UpdateInteraction(ctx, moving.ID, moving.Revision, InteractionChanges{CustomerID: &doomed.ID, Status: ptr("Resolved")})
+	deleteErr := <-deleted
+	hook.Store(nil)
+	if deleteErr != nil {
+		t.Fatalf("the cascade: %v", deleteErr)
+	}
+	if err != nil {
+		t.Fatalf("the move that came first = %v, want it to succeed", err)
+	}
+	if got.CustomerID != doomed.ID || got.Status != "Resolved" || got.Revision != moving.Revision+1 || got.Description != moving.Description {
+		t.Errorf("the move returned %+v; want the interaction as it wrote it", got)
+	}
+	if _, err := s.GetInteraction(ctx, moving.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the moved interaction after the cascade: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetCustomer(ctx, stays.ID); err != nil {
+		t.Errorf("the other customer: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -262,13 +263,21 @@ func (s *Store) updateAtRevision(ctx context.Context, coll collection, id bson.O
 
 // update is updateAtRevision that can also return the document as it was.
 func (s *Store) update(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) error {
+	_, err := s.stampedUpdate(ctx, coll, id, rev, ch, which, out)
+	return err
+}
+
+// stampedUpdate is update that also returns the changes as written: ch with
+// the new updated_at and revision.
+func (s *Store) stampedUpdate(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) (changes, error) {
 	defer s.lockDoc(id)()
 	filter, next, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
-		return err
+		return changes{}, err
 	}
 	defer release()
-	update := bson.D{{Key: "$set", Value: append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, ch.set...)}}
+	ch.set = append(bson.D{{Key: fieldUpdatedAt, Value: now()}, {Key: fieldRevision, Value: next}}, ch.set...)
+	update := bson.D{{Key: "$set", Value: ch.set}}
 	if len(ch.unset) > 0 {
 		update = append(update, bson.E{Key: "$unset", Value: ch.unset})
 	}
@@ -276,9 +285,20 @@ func (s *Store) update(ctx context.Context, coll collection, id bson.ObjectID, r
 	defer cancel()
 	err = coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(which)).Decode(out)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return s.notMatched(ctx, coll, id)
+		return changes{}, s.notMatched(ctx, coll, id)
 	}
-	return translate(err)
+	return ch, translate(err)
+}
+
+// applied is doc with the changes made: what an update of doc wrote.
+func applied(doc bson.Raw, ch changes) (bson.Raw, error) {
+	var fields bson.D
+	if err := bson.Unmarshal(doc, &fields); err != nil {
+		return nil, err
+	}
+	changed := ch.fields()
+	fields = slices.DeleteFunc(fields, func(e bson.E) bool { return slices.Contains(changed, e.Key) })
+	return bson.Marshal(append(fields, ch.set...))
 }
 
 // updateReferencing is updateAtRevision for a change that makes the document
@@ -293,13 +313,24 @@ func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.
 		return err
 	}
 	var before bson.Raw
-	if err := s.update(ctx, coll, id, rev, ch, options.Before, &before); err != nil {
+	written, err := s.stampedUpdate(ctx, coll, id, rev, ch, options.Before, &before)
+	if err != nil {
 		return err
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
 		// A referenced record was deleted meanwhile: put every changed field
 		// back as it was.
-		if undoErr := s.restore(ctx, coll, id, before, ch.fields()); undoErr != nil {
+		undoErr := s.restore(ctx, coll, id, before, ch.fields())
+		if errors.Is(undoErr, ErrNotFound) {
+			// Deleted after the update, by the cascade of the record it
+			// came to refer to: the update came first, and succeeded.
+			after, err := applied(before, written)
+			if err != nil {
+				return err
+			}
+			return bson.Unmarshal(after, out)
+		}
+		if undoErr != nil {
 			return undoErr
 		}
 		return err
@@ -398,8 +429,31 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 	}
 	if cascade {
 		for _, ref := range refs {
-			if _, err := ref.coll.DeleteMany(opCtx, bson.D{{Key: ref.field, Value: id}}); err != nil {
+			referring := bson.D{{Key: ref.field, Value: id}}
+			if keep == nil {
+				if _, err := ref.coll.DeleteMany(opCtx, referring); err != nil {
+					return translate(err)
+				}
+				continue
+			}
+			// The check above and this delete are not one step: a record to
+			// keep may have come to refer to id, or one referring to it been
+			// handed to another user, in between. The delete spares those,
+			// and finding one afterwards refuses the cascade, which leaves the
+			// record in place with what was deleted gone, as an interrupted
+			// cascade does.
+			if _, err := ref.coll.DeleteMany(opCtx, append(referring, bson.E{Key: "$nor", Value: bson.A{keep}})); err != nil {
 				return translate(err)
+			}
+			found, err := exists(opCtx, ref.coll, append(referring, keep...))
+			if err != nil {
+				return err
+			}
+			if found {
+				if err := unmark(); err != nil {
+					return err
+				}
+				return ErrCascadeRefused
 			}
 		}
 	}
