@@ -300,12 +300,17 @@ func record(op string, size int, layer string, r result) {
 
 // TestMain prints the table of the benchmarks that ran, for `make bench`, and,
 // when the whole package ran, fails the run if a response that the spec
-// declares was never observed (see checkReachability).
+// declares was never observed (see checkReachability) or if an example of a
+// problem in the spec holds a detail the server never wrote
+// (checkProblemExamples).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printBenchTable(os.Stdout)
-	if wholePackageRan() && !checkReachability(os.Stdout) && code == 0 {
-		code = 1
+	if wholePackageRan() {
+		reached, real := checkReachability(os.Stdout), checkProblemExamples(os.Stdout)
+		if (!reached || !real) && code == 0 {
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

@@ -72,6 +72,9 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
+	if pointer, found := repeatedMember(raw); found {
+		return nil, &bodyMemberError{pointer, "is given more than once"}
+	}
 	// Most bodies hold neither: a walk that only counts decides, and the walk
 	// that names the member runs when there is one to name.
 	var c textCount
@@ -80,6 +83,81 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 		return nil, unusableBodyText(value, "", notUTF8)
 	}
 	return value, nil
+}
+
+// repeatedMember finds a member name given twice in one object of raw, valid
+// JSON, and returns its pointer. Go's decoder keeps the last of them, other
+// readers the first: `{"role":"member","role":"admin"}` must not mean one
+// thing to a proxy that checks it and another to the server. Forms are held
+// to the same rule (onceEachField).
+func repeatedMember(raw []byte) (pointer string, found bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var open []*jsonLevel // the objects and arrays the next token is in
+	for {
+		token, err := dec.Token()
+		if err != nil {
+			return "", false // the end: raw was decoded before, so nothing else fails
+		}
+		var in *jsonLevel
+		if len(open) > 0 {
+			in = open[len(open)-1]
+		}
+		if in != nil && in.names != nil && in.nameNext && token != json.Delim('}') {
+			name := token.(string)
+			in.member = in.pointer + "/" + escapePointer(name)
+			if in.names[name] {
+				return in.member, true
+			}
+			in.names[name] = true
+			in.nameNext = false
+			continue
+		}
+		switch token {
+		case json.Delim('{'):
+			open = append(open, &jsonLevel{pointer: in.next(), names: map[string]bool{}, nameNext: true})
+		case json.Delim('['):
+			open = append(open, &jsonLevel{pointer: in.next()})
+		case json.Delim('}'), json.Delim(']'):
+			open = open[:len(open)-1]
+			if len(open) > 0 {
+				open[len(open)-1].valueRead()
+			}
+		default:
+			in.next()
+			in.valueRead()
+		}
+	}
+}
+
+// jsonLevel is an object or array that repeatedMember is in.
+type jsonLevel struct {
+	pointer  string
+	names    map[string]bool // the object's member names so far; nil for an array
+	nameNext bool            // in an object, a member name comes next
+	member   string          // the pointer of the member whose value comes next
+	items    int             // in an array, the items read
+}
+
+// next is the pointer of the value that comes next in l ("" for the body).
+func (l *jsonLevel) next() string {
+	switch {
+	case l == nil:
+		return ""
+	case l.names == nil:
+		return l.pointer + "/" + strconv.Itoa(l.items)
+	}
+	return l.member
+}
+
+// valueRead records that a value of l was read whole.
+func (l *jsonLevel) valueRead() {
+	switch {
+	case l == nil:
+	case l.names == nil:
+		l.items++
+	default:
+		l.nameNext = true
+	}
 }
 
 // textCount counts, in the strings and member names of a decoded body, NUL

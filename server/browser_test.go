@@ -185,7 +185,7 @@ func TestSwaggerUI(t *testing.T) {
 		t.Fatalf("Swagger UI shows status %q for Create a customer, want 201; body: %s", status, body)
 	}
 	var created gen.Customer
-	if err := json.Unmarshal([]byte(body), &created); err != nil || created.Email != "grace@example.com" {
+	if err := json.Unmarshal([]byte(body), &created); err != nil || created.Email != "margaret@example.com" {
 		t.Errorf("Swagger UI shows the body %s (%v), want the created customer", body, err)
 	}
 	if created.OwnerId == nil || *created.OwnerId != admin.Id {

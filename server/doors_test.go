@@ -230,8 +230,7 @@ func TestPostmanCollection(t *testing.T) {
 	}
 
 	// The README's first session: Ada signs up (the collection's admin was the
-	// first user here, so that admin makes her one) and creates Grace Hopper
-	// with the spec's example email.
+	// first user here, so that admin makes her one) and creates Grace Hopper.
 	admin := e.loginFull("admin@example.com", "change this password").AccessToken
 	ada := "correct horse battery staple"
 	res, body := e.raw(http.MethodPost, "/users", admin, "application/json",

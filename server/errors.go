@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -81,7 +84,7 @@ type problem struct {
 // errorHandler is Echo's HTTPErrorHandler.
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
-		p := toProblem(err)
+		p := toProblem(err, c.Path())
 		if errors.Is(c.Request().Context().Err(), context.Canceled) {
 			p = problem{kind: kindClientClosed, detail: "The client closed the connection before the answer."}
 		}
@@ -135,18 +138,20 @@ func writeProblem(c echo.Context, p problem) {
 	_ = json.NewEncoder(c.Response()).Encode(doc)
 }
 
-// toProblem classifies err. The checks run in order, most specific first;
-// errors.AsType keeps the common case free of allocations.
-func toProblem(err error) problem {
+// toProblem classifies err, from a request to route (the template Echo
+// matched, which names the kind of record a missing id or a taken email is
+// of). The checks run in order, most specific first; errors.AsType keeps the
+// common case free of allocations.
+func toProblem(err error, route string) problem {
 	// Errors from the validator: their cause is in HTTPError.Internal.
 	if security, ok := errors.AsType[*openapi3filter.SecurityRequirementsError](err); ok {
-		return securityProblem(security)
+		return securityProblem(security, route)
 	}
 	if multi, ok := errors.AsType[openapi3.MultiError](err); ok {
-		return validationProblem(multi)
+		return validationProblem(multi, route)
 	}
 	if requestErr, ok := errors.AsType[*openapi3filter.RequestError](err); ok {
-		return validationProblem(openapi3.MultiError{requestErr})
+		return validationProblem(openapi3.MultiError{requestErr}, route)
 	}
 	if errors.Is(err, errContentEncoding) {
 		return problem{kind: kindUnsupportedMedia, detail: "Send the body without a Content-Encoding: it is not decompressed.",
@@ -155,7 +160,7 @@ func toProblem(err error) problem {
 	if query, ok := errors.AsType[*queryError](err); ok {
 		fields := query.fields
 		if query.alongside != nil {
-			other := toProblem(query.alongside)
+			other := toProblem(query.alongside, route)
 			if other.kind != kindInvalidInput {
 				return other // no token, a body too large, …: answered first
 			}
@@ -201,14 +206,14 @@ func toProblem(err error) problem {
 		return problem{kind: kindConflict, detail: "The record is still referenced by " + referenced.By + "."}
 	}
 	if missingRef, ok := errors.AsType[*store.MissingReferenceError](err); ok {
-		return problem{kind: kindUnknownReference, detail: "The request refers to a record that does not exist.",
-			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing record"}}}
+		return problem{kind: kindUnknownReference, detail: "The request refers to a " + missingRef.Record + " that does not exist.",
+			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing " + missingRef.Record}}}
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return problem{kind: kindNotFound, detail: "No record has this id."}
+		return problem{kind: kindNotFound, detail: "No " + recordOf(route) + " has this id."}
 	case errors.Is(err, store.ErrDuplicate):
-		return problem{kind: kindDuplicate, detail: "A record with this email already exists.",
+		return problem{kind: kindDuplicate, detail: "A " + recordOf(route) + " with this email already exists.",
 			fields: []fieldProblem{{Pointer: "/email", Detail: "is already taken"}}}
 	case errors.Is(err, store.ErrStale):
 		return problem{kind: kindPrecondition, detail: "The record changed since you read it; read it again."}
@@ -230,6 +235,20 @@ func toProblem(err error) problem {
 		return httpProblem(he)
 	}
 	return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
+}
+
+// recordOf names the kind of record a route is about: the one its id names,
+// or that it creates.
+func recordOf(route string) string {
+	switch {
+	case strings.HasPrefix(route, "/interactions/customer/"), strings.HasPrefix(route, "/customers"):
+		return "customer"
+	case strings.HasPrefix(route, "/interactions"):
+		return "interaction"
+	case strings.HasPrefix(route, "/users"):
+		return "user"
+	}
+	return "record"
 }
 
 // fieldProblems converts the handlers' field list.
@@ -256,10 +275,10 @@ func unauthorized(err error) problem {
 // requirements: 401 for a missing or refused token; otherwise the token check
 // itself failed (the database could not be asked, or the user's record could
 // not be read), which is the server's problem, not the client's.
-func securityProblem(e *openapi3filter.SecurityRequirementsError) problem {
+func securityProblem(e *openapi3filter.SecurityRequirementsError, route string) problem {
 	for _, inner := range e.Errors {
 		if !errors.Is(inner, api.ErrNoToken) && !errors.Is(inner, auth.ErrInvalidToken) && !errors.Is(inner, api.ErrUnauthenticated) {
-			return toProblem(inner)
+			return toProblem(inner, route)
 		}
 	}
 	for _, inner := range e.Errors {
@@ -298,12 +317,12 @@ func httpProblem(he *echo.HTTPError) problem {
 // validationProblem turns kin-openapi's request errors into one problem listing
 // every invalid field. Some errors are not about a field: an oversized or
 // unreadable body, or a content type the operation does not accept.
-func validationProblem(errs openapi3.MultiError) problem {
+func validationProblem(errs openapi3.MultiError, route string) problem {
 	var fields []fieldProblem
 	for _, err := range errs {
 		var re *openapi3filter.RequestError
 		if !errors.As(err, &re) {
-			return toProblem(err)
+			return toProblem(err, route)
 		}
 		var he *echo.HTTPError
 		var member *bodyMemberError
@@ -315,7 +334,7 @@ func validationProblem(errs openapi3.MultiError) problem {
 		case re.RequestBody != nil && errors.As(re.Err, &member):
 			fields = append(fields, fieldProblem{Pointer: member.pointer, Detail: member.detail})
 		case re.RequestBody != nil && re.Reason == "failed to decode request body":
-			return problem{kind: kindMalformedBody, detail: "The body is not valid JSON (or not a valid form)."}
+			return problem{kind: kindMalformedBody, detail: malformedBodyDetail(re.Err)}
 		case re.RequestBody != nil && errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
 			fields = append(fields, fieldProblem{Pointer: "", Detail: "a request body is required"})
 		case re.Parameter != nil:
@@ -327,6 +346,28 @@ func validationProblem(errs openapi3.MultiError) problem {
 		}
 	}
 	return invalidInput(firstPerField(fields))
+}
+
+// malformedBodyDetail says what is wrong with a body that could not be
+// decoded, and where: the client's JSON library rarely says.
+func malformedBodyDetail(err error) string {
+	var parse *openapi3filter.ParseError
+	if errors.As(err, &parse) {
+		err = parse.RootCause()
+	}
+	var syntax *json.SyntaxError
+	var escape url.EscapeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("The body is not valid JSON: %s (at byte %d).", syntax, syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "The body is not valid JSON: it ends before its value does."
+	case errors.Is(err, errTrailingData):
+		return "The body is not valid JSON: it holds more after its first value; send one value."
+	case errors.As(err, &escape):
+		return "The body is not a valid form: " + escape.Error() + "."
+	}
+	return "The body could not be read as JSON or as a form."
 }
 
 // firstPerField keeps one problem per field: an empty name breaks both minLength
@@ -453,6 +494,9 @@ func schemaProblems(err error, base string) []fieldProblem {
 		pointer += "/" + escapePointer(token)
 	}
 	detail := schemaDetail(se)
+	if se.Value == nil && se.Schema != nil && !se.Schema.Nullable && se.SchemaField != "required" {
+		detail = "cannot be null" // not "must be one of: …" for an enum
+	}
 	if m := propertyInReason.FindStringSubmatch(se.Reason); m != nil {
 		// A missing property's pointer already ends with its name; an
 		// unsupported one's ends at the object.
@@ -478,7 +522,7 @@ func schemaDetail(se *openapi3.SchemaError) string {
 		case s != nil && s.Format == "email":
 			return "must be an email address"
 		case s != nil && s.Format == "date-time":
-			return "must be an RFC 3339 date-time such as 2026-11-26T09:30:00Z"
+			return "must be an RFC 3339 date-time such as 2026-11-26T09:30:00Z" + dateTimeHint(se.Value)
 		case s != nil && s.Pattern == `\S`:
 			return "must not be blank"
 		case s != nil && s.Pattern != "":
@@ -500,6 +544,10 @@ func schemaDetail(se *openapi3.SchemaError) string {
 		}
 	case "nullable":
 		return "cannot be null"
+	case "minProperties":
+		if s != nil && s.MinProps == 1 {
+			return "must name at least one field to change"
+		}
 	case "minLength":
 		if s != nil && s.MinLength == 1 {
 			return "must not be empty"
@@ -517,6 +565,21 @@ func schemaDetail(se *openapi3.SchemaError) string {
 		}
 	}
 	return se.Reason
+}
+
+// dateTimeHint names the likeliest slip in a date-time that was refused: a
+// "+01:00" offset sent unencoded in a query string, where "+" means a space,
+// or a lower-case "t" or "z", which RFC 3339 allows and this API does not.
+func dateTimeHint(value any) string {
+	text, _ := value.(string)
+	parses := func(s string) bool { _, err := time.Parse(time.RFC3339Nano, s); return err == nil }
+	switch {
+	case strings.Contains(text, " ") && parses(strings.ReplaceAll(text, " ", "+")):
+		return `; in a query string, send the "+" of an offset as %2B`
+	case strings.ContainsAny(text, "tz") && parses(strings.ToUpper(text)):
+		return `; write "T" and "Z" in upper case`
+	}
+	return ""
 }
 
 // objectIDPattern is the spec's pattern for ids.

@@ -21,7 +21,7 @@ import (
 // the integration tests cannot make the server this busy on purpose.
 func TestOverloadIsRetryLater(t *testing.T) {
 	for _, err := range []error{auth.ErrBusy, api.ErrBusy} {
-		p := toProblem(fmt.Errorf("handler: %w", err))
+		p := toProblem(fmt.Errorf("handler: %w", err), "/customers/:id")
 		if p.kind.status != http.StatusServiceUnavailable || p.headers["Retry-After"] == "" {
 			t.Errorf("%v → %d with Retry-After %q, want 503 with a Retry-After", err, p.kind.status, p.headers["Retry-After"])
 		}

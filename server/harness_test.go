@@ -426,6 +426,9 @@ func (c *responseChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.t.Errorf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.RequestURI(), res.StatusCode, err, body)
 	}
 	c.leaks(req, res, body)
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
+		problemsSeen.record(body)
+	}
 	return res, nil
 }
 

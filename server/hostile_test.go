@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -333,26 +334,81 @@ func TestInjectionPayloads(t *testing.T) {
 	f.e.login(f.member.Email, f.member.password)
 }
 
-// TestInjectionDuplicateKeyOperatorFirst: with the operator first and a plain
-// string last, the string is what was validated and the only thing that may
-// be stored: never the operator object, never a 500.
+// TestInjectionDuplicateKeyOperatorFirst: a member given twice, the operator
+// first and a plain string last, is refused, naming the member: a reader that
+// kept the first would see the operator where the server validated the string.
 func TestInjectionDuplicateKeyOperatorFirst(t *testing.T) {
 	f := newHostileFixture(t)
 	res, data := hostileSend(t, f.e, http.MethodPost, "/customers", f.admin.token, "application/json", `{"name":{"$ne":1},"name":"Dup Key","email":"dup@example.org"}`)
-	switch res.StatusCode {
-	case http.StatusBadRequest:
-		wantProblem(t, http.StatusBadRequest, data, res.StatusCode, "invalid-input", "/name")
-	case http.StatusCreated:
-		var doc bson.M
-		err := f.db.Collection("customers").FindOne(context.Background(), bson.D{{Key: "email", Value: "dup@example.org"}}).Decode(&doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name, ok := doc["name"].(string); !ok || name != "Dup Key" {
-			t.Errorf("stored name %#v, want the validated string", doc["name"])
-		}
-	default:
-		t.Errorf("status %d: %.300s", res.StatusCode, data)
+	wantProblem(t, http.StatusBadRequest, data, res.StatusCode, "invalid-input", "/name")
+	if n, err := f.db.Collection("customers").CountDocuments(context.Background(), bson.D{{Key: "email", Value: "dup@example.org"}}); err != nil || n != 0 {
+		t.Errorf("%d customers stored (%v), want none", n, err)
+	}
+}
+
+// TestProblemsSayWhatIsWrong: the detail of a refusal names the slip a client
+// most likely made, where the validator's own words would not.
+func TestProblemsSayWhatIsWrong(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	c := e.customer(admin, "Plain Customer")
+	missing := "0123456789abcdef01234567"
+	for _, tc := range []struct {
+		name, method, path, contentType, body string
+		typ, field, detail                    string // field: a pointer, or ?parameter; detail: in the field's detail, else the problem's
+		status                                int    // 400 when 0
+	}{
+		{name: "an unknown customer", method: "GET", path: "/customers/" + missing, typ: "not-found", detail: "No customer has this id.", status: 404},
+		{name: "the timeline of an unknown customer", method: "GET", path: "/customers/" + missing + "/interactions", typ: "not-found", detail: "No customer has this id.", status: 404},
+		{name: "an unknown interaction", method: "PATCH", path: "/interactions/" + missing, contentType: "application/json", body: `{"status":"Resolved"}`,
+			typ: "not-found", detail: "No interaction has this id.", status: 404},
+		{name: "an unknown user", method: "DELETE", path: "/users/" + missing, typ: "not-found", detail: "No user has this id.", status: 404},
+		{name: "a taken email", method: "POST", path: "/customers", contentType: "application/json", body: `{"name":"Again","email":"` + c.Email + `"}`,
+			typ: "duplicate", detail: "A customer with this email already exists.", status: 409},
+		{name: "a user's id as the customer", method: "POST", path: "/interactions", contentType: "application/json", body: `{"customer_id":"` + admin.Id + `","type":"Call"}`,
+			typ: "unknown-reference", field: "/customer_id", detail: "refers to no existing customer", status: 422},
+		{"a member given twice", "POST", "/customers", "application/json", `{"name":"A","email":"a@example.org","name":"B"}`,
+			"invalid-input", "/name", "is given more than once", 0},
+		{"a member given twice in a merge patch", "PATCH", "/customers/" + c.Id, "application/merge-patch+json", `{"notes":"a","notes":null}`,
+			"invalid-input", "/notes", "is given more than once", 0},
+		{"a member given twice at sign-in", "POST", "/users/login", "application/json", `{"email":"ada@example.com","password":"x","password":"first admin password"}`,
+			"invalid-input", "/password", "is given more than once", 0},
+		{"a trailing comma", "POST", "/customers", "application/json", `{"name":"A",}`,
+			"malformed-body", "", "at byte 13", 0},
+		{"a body cut short", "POST", "/customers", "application/json", `{"name":"A"`,
+			"malformed-body", "", "ends before its value does", 0},
+		{"a second value", "POST", "/customers", "application/json", `{"name":"A","email":"a@example.org"} {}`,
+			"malformed-body", "", "holds more after its first value", 0},
+		{"an empty merge patch", "PATCH", "/customers/" + c.Id, "application/merge-patch+json", `{}`,
+			"invalid-input", "", "must name at least one field to change", 0},
+		{"null for a required enum", "POST", "/customers", "application/json", `{"name":"A","email":"a@example.org","status":null}`,
+			"invalid-input", "/status", "cannot be null", 0},
+		{"an unencoded + in a query's offset", "GET", "/interactions?scheduled_from=2026-11-23T00:00:00+01:00", "", "",
+			"invalid-input", "?scheduled_from", "send the \"+\" of an offset as %2B", 0},
+		{"a lower-case t and z", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"2026-12-01t15:00:00z"}`,
+			"invalid-input", "/scheduled_at", "write \"T\" and \"Z\" in upper case", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := e.raw(tc.method, tc.path, admin.token, tc.contentType, tc.body)
+			var fields []string
+			if tc.field != "" {
+				fields = []string{tc.field}
+			}
+			p := wantProblem(t, cmp.Or(tc.status, http.StatusBadRequest), body, res.StatusCode, tc.typ, fields...)
+			detail := deref(p.Detail)
+			if p.Errors != nil && tc.field != "" {
+				for _, f := range *p.Errors {
+					if deref(f.Pointer) == tc.field || "?"+deref(f.Parameter) == tc.field {
+						detail = f.Detail
+					}
+				}
+			} else if p.Errors != nil && tc.status == 0 && len(*p.Errors) == 1 {
+				detail = (*p.Errors)[0].Detail
+			}
+			if !strings.Contains(detail, tc.detail) {
+				t.Errorf("detail %q, want it to say %q; body: %s", detail, tc.detail, body)
+			}
+		})
 	}
 }
 

@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -651,5 +654,85 @@ func checkReachability(w io.Writer) bool {
 		fmt.Fprintf(w, "\t%s%s\n", r, why)
 	}
 	fmt.Fprintf(w, "Every declared response must be reachable: cause it in server/reachability_test.go,\nor remove it from openapi.yaml if no request can produce it.\n")
+	return false
+}
+
+// problemsSeen holds the details of the problem documents that the response
+// checker saw, for checkProblemExamples.
+var problemsSeen = &problemDetails{seen: map[string]bool{}}
+
+// problemDetails is a set of problem details, each keyed by the problem's
+// type and with its numbers blanked out (versions and counts vary).
+type problemDetails struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+var numbers = regexp.MustCompile(`[0-9]+`)
+
+func problemKey(typ, detail string, field bool) string {
+	where := "detail"
+	if field {
+		where = "errors[].detail"
+	}
+	return typ + " " + where + ": " + numbers.ReplaceAllString(detail, "#")
+}
+
+// record notes the details of a problem document.
+func (p *problemDetails) record(body []byte) {
+	var doc struct {
+		Type, Detail string
+		Errors       []struct{ Detail string }
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen[problemKey(doc.Type, doc.Detail, false)] = true
+	for _, e := range doc.Errors {
+		p.seen[problemKey(doc.Type, e.Detail, true)] = true
+	}
+}
+
+// checkProblemExamples reports whether the examples of the spec's problem
+// responses are real: each detail one the server was seen to write for that
+// type of problem. An integrator reads them to learn what the server says.
+func checkProblemExamples(w io.Writer) bool {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		fmt.Fprintf(w, "FAIL: problem examples: %v\n", err)
+		return false
+	}
+	var unseen []string
+	for _, name := range slices.Sorted(maps.Keys(spec.Components.Responses)) {
+		media := spec.Components.Responses[name].Value.Content.Get("application/problem+json")
+		if media == nil {
+			continue
+		}
+		example, _ := media.Example.(map[string]any)
+		typ, _ := example["type"].(string)
+		detail, _ := example["detail"].(string)
+		keys := []string{problemKey(typ, detail, false)}
+		fields, _ := example["errors"].([]any)
+		for _, f := range fields {
+			field, _ := f.(map[string]any)
+			fieldDetail, _ := field["detail"].(string)
+			keys = append(keys, problemKey(typ, fieldDetail, true))
+		}
+		problemsSeen.mu.Lock()
+		for _, key := range keys {
+			if !problemsSeen.seen[key] {
+				unseen = append(unseen, fmt.Sprintf("%s: %s", name, key))
+			}
+		}
+		problemsSeen.mu.Unlock()
+	}
+	if len(unseen) == 0 {
+		fmt.Fprintln(w, "problem examples: every example of openapi.yaml's problem responses is a detail the server wrote")
+		return true
+	}
+	fmt.Fprintf(w, "\nFAIL: problem examples: the server never wrote these details of the examples of openapi.yaml's problem responses:\n\t%s\n",
+		strings.Join(unseen, "\n\t"))
 	return false
 }

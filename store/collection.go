@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -17,6 +18,9 @@ type collection struct {
 	*mongo.Collection
 	writes gate
 }
+
+// record names one document of the collection: "customer" of customers.
+func (c collection) record() string { return strings.TrimSuffix(c.Name(), "s") }
 
 // gate admits a bounded number of operations into the embedded engine at a
 // time, the others waiting in line, first come, first served, each within its

@@ -54,11 +54,12 @@ var ErrMissingReference = errors.New("store: referenced record does not exist")
 
 // MissingReferenceError names the field whose referenced record is missing.
 type MissingReferenceError struct {
-	Field string // e.g. "customer_id"
+	Field  string // e.g. "customer_id"
+	Record string // the kind of record it refers to: "customer", "user"
 }
 
 func (e *MissingReferenceError) Error() string {
-	return "store: the record that " + e.Field + " refers to does not exist"
+	return "store: the " + e.Record + " that " + e.Field + " refers to does not exist"
 }
 func (e *MissingReferenceError) Is(target error) bool { return target == ErrMissingReference }
 
@@ -481,7 +482,7 @@ func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
 		for {
 			_, deleting, err := s.stateOf(ctx, r.coll, r.id)
 			if errors.Is(err, ErrNotFound) {
-				return &MissingReferenceError{Field: r.field}
+				return &MissingReferenceError{Field: r.field, Record: r.coll.record()}
 			}
 			if err != nil {
 				return err
@@ -490,7 +491,7 @@ func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
 				break // not being deleted, or by a process that stopped half-way
 			}
 			if time.Now().After(deadline) {
-				return &MissingReferenceError{Field: r.field}
+				return &MissingReferenceError{Field: r.field, Record: r.coll.record()}
 			}
 			select {
 			case <-ctx.Done():

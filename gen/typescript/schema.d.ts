@@ -934,7 +934,7 @@ export interface components {
                  *       "type": "urn:crm:problem:unauthorized",
                  *       "title": "Unauthorized",
                  *       "status": 401,
-                 *       "detail": "A valid bearer token is required.",
+                 *       "detail": "This operation needs a bearer token: sign in at POST /users/login.",
                  *       "instance": "/customers",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f"
                  *     }
@@ -953,7 +953,7 @@ export interface components {
                  *       "type": "urn:crm:problem:invalid-credentials",
                  *       "title": "Invalid credentials",
                  *       "status": 401,
-                 *       "detail": "The email or password is wrong, or the account is deactivated.",
+                 *       "detail": "The credentials are wrong, expired or revoked, or the account is deactivated.",
                  *       "instance": "/users/login",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f"
                  *     }
@@ -1038,7 +1038,7 @@ export interface components {
                  *       "type": "urn:crm:problem:precondition-failed",
                  *       "title": "Precondition failed",
                  *       "status": 412,
-                 *       "detail": "The record changed since you read it.",
+                 *       "detail": "The record is at version \"3\"; read it again and retry with that version.",
                  *       "instance": "/customers/6553f1a2c8e4b2a1d0f00002",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f"
                  *     }
@@ -1095,13 +1095,13 @@ export interface components {
                  *       "type": "urn:crm:problem:unknown-reference",
                  *       "title": "Unknown reference",
                  *       "status": 422,
-                 *       "detail": "The request refers to a record that does not exist.",
+                 *       "detail": "The request refers to a customer that does not exist.",
                  *       "instance": "/interactions",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f",
                  *       "errors": [
                  *         {
                  *           "pointer": "/customer_id",
-                 *           "detail": "no customer has this id"
+                 *           "detail": "refers to no existing customer"
                  *         }
                  *       ]
                  *     }
@@ -1121,7 +1121,7 @@ export interface components {
                  *       "type": "urn:crm:problem:too-many-requests",
                  *       "title": "Too many requests",
                  *       "status": 429,
-                 *       "detail": "Too many failed sign-ins; try again later.",
+                 *       "detail": "Too many failed attempts; try again later.",
                  *       "instance": "/users/login",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f"
                  *     }
@@ -1771,10 +1771,10 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Grace Hopper",
-                 *       "email": "grace@example.com",
+                 *       "name": "Margaret Hamilton",
+                 *       "email": "margaret@example.com",
                  *       "phone": "+1 555 0100",
-                 *       "company": "Compilers Inc",
+                 *       "company": "Apollo Software",
                  *       "status": "active",
                  *       "notes": "Met at the trade fair; interested in the enterprise plan.",
                  *       "tags": [
@@ -1870,10 +1870,10 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Grace Hopper",
-                 *       "email": "grace@example.com",
+                 *       "name": "Margaret Hamilton",
+                 *       "email": "margaret@example.com",
                  *       "phone": "+1 555 0100",
-                 *       "company": "Compilers Inc",
+                 *       "company": "Apollo Software",
                  *       "status": "active",
                  *       "notes": "Signed the enterprise plan.",
                  *       "tags": [
