@@ -86,13 +86,14 @@ func (h *Handler) ListCustomers(ctx context.Context, req gen.ListCustomersReques
 	filter := store.CustomerFilter{
 		Status:        string(deref(prm.Status)),
 		Company:       nfc(deref(prm.Company)), // as stored
-		Tag:           nfc(deref(prm.Tag)),
+		Email:         normalizeEmail(string(deref(prm.Email))),
+		Tags:          textValues(deref(prm.Tag)),
 		Search:        nfc(deref(prm.Q)),
 		CreatedAfter:  prm.CreatedAfter,
 		CreatedBefore: prm.CreatedBefore,
 		UpdatedSince:  prm.UpdatedSince,
 	}
-	if filter.OwnerID, err = idParameter(prm.OwnerId, "owner_id"); err != nil {
+	if filter.OwnerIDs, err = idsParameter(deref(prm.OwnerId), "owner_id"); err != nil {
 		return nil, err
 	}
 	page, err := h.store.ListCustomers(ctx, filter, opts)
@@ -271,7 +272,7 @@ func (h *Handler) ListCustomerInteractions(ctx context.Context, req gen.ListCust
 	prm := req.Params
 	list, err := h.customerTimeline(ctx, req.Id, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
-		userID: prm.UserId, typ: (*string)(prm.Type), status: (*string)(prm.Status),
+		userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
 		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {
@@ -305,4 +306,27 @@ func idParameter(hex *string, name string) (*bson.ObjectID, error) {
 		return nil, invalidParameter(name, "must be 24 lower-case hex digits")
 	}
 	return &id, nil
+}
+
+// idsParameter is idParameter for a parameter given any number of times.
+func idsParameter(hexes []string, name string) ([]bson.ObjectID, error) {
+	ids := make([]bson.ObjectID, len(hexes))
+	for i, hex := range hexes {
+		id, err := idParameter(&hex, name)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = *id
+	}
+	return ids, nil
+}
+
+// textValues are the values of a parameter given any number of times, in the
+// composed form (NFC) that stored text is in.
+func textValues[T ~string](values []T) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = nfc(string(v))
+	}
+	return out
 }

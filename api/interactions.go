@@ -77,7 +77,7 @@ type interactionQuery struct {
 	cursor                     *string
 	total                      *bool
 	customerID                 *bson.ObjectID
-	userID, typ, status        *string
+	userIDs, types, statuses   []string // any of them
 	scheduledFrom, scheduledTo *time.Time
 	updatedSince               *time.Time
 }
@@ -100,13 +100,13 @@ func (h *Handler) listInteractions(ctx context.Context, q interactionQuery) (int
 	}
 	filter := store.InteractionFilter{
 		CustomerID:    q.customerID,
-		Type:          deref(q.typ),
-		Status:        deref(q.status),
+		Types:         q.types,
+		Statuses:      q.statuses,
 		ScheduledFrom: q.scheduledFrom,
 		ScheduledTo:   q.scheduledTo,
 		UpdatedSince:  q.updatedSince,
 	}
-	if filter.UserID, err = idParameter(q.userID, "user_id"); err != nil {
+	if filter.UserIDs, err = idsParameter(q.userIDs, "user_id"); err != nil {
 		return interactionPage{}, err
 	}
 	page, err := h.store.ListInteractions(ctx, filter, opts)
@@ -131,7 +131,7 @@ func (h *Handler) ListInteractions(ctx context.Context, req gen.ListInteractions
 	}
 	list, err := h.listInteractions(ctx, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
-		customerID: customer, userID: prm.UserId, typ: (*string)(prm.Type), status: (*string)(prm.Status),
+		customerID: customer, userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
 		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {

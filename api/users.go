@@ -103,7 +103,8 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
-	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Search: nfc(deref(prm.Q)), UpdatedSince: prm.UpdatedSince}
+	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Email: normalizeEmail(string(deref(prm.Email))),
+		Search: nfc(deref(prm.Q)), UpdatedSince: prm.UpdatedSince}
 	page, err := h.store.ListUsers(ctx, filter, opts)
 	if err != nil {
 		return nil, err

@@ -151,7 +151,7 @@ type ClientInterface interface {
 	// ListCustomers List and search customers
 	//
 	// Pages through customers, newest first unless `sort` says otherwise. Filters
-	// combine with AND.
+	// combine with AND; a filter given several times matches any of its values.
 	//
 	// Corresponds with GET /customers (the `ListCustomers` operationId).
 	ListCustomers(ctx context.Context, params *ListCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -261,7 +261,8 @@ type ClientInterface interface {
 
 	// ListInteractions List interactions
 	//
-	// Pages through interactions, newest first unless `sort` says otherwise.
+	// Pages through interactions, newest first unless `sort` says otherwise. Filters
+	// combine with AND; a filter given several times matches any of its values.
 	//
 	// Corresponds with GET /interactions (the `ListInteractions` operationId).
 	ListInteractions(ctx context.Context, params *ListInteractionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -640,7 +641,7 @@ func (c *Client) RefreshTokenWithFormdataBody(ctx context.Context, body RefreshT
 // ListCustomers List and search customers
 //
 // Pages through customers, newest first unless `sort` says otherwise. Filters
-// combine with AND.
+// combine with AND; a filter given several times matches any of its values.
 //
 // Corresponds with GET /customers (the `ListCustomers` operationId).
 func (c *Client) ListCustomers(ctx context.Context, params *ListCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -870,7 +871,8 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 
 // ListInteractions List interactions
 //
-// Pages through interactions, newest first unless `sort` says otherwise.
+// Pages through interactions, newest first unless `sort` says otherwise. Filters
+// combine with AND; a filter given several times matches any of its values.
 //
 // Corresponds with GET /interactions (the `ListInteractions` operationId).
 func (c *Client) ListInteractions(ctx context.Context, params *ListInteractionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1575,6 +1577,18 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 
 		}
 
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "email"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Company != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "company", *params.Company, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -1589,7 +1603,7 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 
 		if params.OwnerId != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1601,7 +1615,7 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 
 		if params.Tag != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag", *params.Tag, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2073,7 +2087,7 @@ func NewListCustomerInteractionsRequest(server string, id CustomerId, params *Li
 
 		if params.UserId != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2085,7 +2099,7 @@ func NewListCustomerInteractionsRequest(server string, id CustomerId, params *Li
 
 		if params.Type != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2097,7 +2111,7 @@ func NewListCustomerInteractionsRequest(server string, id CustomerId, params *Li
 
 		if params.Status != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2274,7 +2288,7 @@ func NewListInteractionsRequest(server string, params *ListInteractionsParams) (
 
 		if params.UserId != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2286,7 +2300,7 @@ func NewListInteractionsRequest(server string, params *ListInteractionsParams) (
 
 		if params.Type != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2298,7 +2312,7 @@ func NewListInteractionsRequest(server string, params *ListInteractionsParams) (
 
 		if params.Status != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2846,6 +2860,18 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 
 		}
 
+		if params.Email != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email", *params.Email, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "email"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Q != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -3370,7 +3396,7 @@ type ClientWithResponsesInterface interface {
 	// ListCustomersWithResponse List and search customers
 	//
 	// Pages through customers, newest first unless `sort` says otherwise. Filters
-	// combine with AND.
+	// combine with AND; a filter given several times matches any of its values.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3490,7 +3516,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListInteractionsWithResponse List interactions
 	//
-	// Pages through interactions, newest first unless `sort` says otherwise.
+	// Pages through interactions, newest first unless `sort` says otherwise. Filters
+	// combine with AND; a filter given several times matches any of its values.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6753,7 +6780,7 @@ func (c *ClientWithResponses) RefreshTokenWithFormdataBodyWithResponse(ctx conte
 // ListCustomersWithResponse List and search customers
 //
 // Pages through customers, newest first unless `sort` says otherwise. Filters
-// combine with AND.
+// combine with AND; a filter given several times matches any of its values.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6945,7 +6972,8 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 
 // ListInteractionsWithResponse List interactions
 //
-// Pages through interactions, newest first unless `sort` says otherwise.
+// Pages through interactions, newest first unless `sort` says otherwise. Filters
+// combine with AND; a filter given several times matches any of its values.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -1064,6 +1064,9 @@ type CustomerId = ObjectId
 // CustomerSort defines model for CustomerSort.
 type CustomerSort string
 
+// EmailFilter defines model for EmailFilter.
+type EmailFilter = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -1082,14 +1085,14 @@ type InteractionId = ObjectId
 // InteractionSort defines model for InteractionSort.
 type InteractionSort string
 
-// InteractionStatusFilter Where the interaction stands.
-type InteractionStatusFilter = InteractionStatus
+// InteractionStatusFilter defines model for InteractionStatusFilter.
+type InteractionStatusFilter = []InteractionStatus
 
-// InteractionTypeFilter What kind of interaction it is.
-type InteractionTypeFilter = InteractionType
+// InteractionTypeFilter defines model for InteractionTypeFilter.
+type InteractionTypeFilter = []InteractionType
 
-// InteractionUserFilter A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
-type InteractionUserFilter = ObjectId
+// InteractionUserFilter defines model for InteractionUserFilter.
+type InteractionUserFilter = []ObjectId
 
 // Limit defines model for Limit.
 type Limit = int
@@ -1168,14 +1171,19 @@ type ListCustomersParams struct {
 	// Status Only customers with this status.
 	Status *CustomerStatus `form:"status,omitempty" json:"status,omitempty"`
 
+	// Email Only the record with this email, compared as stored (ASCII letters in any case), such as
+	// `grace@example.com`: how to find the record a 409 for a taken email is about. `q` matches
+	// parts of emails instead.
+	Email *EmailFilter `form:"email,omitempty" json:"email,omitempty"`
+
 	// Company Only customers of this company (exact match), such as `Compilers Inc`.
 	Company *string `form:"company,omitempty" json:"company,omitempty"`
 
-	// OwnerId Only customers owned by this user.
-	OwnerId *ObjectId `form:"owner_id,omitempty" json:"owner_id,omitempty"`
+	// OwnerId Only customers owned by this user; repeat the parameter for any of several.
+	OwnerId *[]ObjectId `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
-	// Tag Only customers carrying this tag, such as `vip`.
-	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+	// Tag Only customers carrying this tag, such as `vip`; repeat the parameter for any of several (`tag=vip&tag=partner`).
+	Tag *[]string `form:"tag,omitempty" json:"tag,omitempty"`
 
 	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
 	Q *Search `form:"q,omitempty" json:"q,omitempty"`
@@ -1249,13 +1257,13 @@ type ListCustomerInteractionsParams struct {
 	// `scheduled_at` come last when sorting by `-scheduled_at` and first by `scheduled_at`.
 	Sort *ListCustomerInteractionsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
 
-	// UserId Only interactions of this user.
+	// UserId Only interactions of this user; repeat the parameter for any of several.
 	UserId *InteractionUserFilter `form:"user_id,omitempty" json:"user_id,omitempty"`
 
-	// Type Only interactions of this type.
+	// Type Only interactions of this type; repeat the parameter for any of several (`type=Call&type=Meeting`).
 	Type *InteractionTypeFilter `form:"type,omitempty" json:"type,omitempty"`
 
-	// Status Only interactions with this status.
+	// Status Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`).
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
 	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
@@ -1291,13 +1299,13 @@ type ListInteractionsParams struct {
 	// CustomerId Only interactions with this customer.
 	CustomerId *ObjectId `form:"customer_id,omitempty" json:"customer_id,omitempty"`
 
-	// UserId Only interactions of this user.
+	// UserId Only interactions of this user; repeat the parameter for any of several.
 	UserId *InteractionUserFilter `form:"user_id,omitempty" json:"user_id,omitempty"`
 
-	// Type Only interactions of this type.
+	// Type Only interactions of this type; repeat the parameter for any of several (`type=Call&type=Meeting`).
 	Type *InteractionTypeFilter `form:"type,omitempty" json:"type,omitempty"`
 
-	// Status Only interactions with this status.
+	// Status Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`).
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
 	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
@@ -1379,6 +1387,11 @@ type ListUsersParams struct {
 
 	// Role Only users with this role.
 	Role *UserRole `form:"role,omitempty" json:"role,omitempty"`
+
+	// Email Only the record with this email, compared as stored (ASCII letters in any case), such as
+	// `grace@example.com`: how to find the record a 409 for a taken email is about. `q` matches
+	// parts of emails instead.
+	Email *EmailFilter `form:"email,omitempty" json:"email,omitempty"`
 
 	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
 	Q *Search `form:"q,omitempty" json:"q,omitempty"`
@@ -1490,179 +1503,184 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lchs3sjf+Kqg5pypSQlIkdXEkV+q/imwn8lq2o8vxbkKdEJxpkoiGABcARTEpVf0f4nvC70m+QgMz",
-	"gyFneBPlW1S1VRtTAKYBNLob3T90/xWEYjAUHLhWwdFfQR9oBBL/84SGfTgRXEsRvxUXWkgwP0egQsmG",
-	"mgkeHAWX4ga4IoOR0oQLTTpAQtMvqgWVQIV9GFDTCe7oYBhDcBRwUVU4VCXQk6H5RWnJeC+4v68ELy9p",
-	"r+AbfSC3IBUTnIgu0X0gEpQYyRAqpCskaZ92q2dUh/02oTzCf74VHNxvZZS0gkYrKCTjNILBUGjg+hyG",
-	"MZ1ANEtUW8sRtMm4D5zoPlOEKaQMJxcZAoeCKyBaEMoJUBkzkETCf0agNBkz3bfN6QBIO/1gOKn+EybT",
-	"JPPRIDj6LTBfDK6LCH7D+E0Bia1Rvb4b1mo1/A94TiTEP7QCDne6FaS0gwRDPCXmdzKkPShdMRxvJxwp",
-	"LQYg1f8XjqQS8geYvG6e/iHuur+YFs2DmA2Y/mG/XvTZwgV/I0JqiS7a+6vzN8m+hxKotsuL+19GaUbj",
-	"zsH+/m63QZvh97DXadJGVO/W6/V6s5CQc9ByctzVIGdJuYBQ8EiZHR1TZli9KyQQLSeM9wjtUcZLyDmo",
-	"p99iXEMPJH7sw4cPxyPdB65ZSDUUT55mLQz/4+jIVSMFZOv81Qk5eLZf3y5biB+BSuQ7Gg9+aAWhHLSC",
-	"CgEphfyhFTB+S2MW/a7NKS7cm/tKMKSSDkAnUgG3vJjWttni3y1TtJMtG0q4ZWKkLGeRKwWETR+ALovN",
-	"+Hh6lZDazIaZUf8zAjkJKgGnA0OWHTo31QG9ewO8p/vB0V798KASDBhPfmgUbfGJ44zTqHgSCed8owhD",
-	"KZYt5hxWQmqHVPczYlkUVAJz4Jk0AsScXp/w/5bQDY6C/9rJBPCO/avaedf5A0J9GuUIvhBSF3ClkJoI",
-	"GYF8TtrVNhkA5YqYNsAjxns1cslAESqBdKTZZtKZuIkVrbBZ/dz6RtClo1gHR0HVHb7fqWmRCCXsVwmq",
-	"7v9zbfI9RsPI+5P3r+u5Mjic/BMms/M+JiPO/jMCckvjEZAhSGLOFo8gclLiiFBydXX6gqhR2CdUtXj7",
-	"sPt92IwaUN3rPKPVvXAXqrTRbVbrcBDth3udXdpstGsEpYA51HkuvYEJcmjyQ4t3RDTBRoyT5h7pi5FU",
-	"RKLOsNqgy6TSmTJgXGmgkTkaSGMqOJ6b1i2efgY/TEnEul2QwDUxX6oQIYnghHJhpDYRQ5AoFSpGfkvo",
-	"jhREtutes1lr8WSPrVLPNnlK3ZSdp+b+/uLjdNpFLVsiEIxCTyVBosMnYkRiiutCo0qyPaTdCnZbQbtG",
-	"ThMdHwoZkbBPeQ+iFleMG4VvJm/WjSkylkxr4OmmUK7Ghg8U2WvMnb8zF8om3qjXi6dqrIrF0zXz64t4",
-	"8dSYIiPu5jc1gd36Hu6kGGlCcfdrc2aTWTurTomH8SiCS6FpXHDGYiVIKEZcE7gFOUno1n2qycB8DhI2",
-	"t/J7KxRKKzR47rSkBIXLdpmsYfbjv2v8eqHQ6dJYQUp4R4gYKHeUa5A0NJSWSXKWNVlemO8+rjD3yN6s",
-	"PCfeyCphnRZvGyqiUYyStk1CMQB79tD4M9LenKXOhLSr+ZbmTFnpZf6Y+5t3sh6qPfxxjVaY+vfmtIm3",
-	"7JrqkXqFHDu7/O94PPEZRyU6gCmisGep5sS/BstyxQxF03ReToawPJUoYs0VZDKEMgpxWdagz1AyTd2V",
-	"Ark6dSMFsow687ff8ZitcazemBvHLCU/izEZUJ4ILrTdJeiR5MRIMKFKLU28whSz8n69YiQrGxgWbhq5",
-	"OmDc/qtRaOdfJEz9SorBMsuVngJDpZCEmguJu2VypSnXnmpp1psH1UazWm9c1utH+L9f26VMmp6vrqHF",
-	"n19XyAE1J9WcpKpmg+IrejqZS7HaVJLrUuksnlXrjVVnocVacwAqi3T4CVVQZVwBV0yzWyBq1LHdiMIu",
-	"RNyCJIaKCoEBZTGKScOclE+82fTFcAiylP7/zNXSiyyuKyvrLow5VLIFCbsntsXSbDS1AUct3hXGsA4l",
-	"DIBrGhM14WHFCsW2Efc/ZKK3TbYUABoE5y+PX5y9/AYvfWb5uNCgtmst/gJisBd4S6HRY1xoEjOlISrX",
-	"LMlX0AhcZ8+NwCozFIzoWd5CaDyuhWAI/Ttd9e7Nqtn7EToYfqTRufWSmX+Fwlzq8D/pcBg7N8jOUIpO",
-	"DIPv/lDWaZRumpmFpix2O5v42/pUkQZx7g7SZRDbvZZSSBUc/eZ1Q1dmB9CItUc8iiQoo9mHAmVbcBTs",
-	"4J+C+2uztOYohXmvk2MFUNqotKOgThudZrgb7cF+94A+63wfHkZ1aHTN+lvtf7SHFjrTyHqnjlLGhyOd",
-	"8fNI8qNQDo7c9I/chKq22f2y/PbedreLP3sckkVjigxobM4XRCg/7MIRlB/44eekbZfwt+s2ikVFgBox",
-	"yaFmyDkRvBuz8KE7eZw6ZTxrzG1ObC6REwJ3TGlVtqdMpQ01vQH++Ht5mO3lcY7E8s2MRnZVYGMbaZfI",
-	"WIVm0pWpq6fSLI6JBPQwhEZDTwg6FpRtaZUHGYtRHLV4DPTWiGpiNPstEBoNGK9YtljSq+19dMS5EVgt",
-	"bub6SsgOiyLgD2QTVH1Il2HcCYlQ16B0d1Z7trv4484cCb/6lu9mW57NqHS3u2mTTez2BetxMOKiQjoj",
-	"TSZiJIkUMZBIgEIFS+NYjPHk4MlEU57T+KU5LQ9c9wsxAOuTGQPXZCwF7xHBiSFCsQieO8ZzUsXIXx4p",
-	"wjRhGH8gsehN789DTt9+XpLaiRIF0hhvKB7mSVTbfCO7cszJiMPdEEJj8uCXF66FJfMbZRcFdwpF7YmE",
-	"CLhmNFYb0IthNhraC7hnFQJ3Q2O9mFMt4VbcQIQnHF1ToXUEMWNxoAwwOr34WMWix/haZ6gxqwI9Uhcr",
-	"Qr/xpqTo0muF2/VW6FdixKMHbtJbkek8Y7xYqz0qPSbzwlyrb8Netg1vhSZdnFDp4nOhq7bJJpb8rUh0",
-	"VG7edmnPRMS6DErs+CK3Kl4YkIOdd7bHboGb01YQJvai30koumgWrtkOtsEpvKeTWNDoUog3VPZgg5Yr",
-	"hhiYIrEZ1xxFykmDnLEfNykx9xqe8nJzIVoI+9XynR/aplUtRNU23dShK5022UKNwQZMo5NdIQIgcU/j",
-	"tCvmn0aaCgXWV23sH2O7mFG3kZfeS4zmMvPJV5TFEG1kzxL+ozqNdqDr/znGOoyYx3APug0kaDlJbKas",
-	"w8c54o2mt+HeWpCuXYzyLfcaV13jzV08/IjPgqNrT+3UwuLeXoC8ZSFccXpLWUw78SbOY0Q17VCFUInO",
-	"SE2M3Ee7CkM2jPeeE7OddntVX0gdTzZr1HhH1M2QjLwplu6Y32hTO+Wvhjc+GgtC4AKVrIcnYjHMWk3R",
-	"FvMkrYfLQIouhTijfOIcBQ+2iISwbmLLz4RqDYOhVv4UYqoT3/XGzJ2md0tMaZDJnEo31Ehb07SaNt3I",
-	"tpYsAtlSrMerjCu0BcM+hDfo0W+HIymB69+HVKmxkFF7+7lFxrS9nW0TZXEzm9v8K05Hui8k+3MDUpup",
-	"LI5OOECkCCUdi5pBWMwRMfM3Uodq8v7dxSXxt32jWtg3f3OTnHe2s1Ybsr5w1qndj//KuYKKTd/c5n74",
-	"8KE6DW2at8PTSCi3zUMpQlDKSJaXXDM92aBdhX4PDAjRzNJGPZxemdFhU+ZSyvpzYVuaC3AyUt7BlPxq",
-	"OGHazeRHS9aSIU2fZ264GPPMpzOPcbBpNWu6Ce75AHFcTbikM/JXWaVOgoJFrlhWGilA8ADLHEfkBiao",
-	"1K+4Gg2HQmqIziBiFIOSD/RbgMONoLFJFfEHMB03a2Lv+xuVToYMzGyIi82W7lbavortq9hw08a22Q8j",
-	"54hbVKTKWdB5QUnDEIZa1TBi4b6C6EAbCstjEM2PLDZ8cMrDoJKDGC0MeGX4tyIM2BCkEhz1kv1yQi0Q",
-	"DXRgvSkqF9axiGckcoYyL4hxFCQRsebBZf3waBcjYmaggeWenqQh/MMNWwsxmorMMMdMd5GXn0xX8jMG",
-	"Cc2vQoMKjoIz0CQhXtIIjCaWz208FZRG/x7+FcwvQ8kUkGFMkU3FmFv5MjdsNewLbgj4rkH29/dJvVGv",
-	"eywaWNeuYUPaM+IuuGVDjP8knwuuc7GdkjW6rwRDaXhFM1C5BZ/PpQnzVIK7Koa5gqP9+/ymzB/gkg1A",
-	"aToY+kM06vfpps3v/hIbeV137+2WLhm98z96n2z2goOJ/PvWBtTS3s37lCnmd3+Ljbyez+59Vlid7sP7",
-	"lEkWEI6NvJ579xkjLdjmBM+aAGbSMQ7uE9ZbsM+mjdfv+/s8W67DJQ0biEzCt7/ZeK4LdYLjjBTjoy0F",
-	"ZUHPLMwpcJF9MXaCfVBfRfYaTeP33nFxkLdNnaC9tbm/+SAebqzNwwcP5OHv1+bh3Q3w8P6aPPxsmv9y",
-	"rDePod4wGyr3TRyqKZqrT6rukVXddSXwHj0ERwFMXv95+odgbz68nfz64VX91w/n3X//6xf25uT10Pz+",
-	"9o+rxlnz33f/vnz9x7ufrur//uN1/+zDL+Nf/zgen704npzyei1sxnxWi9pN/StgGgZLM6gZxnEOlZJO",
-	"Zo6oT/yCgwp3+iR5gJGTEjqBD89leIfy9U7bFMfjBPMkzeP79wkQe64cHTDu/9qYI1mnXk/xURy3SRgD",
-	"lYownccGrWbTmqGsH9LCgvI27ucmrVdZBxd4LjmqeWjbA9ZlozphlfnlxYc3n/2FkxlSrUGaT/zvb/Xq",
-	"4Xdb27Udcle9/u6/gzkz3bQOyk8W3zOGDrU/7osYEHn3nMxdBSsdryuZ6Jm7ENnEW62LoOBGN6B3p3Yk",
-	"07mECWbEFWrIUmngZvZkVz3ZVSvYVSld8xTNRUr6lLerD/gOK/U2OId4PCFjIW9UhodKHEc1D02ZWiCM",
-	"u/+8LjgqL/wv+k6VX0ZUapAI9r1lME4eWTlHEbpwJA31MmJ45qsvE8aewbPkIJHPCdOKHF+cnJ6SGLR9",
-	"winB+mIkRCScAlTH9gGdeyMdizHIqmkzBbwtsjdTmG+ycbmHanu5Ke3mhe///qPVUtff/SP5j1arlvxn",
-	"sSjuierMkrxiEEcpWmrKMnMexVkGodq+UxPJY8Jp/TIHbTpXRaSPcouREIbJE45IUK8I/62QIdV9IiSx",
-	"vneSDpSnK3n/UEqEkWKpi3vWMff64t1b8t7+3T1TPqw3tokWOZoGMOiAzF71Z5iHPDk7ya6X0jNzf3eb",
-	"UnSwfwYa6/7sPmYyKjmk4mb2VM776Bxp4j2eKYJ257zjfTocAnfoqzGLY/dLhXRAjwE4oQhrxNNE8+LF",
-	"83MuccXzQxNz73N5eleRPvNG3nUA9PTNV0Iovmdp7LuHCP7N7d3Qh1WeAWi7KYsva5X0jdGcm+Os8/Jh",
-	"7kejNXOLvLri3Z122s8fwlcZUwp0fWdmfpPWWIdnS9sAsy/jpl2ELvSzyvO1Kcvtgd7Cw3uPl1Zf0Gah",
-	"rzF7AOfzSyV9tpesxSpOR28Z1vM7Poxzmxvh3L1N8N/BZvhv/+H8t/sw5pnROQXcsoAV5noMn5TGGkpj",
-	"2g1o7rQPc+D55sLX58PzZrchN97GBdUqXqIzcQtRYtviM0suxGY9YEVCcAGJ5NiCY222EG2kYiW5ezFO",
-	"ri5PEpIHLI6ZxWnlJ+afq4PsXBW+uVzJmff1iOJ5vL2mU+pJ6X72Snc5Y22B6JvjWJLg7slpY6I0dTDK",
-	"5HbqtNqpEY095zU4ByXiW8QMnlAeQhxDVOhZml6sYu/FDeOYrsgnhGnCcnRk+vSShTeg8duxURSJ8/Ot",
-	"0GZZLqm6KSTmjegx7j37XeG0pE7YTGrRiE55j+Y4ixpz7/eVIEG35j8RCikh1KQvpALSQW/TxGzREKHY",
-	"qYBMe0/RcLCIhrFkGt7xeJKI09QtVVU3bFgVQ7s+1dQJkzQru2QkLpSUpCLu9AyEGYZ4T5XCXAFJhjct",
-	"SA9sFDfNHZiGEoR720dVllQwW7+NhUkX6R37bsixSqawHxB/XtmbmgqUAj9Z8mQkIlvNPc8jSvpwRyLW",
-	"Y1pte1kaymzt9hRhzTyPm39OhaNotXv9V3Pv/r+LAjTvPZ7PU/y92fTm/gEJ+9TIA/e09rEOxvcLD4ZH",
-	"7U+Scu0JkVm36Lvjke6TZq1Oks+TnumUJFLcOyQKrJDbq+1uPydtI+c5HUA7ye+Jp8hMeUpnxwy4dtol",
-	"/+HTHjcmV60gSlwqeBD3ZodUEErQmxnW6GOc8O+JOk1EeIFQ+LrEIcagQlGk6NxKuqe5+GoaQhaBImOj",
-	"Ap2rFV+UiwIBsMBoTzjokVTUjJj39tf7+AKx78Uac2ROwXfmoxwWxn3fF0fgX6CYqxA1xNA0pvD9jmyR",
-	"bVIlNbJD7tprx+RXiMHjo0ALky4KfBkBcbi3/4w4TDaJRDgaANezsmBuOMh7Ip/lskgfLnYxn0J/NLCq",
-	"JpvzEslM5oNK3BOGaZpe0rCfH4oILyhU8bJY7tedw2bgZw6mEshASCBbbTtv+0xPkX6SeyttZxMBLuP8",
-	"8IJtM3CBcniAD9Yvkv428pULNU1FmXyA/1zZ7KP/CzNB/qvqFFH19EV76qMVo0O7xrAue/bvEzXnbcGS",
-	"N+xZ8n6+vHzv0tmRUER522yvPpuueEqQuncMs+YMPvQjajQYUDlJpp3cIdzJyU+vJNNNccBRF15UTvF5",
-	"fpc5WMvU556biXZiqBBMZhkBCSknasw0JqqZ8eXMz7Hj6bKRZCsFJJMnHrh2c6+I59CVoPqr2DPSdnHP",
-	"tcqMmoPtijEjs27WxlBEgeVG5w9qu+GuZNx+dFtn73Fsnf1SW8dNzma9Xmjw5FvntOPuf5rVZ+Pj4+Pj",
-	"F/XO1e7kdV2dH/4Pr98d3t38ss8PbhuTN9//XKe/NFd99jLF9x/dcNmda1WULeAMB693o//UKz5zchfP",
-	"97IQbfeGdiC2PtieFKMhpnvGvKqxdm/G06RPFjkjYSBup+AwxdjkR4Hi5XSrmVbq1CsziXZ3dw+TbII1",
-	"csyN0O8qQNiLfSQGkUUp4Dv51PP83HqRWtz5o2cd0WSryzhIdwnG1YmkMUQjI8RQXCkyASoJ4y1+dXlC",
-	"EixNV4oBMddiM+rh4eGhTSs47dWeCfQsk0mwYitenLuMdVNRNDNjpRLGDWDyut/5KWTv2OvTqz9PG2/Z",
-	"qTrl5/vhyenB6c3wX/9z8vqwBpPXf0YfTtk7dtp8e3n1569/vOqfDc72fr08Z2eDl3e/vvhxcPbieHz2",
-	"4iXr/oJOj87gVT361+sYJzVkEtTvjAdHh4bHpw7PiicGezmB6WoHuFtE/uHcMafxRLOQxuQl7zEOirzR",
-	"0YrPCmbvQItA/e5RwXFEyRtxC+hbrwRG8uFwA3yGP4vxXwLHPxOsy29lAcDpwyU+azWKkyrSPnbvsPF9",
-	"5BFxdRdsxQxbXgGLYbRn3GCPzSFzlZvPPmX1LkZcszjJAQVKORvDdc3N53Cx6Tgj3KfuI3cu7RxDB13b",
-	"PrinI93fcT3bKE85jC0dCEJEk66Dqd4iIng45Wxc8QzMM1T8A5JZFO6kXC9Q48k5mnf1uVL5NdufVkY5",
-	"xswRlNvO6ZV2Xy9UXsXZ32eSJ2PGdz/f+3MieOxS2LRz2dx/wOo4+WtF05OwjOuDvcDLnFxQIcWmQi28",
-	"ZWja7SbYwXFfYIYGhVcpq0ZOzs9K3/x+daJrs5j2B8Ldnn2Rj23tNiw+mOcihvXim5jVtzCw+UAo2vcr",
-	"vVuVdgKrQMgM5X+jN6u+f5vG8bsuoqLmjpX0uL9ezy29LvftP5D7DhY8jZjrMTZDLvfy9KsTuJsHe6Gi",
-	"+/pQXmZan/SV5o+006E9ILYsHTkRm3upuYu47nwCrFny/i1GMnkWlMYcn5NkLY294uxdTNkrxjxtVXus",
-	"uNmDNfVmhexSonVK564rMfcerK/vS9j8Yz8/fGK/vyv7zVHYzrqbE1lIqZoVpKgS2+bGR3tgS/XYWCzm",
-	"VrWPkyBW8Jy07c2r7b9yTCNn1jXnJTXLvXl0atcOUIgE82Ze5HNsJ68l29a5HVLOhU5S9K36vtLsB4Qj",
-	"yfTkAgtr4kdt9r/jkX0iZv/1KjkKrz9cBkU5tNr+vbxtfZDtmXSB7QpR5iyu6jGyZT+DI0dN5qXoaz0M",
-	"PJZGIF2BL8elMMS9sg8Nt6jdZMND27hrmYBAP0pnQi7GtNcDSa5Ov1EkoRdIxKgLU3ZjMcY1849UFjwK",
-	"joKc7yZwoQzTJXGmuGZ+Kk1fypruTZu4jPGuSFK+UVtUwhl5J+dn5Pj9KRlQxjVl3EZwRziyWSF1tLPT",
-	"Y7o/6hjjcUcMgYdysBPKQTCbtJ2Y0To0vAEeoa9J0djBEpKXChroQB3ZM1KZ4n0s5JirgZS82dN9GNRa",
-	"vMW/Jd9+a/hcffst+rWtPyNxZEztk78zLm9wCFiBwUZbqzG7hajFCbokcy66YTxSWJ7Biw3W7OeTt80J",
-	"CVipFcQwBq+kkYuoTmx02vX068y5zgOL/1QVohH/adaExrFyRZJUxdb/sctD1U22JNTQXfSS0SzTf/0X",
-	"+Qk05lVUmkptZtnijRqx11EPmoAjWDeUd+Ta5P/+//+HcJHlsOQAEURk3Gcx5oM2zQwFrjZHxW0g1f64",
-	"HQjFwCYmdEKy1uLNGsmdqYKjTrZcCs1vv02Pzrffks5Ia4Eds9O1jUQghyU5CafkyUoCwy3eieC3wHGj",
-	"LNchosKGUlI4S7ssa2I7RbioWnGZF0N0HjriypbmH/+23d23vW30gkgzLqYpRr2HyWbI7G1yO8WhtO2u",
-	"JG+pkRXN7VMl5dzaf7XwVtIKjshvtVrtukJa/v3E/N4KarVaK7hv1whCWfPlis2JxyqxZBHAFSNXpTBX",
-	"kmThxGmZ4bICyi7G9wcWhEBAAiUDptQQYp01I9yoXDczl6oDAUM4vpn6BeO9OKuCrkhIpZwgh2Km7Bq5",
-	"cAF9nFUuY7ahuP3+6rJdIe33x5cnP7cNjQi6evHyzcvLlzjtAb0BokbSpX/kAnNE+rVKE+Sqnf8AKNds",
-	"YMnDw9BOMxnbIext3wUFkdSZ+jB2249sZnS//q6hMFeCF6lZsdCuHrMQbCgwZiG46F3iJhjSsA+kWavP",
-	"KI7xeFyj+OeakL0d11ftvDk9efn24mW1WavX+nqAJUOSBJ9OIQWVwGV1D46CRq1eq5tGRv3QIQuOgt1a",
-	"vbaLnhbdRzVqtWUsemKE+m0oiqAf55h0V7lt8IEf1rhIjLZU8KkRRNYkSavzuKTOtRY/9lRGVifJdVKa",
-	"Tog94mkcaOJiP2TLFVE0PzLZ4jHrgmGC7RpBEm28m7hcs1gryI3u0gY7AmlsTgIGiBVp1vfsJqXZRk+j",
-	"4Chwa5JCr34U0bx0wAV5Xx8SGV060+oU8OE+b7E7wHKu3lmzvldsr0FExEhj8tu9er3sw+lYO17hNNOl",
-	"sbu4y3TZCuy3v7hfYTLe+0qwvwyd+dJD2GsJUguS+vvme3D023UlcMCz9IhMGz9evjc076/NEHkLtfzQ",
-	"CW1hGvkhj7ws2Xj6mCJqmBxDioHKnFFGedTi+VNrtYKR9hDVyHsJZiA8PFPHGwXpmGanFL9khrMCYdlT",
-	"XzFGDR3ZUvy2jGCSN7fFbXfzlVAMWVKUMX8aHVmXblG/sDNZyZF1Vx2Px5i1ujqSMfBQRBBN0ekDyWYC",
-	"qx9zEjlM4FLSpb7EjixHQh75UpQ8Pg3KT+WDPzHas3oiuJYiXpQMHhu7tm/FhRbSfWwdKVhvLCOQZips",
-	"PQnQFIgxLYPy6ItiiZrhqM3ZKUJ0vkcnk+5LMep53qOKGRpUev/isRGcWGi2TZQx9vAx85gpqBFbf1q1",
-	"eCgGHcbBmovHb18U2g9M6RMP3p0Z5aUBvqzJjq0vfV9Z2NCFXZZomSu9v9TILhuZkJaSgrq/mSfikaqW",
-	"T6VEu19IR1L5O0nPvgV3NNQWSuI/bMvl0ywtnBymjvDC8snNJconL6J3zK3ra2G98jSV3jpVfhdQgdc5",
-	"mw0Kq3f2vJW6ZcPS9dG0V7Y2+8sszQIWdHWzF5NvA7tLl51etu53GjDGWjCrF4FekuwNVipPKLZDrkXy",
-	"gj3JVQO/v35E9Z/LN11U7RL9E3jlTpZ0ygx4w/jNIu2PbR5V3V9N1cxZV9F/Al2damezB85fiHXpcw+X",
-	"nD7OtN015uorutS0EynWJq76t0owdAqvoFXGrRQkZxizUQi1RNifc+ikn27x5A4xwUii7sNAQXwLqkgf",
-	"294nXr2clRSy5zv6J0wc4695CfGgKkMRx4JciK4eUwke/mRAZY9K0FMgFHfMz9xfyc90wGKNmTQ2ker8",
-	"4UnM71fV7A7qtdTVorFx2VIkVyxF0dr1OStByiy6inH6CUSLumZd0h6YpsLObqEQS9p9XEG2jGh55ded",
-	"3qsfLu6RFnH/VJeivWZzmc6z1cI+sZB2YSrqVwUrEs65G9POXyy6t4I6Bl34yDJfrsxWVO9TlYu6J+Wc",
-	"7CgR2dqrH267+1SLt0OqQhqBhWlXyLjPwr5rq6YTzxiNIGrkmLhOqRfKhTnlCB/5dBlnqo9vz4BnHqe0",
-	"1LVyzmks01mgEOzX11cIXQxvFBinx7ESSS14PxnzN2oGp1BowtlZ52w3pytTVI8z2zpCxEDNqb9exsn7",
-	"wu7N2h7ejyUj9hb3SKterydUljjfBQV7v1DbzW77YrFQKfacHPPJlG2GLzyxDK65YachdHKZVc51AVVz",
-	"r3RB/RZ3kSmbdGCqGDbZ2q3v2ZOcltK2IJF8IBHxXYX2XQ/0A86yIcWd549xpSkt/e4lVl67Nvjukgco",
-	"rW3+UcXBqof7CzxwPxkLfPFpW41Hk76nFvc/TGDOeSZCJMQZyB4QBELbN/nPdg8Pto/sLcoGryGOlCtv",
-	"bU+bhaLk0c2Ut3jyoMCl/SBtMxfU4MDtABUbF58t8lF0Si3a/eFK9yHXL3dRMlP17jYpam/lG4xFnE9H",
-	"eQZmE6q4Td99RCI+aoBmWXFGqHJ5QB8k2J5slo9qs/wt71DWvYnVgxMxKbpLSfORnlP+yAbKIWKYGsaO",
-	"fETywlWRGLqaiJG2RU2MEIbICmba4uaPVfNHz4d2AzBU7pJhQff4t8x5Ziw1FPtORue9Z85xhgBMi2vu",
-	"O0TpICmhLDggCrs4KI9jflpp/rjOtPnlxj6Buyx59/Ek6Z8k/ZOkf4ikdydpHXdZvoh+GeTgstz3swrs",
-	"YC6y4DRfzf+LAxn4yakTnMHyXa4USAvKWLGj4d21OlocwvJdL5KM5q+kGKzU4VIEn1U0drqcx9yA7AK3",
-	"5+cfov07uCmO/S3SbAAx4/AY3gojQPtYAu3PUmF5nKKx6+65DL4QskqDMEXkiHPMYMY0iQTYaIMWI5ch",
-	"JqKadmiRuOyBdvXX1jodnqmZGnbiZvkLuvt2id3kTZDG7BY+Lvp6DhzvDbsFbigbStHxueJdsriJalxK",
-	"F+bhdxtVhV+jCiyADeUCZBnazvcYF0aTctUi1gGOPanjL14df3n690uFSLG8MEqEZk5GzUFHuSovi8BR",
-	"z10uMg8c5V7H4cMoIsY8/yTYxuayS7p782mDeSOl7XtUsrXXbGbidrscRuUXC/ukSKrHLwy3kcJvS1sL",
-	"s/UTPzIwKlcG7gkb9YSN+mq8PaHNZ+CL6HIJPW3Ypg6gnb88mXOfs3eHEkJzOJLUM7PWvpCsxziNycn5",
-	"2TeKSDHSUCE3MNRECffiXKs0SfoNwBBznjDeq5FTnTxZbXF81BBPSMxugLR/enlJ5nmoUsBVGqhl2oYV",
-	"0L5WwigL0n7hZsAEb9tosFH8CZZDlT1y8Vfux0kK2oYeDSezymG+i2yqGuAcgY627pDira7Q1M2LzEcx",
-	"fVe+PHyB/hmPKQrrxnFXUMSwMr7hzM6BxR4cPtvb38YMLzbNhBrh41Qhqw4P1CYx4zfJC/pa7paSscI/",
-	"Gs8O9w/2G00Mscym1Uns2IJEOQVftORSHlX80iJMEcHBliDBXA3ttJBYRtL0p5/cUo/plsrderc83sId",
-	"3F5BgC+EuUYDxm3A1GE3Kc/dujOjO8HRWEu7Rj5gQpYUp1ZpcS5s/iqmUkBsilL1Kxsm+S2UuTASZt9a",
-	"I7Jua6/R3C6HrT7IAO+WIt3+RqDRvycGdEnzZ00oqDf2p0eDPuyIfCRA6ILr1mVeXjzBQr94WOjSB3BF",
-	"hs26f1qAaCnmc3Maa01fUeqiSSsWr+OVWQvsudlPf1Tgz2oC6gn+8xnYGU+4zQy3uby4fST4Zg6K2eI5",
-	"LGZ6hchfcx4Ix/zkgnZDTvkKwdJkSQQEczBwYY2gOU75gwKnfK5g/ZRr3ivTX57dfx1x/YmQmk8C+0lg",
-	"f1HwyxU88piDblkMkXO3JMCgNN8jJcMk1SfjxAhUW/+vQvbru/PAJj3Q50Ajxq0c+aywROeYnQ/rw8mP",
-	"jSJ6rISKbqkXI5AwCfKS0COXQvuBmCNMpv0lgo0w2/0clJHNwv9Iyby8VPv3S35fihjKvp5UH1j621iI",
-	"YMW8U58N4CetfzQ3sIPr9wTxeUyIz0jl0x5ZWVAO6vngJ393id8tc3OASKX54it5WE6WHMxmg0enqZVX",
-	"SemMcZ9qzNzdNkfBSq4aOTaG8pjKyAUqaBbYcBmULJOUgntcRcjPIj9SWSmv8jJdxWW4snIRQSikhFCT",
-	"vpAKSAcLFk+MoBvGXsEuVzHkfhX58mkQO7aW1xNU5wmq82XfDDI7MF8R57dro4en6s3gj/fXhdmPRir3",
-	"lCuRz6ml6Iq+lCbeTjLRYgWOgpooXSHztVDy+ba36FSt5hZfupLGtkviPV1BpcUxqZCtZWAf/L4zY5Jm",
-	"rZ4RhkmjzY2eGhoHLb7VzvJI/5A0s7Xpkko8P9RqNftL8nfzS3s7gQwxV9vfr8zT4vkKI7Y8D05XIbFJ",
-	"RQpcvEpaTMKrKRMBPo61WTvDUIwM4XGcVr/AVE579Uatxc9haDVhl7J4JMHWtzf3tqSjkDbruPnNYqcI",
-	"jSJptsSMt9c8dIVCWrx9DlpOqqgjk7hkSfZ/xp0iXFuPlSupZdXR0uoHj8XGEo575deWV5wJRxVMeOlp",
-	"JAXQPuus4+5NOONPScfXVUxLqM9LIc4on7hpqs8rWfnF/LJZxUnKrfKxdQQLPRXnXgEevAMk+U3zCqYD",
-	"seA9869acRYszASxnhX/sXAPZUbr5Wwi2K8W8/CFQhhmn6PMNbaWxN2Zq2qNHLvKan3h0kyKMVd+tnSZ",
-	"D5W5MFkHEphdi2PiySPPwLDxM1s0zTqsjkhW1DGBnSJcCYtq4X3Zjdzi2dDlYLw1j9oTCu8pdeOyqRtL",
-	"jtmaOL1Ers7oji9XaXzdquLvkzWxlNFX40nT7xNnSrzAbMQjLOWqbAVEvLka5YbOWFvuxtyuy1FzG1At",
-	"D3bCzha1X8kruhZibuNf/6hXyEWC6gl18TfMkvXF3HkX5kIsl9GPBqK77EOLpx5E5kJbyfMZBHu0kz+3",
-	"zd9RYpfnQcTsh65aCMpz08BcJZxUzqB5UsRQcXFwc//A2/5z285WTMJSpKZpSp8N7LVdTsbfU8LmoPY+",
-	"B0G/sWhbPoY2mxFxJQn+iXB0TzL8SYZ/BTI8y3JY5qlZJ/Z2bfrI2/JH3favrmCI+W8HeUhKvNfSqtc7",
-	"KL0cVUVliQnDFOM2IIaP1s2PWKk4kz+G2llI0YWm3W4SJlI1kr7x5NTK+EE+kwpekNFdhCWtI6Y9RTCU",
-	"osssGsl91S7h7GcxsReIYQwWy40C1j18IxrowC2JN1SWa212OIdUVhWiWXgDWlVISONYVawuUhWC2Wot",
-	"fISqG0U6oMcA3G26iyn6maLcV3MQy9kPpznAzAAyj8fzifcAeffX9/8vAAD//w==",
+	"7H2Pctu2sverYHjvTO1WkmX5T2pnMt9xnaR1TpyktnNzTqvcCiJXEmoKUAHQitrxzH2I7xm+B7tP8g0W",
+	"IAlKpP5Zzr965sycRibIBbDYXez+dvevIBTDkeDAtQqO/woGQCOQ+J+nNBzAqeBaiviVuNRCgvk5AhVK",
+	"NtJM8OA4uBLXwBUZJkoTLjTpAgnNuKgR1AIVDmBIzSD4QIejGILjgIu6wlfVAj0ZmV+Uloz3g9vbWvDs",
+	"ivZLvjEAcgNSMcGJ6BE9ACJBiUSGUCM9IUnnrFc/pzocdAjlEf7zleDgfquipB3stoNSMs4iGI6EBq4v",
+	"YBTTCUSzRHW0TKBDxgPgRA+YIkwhZTi5yBA4ElwB0YJQToDKmIEkEv5IQGkyZnpgH6dDIJ3sg+Gk/k+Y",
+	"TJPMk2Fw/Gtgvhi8LyP4JePXJSS2k2ZzL2w0Gvgf8JhIiJ+0Aw4fdDvIaAcJhnhKzO9kRPtQuWL4vp0w",
+	"UVoMQar/EyZSCfkEJi9aZ7+LD72fzROtw5gNmX5y0Cz7bOmCvxQhtUSX7f3bi5fpvocSqLbLi/tfRWlO",
+	"487hwcFeb5e2wu9hv9uiu1Gz12w2m61SQi5Ay8lJT4OcJeUSQsEjZXZ0TJlh9Z6QQLScMN4ntE8ZryDn",
+	"sJl9i3ENfZD4sXfv3p0kegBcs5BqKJ88zZ8w/I9vR65KFJCti+en5PDRQXO7aiF+ACqR72g8fNIOQjls",
+	"BzUCUgr5pB0wfkNjFv2mzSku3ZvbWjCikg5Bp1IBt7yc1o7Z4t8sU3TSLRtJuGEiUZazyFsFhE0fgB6L",
+	"zfvx9CohtZkNM2/9IwE5CWoBp0NDln11YapD+uEl8L4eBMf7zaPDWjBkPP1ht2yLTx1nnEXlk0g55xtF",
+	"GEqxfDHnsBJSO6J6kBPLoqAWmAPPpBEg5vT6hP+nhF5wHPzHTi6Ad+xf1c7r7u8Q6rOoQPClkLqEK4XU",
+	"RMgI5GPSqXfIEChXxDwDPGK83yBXDBShEkhXmm0m3YmbWNkKm9UvrG8EPZrEOjgO6u7w/UbNE6lQwnG1",
+	"oO7+v/BMcUQyirw/ef8qFWnPhpTFz5EvZif9mscTpwdCIaOUm5giYIbViFlTauQwValE3jq5PD07IzFo",
+	"ZDXGCeUTElIF2zWiknBAqGrzTl/SEP7h9rwRimHnmAzE2Jy4HuOR/1VK9ptHqIAo0dQsLX4dhWlXJLpB",
+	"On90yNAoIVBtPqJSK3Mq8ClDgdJAo0abV+wFPlfYjJ6QQ6q9P3nc3zrYLzD/njm5Zq7mzf/963//o91W",
+	"77/7R/of7XYj/c//nDn3teBDvS/qczRjOPknTGY35oQknP2RALmhcQJkBJIYiccjiJzsPiaUvH179tRb",
+	"8qPe92Er2oX6fvcRre+He1Cnu71WvQmH0UG4392jrd1Og6BsNqK2KDuuYYJyI/2hzbsimuBDjJPWPhmI",
+	"RCoiUZNbHd1jUulcRbuNMFuDNGbi/LF5us2zz+CHKYlYrwcSuCbmSzUiJBGGm4TRpUSMQKKsrhlGkNBL",
+	"FDgO3W+1vN22pla+3VNGQJWUax0cLBZyZz20fSrEtDGzMvmcWlYTkZCY4rrQKDsRpNMO9tpBp0HOej7v",
+	"hwPK+xC1uWLcmGFm8mbdmCJjybQGnm0K5Wps+ECR/d2583dGXNXEd5vN8qkaW2/xdM38BiJePDWmSMLd",
+	"/KYmsNfcx50UiSYUd78xZza5DbrqlHgYJxFcCU3jkjMWK0FCkXBN4AbkJKVbD6hOpY1jc6tVt0KhtEIz",
+	"9IOWlKCY2a7SAMx+/DeNXy9VBT0aK8gI7woRA+WOcg2ShobSKv3K8keWV7F796tiPbI3q2WJ92aVsk6b",
+	"dwwVURKj/usYbQX27KFJbnSwOUvdCenUi0+aM2Wll/lj4W/VemRlne6/1+jqqX9vTMf7y66pTtRcfc+m",
+	"l9JqfIUjzSVjBFRbkzO1WK1y5hMj65Q5LDQmWx074snrEXB7X3E/nPE3UvQlKNXZtlw5ikUEKV+VLi2O",
+	"LCwu0zBUi7hvZubBLSrzMzt4P1stKiWdmD8qPcEDYkyAoLh2V5MRLL9yKPbNZXUyglVWzTz/5JTGsV0z",
+	"/Oc5gOHUpZcLJ3WXxTJTLS7V4UpL9VaBXH2pEmXO/ZJLteRSmHf+hvJrxdXIBZe/DAfNxevw0lzLZ+f9",
+	"kxiToZmD1SN4wZWgE8mJUShCVV7H8J5fLlkMPUP6gQ2NRGkZNTdk3P5rt/QyfJnKmOdSDJfZnEwoGSrN",
+	"Lphbu3PFcKUp156mbzVbh/XdVr25e9VsHuP/fulU3oEycdcztJQa4Eaw1TUblvuxsslcidWmkvoUKmfx",
+	"qN7cXXUWWqw1B6CyzKQ6pQrqjCvgiml2A0QlXTuMKBxCxA1IYqiouQuR0Vp4I+MTbzYDMRqBrKT/j7lG",
+	"0yID+K1VPZfGOq3YgpTdU1NvaTaa2oDjNjdSgPFQwhC4pjFREx7WrI7qGO37JNeEHbKlAFCKXDw7eXr+",
+	"7Bv0jJjl40KD2m60+VOIwXq5LIXGrOBCk5gpDXMujOlX0CZfZ8+NeKyy24zAWt5g271fg80Q+nfyh9ya",
+	"VbPXVVQQP9DowrqSzb9CYe7Y+J90NIqdr3BnJEU3huF3vyvrWc02zcxCUxa7nU2d0gOqyC5xPkHSYxDb",
+	"vZZSSBUc/+oNQ39/F/BOYY94FBnDKagFI4GyLTgOdqyX4va9WVpzlMKia9axAihtFOFx0KS73Va4F+3D",
+	"Qe+QPup+Hx5FTdjtmfW3RtLxPl6YmEbWO3OUMj5KdM7PieTHoRweu+kfuwnV7WO3y/LbGzvcLv7scUgX",
+	"jSkypLE5XxCh/LALR1B+4Icfk45dwl/fd1AsKgLUiEkODUPOqeC9mIV33cmTzHM57Q4jNDZ3+gmBD0xp",
+	"dUx+fHZFPC8+PvTkf//n/6GHSxGmq7adqexd6PC6/+0+yrf7pDCL6v2OErtwsLG9ztx6OOnalLNAaRbH",
+	"RAL6hEKjxCcEXUHKPmn1CxmLJI7aPAZ6Y6Q5Mcr/BgiNhozXLOcsGR3yPppwbmRam5u5Pheyy6II+B05",
+	"CbUj0mV4e0IiVEeoAJSVk/nu4o87c5TA6lu+l295PqPK3e5lj2xity9Zn4ORKDXSTTSZiEQSKWIgkQCF",
+	"OpjGsRjj4WpkdwtO42fmtNxx3S/FEKwXbQxck7EUvE8EJ4YIxSJ47BjPCZ4oO66EYRyPxKI/vT93OX0H",
+	"RWFrJ0oUSGPfoXiYJ3Tt4xvZlRNOEg4fRhAaqwi/vHAtLJnfKLsouFMojU8lRMA1o7HagOoM87ehSYF7",
+	"ViPwYWQMHHOqJdyIa4jwhKMzMbSuO2aMEpQBRu2XH6tY9Blf6wztzmpJj9TFutJ/eFNSdOm1wu16JfRz",
+	"kfDojpv0SuRq0dg31rCPKo/JvHDx6tuwn2/DK6FJDydUufhc6Lp9ZBNL/kqkOqowb7u05yJiPQYVpn6Z",
+	"IxzvFMjBzp/eZzfAzWkrgVt4KJIU0lE2C/fYDj6DU3hDJ7Gg0ZUQL6nswwaNWwwKMUVi815zFCknu+Sc",
+	"/bBJibm/6ykvNxeihbBfrd75kX20roWo20c3degqp022UGOwIdMYFlHoykoDCjjtmvmnkaZCgY0uGPvH",
+	"2C7mrdvIS28koiKY+eRzymKINrJnKf9RncWnMFjzGKNTRsxjgA49CxK0nKQ2Uz7g4xzx3Za34d5akJ5d",
+	"jOot9x6uu4c3dzfxY3QLjq49tVMLi3t7CfKGhfCW0xvKYtqNN3EeI6pplyqEHHUTNTFyH+0qDLIx3n9M",
+	"zHba7VUDIXU82axR4x1RN0OSeFOs3DH/oU3tlL8a3vvRWBACF6hiPTwRi4HxeoZamidpPXwTUnQlxDnl",
+	"E+dLuLNFJIT1JFt+JlRrGI608qcQUw1yw+ZOy7slZjTIdE6VG2qkrXm0nj26kW2tWASypVif1xlXaAuG",
+	"AwivMcTQCRMpgevfRlSpsZBRZ/uxRZh1vJ3tEGXxZ5vb/LecJnogJPtzA1KbqRz5QDhApAglXYs+Q3jZ",
+	"MTHzR9yNJm9eX14Rf9s3qoV987cwyXlnO39qQ9YXzjqz+/FfBW9Ruelb2Nx3797VpyGC83Z4GlHotnkk",
+	"RQhKGcnyjGumJxu0q9DvgTEjmlvaqIezKzM6bKpcSvl4LuyT5gKcvqnoYEp/NZww7WbyAypryZCWzzPX",
+	"XIx57tOZxzj4aD1/dBPc8w7iuJ5ySTfxV1llToKSRa5ZVkoUINyD5Y4jcg0TVOpvuUpGIyE1ROcQMYoR",
+	"1Tv6LcAhfdDYpIr4LzADN2tiH/gblU2GDM1siIswV+5W9nwdn7cQt00b22Y/jJwjblGRKmdBFwUlDUMY",
+	"adXAoIb7CqJsbbSsiOU1P7LY8MEZD6fAfwtjYjmOtAy1NwKpBEe9ZL+cUgtEAx1ab4oqRH5s5gASOUOZ",
+	"F+c4DtKgWevwqnl0vIdBM/OioeWeGcClYZZoPtrWBWd+NEPJTxhHNL8KDSo4Ds5Bk5R4SSMwmlg+tiFX",
+	"UBr9e/hXML+MJFNARjFFNhVjbuXL3MjWaCC4IeC7XXJwcECau82mx6KBde0aNqR9I+6CGzbCEFH6ueB9",
+	"IfxTsUa3tWAkDa9oBqqw4PO5NGWeWvChjpGw4Pjgtrgp819wxYagNB2O/FfsNm+zTZs//JkDp2ZD927t",
+	"li4Z4PM/eptu9oKDifz7ysbcstGt24wp5g9/hQ95Ix/d+qywOt1HtxmTLCAcH/JG7t/mjLRgm1NceIpB",
+	"yt5xeJuy3oJ9Ns94476/LbLlOlyya2OVaYT3VxvyddHQDNGckqwtBVVx0TwSKnCRfTF2imNQX0X2Gk3j",
+	"N95xcSDFTZ2g/bW5v3UnHt5dm4cP78jD36/Nw3sb4OGDNXn40TT/FVhvHkO9ZDaa7ps4VFM0Vx9U3T2r",
+	"uve1wEseCo4DmLz48+x3wV6+ezX55d3z5i/vLnr//tfP7OXpi5H5/dXvb3fPW//+8O+rF7+//vFt89+/",
+	"vxicv/t5/MvvJ+PzpyeTM95shK2Yz2pRu6lLou0yo+l2Cl83fUR94hccVPigT9NEpoKU0Cngey7DO1y2",
+	"d9qmOB4nWCRpHt+/SaHzc+XokHH/1905knUqC5EncdwhYQxUZtiCNW1a8yrrh7TIodmslc9JWq+yDi7w",
+	"XHFUi+i3O6zLRnXCKvMrig9vPgcLJ+NnMTXrR99tbTd2yId6Vd7SPemg4mQxLzh0eRbjgYgBwXmPydxV",
+	"sNLxfS0XPXMXIp94u30ZlNzoivDfCiaYEVeoISulgZvZg131YFetYFdldM1TNJcZ6VPergFg5lzmbXAO",
+	"8XhCxkJeqxwPlTqOGh7gMrNAGHf/+b7kqDz1v+g7VX5OqNQgEQ98w2CcpsU5RxG6cCQN9TJieOarz1LG",
+	"nsGzFFCTjwnTihTzU6mEPIs1nMJcxzbl0WW2xmIMsm6emcLmltmbnzaFtBY8ZxBHGVpqyjJzHsVZBqHa",
+	"ZhaKNP1zWr/MAaTOVRFZJkc5EsIwecoRKTAWEcI1MqJ6QIQk1veep4QU6UpTJCqJMFIsc3HPOuZeXL5+",
+	"Rd7Yv7t0/6Pm7jbRokDTEIZdkHl1jBzzUCRnJ931Snpm7u9uU8oO9k9AYz2Y3cdcRqWHVFzPnsp5H50j",
+	"TbxsnjL0d8E7PqCjEXCHvhqzOHa/1EgX9BiAE4qwRjxNtChePD/nElc8PzQx9z5XpHcV6TPvzXsOo55l",
+	"6aWEYsrL7oHLVfBvbq9HPqzSZXIFy1zWalny0pyb46zz8m7uR6M1C4u8uuLdm3baz3+FrzKmFOj6zszi",
+	"Jq2xDo+WtgFmcwynXYQu9LNK7t2U5XZHb+HRrcdLqy9oq9TXmGfW+fxSy5IP07VYxenoLcN6fse7cW5r",
+	"I5y7vwn+O9wM/x3cnf/27sY8MzqnhFsWsMJcj+GD0lhDaUy7Ac2d9m4OPN9c+Pp8eN7sNuTG27igWsVL",
+	"dC5uIEptW8zE5EJs1gNWJgQXkEhOLDjW1nfRRirW0rsX4+Tt1WlK8pDFMbM4reLE/HN1mJ+r0rTMlZx5",
+	"X48onsfbazqlHpTuZ690lzPWFoi+OY4lCe6enD1MlKYORpneTp1Wy+t/BLXgApSIbxAzeEp5CHEMUaln",
+	"aXqxyr0X14xjgSmfEKYJK9CR69MrFl6Dxm/HRlGkzs9XQptluaLqupSYl6LPuJcZvMJpyZywudSiEZ3y",
+	"Hs1xFu3Ovd/XghTdWvxEKKSEUJOBkApIF71NE7NFI4RiZwIyGz1Fw+EiGsaSaXjN40kqTjO3VF1ds1Fd",
+	"jOz61DMnTPpY1SUjdaFkJJVxp2cgzDDEG6oUlhNIKyVqQfpgo7hZDc4slCBcbh9VeXHOfP02FiZdpHds",
+	"3pBjlVxh3yH+vLI3NRMoJX6yNGUkIlutfc8jSgbwgUSsz7Ta9go5VNnanSnCWkUeN/+cCkfReu/9X639",
+	"2/8sC9C88Xi+SPH3ZtNbB4ckHFAjD1xq7X0djO8XHgyP2h8l5doTIrNu0dcniR6QVqNJ0s+TvhmUFiTd",
+	"PyIKrJDbb+xtPyYdI+c5HUInrZOLp8hMeUpnxwy4dtql+OGzPjcmV6MkSlwpeBD3Zl+pIJSgN/Nao49x",
+	"wr+l6jQV4SVC4esShxiDCkWZonMr6VJzMWsaQhaBImOjAp2rFTPKRYkAWGC0pxx0TypqRsx7++t9fIHY",
+	"92KNBTKn4DvzUQ4L475vyiPwT1HM1YgaYWgaS2F/R7bINqmTBtkhHzprx+RXiMFjUqCFSZcFvoyAONo/",
+	"eEQcJptEIkyGwPWsLJgbDvJS5PNyF1nioi3KOkiGVtXkc16i3sl8UIlLYZim6RkNB8VXEeEFhWpe3dGD",
+	"pnPYDP0K3FQCGQoJZKtj523T9BQWnx1aRLZ7zpZuXMb54QXb5lcLm3Iw52D9MulvI1+FUNNUlMkH+M+V",
+	"zT76v7R257/qThHVz552pj5ay4ryVqX9+0TNyS1Y8oY9S95PV1dvXAFCEoqoaJvtN2fLfk8JUpfHMGvO",
+	"YKIfUclwSOUknXZ6h3Anpzi9imI45QFHXXpROcP0/B5zsJapzz02E+3GUCNYfjQCElJO1JhprGUz48uZ",
+	"X4bH02WJZCsFJNMUD1y7uVfEC+hJUINV7Blph7h0rSqj5nC7ZszIfJi1MRRRYLnR+YM67nVvZdy5d1tn",
+	"/35snYNKW8dNzlaPX2jwFJ8uaMe9P1r1R+OTk5OTp83u273Ji6a6OPov3vxw9OH65wN+eLM7efn9T036",
+	"c2vVtJcpvv/ohsveXKuiagFnOHi9G/2nXvGZk7t4vlelaLuXtAux9cH2pUhGWKAbK+HG2uWMZ0WfLHJG",
+	"wlDcTMFhyrHJ9wLFm67EmTv1qkyivb29o7TgYIOcYEXRngKEvdgkMYgsSgHz5DPP82PrRWpz54+edUST",
+	"rR7jIN0lGFcnksYQjYwQQ3GlyASoJIy3+durU5JiaXpSDIm5Fpu3Hh0dHdnKg9Ne7ZlAzzLFBmu2c8yF",
+	"K2o3FUUzM1YqZdwAJi8G3R9D9pq9OHv759nuK3amzvjFQXh6dnh2PfrXf52+OGrA5MWf0bsz9pqdtV5d",
+	"vf3zl9+fD86H5/u/XF2w8+GzD788/WF4/vRkfP70Gev9jE6P7vB5M/rXi9hWbGUS1G+MB8dHhsenDs+K",
+	"JwZHOYHpenC4W0Qxce6E03iiWUhj8oz3GQdFXupoxbSC2TvQIlC/Syo4iSh5KW4Afeu1wEg+fN0Q0/Bn",
+	"Mf5L4PhngnXFrSwBOL27wrRWozipIp0Tl4eN+ZHHxPUvsZ1nbJsSbCrTmXGD3TeHzFVuPvtU9Y1JuGZx",
+	"WgMKlHI2hhtamM/RYtNxRrhP3Uc+uLJzDB10HZtwTxM92HEjOyhPOYwtHQhCRJOui6XeIiJ4OOVsXPEM",
+	"zDNU/AOSWxTupLxfoMbTczTv6vNWFdfsYFoZFRizQFBhO6dX2n29VHmV1+ufqa+MNfr9Cv2PieCxK2HT",
+	"KdTff4JdporXipYnYRnXh/uBV1y5pNOQrZZaesvQtNdLsYPjgcAKDdgaxamR04vzypzfr050bRbTfke4",
+	"26MvMtnWbsPig3khYlgvvomFf0sDm3eEon2/Ut6qtBNYBUJmKP8b5az6/m0ax697iIqa+650xO379dzS",
+	"63LfwR2573BBasRcj7F55XKZp1+dwN082AsV3deH8jLT+qRZmj/Qbpf2gdjWH+RUbC5Tcw9x3cUCWLPk",
+	"/VskMk0LymKOj0m6lsZecfYuluwVY5491bivuNmdNfVmhexSonVK564rMffvrK9vK9j8Y6cfPrDf35X9",
+	"5ihsZ93NiSxkVM0KUlSJHXPjo32wvYNsLBZrq9rkJIgVPCYde/Pq+FmOWeTMuua8omaFnEendu0LSpFg",
+	"3szLfI6dNFuyY53bIeVc6LRE36r5lWY/IEwk05NLbFCLH7XV/04SmyJm//U8PQov3l0FZTW0Ov69vGN9",
+	"kJ2ZcoGdGlHmLK7qMbLtc4NjR03upRhoPQo8lkYgXYkvx5UwxL2yiYZb1G6y4aFt3LVcQKAfpTshl2Pa",
+	"74Mkb8++USSlF0jEqAtT9mIxxjXzj1QePAqOg4LvJnChDDMkdaa4x/xSmr6UNcNbtnAZ4z2Rlnyjtu+E",
+	"M/JOL87JyZszMqSMa8q4jeAm+GazQup4Z6fP9CDpGuNxR4yAh3K4E9r+UtPuBfO2Lg2vgUfoa1I0drCE",
+	"NFNBAx2qY3tGalO8j603C22S0pw9PYBho83b/Fvy7beGz9W336Jf2/ozUkfG1D75O+PqBoeAHRhstLUe",
+	"sxuI2pygS7LgohvFicL2DF5ssGE/n+Y2pyRgdzAQoxi8rkcuojqx0Wk30u8M6AYPLf5T1YhG/KdZExrH",
+	"yvVRUjXbIsguD1XX+ZJQQ3dZJqNZpv/4D/IjaKyrqDSV2syyzXcbxF5HPWgCvsG6obwj1yH/+z//l3CR",
+	"17DkABFEZDxgMdaDNo8ZClxvjprbQKr993YhFENbmNAJyUabtxqkcKZKjjrZciU0v/02Ozrffku6idYC",
+	"B+anaxuJQA5LaxJOyZOVBIZbvFPBb4DjRlmuQ0SFDaVkcJZOVdXEToZwUY3yTjCG6CJ0xDWaLSb/dtzd",
+	"t7Nt9ILIKi5mJUa9xGTzyjw3uZPhUDp2V9JcamRFc/tUace3zl9tvJW0g2Pya6PReF8jbf9+Yn5vB41G",
+	"ox3cdhoEoazFtt/mxGNfX7II4IqRq0qYK0mrcOK0zOvyRuQuxvc7NoRAQAIlQ6bUCGLtNefjRuW6mblS",
+	"HQgYwvebqV8y3o8h6yavSEilnCCHYqXsBrl0AX2cVaFitqG48+btVadGOm9Ork5/6hgaEXT19NnLZ1fP",
+	"cNpDeg1EJdKVf+QCa0T63WVT5Kqd/xAo12xoycPD0MkqGdtX2Nu+CwoiqTP9Yey2H9vK6H7HZENhoWky",
+	"UrNia2Q9ZiHYUGDMQnDRu9RNMKLhAEir0ZxRHOPxuEHxzw0h+zturNp5eXb67NXls3qr0WwM9BBbhqQF",
+	"Pp1CCmqBq+oeHAe7jWajaR4y6oeOWHAc7DWajT30tOgBqlGrLWPRFwnqt5Eog35cYNFd5bbBB35Y4yI1",
+	"2jLBpxKIrEmSdedxRZ0bbX7iqYy8T5IbpDSdEHvEszjQxMV+yJbrs2h+ZLLNY9YDwwTbDYIk2ng3cbVm",
+	"sVeQe7srG+wIpLE5CRggVqTV3LeblFUbPYuC48CtSQa9+kFE88oBl9R9vUtkdOlKq1PAh9uixe4Ay4WW",
+	"aK3mfrm9BhERicbit/vNZtWHs3fteL3VzJDdvcVDpttW4LiDxeNKi/He1oKDZegsth7CUUuQWlLU3zff",
+	"g+Nf39cCBzzLjsi08ePVe0Pz/r15RdFCrT50QluYRvGVx16VbDx9TBE1So8hxUBlwSijPGrz4qm1WsFI",
+	"e4ga5I0E8yI8PFPHGwXpmOanFL9kXmcFwrKnvmaMGpooDLPaToNp3dw2t8PNV0IxYmnfxuJpdGRduUX9",
+	"ws5krUDWh/p4PMaq1fVExsBDEUE0RacPJJsJrH7MSRQwgUtJl+YSO7IcCUXkS1nx+CwoP1UP/tRoz/qp",
+	"4FqKeFExeHzYPftKXGoh3cfWkYLN3WUE0kyHrQcBmgExpmVQEX1RLlFzHLU5O2WIzjfoZNIDKZK+5z2q",
+	"mVeDyu5fPDaCE3vRdogyxh4mM4+ZggaxDbFVm4di2GUcrLl48urpY+xmaf7oWsak3cAxB9riGPBChxBl",
+	"ppWxcBJQpXYHU/rUg4XnxnxlYDB/ZMe2rr6tLXzQhWuWePLM4ixskGapN7sqZkJaSkpaCucejOn+9JX9",
+	"ZWcbyK9Q1+12CbrR7+t6ni8kO+14nlaB34IPNNR2p/38uULZzsoWzmHmby9t5NxaopHzInrH3HrY7q1P",
+	"e1bp7+M1al8wZ7yj2hJX2JK07+3LDRt1VmrqT/tPbtjItfSn/ScjKjUHuXxHf9ovX5m5cNoV4bMz67OA",
+	"5V3r8sUraQPnS3f+Xrb1ehaQx147q/fhXpLsDTaLTym2r1yL5AV7UmjIfvv+Hs2rQj3vsm6i6P9Bl0a6",
+	"pFNm1kvGrxdZV/jMvZpTb6d6Eq1rSH0CWyizfsweOH+sOZKkkBjm7J3cKniPtRDLLo2dVAx3iGvArlKM",
+	"osIrfp1xFP8Nco4xMYVQVoRVOodZ9uk2T+9oE4zU6gEMFcQ35XaLHX3q9SNayXDxfHP/hIlj/DUveR4U",
+	"aCTiWJBL0dNjKsHD9wyp7FMJegrk4475ufsr+YkOWayxUskmSsnfvUj87aoWkIPSLXV12924bCmTK5ai",
+	"aO3+p7UgYxZdRxzEBKJFQ/Mh2QgsA2Jnt1CIpc99XEG2jGh57vf13m8eLR6R9dH/VJfO/VZrmcGz3dg+",
+	"sZB2YUDqd10rE86FG+nOXyy6tYI6Bl2axFpsB2c71g+oKqAa0nZZ9i0R2dpvHm27+2qbd0KqQhqBhcHX",
+	"yHjAwoF7Vk0X9jEaQTTICXGDMi+fCyPLBJOoeowzNcDcPuC5Ry9rJa6c8x/boJYoBPv19RVCD8NHJcbp",
+	"SaxE2mvfL3b9jZrBgZSacHbWBdvN6coMNeXMtq4QMVBz6t8v40R/avdmbQ/6x5IR+4tHZF3F1xMqS5zv",
+	"kobIX6jtZrd9sViolXumTvhkyjbDDFpsM2zuoRlEgVzlnYldwNpccR1oos1d5M8WdZhqNk629pr79iRn",
+	"rcotCKcYqEX8XKl91wd9h7NsSHHn+WNcaSpb63uFq9fuvb635AHKesd/VHGw6uH+Ag/cj8YCX3zaVuPR",
+	"dOyZzasYpTDyIhMh0uQcZB8IAs1tzYNHe0eH28f2FmXBARBHyvmC7WmzUJ8iepzyNk8TNlxZFdIxc0EN",
+	"Dty+oGZxB7NNVMpOqc0muLvSvcv1y12UzFS9u02Gilz5BmMR/dNRtKHZhDpu03cfkYiPGgBbVpwRqlyd",
+	"1TsJtgeb5aPaLH/LO5R1b2J35lRMit5S0jzRc9pLWSACRAxL79g3H5OicFUkhp4mItG2aYwRwhBZwUzb",
+	"3Pyxbv7o+dCuAUbKXTJsUgP+LXeeGUsNxb6T0UXvmXOcIcDV4sYHDrE7TFtUCw6Ici8HPeA7P600v19n",
+	"2vx2bp/AXZbm1TxI+gdJ/yDp7yLp3Ulax1224/txKiEdV9W+n1VgHXMRGH7ywZcIxvCLf6d4jOWHvFUg",
+	"PUTE8gMN76410OI1lh96mVaMfy7FcKUBVyL4rKKx0+1S5gZkF7g9P/8Q7d/BTXHib5FmQ4gZh/vwVhgB",
+	"OsAWc39WCsuTDO3edOlIiHqxSoMwRWTCOVaIY5pEAmy0QYvEVeCJqKZdWiYu+6Bdf7u1TodnamaGnbhe",
+	"/oLuvl1hN3kTpDG7gY+Lbp8Dd3zJboAbykZSdH2ueJ0ubqoal9KFRXjjuqrw4yEcv0a9WoJFKkTdcqij",
+	"74YuDVEVWnwsdw5yFN2Djv8qdPyXp9S/VNwVKwqjVBIXZNQcyJVrzbMIcfXYFZDzEFcupRGz2YgY82Ie",
+	"tw345Td/l6hrI4SJ0jaJmGztt1q5DN+uxmb5Hd4+KTzr/rv5baRb39ImyGzTy4+Mtir07nsAXD0Arr4a",
+	"F1Joi1D4IrpaQk9by5lXaecvT+bcFozokYTQHI4Uuz97hRCS9RmnMTm9OP9GESkSDTVyDSNNlHBlArTK",
+	"KttfA4ywUA3j/QY502mecZtjikg8ITG7BtL58dkVmef2ylBcWfSXaRurQKNdCaMsSOepmwETvGNDzEbx",
+	"pwCRpezvHyYZEhz6NJzMKof5frepFo5zBDrauiOKV8VSU7coMu/F9F358vAFOn08piht9sddFxjDyph4",
+	"m58DC2g4erR/sI1leWxtEJVgRrGQdQcy6pCY8eu07EGjcEvJWeEfu4+ODg4PdlsYt5mthZTasSXVjUq+",
+	"aMmlPKr5/WCYIoKD7RuDBTY6Wfe3nKTpTz/4uu7T11W49W55vIU7uL2CAF+InY2GjNsorAOEUl64dedG",
+	"dwrOsZZ2g7zDKjoZ+K3W5lzYomNMZSjbDPrqt6NMi5Ioc2EkzCbII1xva3+3tV2Nhb2TAd6rhM/9jZCo",
+	"f09g6ZLmz5r4Uu/dnx5iercj8pFQpguuW1dFefGANf3isaZLH8AVGTYf/mlRp5VA0s1prDV9RZmLJmsz",
+	"vY5XZi0E6WY//VHRRKsJqAdM0WdgZzyAQXMw6PLi9p4woQV8Z5sXAJ7ZFaJ4zbkjxvOTC9oNOeVrBPvJ",
+	"pREQLOzAhTWC5jjlD0uc8mf8jRR9CUrNuuZtc6Hf5rdkWEdcfyL454PAfhDYXxSmcwWPPBYOXBaY5Nwt",
+	"KdooK9JJySitz8o4MQLVNm2skYPm3jwwZx/0BdCIcStHPiuA0gWWVMSmfvJjQ5PuqwqmW+rFsCasXL0k",
+	"nsnVPb8jphcroH+JYCNsUTAHZWRbJ9xTJTWvP8Ltkt+XIoaqr6ctI5b+NnaPWKd+2/K1rz4bfFDW42pu",
+	"HAiX+wERdJ+IoEQVSy9Z0VGNAXrnF/h3xf3tWeAAkcp6AtSKKJ68QJmt+I8+Vive0vYo4wHVWJ29Y06O",
+	"FXQNcmLs6jGVkYtr0DwO4qo4WSapxAK5rp+fRY2mqnZt1a3Yylut5S1BglBICaEmAyEVkC42pZ4YuTiK",
+	"vaZsrivM7Sri6NMAfGy/tgdkzwOy58u+SORmY7Hr0a/vjR6e6imEP96+L63AlKhCOlkqnzPD0jX2qSyu",
+	"nlYbxi4rJX1vsAio3++mWFN9i071427zpbulbLtC7dNdctocCxvZfhU26fi1eSdpNZo5YVgYnFBzI+oJ",
+	"OWzzrU5eK/xJ+pitU5p2W3rSaDTsL+nfzS+d7RRhxBSqmUL3pTYvdpGxLZhwugqJTbuO4OLVsoYhXt+g",
+	"CDBB11YODUORGMLjOOtwguWk9pu7jTa/wEKsEJEeZXEiQeEGmGteOlBIW1ne/GahVoRGkTRbYt633zpy",
+	"zWDavHMBWk7qqCPTMGZFhwfGnSJcW49VK6ll1dHS6gePxcaKynst9pZXnClHlUx46WmkTe4+68ryLi+d",
+	"8YfC8usqpiXU55UQ55RP3DTV51WQ/nJ+a7TyQvRW+dhekaWOjQuvyRLeAdIaq0UF04VY8L75V6O8EhdW",
+	"o1jPiv9YMIkqo/VqthjtVwuR+EIRD7PZK3ONrSVheuaq2iAnrnveQLhSl2LMlV+qXhYjay6q1oUUldfm",
+	"WPzy2DMwbLjNNsaz/q1jkjfuTFGqiG7Cxml4X3ZvbvP81dXYvTWP2gNo76F85LLlIyuO2ZqwvlSuzuiO",
+	"L1dpfN2q4u9TubGS0VfjSTPuE1drvMSKyAm261W2yyXeXI1yQ2esbWlkbtfVILsNqJY7O2F/oN0u7QOx",
+	"bgJyKlbziq4FsNv41z/qFXKRoHoAafwNK3V9MXfehfUYq2X0vWHurgbQ5pkHkbnQVpptg9iQTvrnjvk7",
+	"SuzqWoxYgdF1LEF5bh4wVwknlXMknxQx1FzY3Nw/8Lb/2D5nG0hhu1nzaEafDex1XF3I3zLC5oD8PgdB",
+	"v7FoWzGGNluVcSUJ/olgdw8y/EGGfwUyPK+0WOWpWSf29t6MkTfVOeD2r65piflvB3mIRJgMgWMhDtvZ",
+	"fAell6OqrPU0YVjm3AbEMMfd/IjdqHP5Y6idRSBdatrrpWEi1SBZSiinVsYPi4VX8IKM7iJsWx4x7SmC",
+	"kRQ9ZsFL7qt2CWc/i8XFQIxisNBvFLAuT45ooEO3JN6r8npvs69zwGZVI5qF16BVjYQ0jlXN6iJVI1gx",
+	"18JHqLpWpAt6DMDdpruYol9Yyn21gMic/XBWh8y8QBbhez7xHn7v9v3t/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

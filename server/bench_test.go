@@ -397,7 +397,7 @@ func BenchmarkListCustomerInteractions(b *testing.B) {
 
 func BenchmarkSearchCustomers(b *testing.B) {
 	pair(b, func(b *testing.B, f *fixture) {
-		if _, err := f.st.ListCustomers(context.Background(), store.CustomerFilter{Status: store.StatusActive, Tag: "vip", Search: "an"},
+		if _, err := f.st.ListCustomers(context.Background(), store.CustomerFilter{Status: store.StatusActive, Tags: []string{"vip"}, Search: "an"},
 			store.ListOptions{Sort: store.Sort{Field: "name"}, Limit: 50}); err != nil {
 			b.Fatal(err)
 		}

@@ -213,7 +213,8 @@ func toProblem(err error, route string) problem {
 	case errors.Is(err, store.ErrNotFound):
 		return problem{kind: kindNotFound, detail: "No " + recordOf(route) + " has this id."}
 	case errors.Is(err, store.ErrDuplicate):
-		return problem{kind: kindDuplicate, detail: "A " + recordOf(route) + " with this email already exists.",
+		record := recordOf(route)
+		return problem{kind: kindDuplicate, detail: "A " + record + " with this email already exists: GET /" + record + "s?email=… finds it.",
 			fields: []fieldProblem{{Pointer: "/email", Detail: "is already taken"}}}
 	case errors.Is(err, store.ErrStale):
 		return problem{kind: kindPrecondition, detail: "The record changed since you read it; read it again."}
@@ -432,6 +433,15 @@ func parameterProblems(re *openapi3filter.RequestError) []fieldProblem {
 	problems := schemaProblems(re.Err, "")
 	for i := range problems {
 		problems[i] = fieldProblem{Parameter: &name, Detail: problems[i].Detail}
+	}
+	if se, ok := errors.AsType[*openapi3.SchemaError](re.Err); ok && len(problems) == 1 && re.Parameter.Schema.Value.Type.Is(openapi3.TypeArray) {
+		value, _ := se.Value.(string)
+		switch {
+		case se.SchemaField == "maxItems":
+			problems[0].Detail = fmt.Sprintf("may be given at most %d times", *re.Parameter.Schema.Value.MaxItems)
+		case strings.Contains(value, ","):
+			problems[0].Detail += fmt.Sprintf("; for several, repeat the parameter: %s=…&%s=…", name, name)
+		}
 	}
 	if len(problems) == 0 {
 		problems = []fieldProblem{{Parameter: &name, Detail: "is invalid"}}

@@ -548,15 +548,23 @@ func TestFilterCustomers(t *testing.T) {
 			func(c gen.Customer) bool { return company(c) == "Compilers" }, "none"},
 		{"company with metacharacters", gen.ListCustomersParams{Company: ptr("Regex (Holdings)")},
 			func(c gen.Customer) bool { return company(c) == "Regex (Holdings)" }, "some"},
-		{"owner bob", gen.ListCustomersParams{OwnerId: &w.bob.Id},
+		{"owner bob", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{w.bob.Id}},
 			func(c gen.Customer) bool { return owner(c) == w.bob.Id }, "some"},
-		{"owner carol", gen.ListCustomersParams{OwnerId: &w.carol.Id},
+		{"owner carol", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{w.carol.Id}},
 			func(c gen.Customer) bool { return owner(c) == w.carol.Id }, "some"},
-		{"owner who owns nothing", gen.ListCustomersParams{OwnerId: ptr(listUnknownID)},
+		{"owner who owns nothing", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{listUnknownID}},
 			func(c gen.Customer) bool { return owner(c) == listUnknownID }, "none"},
-		{"tag vip", gen.ListCustomersParams{Tag: ptr("vip")}, func(c gen.Customer) bool { return tagged(c, "vip") }, "some"},
-		{"tag navy", gen.ListCustomersParams{Tag: ptr("navy")}, func(c gen.Customer) bool { return tagged(c, "navy") }, "some"},
-		{"tag nobody has", gen.ListCustomersParams{Tag: ptr("nobody")}, func(c gen.Customer) bool { return tagged(c, "nobody") }, "none"},
+		{"tag vip", gen.ListCustomersParams{Tag: &[]string{"vip"}}, func(c gen.Customer) bool { return tagged(c, "vip") }, "some"},
+		{"tag navy", gen.ListCustomersParams{Tag: &[]string{"navy"}}, func(c gen.Customer) bool { return tagged(c, "navy") }, "some"},
+		{"tag nobody has", gen.ListCustomersParams{Tag: &[]string{"nobody"}}, func(c gen.Customer) bool { return tagged(c, "nobody") }, "none"},
+		{"any of two tags", gen.ListCustomersParams{Tag: &[]string{"navy", "crypto"}},
+			func(c gen.Customer) bool { return tagged(c, "navy") || tagged(c, "crypto") }, "some"},
+		{"any of two owners", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{w.bob.Id, w.carol.Id}},
+			func(c gen.Customer) bool { return owner(c) == w.bob.Id || owner(c) == w.carol.Id }, "some"},
+		{"email is exact, ASCII letters in any case", gen.ListCustomersParams{Email: ptr(strings.ToUpper(cs[0].Email))},
+			func(c gen.Customer) bool { return c.Email == cs[0].Email }, "some"},
+		{"email is not a substring", gen.ListCustomersParams{Email: ptr("x" + cs[0].Email)},
+			func(c gen.Customer) bool { return false }, "none"},
 		{"created_after is inclusive", gen.ListCustomersParams{CreatedAfter: &after},
 			func(c gen.Customer) bool { return !c.CreatedAt.Before(after) }, "some"},
 		{"created_before is exclusive", gen.ListCustomersParams{CreatedBefore: &before},
@@ -565,22 +573,22 @@ func TestFilterCustomers(t *testing.T) {
 			func(c gen.Customer) bool { return !c.CreatedAt.Before(after) && c.CreatedAt.Before(before) }, "some"},
 		{"updated_since is inclusive", gen.ListCustomersParams{UpdatedSince: &updatedSince},
 			func(c gen.Customer) bool { return !c.UpdatedAt.Before(updatedSince) }, "some"},
-		{"status, company and tag", gen.ListCustomersParams{Status: ptr(gen.CustomerStatusActive), Company: ptr("Compilers Inc"), Tag: ptr("vip")},
+		{"status, company and tag", gen.ListCustomersParams{Status: ptr(gen.CustomerStatusActive), Company: ptr("Compilers Inc"), Tag: &[]string{"vip"}},
 			func(c gen.Customer) bool {
 				return c.Status == gen.CustomerStatusActive && company(c) == "Compilers Inc" && tagged(c, "vip")
 			}, "some"},
-		{"owner and status", gen.ListCustomersParams{OwnerId: &w.bob.Id, Status: ptr(gen.CustomerStatusInactive)},
+		{"owner and status", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{w.bob.Id}, Status: ptr(gen.CustomerStatusInactive)},
 			func(c gen.Customer) bool { return owner(c) == w.bob.Id && c.Status == gen.CustomerStatusInactive }, "some"},
-		{"q and owner", gen.ListCustomersParams{Q: ptr("grace"), OwnerId: &w.carol.Id},
+		{"q and owner", gen.ListCustomersParams{Q: ptr("grace"), OwnerId: &[]gen.ObjectId{w.carol.Id}},
 			func(c gen.Customer) bool {
 				return listContains("grace", c.Name, c.Email, company(c)) && owner(c) == w.carol.Id
 			}, "some"},
-		{"tag and created_after", gen.ListCustomersParams{Tag: ptr("vip"), CreatedAfter: &after},
+		{"tag and created_after", gen.ListCustomersParams{Tag: &[]string{"vip"}, CreatedAfter: &after},
 			func(c gen.Customer) bool { return tagged(c, "vip") && !c.CreatedAt.Before(after) }, "some"},
-		{"filters that exclude each other", gen.ListCustomersParams{Company: ptr("Bletchley Park"), Tag: ptr("vip")},
+		{"filters that exclude each other", gen.ListCustomersParams{Company: ptr("Bletchley Park"), Tag: &[]string{"vip"}},
 			func(c gen.Customer) bool { return company(c) == "Bletchley Park" && tagged(c, "vip") }, "none"},
 		{"every filter at once", gen.ListCustomersParams{
-			Status: ptr(gen.CustomerStatusActive), Company: ptr("Compilers Inc"), OwnerId: &w.admin.Id, Tag: ptr("crypto"), Q: ptr("BRACKET"),
+			Status: ptr(gen.CustomerStatusActive), Company: ptr("Compilers Inc"), OwnerId: &[]gen.ObjectId{w.admin.Id}, Tag: &[]string{"crypto"}, Q: ptr("BRACKET"),
 			CreatedAfter: &cs[0].CreatedAt, CreatedBefore: &last, UpdatedSince: &cs[0].CreatedAt,
 		}, func(c gen.Customer) bool {
 			return c.Status == gen.CustomerStatusActive && company(c) == "Compilers Inc" && owner(c) == w.admin.Id &&
@@ -760,7 +768,7 @@ func TestSortAndPaginateCustomers(t *testing.T) {
 				w.sameOrder(t, fmt.Sprintf("walk with limit=%d", limit), got, want)
 			}
 			// Filters hold on every page (the Link keeps them).
-			got := w.walk(t, 2, w.customersList(gen.ListCustomersParams{Sort: param, Limit: ptr(2), Status: ptr(gen.CustomerStatusActive), Tag: ptr("vip")}), nil)
+			got := w.walk(t, 2, w.customersList(gen.ListCustomersParams{Sort: param, Limit: ptr(2), Status: ptr(gen.CustomerStatusActive), Tag: &[]string{"vip"}}), nil)
 			w.sameOrder(t, "walk of active vip customers with limit=2", got, customerOrder(listKeep(w.customers, activeVIP), order))
 		})
 	}
@@ -817,9 +825,9 @@ func TestSortAndPaginateInteractions(t *testing.T) {
 				got := w.walk(t, limit, w.interactionsList(gen.ListInteractionsParams{Sort: param, Limit: &limit}), nil)
 				w.sameOrder(t, fmt.Sprintf("walk of /interactions with limit=%d", limit), got, want)
 			}
-			got := w.walk(t, 2, w.interactionsList(gen.ListInteractionsParams{Sort: param, Limit: ptr(2), UserId: &w.bob.Id}), nil)
-			w.sameOrder(t, "walk of bob's interactions with limit=2", got,
-				interactionOrder(listKeep(w.interactions, func(it gen.Interaction) bool { return it.UserId == w.bob.Id }), order))
+			got := w.walk(t, 2, w.interactionsList(gen.ListInteractionsParams{Sort: param, Limit: ptr(2), UserId: &[]gen.ObjectId{w.bob.Id, w.carol.Id}}), nil)
+			w.sameOrder(t, "walk of bob's and carol's interactions with limit=2", got,
+				interactionOrder(listKeep(w.interactions, func(it gen.Interaction) bool { return it.UserId == w.bob.Id || it.UserId == w.carol.Id }), order))
 
 			// A customer's timeline.
 			grace := w.customers[0]
@@ -832,18 +840,31 @@ func TestSortAndPaginateInteractions(t *testing.T) {
 
 // listInteractionFilter is a filter of the interaction lists, sent to both.
 type listInteractionFilter struct {
-	customer, user *string
-	typ            *gen.InteractionType
-	status         *gen.InteractionStatus
-	from, to       *time.Time
+	customer *string
+	users    []gen.ObjectId // any of them
+	types    []gen.InteractionType
+	statuses []gen.InteractionStatus
+	from, to *time.Time
+}
+
+func (f listInteractionFilter) empty() bool {
+	return f.customer == nil && f.users == nil && f.types == nil && f.statuses == nil && f.from == nil && f.to == nil
+}
+
+// anyOf is the parameter for values: nil when there are none.
+func anyOf[T any](values []T) *[]T {
+	if values == nil {
+		return nil
+	}
+	return &values
 }
 
 func (f listInteractionFilter) keep(it gen.Interaction) bool {
 	switch {
 	case f.customer != nil && it.CustomerId != *f.customer,
-		f.user != nil && it.UserId != *f.user,
-		f.typ != nil && it.Type != *f.typ,
-		f.status != nil && it.Status != *f.status:
+		f.users != nil && !slices.Contains(f.users, it.UserId),
+		f.types != nil && !slices.Contains(f.types, it.Type),
+		f.statuses != nil && !slices.Contains(f.statuses, it.Status):
 		return false
 	case f.from == nil && f.to == nil:
 		return true
@@ -866,28 +887,31 @@ func TestListInteractionsFilters(t *testing.T) {
 		{"no filter", listInteractionFilter{}, false},
 		{"customer_id", listInteractionFilter{customer: &grace.Id}, false},
 		{"customer_id of a customer without interactions", listInteractionFilter{customer: &abc.Id}, true},
-		{"user_id", listInteractionFilter{user: &w.bob.Id}, false},
-		{"user_id of nobody", listInteractionFilter{user: ptr(listUnknownID)}, true},
-		{"type", listInteractionFilter{typ: ptr(gen.InteractionTypeCall)}, false},
-		{"type nobody has", listInteractionFilter{typ: ptr(gen.InteractionTypeEmail), user: &w.carol.Id}, true},
-		{"status", listInteractionFilter{status: ptr(gen.Open)}, false},
+		{"user_id", listInteractionFilter{users: []gen.ObjectId{w.bob.Id}}, false},
+		{"user_id of nobody", listInteractionFilter{users: []gen.ObjectId{listUnknownID}}, true},
+		{"type", listInteractionFilter{types: []gen.InteractionType{gen.InteractionTypeCall}}, false},
+		{"type nobody has", listInteractionFilter{types: []gen.InteractionType{gen.InteractionTypeEmail}, users: []gen.ObjectId{w.carol.Id}}, true},
+		{"status", listInteractionFilter{statuses: []gen.InteractionStatus{gen.Open}}, false},
 		{"scheduled_from is inclusive", listInteractionFilter{from: at(2)}, false},
 		{"scheduled_to is exclusive", listInteractionFilter{to: at(2)}, false},
 		{"scheduled range", listInteractionFilter{from: at(1), to: at(3)}, false},
-		{"customer, user and status", listInteractionFilter{customer: &grace.Id, user: &w.bob.Id, status: ptr(gen.Open)}, false},
-		{"type and scheduled_from", listInteractionFilter{typ: ptr(gen.InteractionTypeMeeting), from: at(2)}, false},
-		{"user and type", listInteractionFilter{user: &w.carol.Id, typ: ptr(gen.InteractionTypeMeeting)}, false},
-		{"status and scheduled range", listInteractionFilter{status: ptr(gen.InProgress), from: at(0), to: at(5)}, false},
+		{"customer, user and status", listInteractionFilter{customer: &grace.Id, users: []gen.ObjectId{w.bob.Id}, statuses: []gen.InteractionStatus{gen.Open}}, false},
+		{"type and scheduled_from", listInteractionFilter{types: []gen.InteractionType{gen.InteractionTypeMeeting}, from: at(2)}, false},
+		{"user and type", listInteractionFilter{users: []gen.ObjectId{w.carol.Id}, types: []gen.InteractionType{gen.InteractionTypeMeeting}}, false},
+		{"status and scheduled range", listInteractionFilter{statuses: []gen.InteractionStatus{gen.InProgress}, from: at(0), to: at(5)}, false},
+		{"any of two types", listInteractionFilter{types: []gen.InteractionType{gen.InteractionTypeCall, gen.InteractionTypeMeeting}}, false},
+		{"any of two statuses, of any of two users", listInteractionFilter{statuses: []gen.InteractionStatus{gen.Open, gen.InProgress},
+			users: []gen.ObjectId{w.bob.Id, w.carol.Id}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.filter
 			matching := listKeep(w.interactions, f.keep)
-			if tc.none != (len(matching) == 0) || (f != listInteractionFilter{} && len(matching) == len(w.interactions)) {
+			if tc.none != (len(matching) == 0) || (!f.empty() && len(matching) == len(w.interactions)) {
 				t.Fatalf("the fixture does not exercise this filter: %d of %d match", len(matching), len(w.interactions))
 			}
 			p := w.interactionsList(gen.ListInteractionsParams{
-				Limit: ptr(200), CustomerId: f.customer, UserId: f.user, Type: f.typ, Status: f.status, ScheduledFrom: f.from, ScheduledTo: f.to,
+				Limit: ptr(200), CustomerId: f.customer, UserId: anyOf(f.users), Type: anyOf(f.types), Status: anyOf(f.statuses), ScheduledFrom: f.from, ScheduledTo: f.to,
 			})(t, nil)
 			w.sameOrder(t, "/interactions", p.ids, interactionOrder(matching, "-created_at"))
 			if p.next != nil || p.link != "" {
@@ -899,7 +923,7 @@ func TestListInteractionsFilters(t *testing.T) {
 			for _, c := range []gen.Customer{grace, abc} {
 				mine := listKeep(matching, func(it gen.Interaction) bool { return it.CustomerId == c.Id })
 				p := w.timelineList(c.Id, gen.ListCustomerInteractionsParams{
-					Limit: ptr(200), UserId: f.user, Type: f.typ, Status: f.status, ScheduledFrom: f.from, ScheduledTo: f.to,
+					Limit: ptr(200), UserId: anyOf(f.users), Type: anyOf(f.types), Status: anyOf(f.statuses), ScheduledFrom: f.from, ScheduledTo: f.to,
 				})(t, nil)
 				w.sameOrder(t, "/customers/{"+c.Name+"}/interactions", p.ids, interactionOrder(mine, "-created_at"))
 			}
@@ -927,6 +951,8 @@ func TestListUsers(t *testing.T) {
 		{"q in an email", gen.ListUsersParams{Q: ptr("EXAMPLE.net")}, func(u gen.User) bool { return listContains("EXAMPLE.net", fields(u)...) }},
 		{"q in a company, with metacharacters", gen.ListUsersParams{Q: ptr("(team)")}, func(u gen.User) bool { return listContains("(team)", fields(u)...) }},
 		{"q in a changed company", gen.ListUsersParams{Q: ptr("& co")}, func(u gen.User) bool { return listContains("& co", fields(u)...) }},
+		{"email, ASCII letters in any case", gen.ListUsersParams{Email: ptr(strings.ToUpper(w.users[1].Email))},
+			func(u gen.User) bool { return u.Email == w.users[1].Email }},
 		{"role and status", gen.ListUsersParams{Role: ptr(gen.Admin), Status: ptr(gen.UserStatusInactive)},
 			func(u gen.User) bool { return u.Role == gen.Admin && u.Status == gen.UserStatusInactive }},
 		{"role and q", gen.ListUsersParams{Role: ptr(gen.Member), Q: ptr("example.net")},
@@ -1212,12 +1238,12 @@ func TestTotal(t *testing.T) {
 	}{
 		{"no filter", gen.ListCustomersParams{}, func(gen.Customer) bool { return true }},
 		{"status", gen.ListCustomersParams{Status: ptr(gen.CustomerStatusInactive)}, func(c gen.Customer) bool { return c.Status == gen.CustomerStatusInactive }},
-		{"company and tag", gen.ListCustomersParams{Company: ptr("Compilers Inc"), Tag: ptr("vip")},
+		{"company and tag", gen.ListCustomersParams{Company: ptr("Compilers Inc"), Tag: &[]string{"vip"}},
 			func(c gen.Customer) bool {
 				return deref(c.Company) == "Compilers Inc" && slices.Contains(c.Tags, "vip")
 			}},
 		{"q", gen.ListCustomersParams{Q: ptr("hopper")}, func(c gen.Customer) bool { return listContains("hopper", c.Name, c.Email, deref(c.Company)) }},
-		{"nothing matches", gen.ListCustomersParams{OwnerId: ptr(listUnknownID)}, func(gen.Customer) bool { return false }},
+		{"nothing matches", gen.ListCustomersParams{OwnerId: &[]gen.ObjectId{listUnknownID}}, func(gen.Customer) bool { return false }},
 	}
 	for _, tc := range customerCases {
 		t.Run("customers "+tc.name, func(t *testing.T) {
@@ -1317,10 +1343,11 @@ func TestQueryParameters(t *testing.T) {
 		{"/customers?sort=name&sort=name", []string{"?sort"}},
 		{"/customers?limit=2&limit=3", []string{"?limit"}},
 		{"/customers?cursor=a&cursor=b", []string{"?cursor"}},
-		{"/customers?tag=vip&tag=navy", []string{"?tag"}},
+		{"/customers?company=a&company=b", []string{"?company"}},
+		{"/customers?email=a@example.org&email=b@example.org", []string{"?email"}},
 		{"/customers?q=a&q=b", []string{"?q"}},
-		{"/interactions?type=Call&type=Meeting", []string{"?type"}},
-		{timeline + "?status=Open&status=Resolved", []string{"?status"}},
+		{"/interactions?customer_id=" + admin.Id + "&customer_id=" + admin.Id, []string{"?customer_id"}},
+		{timeline + "?scheduled_from=2026-01-01T00:00:00Z&scheduled_from=2026-02-01T00:00:00Z", []string{"?scheduled_from"}},
 		{"/users?role=admin&role=member", []string{"?role"}},
 		// Pairs that Go's query parser drops, with the filter they carry.
 		{"/customers?owner_id=" + admin.Id + ";", []string{"?owner_id"}},
@@ -1374,10 +1401,11 @@ func TestQueryParameters(t *testing.T) {
 	// The same parameters, well spelt and well formed, are accepted.
 	for _, path := range []string{
 		"/customers?status=active&sort=name&limit=2&include_total=true&created_after=2026-01-01T00:00:00Z&owner_id=" + admin.Id,
-		"/customers?tag=vip&q=a&company=Compilers%20Inc&created_before=2099-01-01T00:00:00Z&updated_since=2026-01-01T00:00:00Z",
-		"/interactions?type=Meeting&status=Open&sort=-scheduled_at&scheduled_from=2026-01-01T00:00:00Z&scheduled_to=2099-01-01T00:00:00Z&user_id=" + admin.Id + "&customer_id=" + grace.Id,
-		timeline + "?type=Call&status=InProgress&sort=scheduled_at&user_id=" + admin.Id,
-		"/users?role=admin&status=active&q=ada&sort=-updated_at&include_total=false",
+		"/customers?tag=vip&tag=navy&q=a&company=Compilers%20Inc&created_before=2099-01-01T00:00:00Z&updated_since=2026-01-01T00:00:00Z",
+		"/customers?email=Grace@Example.com&owner_id=" + admin.Id + "&owner_id=" + admin.Id,
+		"/interactions?type=Meeting&type=Call&status=Open&sort=-scheduled_at&scheduled_from=2026-01-01T00:00:00Z&scheduled_to=2099-01-01T00:00:00Z&user_id=" + admin.Id + "&customer_id=" + grace.Id,
+		timeline + "?type=Call&status=InProgress&status=Open&sort=scheduled_at&user_id=" + admin.Id + "&user_id=" + admin.Id,
+		"/users?role=admin&status=active&q=ada&email=ada@example.com&sort=-updated_at&include_total=false",
 	} {
 		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
 		if res.StatusCode != http.StatusOK {

@@ -75,12 +75,14 @@ func (ch CustomerChanges) None() bool { return ch == CustomerChanges{} }
 
 // CustomerFilter selects customers for List; zero fields do not filter.
 type CustomerFilter struct {
-	Status, Company, Tag string
-	OwnerID              *bson.ObjectID
-	Search               string // case-insensitive substring of name, email or company
-	CreatedAfter         *time.Time
-	CreatedBefore        *time.Time
-	UpdatedSince         *time.Time
+	Status, Company string
+	Email           string          // exact, as stored (lower-cased)
+	Tags            []string        // any of them
+	OwnerIDs        []bson.ObjectID // any of them
+	Search          string          // case-insensitive substring of name, email or company
+	CreatedAfter    *time.Time
+	CreatedBefore   *time.Time
+	UpdatedSince    *time.Time
 }
 
 // CreateCustomer stores a new customer, filling ID, timestamps and revision.
@@ -124,11 +126,14 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 	if f.Company != "" {
 		filter = append(filter, bson.E{Key: fieldCompany, Value: f.Company})
 	}
-	if f.Tag != "" {
-		filter = append(filter, bson.E{Key: customerFieldTags, Value: f.Tag})
+	if f.Email != "" {
+		filter = append(filter, bson.E{Key: fieldEmail, Value: f.Email})
 	}
-	if f.OwnerID != nil {
-		filter = append(filter, bson.E{Key: customerFieldOwnerID, Value: *f.OwnerID})
+	if len(f.Tags) > 0 {
+		filter = append(filter, anyOf(customerFieldTags, f.Tags))
+	}
+	if len(f.OwnerIDs) > 0 {
+		filter = append(filter, anyOf(customerFieldOwnerID, f.OwnerIDs))
 	}
 	if f.Search != "" {
 		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))
@@ -186,6 +191,15 @@ func (s *Store) DeleteCustomer(ctx context.Context, id bson.ObjectID, rev int64,
 		keep = bson.D{{Key: interactionFieldUserID, Value: bson.D{{Key: "$ne", Value: *cascadeOnlyOf}}}}
 	}
 	return s.deleteReferenced(ctx, s.customers, id, rev, []reference{{s.interactions, interactionFieldCustomerID}}, cascade, keep, nil)
+}
+
+// anyOf is the condition "field is one of values" (for an array field: holds
+// one of them). One value is a plain equality, which every index serves.
+func anyOf[T any](field string, values []T) bson.E {
+	if len(values) == 1 {
+		return bson.E{Key: field, Value: values[0]}
+	}
+	return bson.E{Key: field, Value: bson.D{{Key: "$in", Value: values}}}
 }
 
 // updatedSince is the condition "changed at or after t", for incremental sync.

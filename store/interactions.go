@@ -93,11 +93,12 @@ func (ch InteractionChanges) None() bool { return ch == InteractionChanges{} }
 
 // InteractionFilter selects interactions for List; zero fields do not filter.
 type InteractionFilter struct {
-	CustomerID, UserID *bson.ObjectID
-	Type, Status       string
-	ScheduledFrom      *time.Time
-	ScheduledTo        *time.Time
-	UpdatedSince       *time.Time
+	CustomerID      *bson.ObjectID
+	UserIDs         []bson.ObjectID // any of them
+	Types, Statuses []string        // any of them
+	ScheduledFrom   *time.Time
+	ScheduledTo     *time.Time
+	UpdatedSince    *time.Time
 }
 
 // CreateInteraction stores a new interaction, filling ID, timestamps and
@@ -142,14 +143,14 @@ func (s *Store) ListInteractions(ctx context.Context, f InteractionFilter, opts 
 	if f.CustomerID != nil {
 		filter = append(filter, bson.E{Key: interactionFieldCustomerID, Value: *f.CustomerID})
 	}
-	if f.UserID != nil {
-		filter = append(filter, bson.E{Key: interactionFieldUserID, Value: *f.UserID})
+	if len(f.UserIDs) > 0 {
+		filter = append(filter, anyOf(interactionFieldUserID, f.UserIDs))
 	}
-	if f.Type != "" {
-		filter = append(filter, bson.E{Key: interactionFieldType, Value: f.Type})
+	if len(f.Types) > 0 {
+		filter = append(filter, anyOf(interactionFieldType, f.Types))
 	}
-	if f.Status != "" {
-		filter = append(filter, bson.E{Key: fieldStatus, Value: f.Status})
+	if len(f.Statuses) > 0 {
+		filter = append(filter, anyOf(fieldStatus, f.Statuses))
 	}
 	if scheduled := timeRange(f.ScheduledFrom, f.ScheduledTo); scheduled != nil {
 		filter = append(filter, bson.E{Key: interactionFieldScheduledAt, Value: scheduled})

@@ -100,6 +100,7 @@ func (ch UserChanges) None() bool { return ch == UserChanges{} }
 // UserFilter selects users for List; zero fields do not filter.
 type UserFilter struct {
 	Status, Role string
+	Email        string // exact, as stored (lower-cased)
 	Search       string // case-insensitive substring of name, email or company
 	UpdatedSince *time.Time
 }
@@ -195,6 +196,9 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter, opts ListOptions) (
 		filter = append(filter, bson.E{Key: userFieldRole, Value: bson.D{{Key: "$in", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}})
 	case RoleMember:
 		filter = append(filter, bson.E{Key: userFieldRole, Value: bson.D{{Key: "$nin", Value: bson.A{RoleAdmin, legacyRoleAdmin}}}})
+	}
+	if f.Email != "" {
+		filter = append(filter, bson.E{Key: fieldEmail, Value: f.Email})
 	}
 	if f.Search != "" {
 		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))

@@ -261,6 +261,9 @@ function request(step) {
   // Parameters without an example get a random value from the converter;
   // give them a stable placeholder instead (optional ones are off anyway).
   for (const req of [item.request, ...(item.response ?? []).map((r) => r.originalRequest)]) {
+    // A parameter that takes several values (repeated: status=Open&status=InProgress)
+    // comes twice from the converter; once is the example, repeated by hand.
+    if (req?.url?.query) req.url.query = req.url.query.filter((q, i, all) => all.findIndex((o) => o.key === q.key) === i);
     for (const q of req?.url?.query ?? []) q.value = paramValue(info, "query", q.key);
     for (const h of req?.header ?? []) {
       if (isParam(info, "header", h.key)) h.value = paramValue(info, "header", h.key);
@@ -308,11 +311,13 @@ function request(step) {
 }
 
 // paramValue is what a query or header parameter of an operation shows: its
-// example or default, or a placeholder such as <date-time>.
+// example or default, or a placeholder such as <date-time>; for a parameter
+// that takes several values, one of them.
 function paramValue(info, where, name) {
   const p = findParam(info, where, name);
   if (!p) fail(`${info.id}: the converter made a ${where} parameter ${name} that the spec does not declare`);
-  const schema = resolve(p.schema ?? {});
+  let schema = resolve(p.schema ?? {});
+  if (schema.type === "array") schema = resolve(schema.items ?? {}); // one of the values
   const value = p.example ?? schema.example ?? schema.default;
   if (value !== undefined) return String(value);
   if (schema.enum) return `<${schema.enum.join("|")}>`;

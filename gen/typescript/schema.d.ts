@@ -177,7 +177,7 @@ export interface paths {
         /**
          * List and search customers
          * @description Pages through customers, newest first unless `sort` says otherwise. Filters
-         *     combine with AND.
+         *     combine with AND; a filter given several times matches any of its values.
          */
         get: operations["listCustomers"];
         put?: never;
@@ -272,7 +272,8 @@ export interface paths {
         };
         /**
          * List interactions
-         * @description Pages through interactions, newest first unless `sort` says otherwise.
+         * @description Pages through interactions, newest first unless `sort` says otherwise. Filters
+         *     combine with AND; a filter given several times matches any of its values.
          */
         get: operations["listInteractions"];
         put?: never;
@@ -1013,7 +1014,7 @@ export interface components {
                  *       "type": "urn:crm:problem:duplicate",
                  *       "title": "Already exists",
                  *       "status": 409,
-                 *       "detail": "A customer with this email already exists.",
+                 *       "detail": "A customer with this email already exists: GET /customers?email=… finds it.",
                  *       "instance": "/customers",
                  *       "request_id": "0a1b2c3d4e5f6a7b8c9d0e1f",
                  *       "errors": [
@@ -1191,6 +1192,12 @@ export interface components {
         Cursor: string;
         /** @description Also count every record that matches the filters (costs an extra query). */
         IncludeTotal: boolean;
+        /**
+         * @description Only the record with this email, compared as stored (ASCII letters in any case), such as
+         *     `grace@example.com`: how to find the record a 409 for a taken email is about. `q` matches
+         *     parts of emails instead.
+         */
+        EmailFilter: string;
         /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
         Search: string;
         /** @description Sort order; `-` means descending. Ties are broken by id. */
@@ -1202,12 +1209,12 @@ export interface components {
          *     `scheduled_at` come last when sorting by `-scheduled_at` and first by `scheduled_at`.
          */
         InteractionSort: "scheduled_at" | "-scheduled_at" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
-        /** @description Only interactions of this user. */
-        InteractionUserFilter: components["schemas"]["ObjectId"];
-        /** @description Only interactions of this type. */
-        InteractionTypeFilter: components["schemas"]["InteractionType"];
-        /** @description Only interactions with this status. */
-        InteractionStatusFilter: components["schemas"]["InteractionStatus"];
+        /** @description Only interactions of this user; repeat the parameter for any of several. */
+        InteractionUserFilter: components["schemas"]["ObjectId"][];
+        /** @description Only interactions of this type; repeat the parameter for any of several (`type=Call&type=Meeting`). */
+        InteractionTypeFilter: components["schemas"]["InteractionType"][];
+        /** @description Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`). */
+        InteractionStatusFilter: components["schemas"]["InteractionStatus"][];
         /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
         ScheduledFrom: string;
         /**
@@ -1390,6 +1397,12 @@ export interface operations {
                 status?: components["schemas"]["UserStatus"];
                 /** @description Only users with this role. */
                 role?: components["schemas"]["UserRole"];
+                /**
+                 * @description Only the record with this email, compared as stored (ASCII letters in any case), such as
+                 *     `grace@example.com`: how to find the record a 409 for a taken email is about. `q` matches
+                 *     parts of emails instead.
+                 */
+                email?: components["parameters"]["EmailFilter"];
                 /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
                 q?: components["parameters"]["Search"];
                 /**
@@ -1710,12 +1723,18 @@ export interface operations {
                 sort?: components["parameters"]["CustomerSort"];
                 /** @description Only customers with this status. */
                 status?: components["schemas"]["CustomerStatus"];
+                /**
+                 * @description Only the record with this email, compared as stored (ASCII letters in any case), such as
+                 *     `grace@example.com`: how to find the record a 409 for a taken email is about. `q` matches
+                 *     parts of emails instead.
+                 */
+                email?: components["parameters"]["EmailFilter"];
                 /** @description Only customers of this company (exact match), such as `Compilers Inc`. */
                 company?: string;
-                /** @description Only customers owned by this user. */
-                owner_id?: components["schemas"]["ObjectId"];
-                /** @description Only customers carrying this tag, such as `vip`. */
-                tag?: string;
+                /** @description Only customers owned by this user; repeat the parameter for any of several. */
+                owner_id?: components["schemas"]["ObjectId"][];
+                /** @description Only customers carrying this tag, such as `vip`; repeat the parameter for any of several (`tag=vip&tag=partner`). */
+                tag?: string[];
                 /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
                 q?: components["parameters"]["Search"];
                 /** @description Only customers created at or after this instant, such as `2026-01-01T00:00:00Z`. */
@@ -2026,11 +2045,11 @@ export interface operations {
                  *     `scheduled_at` come last when sorting by `-scheduled_at` and first by `scheduled_at`.
                  */
                 sort?: components["parameters"]["InteractionSort"];
-                /** @description Only interactions of this user. */
+                /** @description Only interactions of this user; repeat the parameter for any of several. */
                 user_id?: components["parameters"]["InteractionUserFilter"];
-                /** @description Only interactions of this type. */
+                /** @description Only interactions of this type; repeat the parameter for any of several (`type=Call&type=Meeting`). */
                 type?: components["parameters"]["InteractionTypeFilter"];
-                /** @description Only interactions with this status. */
+                /** @description Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`). */
                 status?: components["parameters"]["InteractionStatusFilter"];
                 /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
                 scheduled_from?: components["parameters"]["ScheduledFrom"];
@@ -2089,11 +2108,11 @@ export interface operations {
                 sort?: components["parameters"]["InteractionSort"];
                 /** @description Only interactions with this customer. */
                 customer_id?: components["schemas"]["ObjectId"];
-                /** @description Only interactions of this user. */
+                /** @description Only interactions of this user; repeat the parameter for any of several. */
                 user_id?: components["parameters"]["InteractionUserFilter"];
-                /** @description Only interactions of this type. */
+                /** @description Only interactions of this type; repeat the parameter for any of several (`type=Call&type=Meeting`). */
                 type?: components["parameters"]["InteractionTypeFilter"];
-                /** @description Only interactions with this status. */
+                /** @description Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`). */
                 status?: components["parameters"]["InteractionStatusFilter"];
                 /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
                 scheduled_from?: components["parameters"]["ScheduledFrom"];

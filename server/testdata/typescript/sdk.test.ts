@@ -69,8 +69,16 @@ test("bootstrap, sign in, create and list customers, and a typed problem on a du
     assert.equal(all.data?.total, 2);
     assert.equal(all.data?.next_cursor, null);
 
-    const vip = await crm.GET("/customers", { params: { query: { tag: "vip", limit: 1 } } });
+    const vip = await crm.GET("/customers", { params: { query: { tag: ["vip"], limit: 1 } } });
     assert.deepEqual(vip.data?.data.map((c) => c.email), ["grace@example.com"]);
+
+    // A filter given several values matches any of them (sent as tag=vip&tag=…).
+    const either = await crm.GET("/customers", { params: { query: { tag: ["nobody", "vip"], status: "active" } } });
+    assert.equal(either.response.status, 200);
+    assert.deepEqual(either.data?.data.map((c) => c.email), ["grace@example.com"]);
+
+    const byEmail = await crm.GET("/customers", { params: { query: { email: "Alan@Example.com" } } });
+    assert.deepEqual(byEmail.data?.data.map((c) => c.name), ["Alan Turing"]);
 
     const one = await crm.GET("/customers/{id}", { params: { path: { id: created[0]!.id } } });
     assert.equal(one.data?.name, "Grace Hopper");
