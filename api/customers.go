@@ -273,7 +273,8 @@ func (h *Handler) ListCustomerInteractions(ctx context.Context, req gen.ListCust
 	list, err := h.customerTimeline(ctx, req.Id, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
 		userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
-		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
+		search: prm.Q, scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
+		createdAfter: prm.CreatedAfter, createdBefore: prm.CreatedBefore, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {
 		return nil, err

@@ -72,14 +72,16 @@ func (h *Handler) CreateInteraction(ctx context.Context, req gen.CreateInteracti
 
 // interactionQuery is what the three interaction lists read from their parameters.
 type interactionQuery struct {
-	sort                       string
-	limit                      *int
-	cursor                     *string
-	total                      *bool
-	customerID                 *bson.ObjectID
-	userIDs, types, statuses   []string // any of them
-	scheduledFrom, scheduledTo *time.Time
-	updatedSince               *time.Time
+	sort                        string
+	limit                       *int
+	cursor                      *string
+	total                       *bool
+	customerID                  *bson.ObjectID
+	userIDs, types, statuses    []string // any of them
+	search                      *string
+	scheduledFrom, scheduledTo  *time.Time
+	createdAfter, createdBefore *time.Time
+	updatedSince                *time.Time
 }
 
 // interactionPage is a page of interactions and its Link header.
@@ -102,8 +104,11 @@ func (h *Handler) listInteractions(ctx context.Context, q interactionQuery) (int
 		CustomerID:    q.customerID,
 		Types:         q.types,
 		Statuses:      q.statuses,
+		Search:        nfc(deref(q.search)),
 		ScheduledFrom: q.scheduledFrom,
 		ScheduledTo:   q.scheduledTo,
+		CreatedAfter:  q.createdAfter,
+		CreatedBefore: q.createdBefore,
 		UpdatedSince:  q.updatedSince,
 	}
 	if filter.UserIDs, err = idsParameter(q.userIDs, "user_id"); err != nil {
@@ -132,7 +137,8 @@ func (h *Handler) ListInteractions(ctx context.Context, req gen.ListInteractions
 	list, err := h.listInteractions(ctx, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
 		customerID: customer, userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
-		scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo, updatedSince: prm.UpdatedSince,
+		search: prm.Q, scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
+		createdAfter: prm.CreatedAfter, createdBefore: prm.CreatedBefore, updatedSince: prm.UpdatedSince,
 	})
 	if err != nil {
 		return nil, err

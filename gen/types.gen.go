@@ -1055,11 +1055,20 @@ type UserRole string
 // UserStatus An `inactive` user cannot sign in.
 type UserStatus string
 
+// CreatedAfter defines model for CreatedAfter.
+type CreatedAfter = time.Time
+
+// CreatedBefore defines model for CreatedBefore.
+type CreatedBefore = time.Time
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
 // CustomerId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type CustomerId = ObjectId
+
+// CustomerSearch defines model for CustomerSearch.
+type CustomerSearch = string
 
 // CustomerSort defines model for CustomerSort.
 type CustomerSort string
@@ -1081,6 +1090,9 @@ type IncludeTotal = bool
 
 // InteractionId A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
 type InteractionId = ObjectId
+
+// InteractionSearch defines model for InteractionSearch.
+type InteractionSearch = string
 
 // InteractionSort defines model for InteractionSort.
 type InteractionSort string
@@ -1185,14 +1197,15 @@ type ListCustomersParams struct {
 	// Tag Only customers carrying this tag, such as `vip`; repeat the parameter for any of several (`tag=vip&tag=partner`).
 	Tag *[]string `form:"tag,omitempty" json:"tag,omitempty"`
 
-	// Q Case-insensitive substring search over name, email and company, such as `hopper`.
-	Q *Search `form:"q,omitempty" json:"q,omitempty"`
+	// Q Case-insensitive substring search over name, email, company and phone, such as `hopper`
+	// or `555 0100` (the phone as it was stored).
+	Q *CustomerSearch `form:"q,omitempty" json:"q,omitempty"`
 
-	// CreatedAfter Only customers created at or after this instant, such as `2026-01-01T00:00:00Z`.
-	CreatedAfter *time.Time `form:"created_after,omitempty" json:"created_after,omitempty"`
+	// CreatedAfter Only records created at or after this instant, such as `2026-01-01T00:00:00Z`.
+	CreatedAfter *CreatedAfter `form:"created_after,omitempty" json:"created_after,omitempty"`
 
-	// CreatedBefore Only customers created before this instant, such as `2027-01-01T00:00:00Z`.
-	CreatedBefore *time.Time `form:"created_before,omitempty" json:"created_before,omitempty"`
+	// CreatedBefore Only records created before this instant, such as `2027-01-01T00:00:00Z`.
+	CreatedBefore *CreatedBefore `form:"created_before,omitempty" json:"created_before,omitempty"`
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
@@ -1266,11 +1279,20 @@ type ListCustomerInteractionsParams struct {
 	// Status Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`).
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
+	// Q Case-insensitive substring search over the description, such as `renewal`.
+	Q *InteractionSearch `form:"q,omitempty" json:"q,omitempty"`
+
 	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
 	ScheduledFrom *ScheduledFrom `form:"scheduled_from,omitempty" json:"scheduled_from,omitempty"`
 
 	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
+
+	// CreatedAfter Only records created at or after this instant, such as `2026-01-01T00:00:00Z`.
+	CreatedAfter *CreatedAfter `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only records created before this instant, such as `2027-01-01T00:00:00Z`.
+	CreatedBefore *CreatedBefore `form:"created_before,omitempty" json:"created_before,omitempty"`
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
@@ -1308,11 +1330,20 @@ type ListInteractionsParams struct {
 	// Status Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`).
 	Status *InteractionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
 
+	// Q Case-insensitive substring search over the description, such as `renewal`.
+	Q *InteractionSearch `form:"q,omitempty" json:"q,omitempty"`
+
 	// ScheduledFrom Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`.
 	ScheduledFrom *ScheduledFrom `form:"scheduled_from,omitempty" json:"scheduled_from,omitempty"`
 
 	// ScheduledTo Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`.
 	ScheduledTo *ScheduledTo `form:"scheduled_to,omitempty" json:"scheduled_to,omitempty"`
+
+	// CreatedAfter Only records created at or after this instant, such as `2026-01-01T00:00:00Z`.
+	CreatedAfter *CreatedAfter `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Only records created before this instant, such as `2027-01-01T00:00:00Z`.
+	CreatedBefore *CreatedBefore `form:"created_before,omitempty" json:"created_before,omitempty"`
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
@@ -1503,184 +1534,186 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Pctu2sverYHjvTO1WkmX5T2pnMt9xnaR1TpyktnNzTqvcCiJXEmoKUAHQitrxzH2I7xm+B7tP8g0W",
-	"IAlKpP5Zzr965sycRibIBbDYXez+dvevIBTDkeDAtQqO/woGQCOQ+J+nNBzAqeBaiviVuNRCgvk5AhVK",
-	"NtJM8OA4uBLXwBUZJkoTLjTpAgnNuKgR1AIVDmBIzSD4QIejGILjgIu6wlfVAj0ZmV+Uloz3g9vbWvDs",
-	"ivZLvjEAcgNSMcGJ6BE9ACJBiUSGUCM9IUnnrFc/pzocdAjlEf7zleDgfquipB3stoNSMs4iGI6EBq4v",
-	"YBTTCUSzRHW0TKBDxgPgRA+YIkwhZTi5yBA4ElwB0YJQToDKmIEkEv5IQGkyZnpgH6dDIJ3sg+Gk/k+Y",
-	"TJPMk2Fw/Gtgvhi8LyP4JePXJSS2k2ZzL2w0Gvgf8JhIiJ+0Aw4fdDvIaAcJhnhKzO9kRPtQuWL4vp0w",
-	"UVoMQar/EyZSCfkEJi9aZ7+LD72fzROtw5gNmX5y0Cz7bOmCvxQhtUSX7f3bi5fpvocSqLbLi/tfRWlO",
-	"487hwcFeb5e2wu9hv9uiu1Gz12w2m61SQi5Ay8lJT4OcJeUSQsEjZXZ0TJlh9Z6QQLScMN4ntE8ZryDn",
-	"sJl9i3ENfZD4sXfv3p0kegBcs5BqKJ88zZ8w/I9vR65KFJCti+en5PDRQXO7aiF+ACqR72g8fNIOQjls",
-	"BzUCUgr5pB0wfkNjFv2mzSku3ZvbWjCikg5Bp1IBt7yc1o7Z4t8sU3TSLRtJuGEiUZazyFsFhE0fgB6L",
-	"zfvx9CohtZkNM2/9IwE5CWoBp0NDln11YapD+uEl8L4eBMf7zaPDWjBkPP1ht2yLTx1nnEXlk0g55xtF",
-	"GEqxfDHnsBJSO6J6kBPLoqAWmAPPpBEg5vT6hP+nhF5wHPzHTi6Ad+xf1c7r7u8Q6rOoQPClkLqEK4XU",
-	"RMgI5GPSqXfIEChXxDwDPGK83yBXDBShEkhXmm0m3YmbWNkKm9UvrG8EPZrEOjgO6u7w/UbNE6lQwnG1",
-	"oO7+v/BMcUQyirw/ef8qFWnPhpTFz5EvZif9mscTpwdCIaOUm5giYIbViFlTauQwValE3jq5PD07IzFo",
-	"ZDXGCeUTElIF2zWiknBAqGrzTl/SEP7h9rwRimHnmAzE2Jy4HuOR/1VK9ptHqIAo0dQsLX4dhWlXJLpB",
-	"On90yNAoIVBtPqJSK3Mq8ClDgdJAo0abV+wFPlfYjJ6QQ6q9P3nc3zrYLzD/njm5Zq7mzf/963//o91W",
-	"77/7R/of7XYj/c//nDn3teBDvS/qczRjOPknTGY35oQknP2RALmhcQJkBJIYiccjiJzsPiaUvH179tRb",
-	"8qPe92Er2oX6fvcRre+He1Cnu71WvQmH0UG4392jrd1Og6BsNqK2KDuuYYJyI/2hzbsimuBDjJPWPhmI",
-	"RCoiUZNbHd1jUulcRbuNMFuDNGbi/LF5us2zz+CHKYlYrwcSuCbmSzUiJBGGm4TRpUSMQKKsrhlGkNBL",
-	"FDgO3W+1vN22pla+3VNGQJWUax0cLBZyZz20fSrEtDGzMvmcWlYTkZCY4rrQKDsRpNMO9tpBp0HOej7v",
-	"hwPK+xC1uWLcmGFm8mbdmCJjybQGnm0K5Wps+ECR/d2583dGXNXEd5vN8qkaW2/xdM38BiJePDWmSMLd",
-	"/KYmsNfcx50UiSYUd78xZza5DbrqlHgYJxFcCU3jkjMWK0FCkXBN4AbkJKVbD6hOpY1jc6tVt0KhtEIz",
-	"9IOWlKCY2a7SAMx+/DeNXy9VBT0aK8gI7woRA+WOcg2ShobSKv3K8keWV7F796tiPbI3q2WJ92aVsk6b",
-	"dwwVURKj/usYbQX27KFJbnSwOUvdCenUi0+aM2Wll/lj4W/VemRlne6/1+jqqX9vTMf7y66pTtRcfc+m",
-	"l9JqfIUjzSVjBFRbkzO1WK1y5hMj65Q5LDQmWx074snrEXB7X3E/nPE3UvQlKNXZtlw5ikUEKV+VLi2O",
-	"LCwu0zBUi7hvZubBLSrzMzt4P1stKiWdmD8qPcEDYkyAoLh2V5MRLL9yKPbNZXUyglVWzTz/5JTGsV0z",
-	"/Oc5gOHUpZcLJ3WXxTJTLS7V4UpL9VaBXH2pEmXO/ZJLteRSmHf+hvJrxdXIBZe/DAfNxevw0lzLZ+f9",
-	"kxiToZmD1SN4wZWgE8mJUShCVV7H8J5fLlkMPUP6gQ2NRGkZNTdk3P5rt/QyfJnKmOdSDJfZnEwoGSrN",
-	"Lphbu3PFcKUp156mbzVbh/XdVr25e9VsHuP/fulU3oEycdcztJQa4Eaw1TUblvuxsslcidWmkvoUKmfx",
-	"qN7cXXUWWqw1B6CyzKQ6pQrqjCvgiml2A0QlXTuMKBxCxA1IYqiouQuR0Vp4I+MTbzYDMRqBrKT/j7lG",
-	"0yID+K1VPZfGOq3YgpTdU1NvaTaa2oDjNjdSgPFQwhC4pjFREx7WrI7qGO37JNeEHbKlAFCKXDw7eXr+",
-	"7Bv0jJjl40KD2m60+VOIwXq5LIXGrOBCk5gpDXMujOlX0CZfZ8+NeKyy24zAWt5g271fg80Q+nfyh9ya",
-	"VbPXVVQQP9DowrqSzb9CYe7Y+J90NIqdr3BnJEU3huF3vyvrWc02zcxCUxa7nU2d0gOqyC5xPkHSYxDb",
-	"vZZSSBUc/+oNQ39/F/BOYY94FBnDKagFI4GyLTgOdqyX4va9WVpzlMKia9axAihtFOFx0KS73Va4F+3D",
-	"Qe+QPup+Hx5FTdjtmfW3RtLxPl6YmEbWO3OUMj5KdM7PieTHoRweu+kfuwnV7WO3y/LbGzvcLv7scUgX",
-	"jSkypLE5XxCh/LALR1B+4Icfk45dwl/fd1AsKgLUiEkODUPOqeC9mIV33cmTzHM57Q4jNDZ3+gmBD0xp",
-	"dUx+fHZFPC8+PvTkf//n/6GHSxGmq7adqexd6PC6/+0+yrf7pDCL6v2OErtwsLG9ztx6OOnalLNAaRbH",
-	"RAL6hEKjxCcEXUHKPmn1CxmLJI7aPAZ6Y6Q5Mcr/BgiNhozXLOcsGR3yPppwbmRam5u5Pheyy6II+B05",
-	"CbUj0mV4e0IiVEeoAJSVk/nu4o87c5TA6lu+l295PqPK3e5lj2xity9Zn4ORKDXSTTSZiEQSKWIgkQCF",
-	"OpjGsRjj4WpkdwtO42fmtNxx3S/FEKwXbQxck7EUvE8EJ4YIxSJ47BjPCZ4oO66EYRyPxKI/vT93OX0H",
-	"RWFrJ0oUSGPfoXiYJ3Tt4xvZlRNOEg4fRhAaqwi/vHAtLJnfKLsouFMojU8lRMA1o7HagOoM87ehSYF7",
-	"ViPwYWQMHHOqJdyIa4jwhKMzMbSuO2aMEpQBRu2XH6tY9Blf6wztzmpJj9TFutJ/eFNSdOm1wu16JfRz",
-	"kfDojpv0SuRq0dg31rCPKo/JvHDx6tuwn2/DK6FJDydUufhc6Lp9ZBNL/kqkOqowb7u05yJiPQYVpn6Z",
-	"IxzvFMjBzp/eZzfAzWkrgVt4KJIU0lE2C/fYDj6DU3hDJ7Gg0ZUQL6nswwaNWwwKMUVi815zFCknu+Sc",
-	"/bBJibm/6ykvNxeihbBfrd75kX20roWo20c3degqp022UGOwIdMYFlHoykoDCjjtmvmnkaZCgY0uGPvH",
-	"2C7mrdvIS28koiKY+eRzymKINrJnKf9RncWnMFjzGKNTRsxjgA49CxK0nKQ2Uz7g4xzx3Za34d5akJ5d",
-	"jOot9x6uu4c3dzfxY3QLjq49tVMLi3t7CfKGhfCW0xvKYtqNN3EeI6pplyqEHHUTNTFyH+0qDLIx3n9M",
-	"zHba7VUDIXU82axR4x1RN0OSeFOs3DH/oU3tlL8a3vvRWBACF6hiPTwRi4HxeoZamidpPXwTUnQlxDnl",
-	"E+dLuLNFJIT1JFt+JlRrGI608qcQUw1yw+ZOy7slZjTIdE6VG2qkrXm0nj26kW2tWASypVif1xlXaAuG",
-	"AwivMcTQCRMpgevfRlSpsZBRZ/uxRZh1vJ3tEGXxZ5vb/LecJnogJPtzA1KbqRz5QDhApAglXYs+Q3jZ",
-	"MTHzR9yNJm9eX14Rf9s3qoV987cwyXlnO39qQ9YXzjqz+/FfBW9Ruelb2Nx3797VpyGC83Z4GlHotnkk",
-	"RQhKGcnyjGumJxu0q9DvgTEjmlvaqIezKzM6bKpcSvl4LuyT5gKcvqnoYEp/NZww7WbyAypryZCWzzPX",
-	"XIx57tOZxzj4aD1/dBPc8w7iuJ5ySTfxV1llToKSRa5ZVkoUINyD5Y4jcg0TVOpvuUpGIyE1ROcQMYoR",
-	"1Tv6LcAhfdDYpIr4LzADN2tiH/gblU2GDM1siIswV+5W9nwdn7cQt00b22Y/jJwjblGRKmdBFwUlDUMY",
-	"adXAoIb7CqJsbbSsiOU1P7LY8MEZD6fAfwtjYjmOtAy1NwKpBEe9ZL+cUgtEAx1ab4oqRH5s5gASOUOZ",
-	"F+c4DtKgWevwqnl0vIdBM/OioeWeGcClYZZoPtrWBWd+NEPJTxhHNL8KDSo4Ds5Bk5R4SSMwmlg+tiFX",
-	"UBr9e/hXML+MJFNARjFFNhVjbuXL3MjWaCC4IeC7XXJwcECau82mx6KBde0aNqR9I+6CGzbCEFH6ueB9",
-	"IfxTsUa3tWAkDa9oBqqw4PO5NGWeWvChjpGw4Pjgtrgp819wxYagNB2O/FfsNm+zTZs//JkDp2ZD927t",
-	"li4Z4PM/eptu9oKDifz7ysbcstGt24wp5g9/hQ95Ix/d+qywOt1HtxmTLCAcH/JG7t/mjLRgm1NceIpB",
-	"yt5xeJuy3oJ9Ns94476/LbLlOlyya2OVaYT3VxvyddHQDNGckqwtBVVx0TwSKnCRfTF2imNQX0X2Gk3j",
-	"N95xcSDFTZ2g/bW5v3UnHt5dm4cP78jD36/Nw3sb4OGDNXn40TT/FVhvHkO9ZDaa7ps4VFM0Vx9U3T2r",
-	"uve1wEseCo4DmLz48+x3wV6+ezX55d3z5i/vLnr//tfP7OXpi5H5/dXvb3fPW//+8O+rF7+//vFt89+/",
-	"vxicv/t5/MvvJ+PzpyeTM95shK2Yz2pRu6lLou0yo+l2Cl83fUR94hccVPigT9NEpoKU0Cngey7DO1y2",
-	"d9qmOB4nWCRpHt+/SaHzc+XokHH/1905knUqC5EncdwhYQxUZtiCNW1a8yrrh7TIodmslc9JWq+yDi7w",
-	"XHFUi+i3O6zLRnXCKvMrig9vPgcLJ+NnMTXrR99tbTd2yId6Vd7SPemg4mQxLzh0eRbjgYgBwXmPydxV",
-	"sNLxfS0XPXMXIp94u30ZlNzoivDfCiaYEVeoISulgZvZg131YFetYFdldM1TNJcZ6VPergFg5lzmbXAO",
-	"8XhCxkJeqxwPlTqOGh7gMrNAGHf/+b7kqDz1v+g7VX5OqNQgEQ98w2CcpsU5RxG6cCQN9TJieOarz1LG",
-	"nsGzFFCTjwnTihTzU6mEPIs1nMJcxzbl0WW2xmIMsm6emcLmltmbnzaFtBY8ZxBHGVpqyjJzHsVZBqHa",
-	"ZhaKNP1zWr/MAaTOVRFZJkc5EsIwecoRKTAWEcI1MqJ6QIQk1veep4QU6UpTJCqJMFIsc3HPOuZeXL5+",
-	"Rd7Yv7t0/6Pm7jbRokDTEIZdkHl1jBzzUCRnJ931Snpm7u9uU8oO9k9AYz2Y3cdcRqWHVFzPnsp5H50j",
-	"TbxsnjL0d8E7PqCjEXCHvhqzOHa/1EgX9BiAE4qwRjxNtChePD/nElc8PzQx9z5XpHcV6TPvzXsOo55l",
-	"6aWEYsrL7oHLVfBvbq9HPqzSZXIFy1zWalny0pyb46zz8m7uR6M1C4u8uuLdm3baz3+FrzKmFOj6zszi",
-	"Jq2xDo+WtgFmcwynXYQu9LNK7t2U5XZHb+HRrcdLqy9oq9TXmGfW+fxSy5IP07VYxenoLcN6fse7cW5r",
-	"I5y7vwn+O9wM/x3cnf/27sY8MzqnhFsWsMJcj+GD0lhDaUy7Ac2d9m4OPN9c+Pp8eN7sNuTG27igWsVL",
-	"dC5uIEptW8zE5EJs1gNWJgQXkEhOLDjW1nfRRirW0rsX4+Tt1WlK8pDFMbM4reLE/HN1mJ+r0rTMlZx5",
-	"X48onsfbazqlHpTuZ690lzPWFoi+OY4lCe6enD1MlKYORpneTp1Wy+t/BLXgApSIbxAzeEp5CHEMUaln",
-	"aXqxyr0X14xjgSmfEKYJK9CR69MrFl6Dxm/HRlGkzs9XQptluaLqupSYl6LPuJcZvMJpyZywudSiEZ3y",
-	"Hs1xFu3Ovd/XghTdWvxEKKSEUJOBkApIF71NE7NFI4RiZwIyGz1Fw+EiGsaSaXjN40kqTjO3VF1ds1Fd",
-	"jOz61DMnTPpY1SUjdaFkJJVxp2cgzDDEG6oUlhNIKyVqQfpgo7hZDc4slCBcbh9VeXHOfP02FiZdpHds",
-	"3pBjlVxh3yH+vLI3NRMoJX6yNGUkIlutfc8jSgbwgUSsz7Ta9go5VNnanSnCWkUeN/+cCkfReu/9X639",
-	"2/8sC9C88Xi+SPH3ZtNbB4ckHFAjD1xq7X0djO8XHgyP2h8l5doTIrNu0dcniR6QVqNJ0s+TvhmUFiTd",
-	"PyIKrJDbb+xtPyYdI+c5HUInrZOLp8hMeUpnxwy4dtql+OGzPjcmV6MkSlwpeBD3Zl+pIJSgN/Nao49x",
-	"wr+l6jQV4SVC4esShxiDCkWZonMr6VJzMWsaQhaBImOjAp2rFTPKRYkAWGC0pxx0TypqRsx7++t9fIHY",
-	"92KNBTKn4DvzUQ4L475vyiPwT1HM1YgaYWgaS2F/R7bINqmTBtkhHzprx+RXiMFjUqCFSZcFvoyAONo/",
-	"eEQcJptEIkyGwPWsLJgbDvJS5PNyF1nioi3KOkiGVtXkc16i3sl8UIlLYZim6RkNB8VXEeEFhWpe3dGD",
-	"pnPYDP0K3FQCGQoJZKtj523T9BQWnx1aRLZ7zpZuXMb54QXb5lcLm3Iw52D9MulvI1+FUNNUlMkH+M+V",
-	"zT76v7R257/qThHVz552pj5ay4ryVqX9+0TNyS1Y8oY9S95PV1dvXAFCEoqoaJvtN2fLfk8JUpfHMGvO",
-	"YKIfUclwSOUknXZ6h3Anpzi9imI45QFHXXpROcP0/B5zsJapzz02E+3GUCNYfjQCElJO1JhprGUz48uZ",
-	"X4bH02WJZCsFJNMUD1y7uVfEC+hJUINV7Blph7h0rSqj5nC7ZszIfJi1MRRRYLnR+YM67nVvZdy5d1tn",
-	"/35snYNKW8dNzlaPX2jwFJ8uaMe9P1r1R+OTk5OTp83u273Ji6a6OPov3vxw9OH65wN+eLM7efn9T036",
-	"c2vVtJcpvv/ohsveXKuiagFnOHi9G/2nXvGZk7t4vlelaLuXtAux9cH2pUhGWKAbK+HG2uWMZ0WfLHJG",
-	"wlDcTMFhyrHJ9wLFm67EmTv1qkyivb29o7TgYIOcYEXRngKEvdgkMYgsSgHz5DPP82PrRWpz54+edUST",
-	"rR7jIN0lGFcnksYQjYwQQ3GlyASoJIy3+durU5JiaXpSDIm5Fpu3Hh0dHdnKg9Ne7ZlAzzLFBmu2c8yF",
-	"K2o3FUUzM1YqZdwAJi8G3R9D9pq9OHv759nuK3amzvjFQXh6dnh2PfrXf52+OGrA5MWf0bsz9pqdtV5d",
-	"vf3zl9+fD86H5/u/XF2w8+GzD788/WF4/vRkfP70Gev9jE6P7vB5M/rXi9hWbGUS1G+MB8dHhsenDs+K",
-	"JwZHOYHpenC4W0Qxce6E03iiWUhj8oz3GQdFXupoxbSC2TvQIlC/Syo4iSh5KW4Afeu1wEg+fN0Q0/Bn",
-	"Mf5L4PhngnXFrSwBOL27wrRWozipIp0Tl4eN+ZHHxPUvsZ1nbJsSbCrTmXGD3TeHzFVuPvtU9Y1JuGZx",
-	"WgMKlHI2hhtamM/RYtNxRrhP3Uc+uLJzDB10HZtwTxM92HEjOyhPOYwtHQhCRJOui6XeIiJ4OOVsXPEM",
-	"zDNU/AOSWxTupLxfoMbTczTv6vNWFdfsYFoZFRizQFBhO6dX2n29VHmV1+ufqa+MNfr9Cv2PieCxK2HT",
-	"KdTff4JdporXipYnYRnXh/uBV1y5pNOQrZZaesvQtNdLsYPjgcAKDdgaxamR04vzypzfr050bRbTfke4",
-	"26MvMtnWbsPig3khYlgvvomFf0sDm3eEon2/Ut6qtBNYBUJmKP8b5az6/m0ax697iIqa+650xO379dzS",
-	"63LfwR2573BBasRcj7F55XKZp1+dwN082AsV3deH8jLT+qRZmj/Qbpf2gdjWH+RUbC5Tcw9x3cUCWLPk",
-	"/VskMk0LymKOj0m6lsZecfYuluwVY5491bivuNmdNfVmhexSonVK564rMffvrK9vK9j8Y6cfPrDf35X9",
-	"5ihsZ93NiSxkVM0KUlSJHXPjo32wvYNsLBZrq9rkJIgVPCYde/Pq+FmOWeTMuua8omaFnEendu0LSpFg",
-	"3szLfI6dNFuyY53bIeVc6LRE36r5lWY/IEwk05NLbFCLH7XV/04SmyJm//U8PQov3l0FZTW0Ov69vGN9",
-	"kJ2ZcoGdGlHmLK7qMbLtc4NjR03upRhoPQo8lkYgXYkvx5UwxL2yiYZb1G6y4aFt3LVcQKAfpTshl2Pa",
-	"74Mkb8++USSlF0jEqAtT9mIxxjXzj1QePAqOg4LvJnChDDMkdaa4x/xSmr6UNcNbtnAZ4z2Rlnyjtu+E",
-	"M/JOL87JyZszMqSMa8q4jeAm+GazQup4Z6fP9CDpGuNxR4yAh3K4E9r+UtPuBfO2Lg2vgUfoa1I0drCE",
-	"NFNBAx2qY3tGalO8j603C22S0pw9PYBho83b/Fvy7beGz9W336Jf2/ozUkfG1D75O+PqBoeAHRhstLUe",
-	"sxuI2pygS7LgohvFicL2DF5ssGE/n+Y2pyRgdzAQoxi8rkcuojqx0Wk30u8M6AYPLf5T1YhG/KdZExrH",
-	"yvVRUjXbIsguD1XX+ZJQQ3dZJqNZpv/4D/IjaKyrqDSV2syyzXcbxF5HPWgCvsG6obwj1yH/+z//l3CR",
-	"17DkABFEZDxgMdaDNo8ZClxvjprbQKr993YhFENbmNAJyUabtxqkcKZKjjrZciU0v/02Ozrffku6idYC",
-	"B+anaxuJQA5LaxJOyZOVBIZbvFPBb4DjRlmuQ0SFDaVkcJZOVdXEToZwUY3yTjCG6CJ0xDWaLSb/dtzd",
-	"t7Nt9ILIKi5mJUa9xGTzyjw3uZPhUDp2V9JcamRFc/tUace3zl9tvJW0g2Pya6PReF8jbf9+Yn5vB41G",
-	"ox3cdhoEoazFtt/mxGNfX7II4IqRq0qYK0mrcOK0zOvyRuQuxvc7NoRAQAIlQ6bUCGLtNefjRuW6mblS",
-	"HQgYwvebqV8y3o8h6yavSEilnCCHYqXsBrl0AX2cVaFitqG48+btVadGOm9Ork5/6hgaEXT19NnLZ1fP",
-	"cNpDeg1EJdKVf+QCa0T63WVT5Kqd/xAo12xoycPD0MkqGdtX2Nu+CwoiqTP9Yey2H9vK6H7HZENhoWky",
-	"UrNia2Q9ZiHYUGDMQnDRu9RNMKLhAEir0ZxRHOPxuEHxzw0h+zturNp5eXb67NXls3qr0WwM9BBbhqQF",
-	"Pp1CCmqBq+oeHAe7jWajaR4y6oeOWHAc7DWajT30tOgBqlGrLWPRFwnqt5Eog35cYNFd5bbBB35Y4yI1",
-	"2jLBpxKIrEmSdedxRZ0bbX7iqYy8T5IbpDSdEHvEszjQxMV+yJbrs2h+ZLLNY9YDwwTbDYIk2ng3cbVm",
-	"sVeQe7srG+wIpLE5CRggVqTV3LeblFUbPYuC48CtSQa9+kFE88oBl9R9vUtkdOlKq1PAh9uixe4Ay4WW",
-	"aK3mfrm9BhERicbit/vNZtWHs3fteL3VzJDdvcVDpttW4LiDxeNKi/He1oKDZegsth7CUUuQWlLU3zff",
-	"g+Nf39cCBzzLjsi08ePVe0Pz/r15RdFCrT50QluYRvGVx16VbDx9TBE1So8hxUBlwSijPGrz4qm1WsFI",
-	"e4ga5I0E8yI8PFPHGwXpmOanFL9kXmcFwrKnvmaMGpooDLPaToNp3dw2t8PNV0IxYmnfxuJpdGRduUX9",
-	"ws5krUDWh/p4PMaq1fVExsBDEUE0RacPJJsJrH7MSRQwgUtJl+YSO7IcCUXkS1nx+CwoP1UP/tRoz/qp",
-	"4FqKeFExeHzYPftKXGoh3cfWkYLN3WUE0kyHrQcBmgExpmVQEX1RLlFzHLU5O2WIzjfoZNIDKZK+5z2q",
-	"mVeDyu5fPDaCE3vRdogyxh4mM4+ZggaxDbFVm4di2GUcrLl48urpY+xmaf7oWsak3cAxB9riGPBChxBl",
-	"ppWxcBJQpXYHU/rUg4XnxnxlYDB/ZMe2rr6tLXzQhWuWePLM4ixskGapN7sqZkJaSkpaCucejOn+9JX9",
-	"ZWcbyK9Q1+12CbrR7+t6ni8kO+14nlaB34IPNNR2p/38uULZzsoWzmHmby9t5NxaopHzInrH3HrY7q1P",
-	"e1bp7+M1al8wZ7yj2hJX2JK07+3LDRt1VmrqT/tPbtjItfSn/ScjKjUHuXxHf9ovX5m5cNoV4bMz67OA",
-	"5V3r8sUraQPnS3f+Xrb1ehaQx147q/fhXpLsDTaLTym2r1yL5AV7UmjIfvv+Hs2rQj3vsm6i6P9Bl0a6",
-	"pFNm1kvGrxdZV/jMvZpTb6d6Eq1rSH0CWyizfsweOH+sOZKkkBjm7J3cKniPtRDLLo2dVAx3iGvArlKM",
-	"osIrfp1xFP8Nco4xMYVQVoRVOodZ9uk2T+9oE4zU6gEMFcQ35XaLHX3q9SNayXDxfHP/hIlj/DUveR4U",
-	"aCTiWJBL0dNjKsHD9wyp7FMJegrk4475ufsr+YkOWayxUskmSsnfvUj87aoWkIPSLXV12924bCmTK5ai",
-	"aO3+p7UgYxZdRxzEBKJFQ/Mh2QgsA2Jnt1CIpc99XEG2jGh57vf13m8eLR6R9dH/VJfO/VZrmcGz3dg+",
-	"sZB2YUDqd10rE86FG+nOXyy6tYI6Bl2axFpsB2c71g+oKqAa0nZZ9i0R2dpvHm27+2qbd0KqQhqBhcHX",
-	"yHjAwoF7Vk0X9jEaQTTICXGDMi+fCyPLBJOoeowzNcDcPuC5Ry9rJa6c8x/boJYoBPv19RVCD8NHJcbp",
-	"SaxE2mvfL3b9jZrBgZSacHbWBdvN6coMNeXMtq4QMVBz6t8v40R/avdmbQ/6x5IR+4tHZF3F1xMqS5zv",
-	"kobIX6jtZrd9sViolXumTvhkyjbDDFpsM2zuoRlEgVzlnYldwNpccR1oos1d5M8WdZhqNk629pr79iRn",
-	"rcotCKcYqEX8XKl91wd9h7NsSHHn+WNcaSpb63uFq9fuvb635AHKesd/VHGw6uH+Ag/cj8YCX3zaVuPR",
-	"dOyZzasYpTDyIhMh0uQcZB8IAs1tzYNHe0eH28f2FmXBARBHyvmC7WmzUJ8iepzyNk8TNlxZFdIxc0EN",
-	"Dty+oGZxB7NNVMpOqc0muLvSvcv1y12UzFS9u02Gilz5BmMR/dNRtKHZhDpu03cfkYiPGgBbVpwRqlyd",
-	"1TsJtgeb5aPaLH/LO5R1b2J35lRMit5S0jzRc9pLWSACRAxL79g3H5OicFUkhp4mItG2aYwRwhBZwUzb",
-	"3Pyxbv7o+dCuAUbKXTJsUgP+LXeeGUsNxb6T0UXvmXOcIcDV4sYHDrE7TFtUCw6Ici8HPeA7P600v19n",
-	"2vx2bp/AXZbm1TxI+gdJ/yDp7yLp3Ulax1224/txKiEdV9W+n1VgHXMRGH7ywZcIxvCLf6d4jOWHvFUg",
-	"PUTE8gMN76410OI1lh96mVaMfy7FcKUBVyL4rKKx0+1S5gZkF7g9P/8Q7d/BTXHib5FmQ4gZh/vwVhgB",
-	"OsAWc39WCsuTDO3edOlIiHqxSoMwRWTCOVaIY5pEAmy0QYvEVeCJqKZdWiYu+6Bdf7u1TodnamaGnbhe",
-	"/oLuvl1hN3kTpDG7gY+Lbp8Dd3zJboAbykZSdH2ueJ0ubqoal9KFRXjjuqrw4yEcv0a9WoJFKkTdcqij",
-	"74YuDVEVWnwsdw5yFN2Djv8qdPyXp9S/VNwVKwqjVBIXZNQcyJVrzbMIcfXYFZDzEFcupRGz2YgY82Ie",
-	"tw345Td/l6hrI4SJ0jaJmGztt1q5DN+uxmb5Hd4+KTzr/rv5baRb39ImyGzTy4+Mtir07nsAXD0Arr4a",
-	"F1Joi1D4IrpaQk9by5lXaecvT+bcFozokYTQHI4Uuz97hRCS9RmnMTm9OP9GESkSDTVyDSNNlHBlArTK",
-	"KttfA4ywUA3j/QY502mecZtjikg8ITG7BtL58dkVmef2ylBcWfSXaRurQKNdCaMsSOepmwETvGNDzEbx",
-	"pwCRpezvHyYZEhz6NJzMKof5frepFo5zBDrauiOKV8VSU7coMu/F9F358vAFOn08piht9sddFxjDyph4",
-	"m58DC2g4erR/sI1leWxtEJVgRrGQdQcy6pCY8eu07EGjcEvJWeEfu4+ODg4PdlsYt5mthZTasSXVjUq+",
-	"aMmlPKr5/WCYIoKD7RuDBTY6Wfe3nKTpTz/4uu7T11W49W55vIU7uL2CAF+InY2GjNsorAOEUl64dedG",
-	"dwrOsZZ2g7zDKjoZ+K3W5lzYomNMZSjbDPrqt6NMi5Ioc2EkzCbII1xva3+3tV2Nhb2TAd6rhM/9jZCo",
-	"f09g6ZLmz5r4Uu/dnx5iercj8pFQpguuW1dFefGANf3isaZLH8AVGTYf/mlRp5VA0s1prDV9RZmLJmsz",
-	"vY5XZi0E6WY//VHRRKsJqAdM0WdgZzyAQXMw6PLi9p4woQV8Z5sXAJ7ZFaJ4zbkjxvOTC9oNOeVrBPvJ",
-	"pREQLOzAhTWC5jjlD0uc8mf8jRR9CUrNuuZtc6Hf5rdkWEdcfyL454PAfhDYXxSmcwWPPBYOXBaY5Nwt",
-	"KdooK9JJySitz8o4MQLVNm2skYPm3jwwZx/0BdCIcStHPiuA0gWWVMSmfvJjQ5PuqwqmW+rFsCasXL0k",
-	"nsnVPb8jphcroH+JYCNsUTAHZWRbJ9xTJTWvP8Ltkt+XIoaqr6ctI5b+NnaPWKd+2/K1rz4bfFDW42pu",
-	"HAiX+wERdJ+IoEQVSy9Z0VGNAXrnF/h3xf3tWeAAkcp6AtSKKJ68QJmt+I8+Vive0vYo4wHVWJ29Y06O",
-	"FXQNcmLs6jGVkYtr0DwO4qo4WSapxAK5rp+fRY2mqnZt1a3Yylut5S1BglBICaEmAyEVkC42pZ4YuTiK",
-	"vaZsrivM7Sri6NMAfGy/tgdkzwOy58u+SORmY7Hr0a/vjR6e6imEP96+L63AlKhCOlkqnzPD0jX2qSyu",
-	"nlYbxi4rJX1vsAio3++mWFN9i071427zpbulbLtC7dNdctocCxvZfhU26fi1eSdpNZo5YVgYnFBzI+oJ",
-	"OWzzrU5eK/xJ+pitU5p2W3rSaDTsL+nfzS+d7RRhxBSqmUL3pTYvdpGxLZhwugqJTbuO4OLVsoYhXt+g",
-	"CDBB11YODUORGMLjOOtwguWk9pu7jTa/wEKsEJEeZXEiQeEGmGteOlBIW1ne/GahVoRGkTRbYt633zpy",
-	"zWDavHMBWk7qqCPTMGZFhwfGnSJcW49VK6ll1dHS6gePxcaKynst9pZXnClHlUx46WmkTe4+68ryLi+d",
-	"8YfC8usqpiXU55UQ55RP3DTV51WQ/nJ+a7TyQvRW+dhekaWOjQuvyRLeAdIaq0UF04VY8L75V6O8EhdW",
-	"o1jPiv9YMIkqo/VqthjtVwuR+EIRD7PZK3ONrSVheuaq2iAnrnveQLhSl2LMlV+qXhYjay6q1oUUldfm",
-	"WPzy2DMwbLjNNsaz/q1jkjfuTFGqiG7Cxml4X3ZvbvP81dXYvTWP2gNo76F85LLlIyuO2ZqwvlSuzuiO",
-	"L1dpfN2q4u9TubGS0VfjSTPuE1drvMSKyAm261W2yyXeXI1yQ2esbWlkbtfVILsNqJY7O2F/oN0u7QOx",
-	"bgJyKlbziq4FsNv41z/qFXKRoHoAafwNK3V9MXfehfUYq2X0vWHurgbQ5pkHkbnQVpptg9iQTvrnjvk7",
-	"SuzqWoxYgdF1LEF5bh4wVwknlXMknxQx1FzY3Nw/8Lb/2D5nG0hhu1nzaEafDex1XF3I3zLC5oD8PgdB",
-	"v7FoWzGGNluVcSUJ/olgdw8y/EGGfwUyPK+0WOWpWSf29t6MkTfVOeD2r65piflvB3mIRJgMgWMhDtvZ",
-	"fAell6OqrPU0YVjm3AbEMMfd/IjdqHP5Y6idRSBdatrrpWEi1SBZSiinVsYPi4VX8IKM7iJsWx4x7SmC",
-	"kRQ9ZsFL7qt2CWc/i8XFQIxisNBvFLAuT45ooEO3JN6r8npvs69zwGZVI5qF16BVjYQ0jlXN6iJVI1gx",
-	"18JHqLpWpAt6DMDdpruYol9Yyn21gMic/XBWh8y8QBbhez7xHn7v9v3t/w8AAP//",
+	"7H2Nchs3su6roGa3KlJCUhT144gu111FthN5LdvRz/EmoU8IzjRJREOAAUBRTEpV5yHuM9wHO09yCw3M",
+	"DIac4Z8oO3ZUtVUbUwCmATS6G90fuv8MQjEYCg5cq6D5Z9AHGoHE/zyhYR9OBNdSxG/EhRYSzM8RqFCy",
+	"oWaCB83gUlwDV2QwUppwoUkHSGj6RbWgEqiwDwNqOsEtHQxjCJoBF1WFQ1UCPRmaX5SWjPeCu7tK8OKS",
+	"9gq+0QdyA1IxwYnoEt0HIkGJkQyhQrpCkvZpt3pGddhvE8oj/OcbwcH9VkZJK9htBYVknEYwGAoNXJ/D",
+	"MKYTiGaJams5gjYZ94ET3WeKMIWU4eQiQ+BQcAVEC0I5ASpjBpJI+H0ESpMx033bnA6AtNMPhpPqv2Ey",
+	"TTIfDYLmL4H5YvChiODXjF8XkNga1et7Ya1Ww/+Ap0RC/KwVcLjVrSClHSQY4ikxv5Mh7UHpiuF4O+FI",
+	"aTEAqf5POJJKyGcwedU4/U3cdn80LRqHMRsw/eygXvTZwgV/LUJqiS7a+6vz18m+hxKotsuL+19GaUbj",
+	"zuHBwV53lzbCb2G/06C7Ub1br9frjUJCzkHLyXFXg5wl5QJCwSNldnRMmWH1rpBAtJww3iO0RxkvIeew",
+	"nn6LcQ09kPix9+/fH490H7hmIdVQPHmatTD8j6MjV40UkK3zlyfk8MlBfbtsIb4DKpHvaDx41gpCOWgF",
+	"FQJSCvmsFTB+Q2MW/arNKS7cm7tKMKSSDkAnUsHuQMkaveXxhEgIhYxUullUEyEJNT3cUeFKU64rRI3C",
+	"PqGKtBv1xmG1vlut717W60383894CpgZ9fcRyElQCTgdGOLcuL/iiLl5d4UcUB00g4hqqGo2KBYzbg7f",
+	"4QYuOYlkt0vpf7Iy/XbItSaA566YYdrmnP1qT2Y7OTdDCTdMjJQ93uRKAWHTUqjLYrPJKEKVkLqUfPtx",
+	"n+wBvX0NvKf7QXO/fnRYCQaMJz/sFk/AHs/TqHgSyfH9ShGGqiTj6DnnGakdUt3PiGVRUAmM1GXSSHEj",
+	"Qn3C/ymhGzSDf+xkWnDH/lXtvO38BqE+jXIEXwCVYX+W6BOqoMq4Aq6YZjdA1Khj50sUdiHiBiQxVFUI",
+	"DCiLK8R8k/IJLviwLzh4DNUXwyHIdosb9XZwcEDqu/V6m2zhZpq2ppXZQqqcytmutXjJjv1etlm79fry",
+	"e3UhpC6QikKa4x2BfEra1TYZAOWKmDbAI8Z7NXLJQBEqgXSkETOkM3F7WkSqYbwctRF06Sg2R6KannvT",
+	"IlGK2K8SVN3/59rke4yGkfcn71+FKvWF2aOXeCRKJIS1Q4yUSA4SU7mtNXZAuj1k6/ji5PSUxKDxlDFO",
+	"zN6HVMF2uu8t3u5JGsK/HLvXQjFoN0lfjI3E7zIe+V+lZL9+hAYQJZqapcWvozLviJGukfbvbTIwRhCo",
+	"Fh9SqZURCNjKSjGgUTnbYLti8ZT8yeOlxsF+jpf2jOYwczUj//cv//2vVkt9+OZfyX+0WrXkP/85I+Mq",
+	"wW21J6pzLLNw8m+YzG7MMRlx9vsIyA2NR0CGIInRuDyCyEnyJqHk6ur0ubfkR91vw0a0C9X9zhNa3Q/3",
+	"oEp3u41qHQ6jg3C/s0cbu+0aQdvAHOi82LwGe4KTH1q8I6IJNmKcNPZJX4ykIhItSWsjdplUOjMR3UaY",
+	"rUEaU3PiqWnd4uln8MOURKzbBQlcE/OlilGuwnCTMLYcEUOQaCtUDCNI6I4UOA7dbzS83bamfrbdU0Zo",
+	"mcxoHBwslhmnXbS9SzSUMfNT1ZRY9hMxIjHFdaGRJwlbwV4raNfIadfn/bBPeQ+iFleMm2uAmbxZN6bI",
+	"WDKtgaebQrkaGz5QZH937vzdJWKusCyaqrlrLJ6umV9fxIunxhQZcTe/qQns1fdxJ8VIE4q7X5szm+wO",
+	"tOqUeBiPIrgUmsYFZyxWgoRixDWBG5CJqUR0n+pE2jg2twbFViiUVngNutWSEhQz22UagNmP/6rx64Wq",
+	"oEtjBSnhHSFioNxRrkHS0FBaZlqwrMny1sXew1oXHtn3NDDMunsdPWaTwGFM41Kr9H5Ggj+DjdoJxBtZ",
+	"Jczf4m1DajSKUYO3jb4FKz3wUmusCLMynQlpV/MtjVSw8tf8Mfe3ck24slXij2usjal/b8xK8ZddUz1S",
+	"cy0WNr2U1mZR2NNc04dAtb0vJHc+a17wiZHWyhx3GpOttu3x7O0QuL3xux9O+TspehKUam/bczWMRQTJ",
+	"yShcWuyZW1ymYaAWnZ+ZmQd3aI6c2s776WpRKenE/FHpCR5xY8QE+bW7nAxh+ZVDxcUUMR9YZdVM+2cn",
+	"NI7tmuE/zwAMpy69XDip+yyWmWp+qQ5XWqorBXL1pRopc+6XXKoll8KM+StK4BVXIxO9/jIc1Bevw2s2",
+	"YAWy7QcxJgMzh8RpoAWRoEeSE6MShSq9S6OnrFiyGHoG9JYNjERpOBls/7Vb6E66SGTMSykGy2xOKpSW",
+	"9tDsNpbzcGTirmtoWcPDkU7mUqw2lQ36abJZaLHWHDbmK0Ct5dwFs06Ch9HoV1b1XBj7epGPzBmrS7PR",
+	"1AY0W9xIAcZDCQPgmsZETXhYsTqqbbTvs0wTtsmWAkApcv7i+PnZi6/QrWWWjwsNarvW4s8hBusnthQa",
+	"s4ILTWKmNMy58iZfwVvFOntuxGOZ5WkE1vIm5+7DmpyG0L+TR+fOrJq9cKOC+I5G5zYYY/4VCq6B43/S",
+	"4TB23vadoRSdGAbf/KZsbCLdNDMLTVnsdjYJ6/SpIrvEedVJl0Fs91pKIVXQ/MXrhhGzDuCtyB7xKDKG",
+	"U1AJhgJlW9AMdqyf5e6DWVpzlMJ8cMOxAihtFGEzqNPdTiPci/bhoHtIn3S+DY+iOux2zfpbI6m5j1c+",
+	"ppH1Th2ljA9HOuPnkeTNUA6abvpNN6GqbXa3LL+9s93t4s8eh2TRmCIDGpvzBRHKD7twBOUHfvgpadsl",
+	"/OVDG8WiIkCNmORQM+ScCN6NWXjfnTxO3c7TDj1CYwk0mhC4ZUqrJvn+xSXx4mDY6Nn//s//Qx+dIkyX",
+	"bTtT6Vjosnv47T7Ktvs4N4vy/Y5GduFgY3udOiZx0pUpd4fSLI6JBPRqhUaJTwg6s5RtafULGYtRHLV4",
+	"DPTGSHNilP8NEBoNGK9Yzlkyvup9dMS5kWktbub6UsgOiyLg9+Qk1I5Il+HtCYlQHaECUFZOZruLP+7M",
+	"UQKrb/letuXZjEp3u5s22cRuX7AeByNRKqQz0mQiRpJIEQOJBCjUwTSOxRgPVy29W3AavzCn5Z7rfiEG",
+	"YP2AY+CajKXgPSI4MUQoFsFTx3hO8ETpcSUMI+EkFr3p/bnP6TvIC1s7UaJAGvsOxcM8oWubb2RXjjkZ",
+	"cbgdQmisIvzywrWwZH6l7KLgTqE0PpEQAdeMxmoDqjPMRkOTAvesQuB2aAwcc6ol3IhriPCEozs0tM5H",
+	"ZowSlAFG7Rcfq1j0GF/rDO3OakmP1MW60m+8KSm69Frhdr0R+qUY8eiem/RGZGrR2DfWsI9Kj8k8wMXq",
+	"27CfbcMboUkXJ1S6+Fzoqm2yiSV/IxIdlZu3XdozEbEugxJTv8iVj3cK5GAXEeixG+DmtBUAljwcVgKK",
+	"KpqFa7aDbXAK7+gkFjS6FOI1lT3YoHGLYS2mSGzGNUeRcrJLzth3m5SY+7ue8nJzIVoI+9XynR/aplUt",
+	"RNU23dShK522DcajBwcDOwpdWUlIBKddMf800lQosPERY/8Y28WMuo289E4iroiZT76kLIZoI3uW8B/V",
+	"aYQNw01PMb5mxDyGGNGzIEHLSWIzZR0+zhHfbXgb7q0F6drFKN9yr3HVNd7c3cSPMi44uvbUTi0s7u0F",
+	"yBsWwhWnN5TFtBNv4jxGVNMOVQja64zUxMh9tKswTMh47ykx22m3V/WF1PFks0aNd0TdDMnIm2LpjvmN",
+	"NrVT/mp446OxIAQuUMl6eCIWQ/vVFNM2T9J6CEGk6FKIM8onzpdwb4tICOtJtvxMqNYwGGrlTyGmGuSG",
+	"zZ2Gd0tMaZDJnEo31Ehb07SaNt3ItpYsAtlSrMerjCu0BcM+hNcYYmiHIymB61+HVKmxkFF7+6nFaLa9",
+	"nW0TZRGcm9v8K05Hui8k+2MDUpupDLtBOECkCCUdi99EgGaTmPkjckiTd28vLom/7RvVwr75m5vkvLOd",
+	"tdqQ9YWzTu1+/FfOW1Rs+uY29/3799VpkO28HZ7G5LptHkoRglJGsrzgmunJBu0q9HtgzIhmljbq4fTK",
+	"jA6bMpdS1p8L29JcgJOR8g6m5FfDCdNuJj+gspYMafg8c83FmGc+nXmMg02rWdNNcM97iONqwiWdkb/K",
+	"KnUSFCxyxbLSSAECVljmOCLXMEGlfsXVaDgUUkN0BhGjGFG9p98CHFYJjU2qiD+A6bhZE/vA36h0MmRg",
+	"ZkNchLl0t9L2VWxvQXqbNrbNfhg5R9yiIlXOgs4LShqGMNSqhkEN9xXEqdtoWR4Nb35kseGDUx5OwRcX",
+	"xsQyJGwR7nAIUgmOesnBeh21QDTQgfWmqFzkx769QSJnKPPiHM0gCZo1Di/rR809DJqZgQaWe2Ygo4ZZ",
+	"ovlQaRec+d50JT9gHNH8KjSooBmcgSYJ8ZJGYDSxfGpDrqA0+vfwr2B+GUqmgAxjimwqxtzKl7mRLcQw",
+	"B83gm12SoJs9Fg2sa9ewIe0ZcRfcsCGGiJLPBR9y4Z+SNbqrBENpeEUzULkFn8+lCfNUgtsqRsKC5sFd",
+	"flPmD3DJBqA0HQz9IXbrd+mmze/+wsFr0657d3ZLlwzw+R+9SzZ7wcFE/n1jY25p78ZdyhTzu7/BRl7P",
+	"J3c+K6xO99FdyiQLCMdGXs/9u4yRFmxzgmxPMEjpGId3Cest2GfTxuv37V2eLdfhkl0bq0wivL/YkK+L",
+	"hqaY7IRkbSkoi4tmkVCBi+yLMfsMBvVVZK/RNH7nHRcHs9zUCdpfm/sb9+Lh3bV5+PCePPzt2jy8twEe",
+	"PliTh59M81+O9eYx1Gtmo+m+iUM1RXP1UdU9sKr7UAm8l19BM4DJqz9OfxPs9fs3k5/fv6z//P68+9N/",
+	"fmSvT14Nze9vfrvaPWv8dPvT5avf3n5/Vf/pt1f9s/c/jn/+7Xh89vx4csrrtbAR81ktajd1SbRdajTd",
+	"TeHrpo+oT/yCgwq3+iR5hZaTEjqBrM9leIcs907bFMfjBPMkzeP7dwn4f64cHTDu/7o7R7JOvePlozhu",
+	"kzAGKlNswZo2rRnK+iEtcmj23c1fSVqvsg4u8FxyVPPot3usy0Z1wirzy4sPbz4HCyfjv8OqV4++2dqu",
+	"7ZDbatnLqwfSQfnJ4sv60L0UGfdFDAjOe0rmroKVjh8qmeiZuxDZxFuti6DgRpeH/5YwwYy4Qg1ZKg3c",
+	"zB7tqke7agW7KqVrnqK5SEmf8nb1Ad/+pd4G5xCPJ2Qs5LXK8FCJ46jmAS5TC4Rx958fCo7Kc/+LvlPl",
+	"xxGVGiTigW8YjJOHfc5RhC4cSUO9jBie+eqLhLFn8Cw51ORTwrQi+Re2VEL2DjecwlzH9tGme5sbizHI",
+	"qmkzhc0tsjc/7SPYSvCSQRylaKkpy8x5FGcZhGr7NlIkD1in9cscQOpcFZG+5ChGQhgmTzgiAcYiQrhC",
+	"hlT3iZDE+t6zJyF5upInEqVEGCmWurhnHXOvLt6+Ie/s313CjKP67jbRIkfTAAYdkFl+mQzzkCdnJ9n1",
+	"Unpm7u9uU4oO9g9AY92f3cdMRiWHVFzPnsp5H50jTbzXPEXo75x3vE+HQ+AOfTVmcex+qZAO6DEAJxRh",
+	"jXiaaF68eH7OJa54fmhi7n0uT+8q0mfeyHsOo56+0ksIxScvuwfurYJ/c3s79GGV7iVXsMxlrZI+Xppz",
+	"c5x1Xt7P/Wi0Zm6RV1e8e9NO+/lD+CpjSoGu78zMb9Ia6/BkaRtg9o3htIvQhX5WeXs3Zbnd01t4dOfx",
+	"0uoL2ij0NWYv63x+qaSPD5O1WMXp6C3Den7H+3FuYyOcu78J/jvcDP8d3J//9u7HPDM6p4BbFrDCXI/h",
+	"o9JYQ2lMuwHNnfZ+DjzfXPjyfHje7Dbkxtu4oFrFS3QmbiBKbFt8icmF2KwHrEgILiCRHFtwrM1Qo41U",
+	"rCR3L8bJ1eVJQvKAxTGzOK38xPxzdZidq8JnmSs5874cUTyPt9d0Sj0q3b+80l3OWFsg+uY4liS4e3La",
+	"mChNHYwyuZ06rZbl/wgqwTkoEd8gZvCE8hDiGKJCz9L0YhV7L64ZxxRZPiFME5ajI9Onlyy8Bo3fjo2i",
+	"SJyfb4Q2y3JJ1XUhMa9Fj3HvZfAKpyV1wmZSi0Z0yns0x1m0O/d+XwkSdGv+E6GQEkJN+kIqIB30Nk3M",
+	"Fg0Rip0KyLT3FA2Hi2gYS6bhLY8niThN3VJVdc2GVTG061NNnTBJs7JLRuJCSUkq4k7PQJhhiHdUKUwn",
+	"kKS51IL0wEZx0yy2aShBuLd9VGXpbbP121iYdJHese+GHKtkCvse8eeVvampQCnwkyVPRiKy1dj3PKKk",
+	"D7ckYj2m1baXyKHM1m5PEdbI87j551Q4ila7H/5s7N/9syhA887j+TzF35pNbxwckrBPjTxwT2sf6mB8",
+	"u/BgeNR+LynXnhCZdYu+PR7pPmnU6iT5POmZTklK3/0josAKuf3a3vZT0jZyntMBtJNM03iKzJSndHbM",
+	"gGunXfIfPu1xY3LVCqLEpYIHcW92SAWhBL2ZYY0+xgn/mqjTRIQXCIUvSxxiDCoURYrOraR7mouvpiFk",
+	"ESgyNirQuVrxRbkoEAALjPaEgx5IRc2IeW9/vY8vEPterDFH5hR8Zz7KYWHc911xBP45irkKUUMMTWMy",
+	"+W/IFtkmVVIjO+S2vXZMfoUYPD4KtDDposCXERBH+wdPiMNkk0iEowFwPSsL5oaDvCfyWbqL9OGiTSvb",
+	"Hw2sqsnmvES+k/mgEveEYZqmFzTs54ciwgsKVbzMqQd157AZ+DnsqQQyEBLIVtvO2z7TU5g+d2AR2a6d",
+	"TT65jPPDC7bNzxY25WDOwPpF0t9GvnKhpqkokw/wnyubffR/YfbR/1SdIqqePm9PfbSSphUue/bvEzXn",
+	"bcGSN+xZ8n64vHznEhCSUER522y/Pps4f0qQuncMs+YMPvQjajQYUDlJpp3cIdzJyU+vJBlOccBRF15U",
+	"TvF5fpc5WMvU556aiXZiqBBMoBoBCSknasw05rKZ8eXMT8Pj6bKRZCsFJJMnHrh2c6+I59CVoPqr2DPS",
+	"dnHPtcqMmsPtijEjs27WxlBEgeVG5w9qu+GupM1c+qC2zv7D2DoHpbaOm5ytv7DQ4Mm3zmnHvd8b1Sfj",
+	"4+Pj4+f1ztXe5FVdnR/9F6/fHt1e/3jAD292J6+//aFOf2ys+uxliu8/uuGyN9eqKFvAGQ5e70b/qVd8",
+	"5uQunu9lIdruNe1AbH2wPSlGQ0wxjplwY+3ejKdJnyxyRsJA3EzBYYqxyQ8CxZvOxJk59cpMor29vaMk",
+	"4WCNHGNG0a4ChL3YR2IQWZQCvpNPPc9PrRepxZ0/etYRTba6jIN0l2BcnUgaQzQyQgzFlSIToJIw3uJX",
+	"lyckwdJ0pRgQcy02ox4dHR3ZzIPTXu2ZQM8yyQYrtvbSuUtqNxVFMzNWKmHcACav+p3vQ/aWvTq9+uN0",
+	"9w07Vaf8/CA8OT08vR7+579OXh3VYPLqj+j9KXvLThtvLq/++Pm3l/2zwdn+z5fn7Gzw4vbn598Nzp4f",
+	"j8+ev2DdH9Hp0Rm8rEf/eRXbjK1MgvqV8aB5ZHh86vCseGKwlxOYroqNu0XkH84dcxpPNAtpTF7wHuOg",
+	"yGsdrfisYPYOtAjU7x4VHEeUvBY3gL71SmAkHw43wGf4sxj/JXD8M8G6/FYWAJzeX+KzVqM4qSLtY/cO",
+	"G99HNomrAGRrN9lCP1iWqT3jBntoDpmr3Hz2Kau8NOKaxUkOKFDK2Riua24+R4tNxxnhPnUfuXVp5xg6",
+	"6Nr2wT0d6f6O69lGecphbOlAECKadB1M9RYRwcMpZ+OKZ2CeoeIfkMyicCflwwI1npyjeVefK5Vfs4Np",
+	"ZZRjzBxBue2cXmn39ULlVVxxYCa/MlYZ8GsMPCWCxy6FTTtXQeAZ1mnLXysanoRlXB/uB15y5YJaXTZb",
+	"auEtQ9NuN8EOjvsCMzRgcRenRk7Oz0rf/H5xomuzmPZ7wt2efJaPbe02LD6Y5yKG9eKbmPi3MLB5Tyja",
+	"tyu9W5V2AqtAyAzlf6M3q75/m8bx2y6iouaOlfS4+7CeW3pd7ju4J/cdLngaMddjbIZc7uXpFydwNw/2",
+	"QkX35aG8zLQ+6SvN72inQ3tAbOkPciI291JzD3Hd+QRYs+T9JEYyeRaUxhyfkmQtjb3i7F1M2SvGPG1V",
+	"e6i42b019WaF7FKidUrnrisx9++tr+9K2PxjPz98ZL+/K/vNUdjOupsTWUipmhWkqBLb5sZHe2BrB9lY",
+	"LOZWtY+TIFbwlLTtzavtv3JMI2fWNeclNcu9eXRq1w5QiATzZl7kc2wnryXb1rkdUs6FTlL0rfq+0uwH",
+	"hCPJ9OQCSzzjR232v+ORfSJm//UyOQqv3l8GRTm02v69vG19kO2ZdIHtClHmLK7qMbIFqIOmoybzUvS1",
+	"HgYeSyOQrsCX41IY4l7Zh4Zb1G6y4aFtWw03FRDoR+lMyMWY9nogydXpV4ok9AKJGHVhym4sxrhm/pHK",
+	"gkdBM8j5bgIXyjBdEmeKa+an0vSlrOnesInLGO+KJOUbtXUnnJF3cn5Gjt+dkgFlXFPGbQR3hCObFVLN",
+	"nZ0e0/1RxxiPO2IIPJSDndDWl5p2L5jROjS8Bh6hr0nR2MESkpcKGuhANe0ZqUzxPhYPzZVJSt7s6T4M",
+	"ai3e4l+Tr782fK6+/hr92tafkTgypvbJ3xmXNzgErMBgo63VmN1A1OIEXZI5F90wHiksz+DFBmv288nb",
+	"5oQErA4GYhiDV/XIRVQnNjrtevqVAV3ngcV/qgrRiP80a0LjWLk6SqpiSwTZ5aHqOlsSaugueslolukf",
+	"/yDfg8a8ikpTqc0sW3y3Rux11IMm4AjWDeUduTb53//5v4SLLIclB4ggIuM+izEftGlmKHC1OSpuA6n2",
+	"x+1AKAY2MaETkrUWb9RI7kwVHHWy5VJofv11enS+/pp0RloL7Jidrm0kAjksyUk4JU9WEhhu8U4EvwGO",
+	"G2W5DhEVNpSSwlnaZVkT2ynCRdWKK8EYovPQEVcqN//4t+3uvu1toxdEmnExTTHqPUw2Q2Zvk9spDqVt",
+	"dyV5S42saG6fKqn41v6zhbeSVtAkv9RqtQ8V0vLvJ+b3VlCr1VrBXbtGEMqar9luTjxWJiaLAK4YuSqF",
+	"uZIkCydOywyXlfJ3Mb7fsCAEAhIoGTClhhBrrzgfNyrXzcyl6kDAEI5vpn7BeC82IykxkiEoElIpJ8ih",
+	"mCm7Ri5cQB9nlcuYbShuv7u6bFdI+93x5ckPbUMjgq6ev3j94vIFTntAr4GokXTpH7nAHJF+fdwEuWrn",
+	"PwDKNRtY8vAwtNNMxnYIe9t3QUEkdaY+jN32ps2M7td8NhTmyj4jNSsWd9ZjFoINBcYsBBe9S9wEQxr2",
+	"gTRq9RnFMR6PaxT/XBOyt+P6qp3Xpycv3ly8qDZq9VpfD7BkSJLg0ymkoBK4rO5BM9it1Wt108ioHzpk",
+	"QTPYq9Vre+hp0X1Uo1ZbxqInRqjfhqII+nGOSXeV2wYf+GGNi8RoSwWfGkFkTZK0Oo9L6lxr8WNPZWR1",
+	"klwnpemE2COexoEmLvZDtlydRfMjky0esy4YJtiuESTRxruJyzWLtYLc6C5tsCOQxuYkYIBYkUZ9325S",
+	"mm30NAqagVuTFHr1nYjmpQMuyPt6n8jo0plWp4APd3mL3QGWcyXRGvX9YnsNIiJGGpPf7tfrZR9Ox9rx",
+	"aquZLrt7i7tMl63AfgeL+xUm472rBAfL0JkvPYS9liC1IKm/b74HzV8+VAIHPEuPyLTx4+V7Q/P+gxki",
+	"b6GWHzqhLUwjP2TTy5KNp48poobJMaQYqMwZZZRHLZ4/tVYrGGkPUY28k2AGwsMzdbxRkI5pdkrxS2Y4",
+	"KxCWPfUVY9TQkcIwq600mOTNbXHb3XwlFEOW1G3Mn0ZH1qVb1M/sTFZyZN1Wx+MxZq2ujmQMPBQRRFN0",
+	"+kCymcDqx5xEDhO4lHSpL7Ejy5GQR74UJY9Pg/JT+eBPjPasngiupYgXJYPHxq7tG3GhhXQfW0cK1neX",
+	"EUgzFbYeBWgKxJiWQXn0RbFEzXDU5uwUITrfoZNJ96UY9TzvUcUMDSq9f/HYCE6sRdsmyhh7+Jh5zBTU",
+	"iC2IrVo8FIMO42DNxeM3z59iNUvzR1cyJqkGjm+gLY4BL3QIUWZaGQtnBKrQ7mBKn3iw8MyYLw0MZk12",
+	"bOnqu8rChi5cs0TLU4uzsEGapUZ2WcyEtJQUlBTOPBjT9elL68vOFpBfIa/b3RJ0o9/X1TxfSHZS8TzJ",
+	"Ar8FtzTUdqf993O5tJ2lJZzD1N9eWMi5sUQh50X0jrn1sD1YnfY009/HK9S+YM54R7UprrAkac/blxs2",
+	"bK9U1J/2nt2woSvpT3vPhlRqDnL5iv60V7wyc+G0K8JnZ9Zn2aNqS5gv08OG0F1xnKXbf4fl2pfpkKtH",
+	"fvfhAa2LXDrromKa6P7AG33CUlNWxmvGrxcZF9jmQa2Jq6mSPOvaEZ/AFEiVv9kD547Eyvi5d1FO3WdK",
+	"8QOmAiy6M7UTKdQmrv64SiB6Cm+4VcZR+tXIGYaEFCI5EVXo/EXpp1s8uaJMMFCp+zBQEN8Uq23b+8Qr",
+	"x7OS3vZcU/+GiWP8Ne84HhJmKOJYkAvR1WMqwYO3DKjsUQl6CuPihNWZ+yv5gQ5YrDFRxyYyqd8/R/rd",
+	"qgaAQ5ItdXPZ3bhsKZIrTiSuXf6zEqTMoqsIA5hAtKhr1iXtgVkw7OwWCrGk3ccVZMuIlpd+Wev9+tHi",
+	"HmkZ+U9159pvNJbpPFuM7BMLaRcFo37RsSLhnLuQ7fzJojsrqGPQhW8489XQbMH2PlW5oH5SLcqOEpGt",
+	"/frRtruutXg7pCqkEVgUeIWM+yzsu7ZqOq+N0QiiRo6J65Q6uVwUVY7wDVGXcab6+LQNeObQSitpK+f7",
+	"xiqgBQrBfn19hdDF6EmBlXscK5GUmvdzPX+lZmAQhXcNO+ucMep0ZQoacnZlR4gYqDn1H5bxIT+3e7O2",
+	"A/ljyYj9xT3SotrrCZUlzndBPeDP1Haz275YLFSKHTPHfDJlm+EDUqyya65haYSeXGaFeV281tzwHGag",
+	"xV3gy+Y0mKq1Tbb26vv2JKeVui0GJR+nRPhYoX3XA32Ps2xIcef5Y1xpSivLe3mb1y49vrfkAUpLp39U",
+	"cbDq4f4MD9z3xgJffNpW49Gk76l9VjBMUNR5JkKgxRnIHhDEWdsn/0/2jg63m/YWZWPjEEfKuULtabNI",
+	"lzx4mvIWT94ruKwipG3mghocuB2gYsPuszVEik6pBdPfX+ne5/rlLkpmqt7dJgUFrnyDsYD26SDSwGxC",
+	"Fbfpm49IxEeN/ywrzghVLs3ovQTbo83yUW2Wv+Udyro3sThxIiZFdylpPtJzqivZODxEDDPP2JGbJC9c",
+	"FYmhq4kYaVszxQhhiKxgpi1u/lg1f/R8aNcAQ+UuGRbTj3/LnGfGUkOx72R03nvmHGeI77Sw6b4DrA6S",
+	"Cs2CA4K8i2P+OOanleYP60ybX83sE7jLkmclj5L+UdI/Svr7SHp3ktZxl+Vr9JchGi7LfT+roBrmAhB8",
+	"7P3niEXwc18ncITlu1wpkB4gYPmOhnfX6mjhCut1XTqGe5FkWX8pxWClDpfibxYjnq5hMjdMvMAZ+9cP",
+	"HP8dnCfH/hZpNoCYcXgIH4oR632s+/ZHqQg/TiHodfdGCKEoVpURpogccY5p25gmkQAbA9Fi5NLiRFTT",
+	"Di0S4j3QrujcWqfDM4BTc1NcL+82cN8usea8CdKY3cDHhZzPwSC+ZjfADWVDKTo+V7xNFjdR2Etp6Dzm",
+	"cF0F/fFgh1+iti9AiOVigRn+0HeOFwbOcnU3ljsHGbTt0fJ4tDwezPL4/EyNzxWjxvIiMtEPOck5B57m",
+	"qvgsQqc9dbnmPHSae/2ID9+IGPP8k28bHM28JO5Nr42mjpS2743J1n6jkWmW7XIcm18M7pNC2R6+8N9G",
+	"CvstbRjN1sf8yMi0XJm/R3DaIzjti3G3hTZfhS+iyyX0tA2feuB2/vRkzl3OtB9KCM3hSGD+sxcbIVmP",
+	"cRqTk/OzrxSRYqShQq5hqIkSLqOAVmkS/GuAIea0YbxXI6c6eZLc4viaJJ6QmF0DaX//4pLMcxGmiLc0",
+	"Us60jevgVUIJoyxI+7mbARO8bcPxRvEnYJqlbgXfTVLUPPRoOJlVDvN9lFPVHucIdLTAhxQvsIUGeF5k",
+	"PohBvvKV5jN0RXlMUVgXkLuCMYaV8Y1udg4s+OPoyf7BNmbwsWlE1AgfHwtZdYCsNokZv04yJNRyd6eM",
+	"Ff61++To4PBgt4Exrtm0SYkdW5AIqeCLllzKo4pfOoYpIjjYEjOYi6OdForLSJr+9KMH7iE9cLm7+JbH",
+	"W7iD2ysI8IU442jAuI1YO/As5TlfQGZ0J0Ama2nXyHtMuJMCBSstzoXNT8ZUikhOYcJ+5cokf4kyF0bC",
+	"7Ft6hDZu7e82tstxw/cywLulUMO/EWr37wnCXdL8WROL64396eG49zsiHwmRu+C6dZmXF4+43M8el7v0",
+	"AVyRYbPunxahWwq63ZzGWtNXlLpo0orU63hl1kLbbvbTHxV5tZqAesRf/QXsjEfgbAacXV7cPhB+NoeF",
+	"bfEcGDa9QuSvOffEw35yQbshp3yFYOm5JAJCu4ZvhDWC5jjlDwuc8qf8nRQ9CUrNuuZtHaJf51dvWEdc",
+	"fyKo7KPAfhTYnxX+dQWPPOYYXBYu5dwtCQYqzedJyTBJ5co4MQLV1neskIP63jzgaw/0OdCIcStH/lKw",
+	"qXPMvoj1/+THBkw9VMJMt9SLwVaY5HpJlJVLkX5P/DMmS/8cIVBYzWAO9slWWXigpGteKYW7Jb8vRQxl",
+	"X0+qSyz9bSw0sU6qt0UopKUBTh8PH5SWw5obB8LlfkQEPSQiaKTyaaqs6CjHAL33awG4OgD2LHCASKXl",
+	"Ayp5FI+rXZYWB0AfqxVvSSWVcZ9qTOTeNifHCroaQTDcmMrIxTVoFgdxGa8sk5RigVyB0L9EPquyym7l",
+	"VduKq7Jl1UOCUEgJoSZ9IRWQDtavnhi5OIy9+m2ugMzdKuLo0wB8bGm3R2TPI7Ln875IZGZjvkDSLx+M",
+	"Hp4qP4Q/3n0ozFY1Urmnd4l8Tg1LVwOoNA97kpgYC7IUlMjBfKF+aZx8+vUtOlW6u8WXLqyy7XK6TxfU",
+	"aXFMAmVLW9gH2m/NmKRRq2eEYQ5xQs2NqCvkoMW32lla8WdJM5vSNCnM9KxWq9lfkr+bX9rbCcKIKVQz",
+	"uUJNLZ4vOGOrNeF0FRKbFCjBxauktUW8EkMR4GNm1HA0DMXIEB7HaTEUTL21X9+ttfg55myFiHQpi0cS",
+	"FG6AueYlHYW0SejNbxZqRWgUSbMlZrz9xpGrG9Pi7XPQclJFHZmEMUuKQTDuFOHaeqxcSS2rjpZWP3gs",
+	"NpZ/3qvGt7ziTDiqYMJLTyOph/eXTkLv3vAz/piDfl3FtIT6vBTijPKJm6b6a+Wuv5hfRa04Z71VPras",
+	"ZKFj49yrx4R3gCQfbV7BdCAWvGf+VSvOWoaZO9az4j8WTKLMaL2cTdz7xUIkPlPEw+zrlbnG1pIwPXNV",
+	"rZFjV2ivL1xaUDHmys9qL/ORNRdV60CCymtxTBTa9AwMG26zNfSsf6tJshqfCUoV0U1YYw3vy27kFs+G",
+	"LsfurXnUHkF7j6k2l021WXLM1oT1JXJ1Rnd8vkrjy1YVf58sl6WMvhpPmn6fOLPlBWaPHmFlX2ULYuLN",
+	"1Sg3dMba6kfmdl0OstuAarm3E/Y72unQHhDrJiAnYjWv6FoAu41//aNeIRcJqkeQxt8wq9lnc+ddmLuy",
+	"XEY/GObusg8tnnoQmQttJa9tEBvSTv7cNn9HiV2etxKzVbrqLijPTQNzlXBSOUPySRFDxYXNzf0Db/tP",
+	"bTtbawor05qmKX02sNd2OTR/TQmbA/L7Kwj6jUXb8jG02QyWK0nwTwS7e5ThjzL8C5DhWVbKMk/NOrG3",
+	"D6aPvCl/A27/6gq8mP92kIek4n8tLYK+g9LLUVVUpZowTAlvA2L4xt38iIWrM/ljqJ1FIF1o2u0mYSJV",
+	"I+mTUE6tjB/kE6/gBRndRVjhPGLaUwRDKbrMgpfcV+0Szn4WU56BGMZgod8oYN07OaKBDtySeENlWehm",
+	"h3PAZlUhmoXXoFWFhDSOVcXqIlUhmF3YwkeoulakA3oMwN2mu5iin+7KfTWHyJz9cJodzQwg8/A9n3gP",
+	"v3f34e7/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

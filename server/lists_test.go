@@ -1377,6 +1377,8 @@ func TestQueryParameters(t *testing.T) {
 		{"/interactions?type=meeting", []string{"?type"}},
 		{"/interactions?status=open", []string{"?status"}},
 		{"/interactions?scheduled_from=tomorrow", []string{"?scheduled_from"}},
+		{"/interactions?created_after=yesterday&q=", []string{"?created_after", "?q"}},
+		{timeline + "?created_before=now", []string{"?created_before"}},
 		{"/interactions?scheduled_to=2026-02-30T00:00:00Z", []string{"?scheduled_to"}},
 		{"/interactions?scheduled_from=2016-12-31T23:59:60Z", []string{"?scheduled_from"}},
 		{"/customers?updated_since=2026-11-26T24:00:00Z", []string{"?updated_since"}},
@@ -1405,6 +1407,8 @@ func TestQueryParameters(t *testing.T) {
 		"/customers?email=Grace@Example.com&owner_id=" + admin.Id + "&owner_id=" + admin.Id,
 		"/interactions?type=Meeting&type=Call&status=Open&sort=-scheduled_at&scheduled_from=2026-01-01T00:00:00Z&scheduled_to=2099-01-01T00:00:00Z&user_id=" + admin.Id + "&customer_id=" + grace.Id,
 		timeline + "?type=Call&status=InProgress&status=Open&sort=scheduled_at&user_id=" + admin.Id + "&user_id=" + admin.Id,
+		"/interactions?q=kick-off&created_after=2026-01-01T00:00:00Z&created_before=2099-01-01T00:00:00Z",
+		timeline + "?q=call&created_after=2026-01-01T00:00:00Z",
 		"/users?role=admin&status=active&q=ada&email=ada@example.com&sort=-updated_at&include_total=false",
 	} {
 		res, body := e.raw(http.MethodGet, path, admin.token, "", "")

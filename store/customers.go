@@ -79,7 +79,7 @@ type CustomerFilter struct {
 	Email           string          // exact, as stored (lower-cased)
 	Tags            []string        // any of them
 	OwnerIDs        []bson.ObjectID // any of them
-	Search          string          // case-insensitive substring of name, email or company
+	Search          string          // case-insensitive substring of name, email, company or phone
 	CreatedAfter    *time.Time
 	CreatedBefore   *time.Time
 	UpdatedSince    *time.Time
@@ -136,7 +136,7 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter, opts ListOp
 		filter = append(filter, anyOf(customerFieldOwnerID, f.OwnerIDs))
 	}
 	if f.Search != "" {
-		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany))
+		filter = append(filter, searchCondition(f.Search, fieldName, fieldEmail, fieldCompany, customerFieldPhone))
 	}
 	if created := timeRange(f.CreatedAfter, f.CreatedBefore); created != nil {
 		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})

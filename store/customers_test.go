@@ -365,7 +365,11 @@ func TestListCustomersFilters(t *testing.T) {
 		{"Plus", "a+b@plus.test", "Plus", StatusActive, nil, nil, day(6), day(6)},
 	}
 	for _, r := range rows {
-		c := mustCreateCustomer(t, s, &Customer{Name: r.name, Email: r.email, Company: r.company, Status: r.status, Tags: r.tags, OwnerID: r.owner})
+		c := &Customer{Name: r.name, Email: r.email, Company: r.company, Status: r.status, Tags: r.tags, OwnerID: r.owner}
+		if r.name == "Plus" {
+			c.Phone = "+1 555 0100"
+		}
+		mustCreateCustomer(t, s, c)
 		rawSet(t, s.customers.Collection, c.ID, bson.D{{Key: "created_at", Value: r.created}, {Key: "updated_at", Value: r.updated}})
 	}
 	// A customer as the original CRM stored it: no status (so active).
@@ -395,6 +399,7 @@ func TestListCustomersFilters(t *testing.T) {
 		{"email is exact", CustomerFilter{Email: "dot@star.test"}, []string{"Dot Star"}},
 		{"email is not a substring", CustomerFilter{Email: "star.test"}, nil},
 		{"search name", CustomerFilter{Search: "gam"}, []string{"Gamma"}},
+		{"search phone", CustomerFilter{Search: "555 01"}, []string{"Plus"}},
 		{"search email", CustomerFilter{Search: "@beta"}, []string{"Beta Ltd"}},
 		{"search company, any case", CustomerFilter{Search: "acme"}, []string{"Acme Corp", "Gamma", "Legacy"}},
 		{"search upper case", CustomerFilter{Search: "ACME CORP"}, []string{"Acme Corp"}},

@@ -96,8 +96,11 @@ type InteractionFilter struct {
 	CustomerID      *bson.ObjectID
 	UserIDs         []bson.ObjectID // any of them
 	Types, Statuses []string        // any of them
+	Search          string          // case-insensitive substring of the description
 	ScheduledFrom   *time.Time
 	ScheduledTo     *time.Time
+	CreatedAfter    *time.Time
+	CreatedBefore   *time.Time
 	UpdatedSince    *time.Time
 }
 
@@ -152,8 +155,14 @@ func (s *Store) ListInteractions(ctx context.Context, f InteractionFilter, opts 
 	if len(f.Statuses) > 0 {
 		filter = append(filter, anyOf(fieldStatus, f.Statuses))
 	}
+	if f.Search != "" {
+		filter = append(filter, searchCondition(f.Search, interactionFieldDescription))
+	}
 	if scheduled := timeRange(f.ScheduledFrom, f.ScheduledTo); scheduled != nil {
 		filter = append(filter, bson.E{Key: interactionFieldScheduledAt, Value: scheduled})
+	}
+	if created := timeRange(f.CreatedAfter, f.CreatedBefore); created != nil {
+		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
 	}
 	if f.UpdatedSince != nil {
 		filter = append(filter, updatedSince(*f.UpdatedSince))

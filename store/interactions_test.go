@@ -297,6 +297,15 @@ func TestListInteractionsFilters(t *testing.T) {
 	add("d", u2.ID, c2.ID, "Ticket", "Open", nil)
 	add("e", u1.ID, c1.ID, "Note", "Cancelled", nil)
 	add("f", u2.ID, c1.ID, "Task", "Open", at(12))
+	// a, b and c were created on the 1st, d, e and f on the 3rd.
+	day := func(d int) *time.Time { v := time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC); return &v }
+	for id, name := range names {
+		created := day(3)
+		if name < "d" {
+			created = day(1)
+		}
+		rawSet(t, s.interactions.Collection, id, bson.D{{Key: "created_at", Value: *created}})
+	}
 
 	tests := []struct {
 		name   string
@@ -321,6 +330,11 @@ func TestListInteractionsFilters(t *testing.T) {
 		{"scheduled from, sub-millisecond", InteractionFilter{ScheduledFrom: ptr(at(11).Add(time.Microsecond))}, "f"},
 		{"scheduled to, sub-millisecond", InteractionFilter{ScheduledTo: ptr(at(10).Add(time.Microsecond))}, "ab"},
 		{"customer and scheduled", InteractionFilter{CustomerID: &c1.ID, ScheduledFrom: at(10)}, "cf"},
+		{"search the description, any case", InteractionFilter{Search: "E"}, "e"},
+		{"search is literal", InteractionFilter{Search: "."}, ""},
+		{"created after (inclusive)", InteractionFilter{CreatedAfter: day(3)}, "def"},
+		{"created before (exclusive)", InteractionFilter{CreatedBefore: day(3)}, "abc"},
+		{"created, and a search", InteractionFilter{CreatedAfter: day(2), Search: "f"}, "f"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1200,6 +1200,17 @@ export interface components {
         EmailFilter: string;
         /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
         Search: string;
+        /**
+         * @description Case-insensitive substring search over name, email, company and phone, such as `hopper`
+         *     or `555 0100` (the phone as it was stored).
+         */
+        CustomerSearch: string;
+        /** @description Case-insensitive substring search over the description, such as `renewal`. */
+        InteractionSearch: string;
+        /** @description Only records created at or after this instant, such as `2026-01-01T00:00:00Z`. */
+        CreatedAfter: string;
+        /** @description Only records created before this instant, such as `2027-01-01T00:00:00Z`. */
+        CreatedBefore: string;
         /** @description Sort order; `-` means descending. Ties are broken by id. */
         UserSort: "name" | "-name" | "created_at" | "-created_at" | "updated_at" | "-updated_at";
         /** @description Sort order; `-` means descending. Ties are broken by id. */
@@ -1735,12 +1746,15 @@ export interface operations {
                 owner_id?: components["schemas"]["ObjectId"][];
                 /** @description Only customers carrying this tag, such as `vip`; repeat the parameter for any of several (`tag=vip&tag=partner`). */
                 tag?: string[];
-                /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
-                q?: components["parameters"]["Search"];
-                /** @description Only customers created at or after this instant, such as `2026-01-01T00:00:00Z`. */
-                created_after?: string;
-                /** @description Only customers created before this instant, such as `2027-01-01T00:00:00Z`. */
-                created_before?: string;
+                /**
+                 * @description Case-insensitive substring search over name, email, company and phone, such as `hopper`
+                 *     or `555 0100` (the phone as it was stored).
+                 */
+                q?: components["parameters"]["CustomerSearch"];
+                /** @description Only records created at or after this instant, such as `2026-01-01T00:00:00Z`. */
+                created_after?: components["parameters"]["CreatedAfter"];
+                /** @description Only records created before this instant, such as `2027-01-01T00:00:00Z`. */
+                created_before?: components["parameters"]["CreatedBefore"];
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
@@ -2051,10 +2065,16 @@ export interface operations {
                 type?: components["parameters"]["InteractionTypeFilter"];
                 /** @description Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`). */
                 status?: components["parameters"]["InteractionStatusFilter"];
+                /** @description Case-insensitive substring search over the description, such as `renewal`. */
+                q?: components["parameters"]["InteractionSearch"];
                 /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
                 scheduled_from?: components["parameters"]["ScheduledFrom"];
                 /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
                 scheduled_to?: components["parameters"]["ScheduledTo"];
+                /** @description Only records created at or after this instant, such as `2026-01-01T00:00:00Z`. */
+                created_after?: components["parameters"]["CreatedAfter"];
+                /** @description Only records created before this instant, such as `2027-01-01T00:00:00Z`. */
+                created_before?: components["parameters"]["CreatedBefore"];
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
@@ -2114,10 +2134,16 @@ export interface operations {
                 type?: components["parameters"]["InteractionTypeFilter"];
                 /** @description Only interactions with this status; repeat the parameter for any of several (`status=Open&status=InProgress`). */
                 status?: components["parameters"]["InteractionStatusFilter"];
+                /** @description Case-insensitive substring search over the description, such as `renewal`. */
+                q?: components["parameters"]["InteractionSearch"];
                 /** @description Only interactions scheduled at or after this instant, such as `2026-12-01T00:00:00Z`. */
                 scheduled_from?: components["parameters"]["ScheduledFrom"];
                 /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
                 scheduled_to?: components["parameters"]["ScheduledTo"];
+                /** @description Only records created at or after this instant, such as `2026-01-01T00:00:00Z`. */
+                created_after?: components["parameters"]["CreatedAfter"];
+                /** @description Only records created before this instant, such as `2027-01-01T00:00:00Z`. */
+                created_before?: components["parameters"]["CreatedBefore"];
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
