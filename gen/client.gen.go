@@ -252,6 +252,18 @@ type ClientInterface interface {
 	// Corresponds with GET /customers/{id}/interactions (the `ListCustomerInteractions` operationId).
 	ListCustomerInteractions(ctx context.Context, id CustomerId, params *ListCustomerInteractionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListDeletions Deleted records
+	//
+	// The users, customers and interactions deleted, oldest deletion first, each once:
+	// what a sync job removes on its side. With `updated_since` on each list for the
+	// records created or changed, a job that keeps the time of its last run misses
+	// nothing. Deletions are kept for 90 days; a job that waits longer between runs
+	// must read everything again. A customer deleted with `cascade=true` lists its
+	// interactions too.
+	//
+	// Corresponds with GET /deletions (the `ListDeletions` operationId).
+	ListDeletions(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetHealth Liveness probe
 	//
 	// Answers 200 while the process is running; it does not touch the database.
@@ -842,6 +854,28 @@ func (c *Client) ReplaceCustomer(ctx context.Context, id CustomerId, params *Rep
 // Corresponds with GET /customers/{id}/interactions (the `ListCustomerInteractions` operationId).
 func (c *Client) ListCustomerInteractions(ctx context.Context, id CustomerId, params *ListCustomerInteractionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCustomerInteractionsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDeletions Deleted records
+//
+// The users, customers and interactions deleted, oldest deletion first, each once:
+// what a sync job removes on its side. With `updated_since` on each list for the
+// records created or changed, a job that keeps the time of its last run misses
+// nothing. Deletions are kept for 90 days; a job that waits longer between runs
+// must read everything again. A customer deleted with `cascade=true` lists its
+// interactions too.
+//
+// Corresponds with GET /deletions (the `ListDeletions` operationId).
+func (c *Client) ListDeletions(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDeletionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2184,6 +2218,108 @@ func NewListCustomerInteractionsRequest(server string, id CustomerId, params *Li
 		if params.UpdatedSince != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "updated_since", *params.UpdatedSince, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListDeletionsRequest constructs an http.Request for the ListDeletions method
+func NewListDeletionsRequest(server string, params *ListDeletionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/deletions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IncludeTotal != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include_total", *params.IncludeTotal, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Record != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "record", *params.Record, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3577,6 +3713,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /customers/{id}/interactions (the `ListCustomerInteractions` operationId).
 	ListCustomerInteractionsWithResponse(ctx context.Context, id CustomerId, params *ListCustomerInteractionsParams, reqEditors ...RequestEditorFn) (*ListCustomerInteractionsResponse, error)
 
+	// ListDeletionsWithResponse Deleted records
+	//
+	// The users, customers and interactions deleted, oldest deletion first, each once:
+	// what a sync job removes on its side. With `updated_since` on each list for the
+	// records created or changed, a job that keeps the time of its last run misses
+	// nothing. Deletions are kept for 90 days; a job that waits longer between runs
+	// must read everything again. A customer deleted with `cascade=true` lists its
+	// interactions too.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /deletions (the `ListDeletions` operationId).
+	ListDeletionsWithResponse(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*ListDeletionsResponse, error)
+
 	// GetHealthWithResponse Liveness probe
 	//
 	// Answers 200 while the process is running; it does not touch the database.
@@ -4870,6 +5020,103 @@ func (r ListCustomerInteractionsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListCustomerInteractionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListDeletionsResponse200Headers the declared response headers of an HTTP 200 response for ListDeletions
+type ListDeletionsResponse200Headers struct {
+	Link *string
+}
+
+// ListDeletionsResponse401Headers the declared response headers of an HTTP 401 response for ListDeletions
+type ListDeletionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListDeletionsResponse503Headers the declared response headers of an HTTP 503 response for ListDeletions
+type ListDeletionsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ListDeletionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeletionList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListDeletionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDeletionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDeletionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDeletionsResponse) GetJSON200() *DeletionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDeletionsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDeletionsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ListDeletionsResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDeletionsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDeletionsResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDeletionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDeletionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDeletionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDeletionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7027,6 +7274,26 @@ func (c *ClientWithResponses) ListCustomerInteractionsWithResponse(ctx context.C
 	return ParseListCustomerInteractionsResponse(rsp)
 }
 
+// ListDeletionsWithResponse Deleted records
+//
+// The users, customers and interactions deleted, oldest deletion first, each once:
+// what a sync job removes on its side. With `updated_since` on each list for the
+// records created or changed, a job that keeps the time of its last run misses
+// nothing. Deletions are kept for 90 days; a job that waits longer between runs
+// must read everything again. A customer deleted with `cascade=true` lists its
+// interactions too.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /deletions (the `ListDeletions` operationId).
+func (c *ClientWithResponses) ListDeletionsWithResponse(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*ListDeletionsResponse, error) {
+	rsp, err := c.ListDeletions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDeletionsResponse(rsp)
+}
+
 // GetHealthWithResponse Liveness probe
 //
 // Answers 200 while the process is running; it does not touch the database.
@@ -8459,6 +8726,100 @@ func ParseListCustomerInteractionsResponse(rsp *http.Response) (*ListCustomerInt
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListCustomerInteractionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDeletionsResponse parses an HTTP response from a ListDeletionsWithResponse call
+func ParseListDeletionsResponse(rsp *http.Response) (*ListDeletionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDeletionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeletionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListDeletionsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListDeletionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDeletionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

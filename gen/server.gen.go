@@ -44,6 +44,9 @@ type ServerInterface interface {
 	// ListCustomerInteractions A customer's timeline
 	// (GET /customers/{id}/interactions)
 	ListCustomerInteractions(ctx echo.Context, id CustomerId, params ListCustomerInteractionsParams) error
+	// ListDeletions Deleted records
+	// (GET /deletions)
+	ListDeletions(ctx echo.Context, params ListDeletionsParams) error
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx echo.Context) error
@@ -509,6 +512,52 @@ func (w *ServerInterfaceWrapper) ListCustomerInteractions(ctx echo.Context) erro
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListCustomerInteractions(ctx, id, params)
+	return err
+}
+
+// ListDeletions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDeletions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDeletionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "include_total" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include_total", ctx.QueryParams(), &params.IncludeTotal, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include_total: %s", err))
+	}
+
+	// ------------- Optional query parameter "record" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "record", ctx.QueryParams(), &params.Record, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter record: %s", err))
+	}
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", ctx.QueryParams(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter since: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDeletions(ctx, params)
 	return err
 }
 
@@ -1200,6 +1249,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/interactions/:id", wrapper.UpdateInteraction, options.OperationMiddlewares["updateInteraction"]...)
 	router.PUT(options.BaseURL+"/interactions/:id", wrapper.ReplaceInteraction, options.OperationMiddlewares["replaceInteraction"]...)
 	router.GET(options.BaseURL+"/interactions/customer/:customer_id", wrapper.ListInteractionsByCustomerLegacy, options.OperationMiddlewares["listInteractionsByCustomerLegacy"]...)
+	router.GET(options.BaseURL+"/deletions", wrapper.ListDeletions, options.OperationMiddlewares["listDeletions"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness, options.OperationMiddlewares["getReadiness"]...)
 
@@ -2665,6 +2715,124 @@ type ListCustomerInteractions503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ListCustomerInteractions503ApplicationProblemPlusJSONResponse) VisitListCustomerInteractionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletionsRequestObject struct {
+	Params ListDeletionsParams
+}
+
+type ListDeletionsResponseObject interface {
+	VisitListDeletionsResponse(w http.ResponseWriter) error
+}
+
+type ListDeletions200ResponseHeaders struct {
+	Link *string
+}
+
+type ListDeletions200JSONResponse struct {
+	Body    DeletionList
+	Headers ListDeletions200ResponseHeaders
+}
+
+func (response ListDeletions200JSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeletions400ApplicationProblemPlusJSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeletions401ApplicationProblemPlusJSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletions413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeletions413ApplicationProblemPlusJSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeletions500ApplicationProblemPlusJSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDeletions503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListDeletions503ApplicationProblemPlusJSONResponse) VisitListDeletionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5317,6 +5485,9 @@ type StrictServerInterface interface {
 	// ListCustomerInteractions A customer's timeline
 	// (GET /customers/{id}/interactions)
 	ListCustomerInteractions(ctx context.Context, request ListCustomerInteractionsRequestObject) (ListCustomerInteractionsResponseObject, error)
+	// ListDeletions Deleted records
+	// (GET /deletions)
+	ListDeletions(ctx context.Context, request ListDeletionsRequestObject) (ListDeletionsResponseObject, error)
 	// GetHealth Liveness probe
 	// (GET /healthz)
 	GetHealth(ctx context.Context, request GetHealthRequestObject) (GetHealthResponseObject, error)
@@ -5760,6 +5931,31 @@ func (sh *strictHandler) ListCustomerInteractions(ctx echo.Context, id CustomerI
 		return err
 	} else if validResponse, ok := response.(ListCustomerInteractionsResponseObject); ok {
 		return validResponse.VisitListCustomerInteractionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDeletions operation middleware
+func (sh *strictHandler) ListDeletions(ctx echo.Context, params ListDeletionsParams) error {
+	var request ListDeletionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDeletions(ctx.Request().Context(), request.(ListDeletionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDeletions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDeletionsResponseObject); ok {
+		return validResponse.VisitListDeletionsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

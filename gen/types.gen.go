@@ -119,6 +119,27 @@ func (e PasswordGrantRequestGrantType) Valid() bool {
 	}
 }
 
+// Defines values for RecordKind.
+const (
+	RecordKindCustomer    RecordKind = "customer"
+	RecordKindInteraction RecordKind = "interaction"
+	RecordKindUser        RecordKind = "user"
+)
+
+// Valid indicates whether the value is a known member of the RecordKind enum.
+func (e RecordKind) Valid() bool {
+	switch e {
+	case RecordKindCustomer:
+		return true
+	case RecordKindInteraction:
+		return true
+	case RecordKindUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RefreshGrantRequestGrantType.
 const (
 	RefreshToken RefreshGrantRequestGrantType = "refresh_token"
@@ -573,6 +594,40 @@ type CustomerReplace struct {
 // CustomerStatus Whether the team currently works with the customer.
 type CustomerStatus string
 
+// Deletion A record that was deleted.
+//
+// Example: {"deleted_at":"2026-11-26T09:30:00Z","id":"6553f1a2c8e4b2a1d0f00002","record":"customer"}
+type Deletion struct {
+	// Record A kind of record.
+	Record RecordKind `json:"record"`
+
+	// Id A record id (24 lower-case hex digits), such as `6553f1a2c8e4b2a1d0f00002`.
+	Id ObjectId `json:"id"`
+
+	// DeletedAt An RFC 3339 instant. Any offset is accepted and answered in UTC; it is
+	// stored to the millisecond (finer digits are dropped), and its year in
+	// UTC must be from 0000 to 9999.
+	//
+	//
+	// Example: 2026-11-26T09:30:00Z
+	DeletedAt Timestamp `json:"deleted_at"`
+}
+
+// DeletionList Example: {"data":[{"deleted_at":"2026-11-26T09:30:00Z","id":"6553f1a2c8e4b2a1d0f00003","record":"interaction"},{"deleted_at":"2026-11-26T09:30:00Z","id":"6553f1a2c8e4b2a1d0f00002","record":"customer"}],"next_cursor":null}
+type DeletionList struct {
+	Data []Deletion `json:"data"`
+
+	// NextCursor Pass as `cursor` to get the next page; `null` on the last page.
+	//
+	// Example: eyJzIjoiLWNyZWF0ZWRfYXQiLCJpIjoiNjU1M2YxYTJjOGU0YjJhMWQwZjAwMDAyIn0.c2ln
+	NextCursor nullable.Nullable[NextCursor] `json:"next_cursor"`
+
+	// Total How many records match the filters; only with `include_total=true`.
+	//
+	// Example: 42
+	Total *Total `json:"total,omitempty"`
+}
+
 // Description Example: Quarterly review of the support contract.
 type Description = string
 
@@ -843,6 +898,9 @@ type Problem struct {
 	// Errors Each invalid field or parameter, the first 50 of them when there are more (`detail` gives how many there are).
 	Errors *[]FieldError `json:"errors,omitempty"`
 }
+
+// RecordKind A kind of record.
+type RecordKind string
 
 // RefreshGrantRequest The OAuth 2.0 refresh token grant (RFC 6749 section 6), as OAuth 2.0 clients send it to the `refreshUrl`.
 type RefreshGrantRequest struct {
@@ -1209,7 +1267,7 @@ type ListCustomersParams struct {
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
-	// Deleted records are not listed.
+	// Deleted records are not listed: `GET /deletions` lists them.
 	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
@@ -1296,12 +1354,30 @@ type ListCustomerInteractionsParams struct {
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
-	// Deleted records are not listed.
+	// Deleted records are not listed: `GET /deletions` lists them.
 	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
 // ListCustomerInteractionsParamsSort defines parameters for ListCustomerInteractions.
 type ListCustomerInteractionsParamsSort string
+
+// ListDeletionsParams defines parameters for ListDeletions.
+type ListDeletionsParams struct {
+	// Limit How many records to return at most.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page. Use it with the same filters and sort.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// IncludeTotal Also count every record that matches the filters (costs an extra query).
+	IncludeTotal *IncludeTotal `form:"include_total,omitempty" json:"include_total,omitempty"`
+
+	// Record Only deletions of this kind of record; repeat the parameter for any of several.
+	Record *[]RecordKind `form:"record,omitempty" json:"record,omitempty"`
+
+	// Since Only records deleted at or after this instant, such as `2026-11-01T00:00:00Z`.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+}
 
 // ListInteractionsParams defines parameters for ListInteractions.
 type ListInteractionsParams struct {
@@ -1347,7 +1423,7 @@ type ListInteractionsParams struct {
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
-	// Deleted records are not listed.
+	// Deleted records are not listed: `GET /deletions` lists them.
 	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
@@ -1429,7 +1505,7 @@ type ListUsersParams struct {
 
 	// UpdatedSince Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
 	// for incremental sync, with `sort=updated_at` (see the README's paging notes).
-	// Deleted records are not listed.
+	// Deleted records are not listed: `GET /deletions` lists them.
 	UpdatedSince *UpdatedSince `form:"updated_since,omitempty" json:"updated_since,omitempty"`
 }
 
@@ -1534,186 +1610,194 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Nchs3su6roGa3KlJCUhT144gu111FthN5LdvRz/EmoU8IzjRJREOAAUBRTEpV5yHuM9wHO09yCw3M",
-	"DIac4Z8oO3ZUtVUbUwCmATS6G90fuv8MQjEYCg5cq6D5Z9AHGoHE/zyhYR9OBNdSxG/EhRYSzM8RqFCy",
-	"oWaCB83gUlwDV2QwUppwoUkHSGj6RbWgEqiwDwNqOsEtHQxjCJoBF1WFQ1UCPRmaX5SWjPeCu7tK8OKS",
-	"9gq+0QdyA1IxwYnoEt0HIkGJkQyhQrpCkvZpt3pGddhvE8oj/OcbwcH9VkZJK9htBYVknEYwGAoNXJ/D",
-	"MKYTiGaJams5gjYZ94ET3WeKMIWU4eQiQ+BQcAVEC0I5ASpjBpJI+H0ESpMx033bnA6AtNMPhpPqv2Ey",
-	"TTIfDYLmL4H5YvChiODXjF8XkNga1et7Ya1Ww/+Ap0RC/KwVcLjVrSClHSQY4ikxv5Mh7UHpiuF4O+FI",
-	"aTEAqf5POJJKyGcwedU4/U3cdn80LRqHMRsw/eygXvTZwgV/LUJqiS7a+6vz18m+hxKotsuL+19GaUbj",
-	"zuHBwV53lzbCb2G/06C7Ub1br9frjUJCzkHLyXFXg5wl5QJCwSNldnRMmWH1rpBAtJww3iO0RxkvIeew",
-	"nn6LcQ09kPix9+/fH490H7hmIdVQPHmatTD8j6MjV40UkK3zlyfk8MlBfbtsIb4DKpHvaDx41gpCOWgF",
-	"FQJSCvmsFTB+Q2MW/arNKS7cm7tKMKSSDkAnUsHuQMkaveXxhEgIhYxUullUEyEJNT3cUeFKU64rRI3C",
-	"PqGKtBv1xmG1vlut717W60383894CpgZ9fcRyElQCTgdGOLcuL/iiLl5d4UcUB00g4hqqGo2KBYzbg7f",
-	"4QYuOYlkt0vpf7Iy/XbItSaA566YYdrmnP1qT2Y7OTdDCTdMjJQ93uRKAWHTUqjLYrPJKEKVkLqUfPtx",
-	"n+wBvX0NvKf7QXO/fnRYCQaMJz/sFk/AHs/TqHgSyfH9ShGGqiTj6DnnGakdUt3PiGVRUAmM1GXSSHEj",
-	"Qn3C/ymhGzSDf+xkWnDH/lXtvO38BqE+jXIEXwCVYX+W6BOqoMq4Aq6YZjdA1Khj50sUdiHiBiQxVFUI",
-	"DCiLK8R8k/IJLviwLzh4DNUXwyHIdosb9XZwcEDqu/V6m2zhZpq2ppXZQqqcytmutXjJjv1etlm79fry",
-	"e3UhpC6QikKa4x2BfEra1TYZAOWKmDbAI8Z7NXLJQBEqgXSkETOkM3F7WkSqYbwctRF06Sg2R6KannvT",
-	"IlGK2K8SVN3/59rke4yGkfcn71+FKvWF2aOXeCRKJIS1Q4yUSA4SU7mtNXZAuj1k6/ji5PSUxKDxlDFO",
-	"zN6HVMF2uu8t3u5JGsK/HLvXQjFoN0lfjI3E7zIe+V+lZL9+hAYQJZqapcWvozLviJGukfbvbTIwRhCo",
-	"Fh9SqZURCNjKSjGgUTnbYLti8ZT8yeOlxsF+jpf2jOYwczUj//cv//2vVkt9+OZfyX+0WrXkP/85I+Mq",
-	"wW21J6pzLLNw8m+YzG7MMRlx9vsIyA2NR0CGIInRuDyCyEnyJqHk6ur0ubfkR91vw0a0C9X9zhNa3Q/3",
-	"oEp3u41qHQ6jg3C/s0cbu+0aQdvAHOi82LwGe4KTH1q8I6IJNmKcNPZJX4ykIhItSWsjdplUOjMR3UaY",
-	"rUEaU3PiqWnd4uln8MOURKzbBQlcE/OlilGuwnCTMLYcEUOQaCtUDCNI6I4UOA7dbzS83bamfrbdU0Zo",
-	"mcxoHBwslhmnXbS9SzSUMfNT1ZRY9hMxIjHFdaGRJwlbwV4raNfIadfn/bBPeQ+iFleMm2uAmbxZN6bI",
-	"WDKtgaebQrkaGz5QZH937vzdJWKusCyaqrlrLJ6umV9fxIunxhQZcTe/qQns1fdxJ8VIE4q7X5szm+wO",
-	"tOqUeBiPIrgUmsYFZyxWgoRixDWBG5CJqUR0n+pE2jg2twbFViiUVngNutWSEhQz22UagNmP/6rx64Wq",
-	"oEtjBSnhHSFioNxRrkHS0FBaZlqwrMny1sXew1oXHtn3NDDMunsdPWaTwGFM41Kr9H5Ggj+DjdoJxBtZ",
-	"Jczf4m1DajSKUYO3jb4FKz3wUmusCLMynQlpV/MtjVSw8tf8Mfe3ck24slXij2usjal/b8xK8ZddUz1S",
-	"cy0WNr2U1mZR2NNc04dAtb0vJHc+a17wiZHWyhx3GpOttu3x7O0QuL3xux9O+TspehKUam/bczWMRQTJ",
-	"yShcWuyZW1ymYaAWnZ+ZmQd3aI6c2s776WpRKenE/FHpCR5xY8QE+bW7nAxh+ZVDxcUUMR9YZdVM+2cn",
-	"NI7tmuE/zwAMpy69XDip+yyWmWp+qQ5XWqorBXL1pRopc+6XXKoll8KM+StK4BVXIxO9/jIc1Bevw2s2",
-	"YAWy7QcxJgMzh8RpoAWRoEeSE6MShSq9S6OnrFiyGHoG9JYNjERpOBls/7Vb6E66SGTMSykGy2xOKpSW",
-	"9tDsNpbzcGTirmtoWcPDkU7mUqw2lQ36abJZaLHWHDbmK0Ct5dwFs06Ch9HoV1b1XBj7epGPzBmrS7PR",
-	"1AY0W9xIAcZDCQPgmsZETXhYsTqqbbTvs0wTtsmWAkApcv7i+PnZi6/QrWWWjwsNarvW4s8hBusnthQa",
-	"s4ILTWKmNMy58iZfwVvFOntuxGOZ5WkE1vIm5+7DmpyG0L+TR+fOrJq9cKOC+I5G5zYYY/4VCq6B43/S",
-	"4TB23vadoRSdGAbf/KZsbCLdNDMLTVnsdjYJ6/SpIrvEedVJl0Fs91pKIVXQ/MXrhhGzDuCtyB7xKDKG",
-	"U1AJhgJlW9AMdqyf5e6DWVpzlMJ8cMOxAihtFGEzqNPdTiPci/bhoHtIn3S+DY+iOux2zfpbI6m5j1c+",
-	"ppH1Th2ljA9HOuPnkeTNUA6abvpNN6GqbXa3LL+9s93t4s8eh2TRmCIDGpvzBRHKD7twBOUHfvgpadsl",
-	"/OVDG8WiIkCNmORQM+ScCN6NWXjfnTxO3c7TDj1CYwk0mhC4ZUqrJvn+xSXx4mDY6Nn//s//Qx+dIkyX",
-	"bTtT6Vjosnv47T7Ktvs4N4vy/Y5GduFgY3udOiZx0pUpd4fSLI6JBPRqhUaJTwg6s5RtafULGYtRHLV4",
-	"DPTGSHNilP8NEBoNGK9Yzlkyvup9dMS5kWktbub6UsgOiyLg9+Qk1I5Il+HtCYlQHaECUFZOZruLP+7M",
-	"UQKrb/letuXZjEp3u5s22cRuX7AeByNRKqQz0mQiRpJIEQOJBCjUwTSOxRgPVy29W3AavzCn5Z7rfiEG",
-	"YP2AY+CajKXgPSI4MUQoFsFTx3hO8ETpcSUMI+EkFr3p/bnP6TvIC1s7UaJAGvsOxcM8oWubb2RXjjkZ",
-	"cbgdQmisIvzywrWwZH6l7KLgTqE0PpEQAdeMxmoDqjPMRkOTAvesQuB2aAwcc6ol3IhriPCEozs0tM5H",
-	"ZowSlAFG7Rcfq1j0GF/rDO3OakmP1MW60m+8KSm69Frhdr0R+qUY8eiem/RGZGrR2DfWsI9Kj8k8wMXq",
-	"27CfbcMboUkXJ1S6+Fzoqm2yiSV/IxIdlZu3XdozEbEugxJTv8iVj3cK5GAXEeixG+DmtBUAljwcVgKK",
-	"KpqFa7aDbXAK7+gkFjS6FOI1lT3YoHGLYS2mSGzGNUeRcrJLzth3m5SY+7ue8nJzIVoI+9XynR/aplUt",
-	"RNU23dShK522DcajBwcDOwpdWUlIBKddMf800lQosPERY/8Y28WMuo289E4iroiZT76kLIZoI3uW8B/V",
-	"aYQNw01PMb5mxDyGGNGzIEHLSWIzZR0+zhHfbXgb7q0F6drFKN9yr3HVNd7c3cSPMi44uvbUTi0s7u0F",
-	"yBsWwhWnN5TFtBNv4jxGVNMOVQja64zUxMh9tKswTMh47ykx22m3V/WF1PFks0aNd0TdDMnIm2LpjvmN",
-	"NrVT/mp446OxIAQuUMl6eCIWQ/vVFNM2T9J6CEGk6FKIM8onzpdwb4tICOtJtvxMqNYwGGrlTyGmGuSG",
-	"zZ2Gd0tMaZDJnEo31Ehb07SaNt3ItpYsAtlSrMerjCu0BcM+hNcYYmiHIymB61+HVKmxkFF7+6nFaLa9",
-	"nW0TZRGcm9v8K05Hui8k+2MDUpupDLtBOECkCCUdi99EgGaTmPkjckiTd28vLom/7RvVwr75m5vkvLOd",
-	"tdqQ9YWzTu1+/FfOW1Rs+uY29/3799VpkO28HZ7G5LptHkoRglJGsrzgmunJBu0q9HtgzIhmljbq4fTK",
-	"jA6bMpdS1p8L29JcgJOR8g6m5FfDCdNuJj+gspYMafg8c83FmGc+nXmMg02rWdNNcM97iONqwiWdkb/K",
-	"KnUSFCxyxbLSSAECVljmOCLXMEGlfsXVaDgUUkN0BhGjGFG9p98CHFYJjU2qiD+A6bhZE/vA36h0MmRg",
-	"ZkNchLl0t9L2VWxvQXqbNrbNfhg5R9yiIlXOgs4LShqGMNSqhkEN9xXEqdtoWR4Nb35kseGDUx5OwRcX",
-	"xsQyJGwR7nAIUgmOesnBeh21QDTQgfWmqFzkx769QSJnKPPiHM0gCZo1Di/rR809DJqZgQaWe2Ygo4ZZ",
-	"ovlQaRec+d50JT9gHNH8KjSooBmcgSYJ8ZJGYDSxfGpDrqA0+vfwr2B+GUqmgAxjimwqxtzKl7mRLcQw",
-	"B83gm12SoJs9Fg2sa9ewIe0ZcRfcsCGGiJLPBR9y4Z+SNbqrBENpeEUzULkFn8+lCfNUgtsqRsKC5sFd",
-	"flPmD3DJBqA0HQz9IXbrd+mmze/+wsFr0657d3ZLlwzw+R+9SzZ7wcFE/n1jY25p78ZdyhTzu7/BRl7P",
-	"J3c+K6xO99FdyiQLCMdGXs/9u4yRFmxzgmxPMEjpGId3Cest2GfTxuv37V2eLdfhkl0bq0wivL/YkK+L",
-	"hqaY7IRkbSkoi4tmkVCBi+yLMfsMBvVVZK/RNH7nHRcHs9zUCdpfm/sb9+Lh3bV5+PCePPzt2jy8twEe",
-	"PliTh59M81+O9eYx1Gtmo+m+iUM1RXP1UdU9sKr7UAm8l19BM4DJqz9OfxPs9fs3k5/fv6z//P68+9N/",
-	"fmSvT14Nze9vfrvaPWv8dPvT5avf3n5/Vf/pt1f9s/c/jn/+7Xh89vx4csrrtbAR81ktajd1SbRdajTd",
-	"TeHrpo+oT/yCgwq3+iR5hZaTEjqBrM9leIcs907bFMfjBPMkzeP7dwn4f64cHTDu/7o7R7JOvePlozhu",
-	"kzAGKlNswZo2rRnK+iEtcmj23c1fSVqvsg4u8FxyVPPot3usy0Z1wirzy4sPbz4HCyfjv8OqV4++2dqu",
-	"7ZDbatnLqwfSQfnJ4sv60L0UGfdFDAjOe0rmroKVjh8qmeiZuxDZxFuti6DgRpeH/5YwwYy4Qg1ZKg3c",
-	"zB7tqke7agW7KqVrnqK5SEmf8nb1Ad/+pd4G5xCPJ2Qs5LXK8FCJ46jmAS5TC4Rx958fCo7Kc/+LvlPl",
-	"xxGVGiTigW8YjJOHfc5RhC4cSUO9jBie+eqLhLFn8Cw51ORTwrQi+Re2VEL2DjecwlzH9tGme5sbizHI",
-	"qmkzhc0tsjc/7SPYSvCSQRylaKkpy8x5FGcZhGr7NlIkD1in9cscQOpcFZG+5ChGQhgmTzgiAcYiQrhC",
-	"hlT3iZDE+t6zJyF5upInEqVEGCmWurhnHXOvLt6+Ie/s313CjKP67jbRIkfTAAYdkFl+mQzzkCdnJ9n1",
-	"Unpm7u9uU4oO9g9AY92f3cdMRiWHVFzPnsp5H50jTbzXPEXo75x3vE+HQ+AOfTVmcex+qZAO6DEAJxRh",
-	"jXiaaF68eH7OJa54fmhi7n0uT+8q0mfeyHsOo56+0ksIxScvuwfurYJ/c3s79GGV7iVXsMxlrZI+Xppz",
-	"c5x1Xt7P/Wi0Zm6RV1e8e9NO+/lD+CpjSoGu78zMb9Ia6/BkaRtg9o3htIvQhX5WeXs3Zbnd01t4dOfx",
-	"0uoL2ij0NWYv63x+qaSPD5O1WMXp6C3Den7H+3FuYyOcu78J/jvcDP8d3J//9u7HPDM6p4BbFrDCXI/h",
-	"o9JYQ2lMuwHNnfZ+DjzfXPjyfHje7Dbkxtu4oFrFS3QmbiBKbFt8icmF2KwHrEgILiCRHFtwrM1Qo41U",
-	"rCR3L8bJ1eVJQvKAxTGzOK38xPxzdZidq8JnmSs5874cUTyPt9d0Sj0q3b+80l3OWFsg+uY4liS4e3La",
-	"mChNHYwyuZ06rZbl/wgqwTkoEd8gZvCE8hDiGKJCz9L0YhV7L64ZxxRZPiFME5ajI9Onlyy8Bo3fjo2i",
-	"SJyfb4Q2y3JJ1XUhMa9Fj3HvZfAKpyV1wmZSi0Z0yns0x1m0O/d+XwkSdGv+E6GQEkJN+kIqIB30Nk3M",
-	"Fg0Rip0KyLT3FA2Hi2gYS6bhLY8niThN3VJVdc2GVTG061NNnTBJs7JLRuJCSUkq4k7PQJhhiHdUKUwn",
-	"kKS51IL0wEZx0yy2aShBuLd9VGXpbbP121iYdJHese+GHKtkCvse8eeVvampQCnwkyVPRiKy1dj3PKKk",
-	"D7ckYj2m1baXyKHM1m5PEdbI87j551Q4ila7H/5s7N/9syhA887j+TzF35pNbxwckrBPjTxwT2sf6mB8",
-	"u/BgeNR+LynXnhCZdYu+PR7pPmnU6iT5POmZTklK3/0josAKuf3a3vZT0jZyntMBtJNM03iKzJSndHbM",
-	"gGunXfIfPu1xY3LVCqLEpYIHcW92SAWhBL2ZYY0+xgn/mqjTRIQXCIUvSxxiDCoURYrOraR7mouvpiFk",
-	"ESgyNirQuVrxRbkoEAALjPaEgx5IRc2IeW9/vY8vEPterDFH5hR8Zz7KYWHc911xBP45irkKUUMMTWMy",
-	"+W/IFtkmVVIjO+S2vXZMfoUYPD4KtDDposCXERBH+wdPiMNkk0iEowFwPSsL5oaDvCfyWbqL9OGiTSvb",
-	"Hw2sqsnmvES+k/mgEveEYZqmFzTs54ciwgsKVbzMqQd157AZ+DnsqQQyEBLIVtvO2z7TU5g+d2AR2a6d",
-	"TT65jPPDC7bNzxY25WDOwPpF0t9GvnKhpqkokw/wnyubffR/YfbR/1SdIqqePm9PfbSSphUue/bvEzXn",
-	"bcGSN+xZ8n64vHznEhCSUER522y/Pps4f0qQuncMs+YMPvQjajQYUDlJpp3cIdzJyU+vJBlOccBRF15U",
-	"TvF5fpc5WMvU556aiXZiqBBMoBoBCSknasw05rKZ8eXMT8Pj6bKRZCsFJJMnHrh2c6+I59CVoPqr2DPS",
-	"dnHPtcqMmsPtijEjs27WxlBEgeVG5w9qu+GupM1c+qC2zv7D2DoHpbaOm5ytv7DQ4Mm3zmnHvd8b1Sfj",
-	"4+Pj4+f1ztXe5FVdnR/9F6/fHt1e/3jAD292J6+//aFOf2ys+uxliu8/uuGyN9eqKFvAGQ5e70b/qVd8",
-	"5uQunu9lIdruNe1AbH2wPSlGQ0wxjplwY+3ejKdJnyxyRsJA3EzBYYqxyQ8CxZvOxJk59cpMor29vaMk",
-	"4WCNHGNG0a4ChL3YR2IQWZQCvpNPPc9PrRepxZ0/etYRTba6jIN0l2BcnUgaQzQyQgzFlSIToJIw3uJX",
-	"lyckwdJ0pRgQcy02ox4dHR3ZzIPTXu2ZQM8yyQYrtvbSuUtqNxVFMzNWKmHcACav+p3vQ/aWvTq9+uN0",
-	"9w07Vaf8/CA8OT08vR7+579OXh3VYPLqj+j9KXvLThtvLq/++Pm3l/2zwdn+z5fn7Gzw4vbn598Nzp4f",
-	"j8+ev2DdH9Hp0Rm8rEf/eRXbjK1MgvqV8aB5ZHh86vCseGKwlxOYroqNu0XkH84dcxpPNAtpTF7wHuOg",
-	"yGsdrfisYPYOtAjU7x4VHEeUvBY3gL71SmAkHw43wGf4sxj/JXD8M8G6/FYWAJzeX+KzVqM4qSLtY/cO",
-	"G99HNomrAGRrN9lCP1iWqT3jBntoDpmr3Hz2Kau8NOKaxUkOKFDK2Riua24+R4tNxxnhPnUfuXVp5xg6",
-	"6Nr2wT0d6f6O69lGecphbOlAECKadB1M9RYRwcMpZ+OKZ2CeoeIfkMyicCflwwI1npyjeVefK5Vfs4Np",
-	"ZZRjzBxBue2cXmn39ULlVVxxYCa/MlYZ8GsMPCWCxy6FTTtXQeAZ1mnLXysanoRlXB/uB15y5YJaXTZb",
-	"auEtQ9NuN8EOjvsCMzRgcRenRk7Oz0rf/H5xomuzmPZ7wt2efJaPbe02LD6Y5yKG9eKbmPi3MLB5Tyja",
-	"tyu9W5V2AqtAyAzlf6M3q75/m8bx2y6iouaOlfS4+7CeW3pd7ju4J/cdLngaMddjbIZc7uXpFydwNw/2",
-	"QkX35aG8zLQ+6SvN72inQ3tAbOkPciI291JzD3Hd+QRYs+T9JEYyeRaUxhyfkmQtjb3i7F1M2SvGPG1V",
-	"e6i42b019WaF7FKidUrnrisx9++tr+9K2PxjPz98ZL+/K/vNUdjOupsTWUipmhWkqBLb5sZHe2BrB9lY",
-	"LOZWtY+TIFbwlLTtzavtv3JMI2fWNeclNcu9eXRq1w5QiATzZl7kc2wnryXb1rkdUs6FTlL0rfq+0uwH",
-	"hCPJ9OQCSzzjR232v+ORfSJm//UyOQqv3l8GRTm02v69vG19kO2ZdIHtClHmLK7qMbIFqIOmoybzUvS1",
-	"HgYeSyOQrsCX41IY4l7Zh4Zb1G6y4aFtWw03FRDoR+lMyMWY9nogydXpV4ok9AKJGHVhym4sxrhm/pHK",
-	"gkdBM8j5bgIXyjBdEmeKa+an0vSlrOnesInLGO+KJOUbtXUnnJF3cn5Gjt+dkgFlXFPGbQR3hCObFVLN",
-	"nZ0e0/1RxxiPO2IIPJSDndDWl5p2L5jROjS8Bh6hr0nR2MESkpcKGuhANe0ZqUzxPhYPzZVJSt7s6T4M",
-	"ai3e4l+Tr782fK6+/hr92tafkTgypvbJ3xmXNzgErMBgo63VmN1A1OIEXZI5F90wHiksz+DFBmv288nb",
-	"5oQErA4GYhiDV/XIRVQnNjrtevqVAV3ngcV/qgrRiP80a0LjWLk6SqpiSwTZ5aHqOlsSaugueslolukf",
-	"/yDfg8a8ikpTqc0sW3y3Rux11IMm4AjWDeUduTb53//5v4SLLIclB4ggIuM+izEftGlmKHC1OSpuA6n2",
-	"x+1AKAY2MaETkrUWb9RI7kwVHHWy5VJofv11enS+/pp0RloL7Jidrm0kAjksyUk4JU9WEhhu8U4EvwGO",
-	"G2W5DhEVNpSSwlnaZVkT2ynCRdWKK8EYovPQEVcqN//4t+3uvu1toxdEmnExTTHqPUw2Q2Zvk9spDqVt",
-	"dyV5S42saG6fKqn41v6zhbeSVtAkv9RqtQ8V0vLvJ+b3VlCr1VrBXbtGEMqar9luTjxWJiaLAK4YuSqF",
-	"uZIkCydOywyXlfJ3Mb7fsCAEAhIoGTClhhBrrzgfNyrXzcyl6kDAEI5vpn7BeC82IykxkiEoElIpJ8ih",
-	"mCm7Ri5cQB9nlcuYbShuv7u6bFdI+93x5ckPbUMjgq6ev3j94vIFTntAr4GokXTpH7nAHJF+fdwEuWrn",
-	"PwDKNRtY8vAwtNNMxnYIe9t3QUEkdaY+jN32ps2M7td8NhTmyj4jNSsWd9ZjFoINBcYsBBe9S9wEQxr2",
-	"gTRq9RnFMR6PaxT/XBOyt+P6qp3Xpycv3ly8qDZq9VpfD7BkSJLg0ymkoBK4rO5BM9it1Wt108ioHzpk",
-	"QTPYq9Vre+hp0X1Uo1ZbxqInRqjfhqII+nGOSXeV2wYf+GGNi8RoSwWfGkFkTZK0Oo9L6lxr8WNPZWR1",
-	"klwnpemE2COexoEmLvZDtlydRfMjky0esy4YJtiuESTRxruJyzWLtYLc6C5tsCOQxuYkYIBYkUZ9325S",
-	"mm30NAqagVuTFHr1nYjmpQMuyPt6n8jo0plWp4APd3mL3QGWcyXRGvX9YnsNIiJGGpPf7tfrZR9Ox9rx",
-	"aquZLrt7i7tMl63AfgeL+xUm472rBAfL0JkvPYS9liC1IKm/b74HzV8+VAIHPEuPyLTx4+V7Q/P+gxki",
-	"b6GWHzqhLUwjP2TTy5KNp48poobJMaQYqMwZZZRHLZ4/tVYrGGkPUY28k2AGwsMzdbxRkI5pdkrxS2Y4",
-	"KxCWPfUVY9TQkcIwq600mOTNbXHb3XwlFEOW1G3Mn0ZH1qVb1M/sTFZyZN1Wx+MxZq2ujmQMPBQRRFN0",
-	"+kCymcDqx5xEDhO4lHSpL7Ejy5GQR74UJY9Pg/JT+eBPjPasngiupYgXJYPHxq7tG3GhhXQfW0cK1neX",
-	"EUgzFbYeBWgKxJiWQXn0RbFEzXDU5uwUITrfoZNJ96UY9TzvUcUMDSq9f/HYCE6sRdsmyhh7+Jh5zBTU",
-	"iC2IrVo8FIMO42DNxeM3z59iNUvzR1cyJqkGjm+gLY4BL3QIUWZaGQtnBKrQ7mBKn3iw8MyYLw0MZk12",
-	"bOnqu8rChi5cs0TLU4uzsEGapUZ2WcyEtJQUlBTOPBjT9elL68vOFpBfIa/b3RJ0o9/X1TxfSHZS8TzJ",
-	"Ar8FtzTUdqf993O5tJ2lJZzD1N9eWMi5sUQh50X0jrn1sD1YnfY009/HK9S+YM54R7UprrAkac/blxs2",
-	"bK9U1J/2nt2woSvpT3vPhlRqDnL5iv60V7wyc+G0K8JnZ9Zn2aNqS5gv08OG0F1xnKXbf4fl2pfpkKtH",
-	"fvfhAa2LXDrromKa6P7AG33CUlNWxmvGrxcZF9jmQa2Jq6mSPOvaEZ/AFEiVv9kD547Eyvi5d1FO3WdK",
-	"8QOmAiy6M7UTKdQmrv64SiB6Cm+4VcZR+tXIGYaEFCI5EVXo/EXpp1s8uaJMMFCp+zBQEN8Uq23b+8Qr",
-	"x7OS3vZcU/+GiWP8Ne84HhJmKOJYkAvR1WMqwYO3DKjsUQl6CuPihNWZ+yv5gQ5YrDFRxyYyqd8/R/rd",
-	"qgaAQ5ItdXPZ3bhsKZIrTiSuXf6zEqTMoqsIA5hAtKhr1iXtgVkw7OwWCrGk3ccVZMuIlpd+Wev9+tHi",
-	"HmkZ+U9159pvNJbpPFuM7BMLaRcFo37RsSLhnLuQ7fzJojsrqGPQhW8489XQbMH2PlW5oH5SLcqOEpGt",
-	"/frRtruutXg7pCqkEVgUeIWM+yzsu7ZqOq+N0QiiRo6J65Q6uVwUVY7wDVGXcab6+LQNeObQSitpK+f7",
-	"xiqgBQrBfn19hdDF6EmBlXscK5GUmvdzPX+lZmAQhXcNO+ucMep0ZQoacnZlR4gYqDn1H5bxIT+3e7O2",
-	"A/ljyYj9xT3SotrrCZUlzndBPeDP1Haz275YLFSKHTPHfDJlm+EDUqyya65haYSeXGaFeV281tzwHGag",
-	"xV3gy+Y0mKq1Tbb26vv2JKeVui0GJR+nRPhYoX3XA32Ps2xIcef5Y1xpSivLe3mb1y49vrfkAUpLp39U",
-	"cbDq4f4MD9z3xgJffNpW49Gk76l9VjBMUNR5JkKgxRnIHhDEWdsn/0/2jg63m/YWZWPjEEfKuULtabNI",
-	"lzx4mvIWT94ruKwipG3mghocuB2gYsPuszVEik6pBdPfX+ne5/rlLkpmqt7dJgUFrnyDsYD26SDSwGxC",
-	"Fbfpm49IxEeN/ywrzghVLs3ovQTbo83yUW2Wv+Udyro3sThxIiZFdylpPtJzqivZODxEDDPP2JGbJC9c",
-	"FYmhq4kYaVszxQhhiKxgpi1u/lg1f/R8aNcAQ+UuGRbTj3/LnGfGUkOx72R03nvmHGeI77Sw6b4DrA6S",
-	"Cs2CA4K8i2P+OOanleYP60ybX83sE7jLkmclj5L+UdI/Svr7SHp3ktZxl+Vr9JchGi7LfT+roBrmAhB8",
-	"7P3niEXwc18ncITlu1wpkB4gYPmOhnfX6mjhCut1XTqGe5FkWX8pxWClDpfibxYjnq5hMjdMvMAZ+9cP",
-	"HP8dnCfH/hZpNoCYcXgIH4oR632s+/ZHqQg/TiHodfdGCKEoVpURpogccY5p25gmkQAbA9Fi5NLiRFTT",
-	"Di0S4j3QrujcWqfDM4BTc1NcL+82cN8usea8CdKY3cDHhZzPwSC+ZjfADWVDKTo+V7xNFjdR2Etp6Dzm",
-	"cF0F/fFgh1+iti9AiOVigRn+0HeOFwbOcnU3ljsHGbTt0fJ4tDwezPL4/EyNzxWjxvIiMtEPOck5B57m",
-	"qvgsQqc9dbnmPHSae/2ID9+IGPP8k28bHM28JO5Nr42mjpS2743J1n6jkWmW7XIcm18M7pNC2R6+8N9G",
-	"CvstbRjN1sf8yMi0XJm/R3DaIzjti3G3hTZfhS+iyyX0tA2feuB2/vRkzl3OtB9KCM3hSGD+sxcbIVmP",
-	"cRqTk/OzrxSRYqShQq5hqIkSLqOAVmkS/GuAIea0YbxXI6c6eZLc4viaJJ6QmF0DaX//4pLMcxGmiLc0",
-	"Us60jevgVUIJoyxI+7mbARO8bcPxRvEnYJqlbgXfTVLUPPRoOJlVDvN9lFPVHucIdLTAhxQvsIUGeF5k",
-	"PohBvvKV5jN0RXlMUVgXkLuCMYaV8Y1udg4s+OPoyf7BNmbwsWlE1AgfHwtZdYCsNokZv04yJNRyd6eM",
-	"Ff61++To4PBgt4Exrtm0SYkdW5AIqeCLllzKo4pfOoYpIjjYEjOYi6OdForLSJr+9KMH7iE9cLm7+JbH",
-	"W7iD2ysI8IU442jAuI1YO/As5TlfQGZ0J0Ama2nXyHtMuJMCBSstzoXNT8ZUikhOYcJ+5cokf4kyF0bC",
-	"7Ft6hDZu7e82tstxw/cywLulUMO/EWr37wnCXdL8WROL64396eG49zsiHwmRu+C6dZmXF4+43M8el7v0",
-	"AVyRYbPunxahWwq63ZzGWtNXlLpo0orU63hl1kLbbvbTHxV5tZqAesRf/QXsjEfgbAacXV7cPhB+NoeF",
-	"bfEcGDa9QuSvOffEw35yQbshp3yFYOm5JAJCu4ZvhDWC5jjlDwuc8qf8nRQ9CUrNuuZtHaJf51dvWEdc",
-	"fyKo7KPAfhTYnxX+dQWPPOYYXBYu5dwtCQYqzedJyTBJ5co4MQLV1neskIP63jzgaw/0OdCIcStH/lKw",
-	"qXPMvoj1/+THBkw9VMJMt9SLwVaY5HpJlJVLkX5P/DMmS/8cIVBYzWAO9slWWXigpGteKYW7Jb8vRQxl",
-	"X0+qSyz9bSw0sU6qt0UopKUBTh8PH5SWw5obB8LlfkQEPSQiaKTyaaqs6CjHAL33awG4OgD2LHCASKXl",
-	"Ayp5FI+rXZYWB0AfqxVvSSWVcZ9qTOTeNifHCroaQTDcmMrIxTVoFgdxGa8sk5RigVyB0L9EPquyym7l",
-	"VduKq7Jl1UOCUEgJoSZ9IRWQDtavnhi5OIy9+m2ugMzdKuLo0wB8bGm3R2TPI7Ln875IZGZjvkDSLx+M",
-	"Hp4qP4Q/3n0ozFY1Urmnd4l8Tg1LVwOoNA97kpgYC7IUlMjBfKF+aZx8+vUtOlW6u8WXLqyy7XK6TxfU",
-	"aXFMAmVLW9gH2m/NmKRRq2eEYQ5xQs2NqCvkoMW32lla8WdJM5vSNCnM9KxWq9lfkr+bX9rbCcKIKVQz",
-	"uUJNLZ4vOGOrNeF0FRKbFCjBxauktUW8EkMR4GNm1HA0DMXIEB7HaTEUTL21X9+ttfg55myFiHQpi0cS",
-	"FG6AueYlHYW0SejNbxZqRWgUSbMlZrz9xpGrG9Pi7XPQclJFHZmEMUuKQTDuFOHaeqxcSS2rjpZWP3gs",
-	"NpZ/3qvGt7ziTDiqYMJLTyOph/eXTkLv3vAz/piDfl3FtIT6vBTijPKJm6b6a+Wuv5hfRa04Z71VPras",
-	"ZKFj49yrx4R3gCQfbV7BdCAWvGf+VSvOWoaZO9az4j8WTKLMaL2cTdz7xUIkPlPEw+zrlbnG1pIwPXNV",
-	"rZFjV2ivL1xaUDHmys9qL/ORNRdV60CCymtxTBTa9AwMG26zNfSsf6tJshqfCUoV0U1YYw3vy27kFs+G",
-	"LsfurXnUHkF7j6k2l021WXLM1oT1JXJ1Rnd8vkrjy1YVf58sl6WMvhpPmn6fOLPlBWaPHmFlX2ULYuLN",
-	"1Sg3dMba6kfmdl0OstuAarm3E/Y72unQHhDrJiAnYjWv6FoAu41//aNeIRcJqkeQxt8wq9lnc+ddmLuy",
-	"XEY/GObusg8tnnoQmQttJa9tEBvSTv7cNn9HiV2etxKzVbrqLijPTQNzlXBSOUPySRFDxYXNzf0Db/tP",
-	"bTtbawor05qmKX02sNd2OTR/TQmbA/L7Kwj6jUXb8jG02QyWK0nwTwS7e5ThjzL8C5DhWVbKMk/NOrG3",
-	"D6aPvCl/A27/6gq8mP92kIek4n8tLYK+g9LLUVVUpZowTAlvA2L4xt38iIWrM/ljqJ1FIF1o2u0mYSJV",
-	"I+mTUE6tjB/kE6/gBRndRVjhPGLaUwRDKbrMgpfcV+0Szn4WU56BGMZgod8oYN07OaKBDtySeENlWehm",
-	"h3PAZlUhmoXXoFWFhDSOVcXqIlUhmF3YwkeoulakA3oMwN2mu5iin+7KfTWHyJz9cJodzQwg8/A9n3gP",
-	"v3f34e7/BwAA//8=",
+	"7H2Lchu3kvaroGa3KlJCUhR1cUSX6z+KbCfysWxHl/U5Cb0ZcAYkEQ0BBsCIYlKq2of4n+F/sH2Sv9AA",
+	"ZjDkDG+ifIuqTtWJKQCDS6O70f11919BxIcjzghTMmj/FQwIjomA/zzB0YCccKYET97wC8UF0T/HREaC",
+	"jhTlLGgHl/yaMImGqVSIcYW6BEW6X9wIaoGMBmSIdSdyi4ejhATtgPG6hKFqgZqM9C9SCcr6wd1dLXhx",
+	"ifsl3xgQdEOEpJwh3kNqQJAgkqciIjXU4wKFp736GVbRIESYxfDPN5wR+1vVTDrBbiconcZpTIYjrghT",
+	"52SU4AmJZycVKpGSEI0HhCE1oBJRCTODxcV6giPOJEGKI8wQwSKhRCBB/kiJVGhM1cA0x0OCwuyD0aT+",
+	"TzKZnjJLh0H710B/MfhQNuHXlF2XTLGTNpt7UaPRgP8gT5EgybNOwMit6gTZ3IkgevIY6d/RCPdJ5Y7B",
+	"eDtRKhUfEiH/T5QKycUzMnnVOv2d3/Z+1i1ahwkdUvXsoFn22dINf80jbCZddvZX56/duUeCYGW2F86/",
+	"aqb5HHcODw72eru4FX1P9rstvBs3e81ms9kqncg5UWJy3FNEzE7lgkScxVKf6BhTTeo9LghSYkJZH+E+",
+	"pqxiOofN7FuUKdInAj72/v3741QNCFM0woqULx7nLTT9w+hAVakkaOv85Qk6fHLQ3K7aiB8IFkB3OBk+",
+	"6wSRGHaCGiJCcPGsE1B2gxMa/6b0LS49m7taMMICD4lyXMGcQMUevWXJBAkScRHL7LCwQlwgrHvYq8Kk",
+	"wkzVkEyjAcISha1m67De3K03dy+bzTb87xe4BVSP+kdKxCSoBQwP9eTsuL/BiIV197gYYhW0gxgrUld0",
+	"WM5m7Bp+gANcchHutCvn/2Tl+Zsh11oA3Ltyggn1PfvN3MzQ3ZuRIDeUp9Jcb3QlCaLTXKhHE33IwEIl",
+	"F6py+ubj/rSH+PY1YX01CNr7zaPDWjCkzP2wW74Acz1P4/JFuOv7jUQURElO0XPuM8x2hNUgnyyNg1qg",
+	"uS4VmotrFupP/D8F6QXt4D92cim4Y/4qd952fyeROo0LE74gWESD2UmfYEnqlEnCJFX0hiCZds16kYQu",
+	"iN8QgfSsaogMMU1qSH8Tswls+GjAGfEIasBHIyLCDtPi7eDgADV3m80QbcFh6ra6lT5CLK3I2W50WMWJ",
+	"/VF1WLvN5vJndcGFKuGKXOjrHRPxFIX1EA0JZhLpNoTFlPUb6JISibAgqCs0m0HdiT3TsqlqwivMNiY9",
+	"nCb6StSze69bOKEI/WpB3f5/oU2xRzqKvT95/yoVqS/0Gb2EK1HBIYweormEu0hUFo5W6wHZ8aCt44uT",
+	"01OUEAW3jDKkzz7Ckmxn595hYV/giPzDknsj4sOwjQZ8rDl+j7LY/ypG+80jUIAwUlhvLXwdhHmXp6qB",
+	"wj9CNNRKEJEdNsJCSc0QoJXhYgTH1WQD7crZk/uTR0utg/0CLe1pyaHXqkf+71//+x+djvzw3T/cf3Q6",
+	"Dfef/znD42rBbb3P63M0s2jyTzKZPZhjlDL6R0rQDU5SgkZEIC1xWUxiy8nbCKOrq9Pn3pYf9b6PWvEu",
+	"qe93n+D6frRH6ni316o3yWF8EO1393BrN2wg0A30hS6yzWtibrD7ocO6PJ5AI8pQax8NeCokEqBJGh2x",
+	"R4VUuYpoD0IfDcwxUyee6tYdln0GPoxRTHs9IghTSH+ppoUr19TEtS6H+IgI0BVqmhAE6aWSWArdb7W8",
+	"0zaqfn7cU0poFc9oHRws5hmnPdC9KySUVvMz0eQ0+wlPUYJhX3DsccJOsNcJwgY67fm0Hw0w65O4wyRl",
+	"+hmgF6/3jUo0FlQpwrJDwUyONR1ItL87d/32ETGXWZYtVb81Fi9Xr2/Ak8VLoxKlzK5vagF7zX04SZ4q",
+	"hOH0G3NWk7+BVl0Si5I0Jpdc4aTkjiWSo4inTCFyQ4RTlZAaYOW4jSVzo1BsRVwqCc+gWyUwAjazXSUB",
+	"qPn4bwq+XioKejiRJJt4l/OEYGZnrojAkZ5plWpB8ybLaxd7D6tdeNO+p4Kh993r6BGbIIyMcVKpld5P",
+	"SfBXsFE9AXkjS0f8HRbqqcZpAhI81PKWGO4Bj1qtReid6U5QWC+21FzB8F/9x8LfqiXhylqJP67WNqb+",
+	"vTEtxd92hVUq52osdHorjc4ioad+po8IVua94N58Rr1gE82tpb7uOEFboenx7O2IMPPitz+csneC9wWR",
+	"Mtw292qU8Ji4m1G6tdCzsLlUkaFcdH9mVh7cgTpyajrvZ7uFhcAT/UepJnDFtRITFPfucjIiy+8cCC4q",
+	"kf7AKrum2z87wUli9gz+eUaIptSltwsWdZ/N0kstbtXhSlt1JYlYfatSqe/9klu15FboMX8DDrzibuSs",
+	"19+Gg+bifXhNh7SEt/3Ex2io1+CMBoojQVQqGNIikcvKtzRYyso5i57PEN/SoeYoLcuDzb92S81JF47H",
+	"vBR8uMzhZExpaQvNbms5C0fO7np6LmtYOLLFXPLVlrJBO02+CsXXWsPGbAUgtay5YNZI8DAS/cqIngut",
+	"Xy+ykVlldWkymjqAdodpLkBZJMiQMIUTJCcsqhkZFWrp+yyXhCHakoQAFzl/cfz87MU3YNbS28e4InK7",
+	"0WHPSUKMndjMUKsVjCuUUKlI3Ebhjy8u0U6sW2n6CeEPoLUOq7UANwV4cqxDEJp3Vqmlmpstr4/uPqw+",
+	"qif6dzL33OldM69xkB4/4PjceGr0vyLOFGHwn3g0SqwpfmckeDchw+9+l8ZxkR2aXoXCNLEn63w+AyzR",
+	"LrImd9SjJDFnLQQXMmj/6nUDd1qXwJPJ3P841lpVUAtGHBhf0A52jBHm7oPeWn3PoqLnw5ICkUpLyXbQ",
+	"xLvdVrQX75OD3iF+0v0+OoqbZLen999oUO19eA9SBaR3amdK2ShVOT2ngrUjMWzb5bftguqm2d2y9PbO",
+	"dDebP3sd3KZRiYY40feLxMBczMYhYC7w4acoNFv464cQeKZEBGseykhDT+eEs15Co/ue5HFmk5629iGc",
+	"CILjCSK3mom0EfCW3EkGjZ797//8PzDgSURV1bFTmY0F9ryHP+6j/LiPC6uoPu84NRtHNnbWmdUSFl2b",
+	"soVIRZMECQImr0hL+AkCS5c0LY3wQWOeJnGHJQTfaFaPtGZwQxCOh5TVDOUs6Xz1Ppoypnlah+m1vuSi",
+	"S+OYsHtSEohOmJem7QkCKWQEgDR8Mj9d+HFnjhBY/cj38iPPV1R52r2sySZO+4L2GdEcpYa6qUITngok",
+	"eEJQzIkEAY2ThI/hcjWyhwfDyQt9W+657xd8SIyRcEyYQmPBWR9xhvQkJI3JU0t4lvHE2XVFFNzkKOH9",
+	"6fO5z+07KDJbs1AkidDKH7CHeUzXNN/IqRwzlDJyOyKRVpngywv3wkzzG2k2BU4KuPGJIDFhiuJEbkB0",
+	"RvlooFLAmdUQuR1pBUffakFu+DWJ4YaDrTQylkmqlRLgAVrsl1+rhPcpW+sO7c5KSW+qi2Wl33hTXHTp",
+	"vYLjesPVS56y+J6H9IbnYlHrN0brjyuvyTw0xurHsJ8fwxuuUA8WVLn5jKu6abKJLX/DnYwqrNts7RmP",
+	"aY+SClW/zM4PbwqgYOsu6NMbwvRtK0EzeSAth5gqW4VttgNtYAnv8CThOL7k/DUWfbJB5RZ8XlSiRI+r",
+	"ryJmaBed0R82yTH3dz3hZdeCFOfmq9UnPzJN64rzumm6qUtXuWzjqQfzDnh9JNi5nL8Ell3T/9TclEti",
+	"nCda/9G6ix51G2jpnQDQEdWffIlpQuKNnJmjP6wy9xv4op6C802zefA/gtlBECUmTmfKO3ycK77b8g7c",
+	"2wvUM5tRfeRe47ptvLm3ie+CXHB1za2d2lg42wsibmhErhi+wTTB3WQT9zHGCnexBERfN5UTzfdBrwIf",
+	"ImX9p0gfpzleOeBCJZPNKjXeFbUrRKm3xMoT8xtt6qT83fDGB2WBc9igiv3wWCz4/esZ4G0ep/XggzCj",
+	"S87PMJtYW8K9NSLOjZnZ0DPCSpHhSEl/CQlWRGxY3Wl5r8RsDsKtqfJANbfVTetZ040ca8UmoC1J+6xO",
+	"mQRdMBqQ6Br8D2GUCkGY+m2EpRxzEYfbTw2AM/RONkTSwDs3d/hXDKdqwAX9cwNcm8oc2IEYIbFEGHUN",
+	"uBPQm22k1w+wIoXevb24RP6xb1QK++pvYZHz7nbeakPaF6w60/vhXwVrUbnqWzjc9+/f16cRuPNOeBqw",
+	"a495JHhEpNSc5QVTVE02qFeB3QMcSjjXtEEOZ09mMNhUmZTy/oyblvoB7EYqGpjcr5oSps1MvrdlLR7S",
+	"8mnmmvExy2068wgHmtbzppugnvckSeqOSrqpv8syMxKUbHLNkFIqCaBZaG44QtdkAkL9isl0NOJCkfiM",
+	"xBSDu/WedgtigUygbGKJ/AF0x82q2Af+QWWLQUO9GmTdz5WnlbWvQ3uD4Nu0sq3PQ/M5ZDcVZmU16CKj",
+	"xFFERko2wKlhvwIgduNKK0Ll9Y800XRwyqIpbONCh1kOky0DJY6IkJyBXLKYXztbghTBQ2NNkQXPjwnM",
+	"gUnOzMzzc7QD51FrHV42j9p74FHTAw0N9czgSTWxxPNx1NY586Puin4CJ6P+lSsig3ZwRhRykxc4JloS",
+	"i6fGH0ukAvse/JXoX0aCSoJGCQYy5WNm+MtczxYAnIN28N0uctBnj0QDY9rVZIj7mt0FN3QELiL3ueBD",
+	"wf1TsUd3tWAkNK0oSmRhw+dTqSOeWnBbB09Y0D64Kx7K/AEu6ZBIhYcjf4jd5l12aPO7v7DY26zr3p05",
+	"0iUdfP5H79xhL7iYQL9vjM8t6926y4hifvc30Mjr+eTOJ4XV5310lxHJgolDI6/n/l1OSAuO2cHeHUAp",
+	"G+PwzpHegnPWbbx+398VyXIdKtk1vkrn4f3VuHytNzQDbLspKzODKr9o7gnlsMk+GzMxMiCvYvOMxsk7",
+	"77pYDOambtD+2tTfuhcN765Nw4f3pOHv16bhvQ3Q8MGaNPxkmv4KpDePoF5T4033VRysMKirj6LugUXd",
+	"h1rghYUF7YBMXv15+junr9+/mfzy/mXzl/fnvX//62f6+uTVSP/+5ver3bPWv2//ffnq97c/XjX//fur",
+	"wdn7n8e//H48Pnt+PDllzUbUStisFDWHuiQUL1Oa7qbAd9NX1J/8gotKbtWJC1ErcAnl8OxzCd7Czr3b",
+	"NkXxsMDilObR/TsXGTCXjw4p83/dncNZp4J8WZokIYoSgkWGLVhTp9VDGTukQQ7NBuV8Ttx6lX2wjueK",
+	"q1qExt1jXzYqE1ZZX5F9eOs5WLgYP0irWT/6bmu7sYNu61VhWQ8kg4qLhbD7yIaRjAc8IQDQe4rm7oLh",
+	"jh9qOeuZuxH5wjudi6DkRVfEBlcQwQy7AglZyQ3syh71qke9agW9KpvXPEFzkU19yto1IBAYmFkbrEE8",
+	"maAxF9cyx0M5w1HDA1xmGghl9j8/lFyV5xZJW2b88MPDxlhavFM8Ze2wv85V9BYpc+ZLEKKeqxVT2on3",
+	"mTXeX+s/tVt3+fzm9z6HVv+kbOqpPkUgdrCaeQF66yqjEXc+85Tw+57Ann8Cnr04uKs92PFO67WaSd9P",
+	"I80o+evTSJ/7F9O3fP6cYqGIAET/DSVjF5prrblgZ9WHuYyuNMMaXjjpMwM6K0CbnyKqJCrGyGNB8kj6",
+	"aCpqIjFh1za6PuFjIuq6zRSAvuxR+GnD2GvBS0qSOIM0TjMoVbpf7zX7hOhm7kLQp5XAOajxuXpcFotV",
+	"DlfSkshRhEOvA4y/hkZYDRAXyDjI8qCu4rxckFPlJPRVyPxQswLk1cXbN+id+btNeXPU3N1GihfmNCTD",
+	"LhF5hqgcmFSczo479cr5zPBaeyhll+onghM1mD3HXJFwkpRfz4rOeR+dI/K9eLyyEI2CC2uARyPCLERy",
+	"TJPE/lJDXaLGhDCEAXsMtwkXdQDPGbGEHcb3H85l5MX5rsJ9FsmfQpytmygEre0e2Ggj37zyduRjn20s",
+	"ZrCMRaWWhR/OMe/Mehju5yPQqm1hk1dXQ/amPWuLpGHedErLXd/jUDykNfbhydKK+myU8LQd3/pnV4me",
+	"nXpe3dOkf3Tn0dI6emWZQyCPjfXppZaFD7u9WMUz4G3Des6B+1FuayOUu78J+jvcDP0d3J/+9u5HPDMy",
+	"p4RaFpDCXLP+o9BYQ2hs/k1zWniMfW3PGm91G7K1b5xRrWLKPeM3JHa6LcRSM843a6YuY4ILpoiODYLd",
+	"5JhSmivW3NuLMnR1eeKmPKRJQg2Ysrgw/14d5veqNHZ6JYv718OK59H2mpbjR6H72Qvd5ZS1BaxvjvVX",
+	"EPtOzhojqbDFOrvXqZVqeQafoBacE8mTGwD2nmAWkSQhcan5d3qzyq0X15RBkjt/IlQhWphHLk8vaXRN",
+	"FHw70YLCeSjecKW35RLL69LJvOZ9yrzw/RVuS+YpybkWjvGU9WiOsWh37vu+FjgIevETEReCRAoNuJAE",
+	"dcHaNNFHNIJ4iYxBZr2n5nC4aA5jQRV5y5KJY6eZWaour+mozkdmf+qZEcY1q3pkOBNKNqUy6vQUhBmC",
+	"eIelhIQgLlGt4qhPDNQiy0Od+fu4DcDFMk9Qne/fxrAMi+SOCe6zpJIL7HuARFa2pmYMpdrRQmO01dr3",
+	"LKJoQG5RTPtUyW0vFUuVrh1OTaxVpHH9zymfMa73PvzV2r/7zzIv6juP5osz/l4feuvgEEUDrPmBjX9/",
+	"qIvx/cKL4c32R4GZ8pjIrFn07XGqBqjVaCL3edTXnVxS7v0jJIlhcvuNve2nKNR8nuEhCV2ueLhFeslT",
+	"MjuhhCkrXYofPu0zrXI1SqAclYwHwKlmSEkiQdRmhtXyGBb8mxOnjoWXMIWvix2CozjiZYLO7qSNn4fU",
+	"BiSiMZForEWgNbVC2gdewgAWKO2Ogh5IRM2wee98vY8vYPseIKAwzSmM3Xwo0kJwxrtymMxzYHM1JEeA",
+	"H4FyEN+hLbSN6qiBdtBtuDZwZgWgDETumliGMseXZhBH+wdPkA2cQDGP0iFhapYXzHUHeXks8pw0WXSx",
+	"SQw9SIdG1ORrXiIp0Xzkl40zmp7TCxwNikMh7jmFal7u44OmNdgM/SoUWBA05IKgrdCs28TSSkiAPTRh",
+	"E7adSR+7jPHDc7bNz/c3ZWDOI2rKuL/xfBVcTVNeJj8KZy5v9kN0SvMH/6tuBVH99Hk49dFalhi8KjeH",
+	"P6k5AUBLvrBnp/fT5eU7m0IURTwu6mb7zdnSF1OM1AYbzaozEI2LZDocYjFxy3ZvCHtzisuryFhV7nBU",
+	"pQ+VU8ih0aMWezb1uad6od2E1BCkQI4JijBDckwVJJyaseXMz5XlybJU0JUcki4OC/Zu7hPRQ5OU7LFb",
+	"n1Ed/XeY5vbeixQAQLkVsezddU56gsjBKpqTMF1s9GaV+nS4XdMKa97NaDMSSWLo3lqeQjvclTBZjh9U",
+	"q9p/GK3qoFKrsosztVoWqlbF1gU5vPdHq/5kfHx8fPy82b3am7xqyvOj/2LN26Pb658P2OHN7uT19z81",
+	"8c+tVaPgpm7YR1eR9ubqL1Ub6N8VaLGe7eBT73gJQGzRei9LwbevcZckxtrbFzwdQTkCyJqdKJtCIssB",
+	"ZzA6ggz5zRTwpjxU4UGQudNZe3PzYZXytbe3d+SSkzbQMWQf7kkCABsTM0pig4eAtBmZjfupsVd1mLV8",
+	"z5q80VaPMiLscxt2JxZa5Y01EwN2JdGEYIEo67CryxPkUDs9wYdIP8D1qEdHR0cmEem0/XzGpbRM7tGa",
+	"qdN2bnNcTvnr9IqldIQbkMmrQffHiL6lr06v/jzdfUNP5Sk7P4hOTg9Pr0f/+q+TV0cNMnn1Z/z+lL6l",
+	"p603l1d//vL7y8HZ8Gz/l8tzejZ8cfvL8x+GZ8+Px2fPX9Dez2Be6Q5fNuN/vUpMdmcqiPyNsqB9pGl8",
+	"6vKseGOgl2WYtuKVfa8U42iPGU4mikY4QS9YnzIi0WsVrxhlNPvaWhTjY2OMjmOMXvMbAlb8WqA5Hww3",
+	"hKwcsyE/S4T1zLgFi0dZAqV6fwlR7lpwYonCY5uWAcKl28hWCzN13kxRMCjhFs4Y3B6aQuYKN598qqq0",
+	"pUzRxKWEI1JaHcN2LaznaLGSOsPcp14+tzYLJQVTYGjyb+BUDXZszxD4KSNjMw+AO4Ly2IXMjzHiLJoy",
+	"a654B+YpKv4FyTUKe1M+LBDj7h7Ne2RdyeKeHUwLowJhFiZUOM7pnbZfLxVe5dVJZnKxQ0USvx7JU8RZ",
+	"YjNahYVqI8+gpmPxAdPyOCxl6nA/8BKxl9T1M8mTS98zCvd6DqU4HnBI2AKFoKwYOTk/q0wB8NWxrs2G",
+	"uNwTWPfki4y9N8ew+GKe84Ss50mFPOClLtR7gt6+XymMXZgFrAJW0zP/G4Ww+5Z0nCRve4C/mjuW63H3",
+	"YT0D+LrUd3BP6jtcECk11zath1wuEP2rY7ibh5WBoPv68GR6WZ80aPsH3O3iPkGmTBA64ZsL3N4DBHkx",
+	"H97s9P7NU+GiBDPv5lPk9lLrK1bfhQzefMyyVo2H8tDdW1JvlskuxVqnZO66HHP/3vL6roLMP3Y08iP5",
+	"/V3Jb47AttrdHB9GNqtZRgoiMdQvPtwnps6Y8fpCqmUTBkUSSZ6i0Ly8Qj/oOfPRGdOcl+OwEAJtxa4Z",
+	"oNT34a28zOYYuuDp0Bi3I8wYVy5j56rh1vo8SJQKqiYXUA4ePmqSgR6nJhjN/Ouluwqv3l8GZSn1Qv9d",
+	"HhobZDiTPTSsIanv4qoWI1OsPmjb2eRWioFSo8AjaYDsldhybEZTOCsT0riFzSFrGto2lbMzBgF2lO4E",
+	"XYxxv08Eujr9RiI3X4Jiiq1DtJfwMeyZf6Vy51HQDgq2m8C6MnQXZ0yxzfzMuj6X1d1bJo8hZT3uMkBi",
+	"U4bGKnkn52fo+N0pGmLKFKbM+IpTGFnvkGzv7PSpGqRdrTzu8BFhkRjuRKYW3bR5QY/WxdE1YTHYmiRO",
+	"LADCxUQogoeybe5IbYr2odBwoaSaiw60NbE67Fv07beazuW334Jd29gznCFj6pz8k7FpxCMCBVmMX7ee",
+	"0BsSdxgCk2TBRDdKUgnVWjzfYMN83qU6cFOASoKEjxLiVUizvtuJ8YPbnn4VUdt5aJCmsoYUIE31nuAk",
+	"kbbmmqyZcmJme7C8zrcE63mXxUzqbfqP/0A/EgVpVqXCQulVdthuA5nnqAeCgBGMGcq7ciH63//5v4jx",
+	"PKUtIyQmMRoPaALp4XUzPQNbqqdmDxArf9wuifjQ5Cm1TLLRYa0GKtypkquOtmxG3W+/za7Ot9+ibqoU",
+	"h4757dqGSQCFuRSlU/xkJYZhN++EsxvC4KAM1QF2w7hSMuBMWJVENcywNLJRXhhKT7oIUrFltYthxqF9",
+	"+4bbWi7wLAFrlnHYC4HWQ+ZR0GGGeAnNqbiobSDF11BozlaHDP/qwKukE7TRr41G40MNdfz3if69EzQa",
+	"jU5wFzYQgGZD7+8h3HioYo4WQWnBc1UJqEUuKS8sSw+XrcL5+H6H+jAAfcBoSKUckUR5hTyZFrl2ZTZz",
+	"D0CTYHy99AvK+okeSfJURESiCAsxAQqFxPkNdGEd+rCqQgJ9PePw3dVlWEPhu+PLk59CPUeAdz1/8frF",
+	"5QtY9hBfEyRTYbPBMg4pY/1a2g4ja9Y/JJgpOjTTg8sQZonNzRDmtW+dgjDVmXJR5tjbplCCXx9ez7BQ",
+	"Ih5ms2IheDWmETGuwIRGxHrvnJlghKMBQa1Gc0ZwjMfjBoY/N7jo79i+cuf16cmLNxcv6q1GszFQQ6gg",
+	"5PL9WoEU1AJb5CFoB7uNZqOpG2nxg0c0aAd7jWZjDywtagBi1EjLhPd5CvJtxMugH+eQg1vaY/CBH0a5",
+	"cEpbxvhkSmKjkmTFumyO90aHHXsiIy+bZjtJhSfIXPHMDzSxvh+0ZWuy6h+p6LCE9ogmgu0Ggikafzey",
+	"qaehdJgd3WYRtxPEib4J4CCWqNXcN4eUJR8+jYN2YPckA3n9wON52cFL0kDfxzO6dOLlKeDDXVFjt9Do",
+	"QoXEVnO/XF8jMeKpglzY+81m1YezsXa8Uou6y+7e4i7TVWyg38HifqW5ue9qwcEy8yxWIoNeS0y1pMaH",
+	"r74H7V8/1AILccuuyLTy46V/BPX+gx6iqKFWXzquDEyjOGTbS5oPt49KJEfuGmJwVBaUMsziDiveWiMV",
+	"NLcncQO9E0QPBJdn6npnmZ/cPYIv6eEMQ1j21te0UoNTCW5WU3jUpdHuMNNdfyXiI0risttop3VpN/UL",
+	"u5O1wrRu6+PxGJLY11OREBbxmMRT8/SBZDOO1Y+5iAImcCnu0lziRJabQhH5UlZLInPKT5WHONHSs37C",
+	"mRI8WVQbAhrbtm/4heLCfmwdLtjcXYYhzRTce2SgGRBjmgcV0RflHDVHbOu7U4bofAdGJjUQPO171qOa",
+	"HprI7P3FEs04oW51iKRW9iBsekwlaSBTPF92WMSHXcqIUReP3zx/CsVt9R9tBSlbDt9EWxscAzzoAAxN",
+	"ldQaTkpkqd5BpTrxAOi5Ml/pGMyb7Jgy93e1hQ2tu2aJlqcGZ2GcNEuNbJMacqFsArmZ8uO5BSOPfjBW",
+	"xMpy0844uRzrmMqseLfEvMHua4548bQB005lVhRii9ziSJmT9iP1Cll8K8u9R5m9vbToe2uJou+L5jtm",
+	"xsIGs04lEU/1c4bY6Mf8KQihJ4ZOLREbD9co4XHmpCpbQ5b401/EUs7IvH75InioVBN47WjZufiM4I1q",
+	"kmlBheK+dy43dBQuvQNoK1S4/+yGjoxfT/9jhIViRITbS26Pwv3ynZkLp10RPjuzP8teVYJFNFiqh3Gh",
+	"21pZS7f/gfRAqi7ucGXc4RdQqP/uwwNqF4Xs9mW1dcH8AS96R1JTWsZryq4XKRfQ5kG1iaupCl3r6hGf",
+	"QBXIhL8+A2uO1JSIChFYVtznQvEDJB0sezOFjguFKCY9nCZKOoiehBdunTLgfg10Bi4hCUhOQBVae1H2",
+	"6Q5zT5QJOCrVgAwlSW7KxbbpfeJV51pJbnumqX+SiSX8Nd84HhJmxJOEowveU2MsiAdvGWLRx4KoKYyL",
+	"ZVZn9q/oJzykiYKUIJsorHD/kgl3qyoAFkm21Mtld+O8pYyvWJa4djXgWpARi6oDDGBC4kVd8y5ZD8i3",
+	"YVa3kIm5dh+XkS3DWl76Ve73m0eLe5xw1kto9OmMVvut1jKdZ2sTfmImbb1g2K9BWMacCw+ynb9ofJen",
+	"7y5DVxeLI0plEp3KglPfFY+zyajR1n7zaNs+1zosjLCMcEwMCryGxgMaDWxbOZ1BR0sE3kDHyHbKjFzW",
+	"iypSiCHqUUblAELbCMsNWllhfWlt31AUuEQgmK+vLxB64D0p0XKPE8nt2gqp37+RMzCI0reGWXVBGbWy",
+	"MgMNWb2yy3lCsL71H5axIT932eE/cx6xv7hHVmN/PaayxP0uKQ/+hepu5tgXs4VauWHmmE2mdDMIIIWi",
+	"2/oZlnno0WVep9v6a/ULz2IGOsw6vkz2hKnS+2hrr7lvbnJWuN9gUIp+SoCPlep3faLucZf1VOx9/hhP",
+	"mqoynH6G6LV0Dz3s3pIX6IzHtEfdNf1Y7GDVy/0FXrgftQa++LatRqOu76kJKxg5FHWRiABocUZEnyDA",
+	"WZuQ/yd7R4fbbfOKMr5xksTSmkLNbTNIlyJ4GrMOc/EKNn8JCvVaQIITZgaoGbf7bEmhsltqwPT3F7r3",
+	"eX7Zh5Jeqve2yUCBK79gDKB92ok01IdQh2P67iNO4qP6f5ZlZwhLm9D0XoztUWf5qDrL3/INZcybUKvc",
+	"sUneW4qbp2pOsTXjhycxhRw3ZuQ2KjJXiRLSU4inylRn0UyYxIYx4w7Tf6zrP3o2tGtCRtI+MgymH/6W",
+	"G8+0pgZs3/LoovXMGs4A32lg0wMLWB26gu2cEQB5l/v8YcxPy80f1pg2v7jhJzCXubCSR07/yOkfOf19",
+	"OL29SeuYy3Z8O04louGy2vazCqphLgDBx95/iVgEP8u2gyMs3+VKEuEBApbvqGl3rY4GrrBe16V9uBcu",
+	"n/tLwYcrdbjkfzMf8XS1lLlu4gXG2M/fcfx3MJ4c+0ek6JAklJGHsKFoth7bipTzmXhpVFfBYWG9HjXE",
+	"k1izdTeu4e81CI6BNETtDrOZ+OSEReh33rUZ3qTJcSmRpDFpoPcQQuRSD0h9kcD+CQNpAQBGVDCrumQ8",
+	"NnkC4sJFZdQQhi+A/yR/KuhNdTA3iFIRKYOgEyI7+hEwoKzfQK5YpwlRuSYj88mjJorxRD71hx5jGIqz",
+	"PgRHmUAukTLZYZCBDUzFXtCocckgz7HkvEYmcqrgLILVSj3ZqSA6xXkVPC+b+2cpEkswURkdZri1YvbQ",
+	"TWPBsgK3KyLBvIynBazT3npQMEe67vixgpAQLZfMLtg8gh4uzCXgaO5eQpmbdrP5SyVsD+5NYZXLZPR7",
+	"UIFVqBY8V1plNPEIanpQx1jsyNATMhcTFlnNfwBFSP+sFBDHWZRS04aRwh01rx1EpWaEDDJ7UoViToyb",
+	"XPHUZk6LscJdXKbn94myFVDXokfPRpJZJPj18pZl++2KB7+3QJzQG/Jxo5LmwNRf0xvC9MxGgnd9xeGt",
+	"21z3plvqEVeEpa/7hvt4yPSv8UFYIjkKmkAOUff9p6XYikIRqOXuQY5+fnycPj5OH+xx+uW9Rr9UGDMt",
+	"skgnHwqccw6C2ZaUWwRgfmrTkXoAZhsgD7HRiI9Z8UFj8DO5Id2mfTCAG/2MgpQUaGu/1coly3Y11Nmv",
+	"TPpJ0c4PX4V2I1Vml1aMZos1f2TwcqHm7CN++RG//NV4ZCKT0shn0dUcelqHz5w0O395POeuoNqPBIn0",
+	"5XDGkdmHDRe0TxlO0Mn52TcSCZ4qUjP2L8lt0hklszop14SMIO0ZGM1Olcta0WEQcJhMUEKvCQp/fHGJ",
+	"5nmRMlB0Bqaiyrj+4SkhuRYWKHxuV0A5Cw1iSwt+h7dc6lXwwyQLrCJ9HE1mhcN8N9ZU6eE5DB008BGG",
+	"B2ypAl5kmQ+ikK/8pPkCvRUeUZQWqWW2epkmZUjjkN8Dgw88erJ/sA1J3kymKZlCfgou6hazG6KEsmuX",
+	"RKdReDvlpPCP3SdHB4cHuy2AQcxm1nN6bEmuvJIvmuliFtf8OmZUIs6IqXcG6ZrCrGppPqXpTz86aR7S",
+	"SVN4i295tAUnuL0CA18YihIPKTOgJhtfgVnBFpAr3Q7rajRt51DJsOS1zNOhKSpzP7hIEr+MsktxBcZk",
+	"RE26FXBpbO3vtrarQ0vupYD3KtHof6PAjr9nnMaS6s+a4Rre2J8+YuN+V+QjBW0seG5dFvnFY+jGFx+6",
+	"sfQFXJFg8+6fNoijMi5jcxJrTVtRZqI5J5InN4bwVr6lawVkbPbTHxWcuxqDeoTofgZ6xmNsRR5bsTy7",
+	"faAQi0K4RIcV4iWyJ0TxmXPPkIlPzmg3ZJSvIahO6jwggNxh3ChBc4zyhyVG+VP2TvC+IFLOmuZNqbrf",
+	"5hf4WYddf6JoikeG/ciwv6gQiRUs8pCGdlm4lDW3OAxUlvIZo5HL9k0Z0gzVlACuoYPm3rzYiD5R5wTH",
+	"lBk+8lnBps4hQS+UiBUfGzD1UDmV7VYvBlsBhnpJlJXFW98zRAbqaXyJECgoeDMH+2QK8TxQXk6v2s7d",
+	"kt8XPCFVX3cFiJb+NtQiWicb6CIU0tIAp4+HD8oqJs71A8F2PyKCHhIRlMpiJkPDOqoxQO/9cjG2VIy5",
+	"C4yQWGYVZmpFFI+L0HD1Y8DGatibK7Y1HmAFtT5CfXMMo2sgAMONsYitXwPnfhCbFNEQSSUWyNaQ/ixS",
+	"HlYV/6wu7FleuDMvMBVEXAgSKTTgQhLUxUrpp6BUeJR4JT5tjbG7VdjRpwH4mOqfj8ieR2TPl/2QyNXG",
+	"Yg29Xz9oOTxVoQ5+vPtQmtAwlYXobMefM8XSlomrLNXhctdDza6SKmoQSOVXTytW6NjCUEoNVHcWQ02o",
+	"pWtvbduyH9M11zoM8gSa6kcmMO+tHhO1Gs18YlBmAmH9IupxMeywrTCvPPHMNTNZr13tvmeNRsP84v6u",
+	"fwm3HcKIShAzhVp+HVasSWYK+sFyJUzW1bCCzatl5ae8KnQxgXwXIOFwFPFUTzxJsnpZkJ1xv7nb6LBz",
+	"CGYjMephmqSCSDgA/cxzHbkwdUr0bwZqhXAcC30kerz91pEtLdZh4TlRYlIHGencmBX1giizgnBtOVYt",
+	"pJYVR0uLH7gWGytR4hVsXV5wOooqWfDSy3AlUz/rOiU2zQtlj2VK1hVMS4jPS87PMJvYZcrPq7zJxfxC",
+	"m+VlTYzwMZWHSw0b517JPngDuJTlRQHTJQlnff2vRnliS0jutJ4W/7FgElVK6+VsbvevFiLxhSIeZqNX",
+	"5ipbS8L09FO1gY5tLdYBt5mj+ZhJv/CJKHrWrFetSxwqr8Mgl3TbUzCMu80kCzD2rTbKy0A7lCqgmyDB",
+	"AbyX7cgdlg9djd1b86o9gvYeszEvm4254pqtCetzfHVGdny5QuPrFhV/n0TIlYS+Gk3qfp84+fEFFBhI",
+	"ofi7NDWT4eWqhRsYY02BPP26rgbZbUC03NsI+wPudnGfIGMmQCd8NavoWgC7jX/9oz4hFzGqR5DG3zDx",
+	"5Rfz5l2Y3riaRz8Y5u5yQDossyBS69py0TaADQndn0P9d+DY1amNIaGxLQAG/Fw30E8Jy5VzJJ/gCalZ",
+	"t7l+f8Br/6lpZ8oRQvFy3TSbn3HshTbN8m/ZxOaA/D4HRr8xb1vRhzab5HglDv6JYHePPPyRh38FPDxP",
+	"XFxlqVnH9/ZB9xE31THg5q+2Bpj+bwt5iHmUDgmDRByp0DxlB7iXndVfJaZ2RKFqiHGIQYy7/pGnMIbj",
+	"P3q2swikC4V7Pecmkg2UhYQybHj8sJh4BR7IYC7S39GSyhMEI8F71ICX7FfNFs5+FlKeET5KiIF+A4O1",
+	"cXJIETy0W+INlScqnR3OAptlDSkaXRMlayjCSSJrRhbJGoIE9AY+guW1zNJqYsupwKfop7uyXy0gMmc/",
+	"/H4q+agRa10iaUzk3ISjbVjqdMZGaNhhfipRIxHtdCCR3uw0siRteh2iiCL099CDEd59uPv/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

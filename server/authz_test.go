@@ -391,6 +391,8 @@ func authzUserOps() []authzOp {
 				}
 			}},
 		{name: "GET /users/{id}", kind: "users", method: http.MethodGet, path: authzUserPath, want: authzAllow(ok, ok, ok)},
+		// Everyone reads every record, and so may learn which are gone.
+		{name: "GET /deletions", kind: "users", method: http.MethodGet, path: authzFixed("/deletions"), want: authzAllow(ok, ok, ok)},
 
 		{name: "PUT /users/{id} name and company", kind: "users", method: http.MethodPut, path: authzUserPath,
 			body: put(fields(nil)), want: authzAllow(ok, ok, no)},

@@ -150,6 +150,13 @@ var listQueryCases = []listQueryCase{
 	{name: "timeline cursor", path: "/customers/{customer}/interactions", cursor: true},
 	{name: "timeline cursor sort=-scheduled_at", path: "/customers/{customer}/interactions", query: "sort=-scheduled_at", cursor: true},
 
+	{name: "deletions", path: "/deletions"},
+	{name: "deletions record", path: "/deletions", query: "record=interaction"},
+	{name: "deletions since", path: "/deletions", query: "since=2000-01-01T00:00:00Z"},
+	{name: "deletions include_total", path: "/deletions", query: "include_total=true"},
+	{name: "deletions cursor", path: "/deletions", cursor: true},
+	{name: "deletions cursor record", path: "/deletions", query: "record=interaction", cursor: true},
+
 	{name: "legacy timeline", path: "/interactions/customer/{customer}"},
 	{name: "legacy timeline cursor", path: "/interactions/customer/{customer}", cursor: true},
 }
@@ -269,6 +276,7 @@ var unindexableQueries = map[string]struct {
 	"users count":        {"include_total without filters counts every document", false},
 	"customers count":    {"include_total without filters counts every document", false},
 	"interactions count": {"include_total without filters counts every document", false},
+	"deletions count":    {"include_total without filters counts every document", false},
 }
 
 // indexGaps are query shapes that an index could serve but none does: the
@@ -352,6 +360,16 @@ func newQueryWorld(t *testing.T) *queryWorld {
 		})
 		mustStatus(t, res, err, http.StatusCreated)
 	}
+	// A customer deleted with its interactions, for the deletions.
+	res, err := admin.CreateCustomerWithResponse(ctx, nil, gen.CreateCustomerJSONRequestBody{Name: "Deleted Customer", Email: "deleted@acme.example"})
+	mustStatus(t, res, err, http.StatusCreated)
+	doomed := res.JSON201.Id
+	for range seedPerTable {
+		res, err := admin.CreateInteractionWithResponse(ctx, nil, gen.CreateInteractionJSONRequestBody{CustomerId: doomed, Type: gen.InteractionTypeNote})
+		mustStatus(t, res, err, http.StatusCreated)
+	}
+	deleted, err := admin.DeleteCustomerWithResponse(ctx, doomed, &gen.DeleteCustomerParams{Cascade: ptr(true)})
+	mustStatus(t, deleted, err, http.StatusNoContent)
 	return w
 }
 

@@ -338,6 +338,10 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		row("DELETE /interactions/{id}", 403, "forbidden", "member deletes another's", "/interactions/"+ia.Id, member.token, "", ""),
 		row("DELETE /interactions/{id}", 404, "not-found", "unknown id", "/interactions/"+nowhere, admin.token, "", ""),
 
+		row("GET /deletions", 200, "", "list", "/deletions", member.token, "", ""),
+		row("GET /deletions", 400, "invalid-input", "a kind of record that is none", "/deletions?record=lead", member.token, "", ""),
+		row("GET /deletions", 401, "unauthorized", "no token", "/deletions", "", "", ""),
+
 		row("GET /healthz", 200, "", "alive", "/healthz", "", "", ""),
 		row("GET /healthz", 400, "invalid-input", "unknown parameter", "/healthz?verbose=1", "", "", ""),
 		row("GET /readyz", 200, "", "database answers", "/readyz", "", "", ""),
@@ -359,7 +363,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		{"DELETE /customers/{id}", "/customers/" + ca.Id}, {"GET /customers/{id}/interactions", "/customers/" + ca.Id + "/interactions"},
 		{"GET /interactions", "/interactions"}, {"GET /interactions/{id}", "/interactions/" + ia.Id},
 		{"DELETE /interactions/{id}", "/interactions/" + ia.Id}, {"GET /interactions/customer/{customer_id}", "/interactions/customer/" + ca.Id},
-		{"GET /healthz", "/healthz"}, {"GET /readyz", "/readyz"},
+		{"GET /deletions", "/deletions"}, {"GET /healthz", "/healthz"}, {"GET /readyz", "/readyz"},
 	} {
 		requests = append(requests, row(op.op, 413, "payload-too-large", "body over 1 MiB on an operation that takes none", op.path, admin.token, jsonType, big))
 	}
@@ -396,6 +400,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		row("PUT /interactions/{id}", 500, "internal", "record unreadable", "/interactions/"+ibroken.Id, admin.token, jsonType, interactionReplace(admin.Id, cm.Id)),
 		row("PATCH /interactions/{id}", 500, "internal", "record unreadable", "/interactions/"+ibroken.Id, admin.token, mergeType, `{"status":"Open"}`),
 		row("DELETE /interactions/{id}", 500, "internal", "record unreadable", "/interactions/"+ibroken.Id, admin.token, "", ""),
+		row("GET /deletions", 500, "internal", "a deletion record unreadable", "/deletions", admin.token, "", ""),
 	}
 
 	// The database closed under the running server: 503 wherever it is needed.
@@ -427,6 +432,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		{"PUT /interactions/{id}", "/interactions/" + ia.Id, jsonType, interactionReplace(admin.Id, ca.Id), admin.token},
 		{"PATCH /interactions/{id}", "/interactions/" + ia.Id, mergeType, `{"status":"Open"}`, admin.token},
 		{"DELETE /interactions/{id}", "/interactions/" + ia.Id, "", "", admin.token},
+		{"GET /deletions", "/deletions", "", "", admin.token},
 		{"GET /readyz", "/readyz", "", "", ""},
 	} {
 		unavailable = append(unavailable, row(r.op, 503, "unavailable", "database closed", r.path, r.token, r.contentType, r.body))
@@ -471,6 +477,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 			updateRaw(t, db, "customers", byID(t, cbroken.Id), bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: 42}, {Key: "tags", Value: "no list"}, {Key: "revision", Value: "one"}}}})
 			updateRaw(t, db, "interactions", byID(t, ibroken.Id), bson.D{{Key: "$set", Value: bson.D{{Key: "type", Value: 42}, {Key: "scheduled_at", Value: "tomorrow"}, {Key: "revision", Value: "one"}}}})
 			updateRaw(t, db, "refresh_tokens", bson.D{{Key: "_id", Value: auth.HashRefreshToken(unreadableToken.RefreshToken)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "family", Value: 42}}}})
+			updateRaw(t, db, "deletions", bson.D{{Key: "record_id", Value: byID(t, ispare.Id)[0].Value}}, bson.D{{Key: "$set", Value: bson.D{{Key: "deleted_at", Value: "yesterday"}}}})
 			updateRaw(t, db, "idempotency_keys", bson.D{{Key: "headers.Location", Value: keyedUserLocation}}, bson.D{{Key: "$set", Value: bson.D{{Key: "request_hash", Value: 42}}}})
 			t.Run("unreadable records", func(t *testing.T) { run(t, unreadable) })
 		})

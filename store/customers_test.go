@@ -618,6 +618,11 @@ func TestDeleteCustomerCascadeOnlyOfRacingReassignment(t *testing.T) {
 	if _, err := s.GetInteraction(ctx, kept.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the caller's own interaction: %v, want it deleted (ErrNotFound)", err)
 	}
+	// What was deleted, and only that, left a trace.
+	page, err := s.ListDeletions(ctx, DeletionFilter{}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+	if err != nil || len(page.Items) != 1 || page.Items[0].RecordID != kept.ID {
+		t.Errorf("deletions %+v, %v; want the caller's own interaction's alone", page.Items, err)
+	}
 }
 
 // An update moving an interaction to a customer whose cascade is under way:

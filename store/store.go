@@ -78,6 +78,7 @@ type Store struct {
 	timeout time.Duration
 
 	users, customers, interactions           collection
+	deletions                                collection
 	meta, refreshTokens, idempotency, claims collection
 	lists                                    gate // see gate
 
@@ -152,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.users = coll(usersCollection)
 	s.customers = coll(customersCollection)
 	s.interactions = coll(interactionsCollection)
+	s.deletions = coll(deletionsCollection)
 	s.meta = coll(metaCollection)
 	s.refreshTokens = coll(refreshTokensCollection)
 	s.idempotency = coll(idempotencyCollection)
@@ -189,8 +191,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // the quick ones behind them for seconds.
 const embeddedPoolSize = 32
 
-// janitorInterval is how often expired refresh tokens and idempotency keys are
-// deleted. Expiry itself is checked when they are used; this only reclaims space.
+// janitorInterval is how often expired refresh tokens and idempotency keys,
+// and deletions past DeletionRetention, are deleted. Expiry itself is checked
+// when they are used; this only reclaims space.
 const janitorInterval = 10 * time.Minute
 
 // deleteBefore deletes the documents of coll whose time field is before
@@ -231,6 +234,9 @@ func (s *Store) startJanitor(log *slog.Logger) {
 			}
 			if _, err := s.DeleteExpiredIdempotencyKeys(ctx, cutoff); err != nil && ctx.Err() == nil {
 				log.Warn("deleting expired idempotency keys", "error", err)
+			}
+			if _, err := s.deleteBefore(ctx, s.deletions, deletionFieldDeletedAt, cutoff.Add(-DeletionRetention)); err != nil && ctx.Err() == nil {
+				log.Warn("deleting old deletions", "error", err)
 			}
 			// Claims are given back once written; old ones were abandoned.
 			if _, err := s.deleteBefore(ctx, s.claims, fieldCreatedAt, cutoff.Add(-time.Hour)); err != nil && ctx.Err() == nil {
@@ -363,6 +369,11 @@ func (s *Store) indexes() []index {
 		{s.interactions, desc(fieldUpdatedAt), false},
 		{s.interactions, after(fieldStatus, desc(fieldCreatedAt)), false},
 		{s.interactions, after(interactionFieldType, desc(fieldCreatedAt)), false},
+
+		// Deletions: the sync feed, by time (of a kind of record, or all),
+		// and the periodic sweep of old ones.
+		{s.deletions, bson.D{{Key: deletionFieldDeletedAt, Value: 1}, {Key: fieldID, Value: 1}}, false},
+		{s.deletions, bson.D{{Key: deletionFieldRecord, Value: 1}, {Key: deletionFieldDeletedAt, Value: 1}, {Key: fieldID, Value: 1}}, false},
 
 		// Refresh tokens: revoking a whole family or all of a user's tokens, and
 		// the periodic sweep of expired ones.

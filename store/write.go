@@ -430,10 +430,9 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 	}
 	if cascade {
 		for _, ref := range refs {
-			referring := bson.D{{Key: ref.field, Value: id}}
 			if keep == nil {
-				if _, err := ref.coll.DeleteMany(opCtx, referring); err != nil {
-					return translate(err)
+				if err := s.cascadeDelete(opCtx, ref, id, nil); err != nil {
+					return err
 				}
 				continue
 			}
@@ -443,10 +442,10 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			// and finding one afterwards refuses the cascade, which leaves the
 			// record in place with what was deleted gone, as an interrupted
 			// cascade does.
-			if _, err := ref.coll.DeleteMany(opCtx, append(referring, bson.E{Key: "$nor", Value: bson.A{keep}})); err != nil {
-				return translate(err)
+			if err := s.cascadeDelete(opCtx, ref, id, bson.D{{Key: "$nor", Value: bson.A{keep}}}); err != nil {
+				return err
 			}
-			found, err := exists(opCtx, ref.coll, append(referring, keep...))
+			found, err := exists(opCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, keep...))
 			if err != nil {
 				return err
 			}
@@ -458,8 +457,11 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			}
 		}
 	}
-	_, err = coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
-	return translate(err)
+	deleted, err := coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
+	if err != nil || deleted.DeletedCount == 0 {
+		return translate(err)
+	}
+	return s.recordDeletions(ctx, coll, []bson.ObjectID{id})
 }
 
 // exists reports whether any document of coll matches filter.

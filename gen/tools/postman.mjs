@@ -111,6 +111,10 @@ const plan = [
     ],
   },
   {
+    folder: "Sync",
+    items: [{ op: "listDeletions" }],
+  },
+  {
     folder: "Operations",
     items: [{ op: "getHealth" }, { op: "getReadiness" }],
   },

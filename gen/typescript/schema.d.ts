@@ -354,6 +354,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/deletions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deleted records
+         * @description The users, customers and interactions deleted, oldest deletion first, each once:
+         *     what a sync job removes on its side. With `updated_since` on each list for the
+         *     records created or changed, a job that keeps the time of its last run misses
+         *     nothing. Deletions are kept for 90 days; a job that waits longer between runs
+         *     must read everything again. A customer deleted with `cascade=true` lists its
+         *     interactions too.
+         */
+        get: operations["listDeletions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -626,6 +651,46 @@ export interface components {
              */
             tags?: string[] | null;
             owner_id?: components["schemas"]["ObjectId"];
+        };
+        /**
+         * @description A kind of record.
+         * @enum {string}
+         */
+        RecordKind: "user" | "customer" | "interaction";
+        /**
+         * @description A record that was deleted.
+         * @example {
+         *       "record": "customer",
+         *       "id": "6553f1a2c8e4b2a1d0f00002",
+         *       "deleted_at": "2026-11-26T09:30:00Z"
+         *     }
+         */
+        Deletion: {
+            record: components["schemas"]["RecordKind"];
+            id: components["schemas"]["ObjectId"];
+            deleted_at: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @example {
+         *       "data": [
+         *         {
+         *           "record": "interaction",
+         *           "id": "6553f1a2c8e4b2a1d0f00003",
+         *           "deleted_at": "2026-11-26T09:30:00Z"
+         *         },
+         *         {
+         *           "record": "customer",
+         *           "id": "6553f1a2c8e4b2a1d0f00002",
+         *           "deleted_at": "2026-11-26T09:30:00Z"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
+        DeletionList: {
+            data: components["schemas"]["Deletion"][];
+            next_cursor: components["schemas"]["NextCursor"];
+            total?: components["schemas"]["Total"];
         };
         /**
          * @example {
@@ -1231,7 +1296,7 @@ export interface components {
         /**
          * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
          *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
-         *     Deleted records are not listed.
+         *     Deleted records are not listed: `GET /deletions` lists them.
          */
         UpdatedSince: string;
         /** @description Only interactions scheduled before this instant, such as `2027-01-01T00:00:00Z`. */
@@ -1419,7 +1484,7 @@ export interface operations {
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
-                 *     Deleted records are not listed.
+                 *     Deleted records are not listed: `GET /deletions` lists them.
                  */
                 updated_since?: components["parameters"]["UpdatedSince"];
             };
@@ -1758,7 +1823,7 @@ export interface operations {
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
-                 *     Deleted records are not listed.
+                 *     Deleted records are not listed: `GET /deletions` lists them.
                  */
                 updated_since?: components["parameters"]["UpdatedSince"];
             };
@@ -2078,7 +2143,7 @@ export interface operations {
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
-                 *     Deleted records are not listed.
+                 *     Deleted records are not listed: `GET /deletions` lists them.
                  */
                 updated_since?: components["parameters"]["UpdatedSince"];
             };
@@ -2147,7 +2212,7 @@ export interface operations {
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
                  *     for incremental sync, with `sort=updated_at` (see the README's paging notes).
-                 *     Deleted records are not listed.
+                 *     Deleted records are not listed: `GET /deletions` lists them.
                  */
                 updated_since?: components["parameters"]["UpdatedSince"];
             };
@@ -2453,6 +2518,43 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listDeletions: {
+        parameters: {
+            query?: {
+                /** @description How many records to return at most. */
+                limit?: components["parameters"]["Limit"];
+                /** @description The `next_cursor` of the previous page. Use it with the same filters and sort. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Also count every record that matches the filters (costs an extra query). */
+                include_total?: components["parameters"]["IncludeTotal"];
+                /** @description Only deletions of this kind of record; repeat the parameter for any of several. */
+                record?: components["schemas"]["RecordKind"][];
+                /** @description Only records deleted at or after this instant, such as `2026-11-01T00:00:00Z`. */
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deletions. */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
