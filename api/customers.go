@@ -83,15 +83,19 @@ func (h *Handler) ListCustomers(ctx context.Context, req gen.ListCustomersReques
 	if err != nil {
 		return nil, err
 	}
+	var text texts
 	filter := store.CustomerFilter{
 		Status:        string(deref(prm.Status)),
-		Company:       nfc(deref(prm.Company)), // as stored
+		Company:       text.parameter(prm.Company, "company"),
 		Email:         normalizeEmail(string(deref(prm.Email))),
-		Tags:          textValues(deref(prm.Tag)),
-		Search:        nfc(deref(prm.Q)),
+		Tags:          text.parameters(deref(prm.Tag), "tag"),
+		Search:        text.parameter(prm.Q, "q"),
 		CreatedAfter:  prm.CreatedAfter,
 		CreatedBefore: prm.CreatedBefore,
 		UpdatedSince:  prm.UpdatedSince,
+	}
+	if err := text.err(); err != nil {
+		return nil, err
 	}
 	if filter.OwnerIDs, err = idsParameter(deref(prm.OwnerId), "owner_id"); err != nil {
 		return nil, err
@@ -272,7 +276,7 @@ func (h *Handler) ListCustomerInteractions(ctx context.Context, req gen.ListCust
 	prm := req.Params
 	list, err := h.customerTimeline(ctx, req.Id, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
-		userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
+		userIDs: deref(prm.UserId), types: enumValues(deref(prm.Type)), statuses: enumValues(deref(prm.Status)),
 		search: prm.Q, scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
 		createdAfter: prm.CreatedAfter, createdBefore: prm.CreatedBefore, updatedSince: prm.UpdatedSince,
 	})
@@ -322,12 +326,11 @@ func idsParameter(hexes []string, name string) ([]bson.ObjectID, error) {
 	return ids, nil
 }
 
-// textValues are the values of a parameter given any number of times, in the
-// composed form (NFC) that stored text is in.
-func textValues[T ~string](values []T) []string {
+// enumValues are the values of an enum parameter given any number of times.
+func enumValues[T ~string](values []T) []string {
 	out := make([]string, len(values))
 	for i, v := range values {
-		out[i] = nfc(string(v))
+		out[i] = string(v)
 	}
 	return out
 }

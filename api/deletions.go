@@ -17,7 +17,7 @@ func (h *Handler) ListDeletions(ctx context.Context, req gen.ListDeletionsReques
 	if err != nil {
 		return nil, err
 	}
-	page, err := h.store.ListDeletions(ctx, store.DeletionFilter{Records: textValues(deref(prm.Record)), Since: prm.Since}, opts)
+	page, err := h.store.ListDeletions(ctx, store.DeletionFilter{Records: enumValues(deref(prm.Record)), Since: prm.Since}, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -100,16 +100,20 @@ func (h *Handler) listInteractions(ctx context.Context, q interactionQuery) (int
 	if err != nil {
 		return interactionPage{}, err
 	}
+	var text texts
 	filter := store.InteractionFilter{
 		CustomerID:    q.customerID,
 		Types:         q.types,
 		Statuses:      q.statuses,
-		Search:        nfc(deref(q.search)),
+		Search:        text.parameter(q.search, "q"),
 		ScheduledFrom: q.scheduledFrom,
 		ScheduledTo:   q.scheduledTo,
 		CreatedAfter:  q.createdAfter,
 		CreatedBefore: q.createdBefore,
 		UpdatedSince:  q.updatedSince,
+	}
+	if err := text.err(); err != nil {
+		return interactionPage{}, err
 	}
 	if filter.UserIDs, err = idsParameter(q.userIDs, "user_id"); err != nil {
 		return interactionPage{}, err
@@ -136,7 +140,7 @@ func (h *Handler) ListInteractions(ctx context.Context, req gen.ListInteractions
 	}
 	list, err := h.listInteractions(ctx, interactionQuery{
 		sort: string(deref(prm.Sort)), limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal,
-		customerID: customer, userIDs: deref(prm.UserId), types: textValues(deref(prm.Type)), statuses: textValues(deref(prm.Status)),
+		customerID: customer, userIDs: deref(prm.UserId), types: enumValues(deref(prm.Type)), statuses: enumValues(deref(prm.Status)),
 		search: prm.Q, scheduledFrom: prm.ScheduledFrom, scheduledTo: prm.ScheduledTo,
 		createdAfter: prm.CreatedAfter, createdBefore: prm.CreatedBefore, updatedSince: prm.UpdatedSince,
 	})

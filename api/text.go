@@ -30,15 +30,38 @@ func (t *texts) required(text, pointer string) string {
 
 // given reads a member that may be absent (nil), keeping nil as nil.
 func (t *texts) given(text *string, pointer string) *string {
+	return t.read(text, FieldError{Pointer: pointer})
+}
+
+// read reads text from where (a body member or a query parameter).
+func (t *texts) read(text *string, where FieldError) *string {
 	if text == nil {
 		return nil
 	}
 	trimmed := nfc(strings.TrimSpace(*text))
 	if strings.TrimFunc(trimmed, invisible) == "" {
-		t.refused = append(t.refused, FieldError{Pointer: pointer, Detail: "must not be blank"})
+		where.Detail = "must not be blank"
+		t.refused = append(t.refused, where)
 		return nil
 	}
 	return &trimmed
+}
+
+// parameter reads a query parameter as stored text compares: a filter or a
+// search of " vip " finds "vip". Absent is "", which filters nothing.
+func (t *texts) parameter(text *string, name string) string {
+	return deref(t.read(text, FieldError{Parameter: name}))
+}
+
+// parameters reads the values of a query parameter given any number of times.
+func (t *texts) parameters(values []string, name string) []string {
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if v := t.read(&v, FieldError{Parameter: name}); v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out
 }
 
 // optional reads an optional member of a create or a replace: absent is "",

@@ -103,8 +103,12 @@ func (h *Handler) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, err
 	}
+	var text texts
 	filter := store.UserFilter{Status: string(deref(prm.Status)), Role: string(deref(prm.Role)), Email: normalizeEmail(string(deref(prm.Email))),
-		Search: nfc(deref(prm.Q)), UpdatedSince: prm.UpdatedSince}
+		Search: text.parameter(prm.Q, "q"), UpdatedSince: prm.UpdatedSince}
+	if err := text.err(); err != nil {
+		return nil, err
+	}
 	page, err := h.store.ListUsers(ctx, filter, opts)
 	if err != nil {
 		return nil, err

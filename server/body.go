@@ -72,15 +72,16 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
-	if pointer, found := repeatedMember(raw); found {
-		return nil, &bodyMemberError{pointer, "is given more than once"}
-	}
 	// Most bodies hold neither: a walk that only counts decides, and the walk
 	// that names the member runs when there is one to name.
 	var c textCount
 	c.add(value)
 	if notUTF8 := c.replacements > 0 && c.replacements > sentReplacements(raw); c.nuls > 0 || notUTF8 {
 		return nil, unusableBodyText(value, "", notUTF8)
+	}
+	// After the text check: two names that are not UTF-8 decode alike.
+	if pointer, found := repeatedMember(raw); found {
+		return nil, &bodyMemberError{pointer, "is given more than once"}
 	}
 	return value, nil
 }

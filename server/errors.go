@@ -434,14 +434,8 @@ func parameterProblems(re *openapi3filter.RequestError) []fieldProblem {
 	for i := range problems {
 		problems[i] = fieldProblem{Parameter: &name, Detail: problems[i].Detail}
 	}
-	if se, ok := errors.AsType[*openapi3.SchemaError](re.Err); ok && len(problems) == 1 && re.Parameter.Schema.Value.Type.Is(openapi3.TypeArray) {
-		value, _ := se.Value.(string)
-		switch {
-		case se.SchemaField == "maxItems":
-			problems[0].Detail = fmt.Sprintf("may be given at most %d times", *re.Parameter.Schema.Value.MaxItems)
-		case strings.Contains(value, ","):
-			problems[0].Detail += fmt.Sprintf("; for several, repeat the parameter: %s=…&%s=…", name, name)
-		}
+	if se, ok := errors.AsType[*openapi3.SchemaError](re.Err); ok && len(problems) > 0 {
+		problems[0].Detail = parameterHint(name, re.Parameter.Schema.Value, se, problems[0].Detail)
 	}
 	if len(problems) == 0 {
 		problems = []fieldProblem{{Parameter: &name, Detail: "is invalid"}}
@@ -577,16 +571,29 @@ func schemaDetail(se *openapi3.SchemaError) string {
 	return se.Reason
 }
 
+// parameterHint adds to the detail of a refused parameter the likeliest
+// slip, when there is one: several values joined by commas where the
+// parameter is to be repeated, or a "+" sent unencoded in a query string,
+// where it means a space (an email's, a date-time's offset).
+func parameterHint(name string, schema *openapi3.Schema, se *openapi3.SchemaError, detail string) string {
+	value, _ := se.Value.(string)
+	isArray := schema.Type.Is(openapi3.TypeArray)
+	switch {
+	case isArray && se.SchemaField == "maxItems":
+		return fmt.Sprintf("may be given at most %d times", *schema.MaxItems)
+	case isArray && strings.Contains(value, ","):
+		return detail + fmt.Sprintf("; for several, repeat the parameter: %s=…&%s=…", name, name)
+	case strings.Contains(value, " ") && se.Schema != nil && se.Schema.VisitJSON(strings.ReplaceAll(value, " ", "+")) == nil:
+		return detail + `; a "+" in a query string means a space: send it as %2B`
+	}
+	return detail
+}
+
 // dateTimeHint names the likeliest slip in a date-time that was refused: a
-// "+01:00" offset sent unencoded in a query string, where "+" means a space,
-// or a lower-case "t" or "z", which RFC 3339 allows and this API does not.
+// lower-case "t" or "z", which RFC 3339 allows and this API does not.
 func dateTimeHint(value any) string {
 	text, _ := value.(string)
-	parses := func(s string) bool { _, err := time.Parse(time.RFC3339Nano, s); return err == nil }
-	switch {
-	case strings.Contains(text, " ") && parses(strings.ReplaceAll(text, " ", "+")):
-		return `; in a query string, send the "+" of an offset as %2B`
-	case strings.ContainsAny(text, "tz") && parses(strings.ToUpper(text)):
+	if _, err := time.Parse(time.RFC3339Nano, strings.ToUpper(text)); strings.ContainsAny(text, "tz") && err == nil {
 		return `; write "T" and "Z" in upper case`
 	}
 	return ""

@@ -371,6 +371,8 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 			"invalid-input", "/name", "is given more than once", 0},
 		{"a member given twice in a merge patch", "PATCH", "/customers/" + c.Id, "application/merge-patch+json", `{"notes":"a","notes":null}`,
 			"invalid-input", "/notes", "is given more than once", 0},
+		{"two member names that are not UTF-8", "POST", "/customers", "application/json", `{"name":"A","email":"a@example.org","x":{"\ud800":1,"\udbff":2}}`,
+			"invalid-input", "/x/\ufffd", "must be UTF-8 text", 0},
 		{"a member given twice at sign-in", "POST", "/users/login", "application/json", `{"email":"ada@example.com","password":"x","password":"first admin password"}`,
 			"invalid-input", "/password", "is given more than once", 0},
 		{"a trailing comma", "POST", "/customers", "application/json", `{"name":"A",}`,
@@ -388,7 +390,11 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 		{"a filter given more often than it has values", "GET", "/interactions?" + strings.Repeat("type=Call&", 7), "", "",
 			"invalid-input", "?type", "may be given at most 6 times", 0},
 		{"an unencoded + in a query's offset", "GET", "/interactions?scheduled_from=2026-11-23T00:00:00+01:00", "", "",
-			"invalid-input", "?scheduled_from", "send the \"+\" of an offset as %2B", 0},
+			"invalid-input", "?scheduled_from", "a \"+\" in a query string means a space: send it as %2B", 0},
+		{"an unencoded + in a query's email", "GET", "/customers?email=grace+test@example.com", "", "",
+			"invalid-input", "?email", "a \"+\" in a query string means a space: send it as %2B", 0},
+		{"several ids joined by a comma", "GET", "/interactions?user_id=" + admin.Id + "," + admin.Id, "", "",
+			"invalid-input", "?user_id", "for several, repeat the parameter: user_id=…&user_id=…", 0},
 		{"a lower-case t and z", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"2026-12-01t15:00:00z"}`,
 			"invalid-input", "/scheduled_at", "write \"T\" and \"Z\" in upper case", 0},
 	} {
@@ -413,6 +419,14 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 				t.Errorf("detail %q, want it to say %q; body: %s", detail, tc.detail, body)
 			}
 		})
+	}
+
+	// A body is no query string: a space in its date-time is no "+" lost on the way.
+	res, body := e.raw(http.MethodPost, "/interactions", admin.token, "application/json",
+		`{"customer_id":"`+c.Id+`","type":"Call","scheduled_at":"2026-01-01T10:00:00 01:00"}`)
+	p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/scheduled_at")
+	if got, want := (*p.Errors)[0].Detail, "must be an RFC 3339 date-time such as 2026-11-26T09:30:00Z"; got != want {
+		t.Errorf("a body's date-time with a space: %q, want %q", got, want)
 	}
 }
 

@@ -318,25 +318,33 @@ func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.
 	if err != nil {
 		return err
 	}
+	// Deleted after the update (by the cascade of the record it came to refer
+	// to), the document is answered as the update wrote it: the update came
+	// first, and succeeded.
+	wrote := func() error {
+		after, err := applied(before, written)
+		if err != nil {
+			return err
+		}
+		return bson.Unmarshal(after, out)
+	}
 	if err := s.checkReferences(ctx, refs); err != nil {
 		// A referenced record was deleted meanwhile: put every changed field
 		// back as it was.
 		undoErr := s.restore(ctx, coll, id, before, ch.fields())
 		if errors.Is(undoErr, ErrNotFound) {
-			// Deleted after the update, by the cascade of the record it
-			// came to refer to: the update came first, and succeeded.
-			after, err := applied(before, written)
-			if err != nil {
-				return err
-			}
-			return bson.Unmarshal(after, out)
+			return wrote()
 		}
 		if undoErr != nil {
 			return undoErr
 		}
 		return err
 	}
-	return s.getByID(ctx, coll, id, out)
+	err = s.getByID(ctx, coll, id, out)
+	if errors.Is(err, ErrNotFound) {
+		return wrote() // taken by a cascade that was then refused
+	}
+	return err
 }
 
 // restore puts fields of the document id back as they were in before, at
