@@ -262,6 +262,9 @@ func (h *Handler) DeleteCustomer(ctx context.Context, req gen.DeleteCustomerRequ
 	if errors.As(err, &ref) {
 		return nil, &ConflictError{Detail: "The customer still has " + ref.By + "; delete them first, or send cascade=true to delete them with the customer."}
 	}
+	if errors.Is(err, store.ErrCascadeRefusedPartly) {
+		return nil, forbidden("Another user's interaction came to this customer while it was being deleted, so it stays; your own interactions with it were deleted. Members may only delete their own, so ask an admin.")
+	}
 	if errors.Is(err, store.ErrCascadeRefused) {
 		return nil, forbidden("Other users recorded interactions with this customer; members may only delete their own, so ask an admin.")
 	}
@@ -299,38 +302,4 @@ func (h *Handler) customerTimeline(ctx context.Context, idHex string, q interact
 	}
 	q.customerID = &id
 	return h.listInteractions(ctx, q)
-}
-
-// idParameter parses an optional id query parameter.
-func idParameter(hex *string, name string) (*bson.ObjectID, error) {
-	if hex == nil {
-		return nil, nil
-	}
-	id, err := bson.ObjectIDFromHex(*hex)
-	if err != nil {
-		return nil, invalidParameter(name, "must be 24 lower-case hex digits")
-	}
-	return &id, nil
-}
-
-// idsParameter is idParameter for a parameter given any number of times.
-func idsParameter(hexes []string, name string) ([]bson.ObjectID, error) {
-	ids := make([]bson.ObjectID, len(hexes))
-	for i, hex := range hexes {
-		id, err := idParameter(&hex, name)
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = *id
-	}
-	return ids, nil
-}
-
-// enumValues are the values of an enum parameter given any number of times.
-func enumValues[T ~string](values []T) []string {
-	out := make([]string, len(values))
-	for i, v := range values {
-		out[i] = string(v)
-	}
-	return out
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/opencrm/crm/gen"
 	"github.com/opencrm/crm/store"
@@ -12,6 +13,10 @@ import (
 // may learn which are gone.
 func (h *Handler) ListDeletions(ctx context.Context, req gen.ListDeletionsRequestObject) (gen.ListDeletionsResponseObject, error) {
 	prm := req.Params
+	if prm.Since != nil && time.Since(*prm.Since) > store.DeletionRetention {
+		// Deletions before the oldest one kept are gone: the job would miss them.
+		return nil, invalidParameter("since", "is older than the 90 days that deletions are kept: read every record again instead")
+	}
 	q := listQuery{resource: "deletions", sort: "deleted_at", limit: prm.Limit, cursor: prm.Cursor, total: prm.IncludeTotal}
 	opts, err := h.options(q)
 	if err != nil {

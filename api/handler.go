@@ -214,9 +214,9 @@ func deref[T any](p *T) T {
 // existing record meets): the retry re-reads, re-checks permissions and
 // re-applies the change to the current version, so no concurrent change is
 // lost silently. With If-Match naming versions, a stale write is the client's
-// 412. Every round lets at least
-// one of the contending writers through, so the budget only runs out under
-// pathological contention, which is answered as a busy server.
+// 412. Every round lets at least one of the contending writers through, so
+// the budget only runs out under pathological contention, which is answered
+// as a busy server.
 func retryStale(ifMatch *string, op func() error) error {
 	const attempts = 100
 	for attempt := range attempts {
@@ -224,7 +224,7 @@ func retryStale(ifMatch *string, op func() error) error {
 		if !errors.Is(err, store.ErrStale) {
 			return err
 		}
-		if ifMatch != nil && strings.TrimSpace(*ifMatch) != "*" {
+		if _, anyVersion, _ := parseETags(deref(ifMatch), "If-Match"); ifMatch != nil && !anyVersion {
 			return &PreconditionFailedError{Detail: "The record changed since you read it; read it again and retry with its new version."}
 		}
 		// Jittered backoff, so that the contenders do not collide again in step.

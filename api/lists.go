@@ -143,3 +143,37 @@ func (c cursorCodec) sign(body []byte) []byte {
 	mac.Write(body)
 	return mac.Sum(nil)[:16]
 }
+
+// idParameter parses an optional id query parameter.
+func idParameter(hex *string, name string) (*bson.ObjectID, error) {
+	if hex == nil {
+		return nil, nil
+	}
+	id, err := bson.ObjectIDFromHex(*hex)
+	if err != nil {
+		return nil, invalidParameter(name, "must be 24 lower-case hex digits")
+	}
+	return &id, nil
+}
+
+// idsParameter is idParameter for a parameter given any number of times.
+func idsParameter(hexes []string, name string) ([]bson.ObjectID, error) {
+	ids := make([]bson.ObjectID, len(hexes))
+	for i, hex := range hexes {
+		id, err := idParameter(&hex, name)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = *id
+	}
+	return ids, nil
+}
+
+// enumValues are the values of an enum parameter given any number of times.
+func enumValues[T ~string](values []T) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
+}

@@ -256,10 +256,10 @@ type ClientInterface interface {
 	//
 	// The users, customers and interactions deleted, oldest deletion first, each once:
 	// what a sync job removes on its side. With `updated_since` on each list for the
-	// records created or changed, a job that keeps the time of its last run misses
-	// nothing. Deletions are kept for 90 days; a job that waits longer between runs
-	// must read everything again. A customer deleted with `cascade=true` lists its
-	// interactions too.
+	// records created or changed, a job that reads from a minute before its last run
+	// started misses nothing. Deletions are kept for 90 days: a `since` further back is
+	// refused, and a job that waited that long must read everything again. A customer
+	// deleted with `cascade=true` lists its interactions too.
 	//
 	// Corresponds with GET /deletions (the `ListDeletions` operationId).
 	ListDeletions(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -868,10 +868,10 @@ func (c *Client) ListCustomerInteractions(ctx context.Context, id CustomerId, pa
 //
 // The users, customers and interactions deleted, oldest deletion first, each once:
 // what a sync job removes on its side. With `updated_since` on each list for the
-// records created or changed, a job that keeps the time of its last run misses
-// nothing. Deletions are kept for 90 days; a job that waits longer between runs
-// must read everything again. A customer deleted with `cascade=true` lists its
-// interactions too.
+// records created or changed, a job that reads from a minute before its last run
+// started misses nothing. Deletions are kept for 90 days: a `since` further back is
+// refused, and a job that waited that long must read everything again. A customer
+// deleted with `cascade=true` lists its interactions too.
 //
 // Corresponds with GET /deletions (the `ListDeletions` operationId).
 func (c *Client) ListDeletions(ctx context.Context, params *ListDeletionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3717,10 +3717,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// The users, customers and interactions deleted, oldest deletion first, each once:
 	// what a sync job removes on its side. With `updated_since` on each list for the
-	// records created or changed, a job that keeps the time of its last run misses
-	// nothing. Deletions are kept for 90 days; a job that waits longer between runs
-	// must read everything again. A customer deleted with `cascade=true` lists its
-	// interactions too.
+	// records created or changed, a job that reads from a minute before its last run
+	// started misses nothing. Deletions are kept for 90 days: a `since` further back is
+	// refused, and a job that waited that long must read everything again. A customer
+	// deleted with `cascade=true` lists its interactions too.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7278,10 +7278,10 @@ func (c *ClientWithResponses) ListCustomerInteractionsWithResponse(ctx context.C
 //
 // The users, customers and interactions deleted, oldest deletion first, each once:
 // what a sync job removes on its side. With `updated_since` on each list for the
-// records created or changed, a job that keeps the time of its last run misses
-// nothing. Deletions are kept for 90 days; a job that waits longer between runs
-// must read everything again. A customer deleted with `cascade=true` lists its
-// interactions too.
+// records created or changed, a job that reads from a minute before its last run
+// started misses nothing. Deletions are kept for 90 days: a `since` further back is
+// refused, and a job that waited that long must read everything again. A customer
+// deleted with `cascade=true` lists its interactions too.
 //
 // Returns a wrapper object for the known response body format(s).
 //

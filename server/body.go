@@ -81,7 +81,7 @@ func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ opena
 	}
 	// After the text check: two names that are not UTF-8 decode alike.
 	if pointer, found := repeatedMember(raw); found {
-		return nil, &bodyMemberError{pointer, "is given more than once"}
+		return nil, &bodyMemberError{pointer, "may be given only once"}
 	}
 	return value, nil
 }
@@ -124,7 +124,6 @@ func repeatedMember(raw []byte) (pointer string, found bool) {
 				open[len(open)-1].valueRead()
 			}
 		default:
-			in.next()
 			in.valueRead()
 		}
 	}

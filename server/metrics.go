@@ -65,9 +65,10 @@ func NewMetrics() *Metrics {
 }
 
 // countPasswordHashes publishes the count of password hashes computed, which
-// the handlers keep.
+// the handlers keep. Metrics given to a second server keep counting the
+// first server's.
 func (m *Metrics) countPasswordHashes(count func() uint64) {
-	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	_ = m.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "crm_password_hashes_total",
 		Help: "Password hashes computed (argon2id or bcrypt), to set a password or to check one at sign-in.",
 	}, func() float64 { return float64(count()) }))

@@ -41,7 +41,8 @@ type listQueryCase struct {
 	name string
 	// path may name {customer} (the customer holding the interactions).
 	path string
-	// query may name {admin} (the admin, who owns every customer and interaction).
+	// query may name {admin} (the admin, who owns every customer and
+	// interaction) and {recent} (an hour ago).
 	query string
 	// cursor: ask for the second page, with the cursor of a first page of one item.
 	cursor bool
@@ -152,7 +153,7 @@ var listQueryCases = []listQueryCase{
 
 	{name: "deletions", path: "/deletions"},
 	{name: "deletions record", path: "/deletions", query: "record=interaction"},
-	{name: "deletions since", path: "/deletions", query: "since=2000-01-01T00:00:00Z"},
+	{name: "deletions since", path: "/deletions", query: "since={recent}"},
 	{name: "deletions include_total", path: "/deletions", query: "include_total=true"},
 	{name: "deletions cursor", path: "/deletions", cursor: true},
 	{name: "deletions cursor record", path: "/deletions", query: "record=interaction", cursor: true},
@@ -375,7 +376,8 @@ func newQueryWorld(t *testing.T) *queryWorld {
 
 // target is the request of c, with the fixture's ids filled in.
 func (w *queryWorld) target(c listQueryCase) string {
-	r := strings.NewReplacer("{customer}", w.customer, "{admin}", w.admin.Id)
+	r := strings.NewReplacer("{customer}", w.customer, "{admin}", w.admin.Id,
+		"{recent}", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	return strings.TrimSuffix(r.Replace(c.path)+"?"+r.Replace(c.query), "?")
 }
 
@@ -403,7 +405,11 @@ func (w *queryWorld) request(t *testing.T, c listQueryCase, limit int) []recorde
 	page := w.get(t, w.target(c), extra, token)
 	commands := w.commands.take()
 
-	if want := min(limit, map[bool]int{true: 1, false: limit}[c.one]); len(page.Data) != want {
+	want := limit
+	if c.one {
+		want = 1
+	}
+	if len(page.Data) != want {
 		t.Fatalf("%s&%s returned %d items, want %d: the fixture is too small for this case", w.target(c), extra, len(page.Data), want)
 	}
 	return commands

@@ -65,7 +65,9 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
-	metrics.countPasswordHashes(cfg.Handler.PasswordHashes)
+	if cfg.Handler != nil {
+		metrics.countPasswordHashes(cfg.Handler.PasswordHashes)
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

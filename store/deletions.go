@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -52,12 +53,13 @@ func (s *Store) ListDeletions(ctx context.Context, f DeletionFilter, opts ListOp
 }
 
 // recordDeletions leaves the traces of the records ids of coll, deleted just
-// now. It runs after the delete: a server that stops in between leaves no
-// trace, where one written first would list a record that a refused delete
-// kept.
-func (s *Store) recordDeletions(ctx context.Context, coll collection, ids []bson.ObjectID) error {
+// now. It runs after the delete, which it cannot fail: a trace that cannot
+// be written is logged, as a server that stops in between leaves none. One
+// written first would list a record that a refused delete kept. A record
+// whose trace is there already (two deletes of it at once) keeps that one.
+func (s *Store) recordDeletions(ctx context.Context, coll collection, ids []bson.ObjectID) {
 	if len(ids) == 0 {
-		return nil
+		return
 	}
 	at := now()
 	docs := make([]Deletion, len(ids))
@@ -66,47 +68,37 @@ func (s *Store) recordDeletions(ctx context.Context, coll collection, ids []bson
 	}
 	ctx, cancel := s.opContext(context.WithoutCancel(ctx)) // the delete is done: its trace must be too
 	defer cancel()
-	_, err := s.deletions.InsertMany(ctx, docs)
-	return translate(err)
+	_, err := s.deletions.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err = translate(err); err != nil && !errors.Is(err, ErrDuplicate) {
+		s.log.Error("recording deletions for sync", "record", coll.record(), "count", len(ids), "error", err)
+	}
 }
 
-// maxCascadeRounds bounds the rounds of a cascade (see cascadeDelete).
-const maxCascadeRounds = 10
-
-// cascadeChunk is how many records one delete of a cascade names.
-const cascadeChunk = 1000
-
 // cascadeDelete deletes the records of ref that refer to id and match
-// allowed, and records their deletions. It deletes by id what it found, so
-// that it knows what it deleted; a record that comes to refer to id
-// meanwhile is found by the next round.
+// allowed, and records the deletions of those it found just before, less
+// any that a concurrent write took out of the cascade meanwhile. (One that a
+// concurrent move brought in meanwhile goes without a trace; the move itself
+// answers as the change it made.) Finding them first costs a second read of
+// the collection; deleting them by id would cost one per thousand.
 func (s *Store) cascadeDelete(ctx context.Context, ref reference, id bson.ObjectID, allowed bson.D) error {
 	referring := append(bson.D{{Key: ref.field, Value: id}}, allowed...)
-	for range maxCascadeRounds {
-		ids, err := s.idsOf(ctx, ref.coll, referring)
-		if err != nil || len(ids) == 0 {
+	ids, err := s.idsOf(ctx, ref.coll, referring)
+	if err != nil {
+		return err
+	}
+	res, err := ref.coll.DeleteMany(ctx, referring)
+	if err != nil {
+		return translate(err)
+	}
+	if int(res.DeletedCount) != len(ids) {
+		// Some of those found changed meanwhile: those still there stay.
+		kept, err := s.idsOf(ctx, ref.coll, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
+		if err != nil {
 			return err
 		}
-		for chunk := range slices.Chunk(ids, cascadeChunk) {
-			inChunk := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: chunk}}}}
-			res, err := ref.coll.DeleteMany(ctx, append(inChunk, referring...))
-			if err != nil {
-				return translate(err)
-			}
-			gone := chunk
-			if int(res.DeletedCount) < len(chunk) {
-				// Some changed meanwhile and no longer matched: they stay.
-				kept, err := s.idsOf(ctx, ref.coll, inChunk)
-				if err != nil {
-					return err
-				}
-				gone = slices.DeleteFunc(slices.Clone(chunk), func(id bson.ObjectID) bool { return slices.Contains(kept, id) })
-			}
-			if err := s.recordDeletions(ctx, ref.coll, gone); err != nil {
-				return err
-			}
-		}
+		ids = slices.DeleteFunc(ids, func(id bson.ObjectID) bool { return slices.Contains(kept, id) })
 	}
+	s.recordDeletions(ctx, ref.coll, ids)
 	return nil
 }
 

@@ -99,3 +99,27 @@ func TestDeletionsAreListed(t *testing.T) {
 		t.Errorf("paged one at a time: %v, want %v", walked, all)
 	}
 }
+
+// A record deleted twice at once (a cascade and its own delete) is listed
+// once: the first trace stays.
+func TestDeletionListedOnce(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+	c := mustCreateCustomer(t, s, &Customer{Name: "C", Email: "c@example.com"})
+	first := mustCreateInteraction(t, s, u.ID, c.ID, "Call", "Open", nil)
+	second := mustCreateInteraction(t, s, u.ID, c.ID, "Call", "Open", nil)
+	s.recordDeletions(t.Context(), s.interactions, []bson.ObjectID{first.ID})
+	s.recordDeletions(t.Context(), s.interactions, []bson.ObjectID{first.ID, second.ID})
+	page, err := s.ListDeletions(t.Context(), DeletionFilter{}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []bson.ObjectID
+	for _, d := range page.Items {
+		ids = append(ids, d.RecordID)
+	}
+	if !slices.Equal(ids, []bson.ObjectID{first.ID, second.ID}) {
+		t.Errorf("deletions of %v, want each of %v once", ids, []bson.ObjectID{first.ID, second.ID})
+	}
+}

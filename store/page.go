@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/text/unicode/norm"
@@ -239,4 +240,43 @@ func fillNameKeysOf(ctx context.Context, s *Store, coll collection) error {
 		}
 	}
 	return nil
+}
+
+// Conditions that the lists' filters share.
+
+// anyOf is the condition "field is one of values" (for an array field: holds
+// one of them). One value is a plain equality, which every index serves.
+func anyOf[T any](field string, values []T) bson.E {
+	if len(values) == 1 {
+		return bson.E{Key: field, Value: values[0]}
+	}
+	return bson.E{Key: field, Value: bson.D{{Key: "$in", Value: values}}}
+}
+
+// updatedSince is the condition "changed at or after t", for incremental sync.
+func updatedSince(t time.Time) bson.E {
+	return bson.E{Key: fieldUpdatedAt, Value: bson.D{{Key: "$gte", Value: ceilMillisecond(t)}}}
+}
+
+// timeRange is the condition "from ≤ t < to" with either end open, or nil.
+func timeRange(from, to *time.Time) bson.D {
+	var cond bson.D
+	if from != nil {
+		cond = append(cond, bson.E{Key: "$gte", Value: ceilMillisecond(*from)})
+	}
+	if to != nil {
+		cond = append(cond, bson.E{Key: "$lt", Value: ceilMillisecond(*to)})
+	}
+	return cond
+}
+
+// ceilMillisecond rounds t up to BSON's millisecond precision. The driver
+// would truncate it instead, and "after 22.4535 s" would then let 22.453 s in.
+// Rounding up is right for both ends: stored times are whole milliseconds, so
+// t ≥ 22.4535 and t < 22.4535 hold exactly when t ≥ 22.454 and t < 22.454.
+func ceilMillisecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Millisecond); !r.Equal(t) {
+		return r.Add(time.Millisecond)
+	}
+	return t
 }

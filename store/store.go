@@ -76,6 +76,7 @@ type Store struct {
 	db      *mongo.Database
 	engine  *engine // nil when URI points at an external MongoDB
 	timeout time.Duration
+	log     *slog.Logger
 
 	users, customers, interactions           collection
 	deletions                                collection
@@ -114,7 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Logger = slog.Default()
 	}
 
-	s := &Store{timeout: cfg.Timeout}
+	s := &Store{timeout: cfg.Timeout, log: cfg.Logger}
 	uri := cfg.URI
 	if uri == "" {
 		eng, err := startEngine(cfg.DataDir, cfg.Logger)
@@ -178,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("index the embedded database: %w", err)
 		}
 	}
-	s.startJanitor(cfg.Logger)
+	s.startJanitor()
 	return s, nil
 }
 
@@ -192,8 +193,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 const embeddedPoolSize = 32
 
 // janitorInterval is how often expired refresh tokens and idempotency keys,
-// and deletions past DeletionRetention, are deleted. Expiry itself is checked
-// when they are used; this only reclaims space.
+// and the traces of deletions past DeletionRetention, are deleted. The expiry
+// of tokens and keys is checked when they are used, so for them this only
+// reclaims space; a trace is listed until the janitor deletes it.
 const janitorInterval = 10 * time.Minute
 
 // deleteBefore deletes the documents of coll whose time field is before
@@ -210,7 +212,8 @@ func (s *Store) deleteBefore(ctx context.Context, coll collection, field string,
 
 // startJanitor deletes expired records periodically: the embedded engine has
 // no TTL indexes, so the store does it itself (on MongoDB too, for one code path).
-func (s *Store) startJanitor(log *slog.Logger) {
+func (s *Store) startJanitor() {
+	log := s.log
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopJanitor, s.janitorDone = cancel, make(chan struct{})
 	go func() {
@@ -372,6 +375,7 @@ func (s *Store) indexes() []index {
 
 		// Deletions: the sync feed, by time (of a kind of record, or all),
 		// and the periodic sweep of old ones.
+		{s.deletions, bson.D{{Key: deletionFieldRecordID, Value: 1}}, true}, // one trace per record
 		{s.deletions, bson.D{{Key: deletionFieldDeletedAt, Value: 1}, {Key: fieldID, Value: 1}}, false},
 		{s.deletions, bson.D{{Key: deletionFieldRecord, Value: 1}, {Key: deletionFieldDeletedAt, Value: 1}, {Key: fieldID, Value: 1}}, false},
 

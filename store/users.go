@@ -246,7 +246,7 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 		return &u, nil
 	}
 	var before bson.Raw
-	if err := s.update(ctx, s.users, id, rev, ch, options.Before, &before); err != nil {
+	if _, err := s.update(ctx, s.users, id, rev, ch, options.Before, &before); err != nil {
 		return nil, err
 	}
 	var was User

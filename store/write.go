@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -47,6 +49,11 @@ func (e *ReferencedError) Is(target error) bool { return target == ErrReferenced
 // ErrCascadeRefused: a cascading delete would take records with it that the
 // caller may not delete; nothing was deleted.
 var ErrCascadeRefused = errors.New("store: the cascade would delete records the caller may not delete")
+
+// ErrCascadeRefusedPartly is ErrCascadeRefused found once the cascade had
+// begun: another user's record came to refer to the record meanwhile. The
+// record and the others' records stay; the caller's own are deleted.
+var ErrCascadeRefusedPartly = fmt.Errorf("%w, after deleting the caller's own", ErrCascadeRefused)
 
 // ErrMissingReference: a record refers to another that does not exist (or is
 // being deleted).
@@ -259,18 +266,14 @@ func (s *Store) notMatched(ctx context.Context, coll collection, id bson.ObjectI
 // revision rev, stamps updated_at, bumps the revision, and decodes the document
 // as it is after the update into out.
 func (s *Store) updateAtRevision(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, out any) error {
-	return s.update(ctx, coll, id, rev, ch, options.After, out)
-}
-
-// update is updateAtRevision that can also return the document as it was.
-func (s *Store) update(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) error {
-	_, err := s.stampedUpdate(ctx, coll, id, rev, ch, which, out)
+	_, err := s.update(ctx, coll, id, rev, ch, options.After, out)
 	return err
 }
 
-// stampedUpdate is update that also returns the changes as written: ch with
-// the new updated_at and revision.
-func (s *Store) stampedUpdate(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) (changes, error) {
+// update is updateAtRevision that can also return the document as it was
+// (which), and returns the changes as written: ch with the new updated_at
+// and revision.
+func (s *Store) update(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, which options.ReturnDocument, out any) (changes, error) {
 	defer s.lockDoc(id)()
 	filter, next, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
@@ -306,6 +309,10 @@ func applied(doc bson.Raw, ch changes) (bson.Raw, error) {
 // refer to other records (refs): they must exist before the update and still
 // exist after it, or else the change is undone. It is the update-side mirror
 // of deleteReferenced, like insertReferencing.
+//
+// The document is answered as this update wrote it, also when a delete took
+// it right after (the cascade of the record it came to refer to, or its own
+// delete): the update came first, and succeeded.
 func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.ObjectID, rev int64, ch changes, refs []outgoing, out any) error {
 	if len(refs) == 0 {
 		return s.updateAtRevision(ctx, coll, id, rev, ch, out)
@@ -314,37 +321,23 @@ func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.
 		return err
 	}
 	var before bson.Raw
-	written, err := s.stampedUpdate(ctx, coll, id, rev, ch, options.Before, &before)
+	written, err := s.update(ctx, coll, id, rev, ch, options.Before, &before)
 	if err != nil {
 		return err
-	}
-	// Deleted after the update (by the cascade of the record it came to refer
-	// to), the document is answered as the update wrote it: the update came
-	// first, and succeeded.
-	wrote := func() error {
-		after, err := applied(before, written)
-		if err != nil {
-			return err
-		}
-		return bson.Unmarshal(after, out)
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
 		// A referenced record was deleted meanwhile: put every changed field
 		// back as it was.
 		undoErr := s.restore(ctx, coll, id, before, ch.fields())
-		if errors.Is(undoErr, ErrNotFound) {
-			return wrote()
+		if !errors.Is(undoErr, ErrNotFound) {
+			return cmp.Or(undoErr, err)
 		}
-		if undoErr != nil {
-			return undoErr
-		}
+	}
+	after, err := applied(before, written)
+	if err != nil {
 		return err
 	}
-	err = s.getByID(ctx, coll, id, out)
-	if errors.Is(err, ErrNotFound) {
-		return wrote() // taken by a cascade that was then refused
-	}
-	return err
+	return bson.Unmarshal(after, out)
 }
 
 // restore puts fields of the document id back as they were in before, at
@@ -371,7 +364,9 @@ func (s *Store) restore(ctx context.Context, coll collection, id bson.ObjectID, 
 // refs still refer to it: then it returns a *ReferencedError, or, with cascade,
 // deletes those records first. With cascade and a non-nil keep filter,
 // referring records that match keep must not be deleted: if there are any,
-// nothing is deleted and the error is ErrCascadeRefused.
+// nothing is deleted and the error is ErrCascadeRefused (or, when one comes
+// to refer to id during the cascade, ErrCascadeRefusedPartly). Every record
+// deleted leaves a trace for sync jobs (see recordDeletions).
 //
 // Without transactions the check and the delete cannot be one step, so the
 // record is first marked as being deleted and the references are looked for
@@ -461,15 +456,18 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 				if err := unmark(); err != nil {
 					return err
 				}
-				return ErrCascadeRefused
+				return ErrCascadeRefusedPartly
 			}
 		}
 	}
 	deleted, err := coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
-	if err != nil || deleted.DeletedCount == 0 {
+	if err != nil {
 		return translate(err)
 	}
-	return s.recordDeletions(ctx, coll, []bson.ObjectID{id})
+	if deleted.DeletedCount == 1 {
+		s.recordDeletions(ctx, coll, []bson.ObjectID{id})
+	}
+	return nil
 }
 
 // exists reports whether any document of coll matches filter.

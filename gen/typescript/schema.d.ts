@@ -365,10 +365,10 @@ export interface paths {
          * Deleted records
          * @description The users, customers and interactions deleted, oldest deletion first, each once:
          *     what a sync job removes on its side. With `updated_since` on each list for the
-         *     records created or changed, a job that keeps the time of its last run misses
-         *     nothing. Deletions are kept for 90 days; a job that waits longer between runs
-         *     must read everything again. A customer deleted with `cascade=true` lists its
-         *     interactions too.
+         *     records created or changed, a job that reads from a minute before its last run
+         *     started misses nothing. Deletions are kept for 90 days: a `since` further back is
+         *     refused, and a job that waited that long must read everything again. A customer
+         *     deleted with `cascade=true` lists its interactions too.
          */
         get: operations["listDeletions"];
         put?: never;
@@ -2534,7 +2534,7 @@ export interface operations {
                 include_total?: components["parameters"]["IncludeTotal"];
                 /** @description Only deletions of this kind of record; repeat the parameter for any of several. */
                 record?: components["schemas"]["RecordKind"][];
-                /** @description Only records deleted at or after this instant, such as `2026-11-01T00:00:00Z`. */
+                /** @description Only records deleted at or after this instant, at most 90 days ago, such as `2026-11-01T00:00:00Z`. */
                 since?: string;
             };
             header?: never;
