@@ -628,133 +628,81 @@ func TestDeleteCustomerCascadeOnlyOfRacingReassignment(t *testing.T) {
 // An update moving an interaction to a customer whose cascade is under way:
 // its check passed before the customer was marked, its write lands after the
 // cascade's check and before its delete, which takes the interaction with it.
-// The update came first and succeeded, so it says so — before, it answered
+// The update came first and succeeded, so it says so, whether the cascade
+// then goes through or is refused half-way (another user was handed one of
+// the customer's interactions just before its delete) — before, it answered
 // ErrNotFound, a failure that had deleted the interaction.
 func TestUpdateInteractionMovedIntoACascade(t *testing.T) {
 	t.Parallel()
-	s, hook := openHookedStore(t)
-	ctx := t.Context()
-	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
-	stays := mustCreateCustomer(t, s, &Customer{Name: "Stays", Email: "stays@example.com"})
-	doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com"})
-	mustCreateInteraction(t, s, u.ID, doomed.ID, "Call", "Open", nil)
-	moving := mustCreateInteraction(t, s, u.ID, stays.ID, "Note", "Open", nil)
+	for _, refused := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cascade refused %v", refused), func(t *testing.T) {
+			t.Parallel()
+			s, hook := openHookedStore(t)
+			ctx := t.Context()
+			me := mustCreateUser(t, s, "Me", "me@example.com", RoleMember)
+			other := mustCreateUser(t, s, "Other", "other@example.com", RoleMember)
+			doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com", OwnerID: &me.ID})
+			stays := mustCreateCustomer(t, s, &Customer{Name: "Stays", Email: "stays@example.com", OwnerID: &me.ID})
+			handed := mustCreateInteraction(t, s, me.ID, doomed.ID, "Call", "Open", nil)
+			moving := mustCreateInteraction(t, s, me.ID, stays.ID, "Note", "Open", nil)
 
-	checking, moved := make(chan struct{}), make(chan struct{})
-	deleted := make(chan error, 1)
-	wait := func(ch chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(testTimeout):
-			t.Error("the interleaving never happened")
-		}
-	}
-	var step atomic.Int32
-	h := commandHook(func(name, coll string) {
-		switch {
-		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(0, 1):
-			// The move has checked the customer and reads the interaction
-			// before writing: the cascade starts now.
-			go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, &u.ID) }()
-			wait(checking)
-		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(1, 2):
-			// The cascade has marked the customer and checks its
-			// interactions: the move writes now.
-			close(checking)
-			wait(moved)
-		case name == "find" && coll == customersCollection && step.CompareAndSwap(2, 3):
-			close(moved) // the move's second check: its write is done
-		}
-	})
-	hook.Store(&h)
-	got, err := s.UpdateInteraction(ctx, moving.ID, moving.Revision, InteractionChanges{CustomerID: &doomed.ID, Status: ptr("Resolved")})
-	deleteErr := <-deleted
-	hook.Store(nil)
-	if deleteErr != nil {
-		t.Fatalf("the cascade: %v", deleteErr)
-	}
-	if err != nil {
-		t.Fatalf("the move that came first = %v, want it to succeed", err)
-	}
-	if got.CustomerID != doomed.ID || got.Status != "Resolved" || got.Revision != moving.Revision+1 || got.Description != moving.Description {
-		t.Errorf("the move returned %+v; want the interaction as it wrote it", got)
-	}
-	if _, err := s.GetInteraction(ctx, moving.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("the moved interaction after the cascade: %v, want ErrNotFound", err)
-	}
-	if _, err := s.GetCustomer(ctx, stays.ID); err != nil {
-		t.Errorf("the other customer: %v", err)
-	}
-}
+			checking, moved := make(chan struct{}), make(chan struct{})
+			deleted := make(chan error, 1)
+			wait := func(ch chan struct{}) {
+				select {
+				case <-ch:
+				case <-time.After(testTimeout):
+					t.Error("the interleaving never happened")
+				}
+			}
+			var step atomic.Int32
+			h := commandHook(func(name, coll string) {
+				switch {
+				case name == "find" && coll == interactionsCollection && step.CompareAndSwap(0, 1):
+					// The move has checked the customer and reads the
+					// interaction before writing: the cascade starts now.
+					go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, &me.ID) }()
+					wait(checking)
+				case name == "find" && coll == interactionsCollection && step.CompareAndSwap(1, 2):
+					// The cascade has marked the customer and checks for
+					// others' interactions: the move writes now.
+					close(checking)
+					wait(moved)
+				case name == "find" && coll == customersCollection && step.CompareAndSwap(2, 3):
+					close(moved) // the move's second check: its write is done
+				case name == "delete" && coll == interactionsCollection && refused && step.CompareAndSwap(3, 4):
+					// The cascade's delete, another user handed an interaction
+					// just before. Straight through the driver: the store's
+					// own writes wait for the one the hook interrupts.
+					rawSet(t, s.interactions.Collection, handed.ID, bson.D{{Key: "user_id", Value: other.ID}})
+				}
+			})
+			hook.Store(&h)
+			got, err := s.UpdateInteraction(ctx, moving.ID, moving.Revision, InteractionChanges{CustomerID: &doomed.ID, Status: ptr("Resolved")})
+			deleteErr := <-deleted
+			hook.Store(nil)
 
-// The same move, into a member's cascade that takes the moved interaction
-// and is then refused (another user was handed one of the customer's
-// interactions meanwhile): the customer stays, the moved interaction is gone,
-// and the move, which came first, says it succeeded — before, it answered
-// ErrNotFound.
-func TestUpdateInteractionMovedIntoARefusedCascade(t *testing.T) {
-	t.Parallel()
-	s, hook := openHookedStore(t)
-	ctx := t.Context()
-	me := mustCreateUser(t, s, "Me", "me@example.com", RoleMember)
-	other := mustCreateUser(t, s, "Other", "other@example.com", RoleMember)
-	doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com", OwnerID: &me.ID})
-	stays := mustCreateCustomer(t, s, &Customer{Name: "Stays", Email: "stays@example.com", OwnerID: &me.ID})
-	handed := mustCreateInteraction(t, s, me.ID, doomed.ID, "Call", "Open", nil)
-	moving := mustCreateInteraction(t, s, me.ID, stays.ID, "Note", "Open", nil)
-
-	checking, moved := make(chan struct{}), make(chan struct{})
-	deleted := make(chan error, 1)
-	wait := func(ch chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(testTimeout):
-			t.Error("the interleaving never happened")
-		}
-	}
-	var step atomic.Int32
-	h := commandHook(func(name, coll string) {
-		switch {
-		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(0, 1):
-			// The move has checked the customer and reads the interaction
-			// before writing: the cascade starts now.
-			go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, &me.ID) }()
-			wait(checking)
-		case name == "find" && coll == interactionsCollection && step.CompareAndSwap(1, 2):
-			// The cascade has marked the customer and checks for others'
-			// interactions: the move writes now.
-			close(checking)
-			wait(moved)
-		case name == "find" && coll == customersCollection && step.CompareAndSwap(2, 3):
-			close(moved) // the move's second check: its write is done
-		case name == "delete" && coll == interactionsCollection && step.CompareAndSwap(3, 4):
-			// The cascade's delete: another user was handed an interaction
-			// just before. Straight through the driver: the store's own
-			// writes wait for the one the hook interrupts.
-			rawSet(t, s.interactions.Collection, handed.ID, bson.D{{Key: "user_id", Value: other.ID}})
-		}
-	})
-	hook.Store(&h)
-	got, err := s.UpdateInteraction(ctx, moving.ID, moving.Revision, InteractionChanges{CustomerID: &doomed.ID})
-	deleteErr := <-deleted
-	hook.Store(nil)
-	if !errors.Is(deleteErr, ErrCascadeRefusedPartly) {
-		t.Fatalf("the cascade = %v, want ErrCascadeRefusedPartly", deleteErr)
-	}
-	if err != nil {
-		t.Fatalf("the move that came first = %v, want it to succeed", err)
-	}
-	if got.CustomerID != doomed.ID || got.Revision != moving.Revision+1 {
-		t.Errorf("the move returned %+v; want the interaction as it wrote it", got)
-	}
-	if _, err := s.GetInteraction(ctx, moving.ID); !errors.Is(err, ErrNotFound) {
-		t.Errorf("the moved interaction: %v, want it taken by the cascade (ErrNotFound)", err)
-	}
-	if _, err := s.GetCustomer(ctx, doomed.ID); err != nil {
-		t.Errorf("the customer of the refused cascade: %v", err)
-	}
-	if got, err := s.GetInteraction(ctx, handed.ID); err != nil || got.UserID != other.ID {
-		t.Errorf("the handed interaction: %+v, %v; want it kept", got, err)
+			if err != nil {
+				t.Fatalf("the move that came first = %v, want it to succeed", err)
+			}
+			if got.CustomerID != doomed.ID || got.Status != "Resolved" || got.Revision != moving.Revision+1 || got.Description != moving.Description {
+				t.Errorf("the move returned %+v; want the interaction as it wrote it", got)
+			}
+			if _, err := s.GetInteraction(ctx, moving.ID); !errors.Is(err, ErrNotFound) {
+				t.Errorf("the moved interaction: %v, want it taken by the cascade (ErrNotFound)", err)
+			}
+			if _, err := s.GetCustomer(ctx, stays.ID); err != nil {
+				t.Errorf("the customer it moved from: %v", err)
+			}
+			_, customerErr := s.GetCustomer(ctx, doomed.ID)
+			kept, handedErr := s.GetInteraction(ctx, handed.ID)
+			switch {
+			case !refused && (deleteErr != nil || !errors.Is(customerErr, ErrNotFound) || !errors.Is(handedErr, ErrNotFound)):
+				t.Errorf("the cascade = %v; customer %v, its interaction %v: want all deleted", deleteErr, customerErr, handedErr)
+			case refused && (!errors.Is(deleteErr, ErrCascadeRefusedPartly) || customerErr != nil || handedErr != nil || kept.UserID != other.ID):
+				t.Errorf("the cascade = %v; customer %v, the handed interaction %+v, %v: want ErrCascadeRefusedPartly, both kept", deleteErr, customerErr, kept, handedErr)
+			}
+		})
 	}
 }
 
