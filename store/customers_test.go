@@ -400,6 +400,7 @@ func TestListCustomersFilters(t *testing.T) {
 		{"email is not a substring", CustomerFilter{Email: "star.test"}, nil},
 		{"search name", CustomerFilter{Search: "gam"}, []string{"Gamma"}},
 		{"search phone", CustomerFilter{Search: "555 01"}, []string{"Plus"}},
+		{"search a name without its accents", CustomerFilter{Search: "ÁCMÉ"}, []string{"Acme Corp"}},
 		{"search email", CustomerFilter{Search: "@beta"}, []string{"Beta Ltd"}},
 		{"search company, any case", CustomerFilter{Search: "acme"}, []string{"Acme Corp", "Gamma", "Legacy"}},
 		{"search upper case", CustomerFilter{Search: "ACME CORP"}, []string{"Acme Corp"}},

@@ -624,6 +624,8 @@ func TestListUsersFilters(t *testing.T) {
 		{"search regex syntax is literal", UserFilter{Search: "a.i"}, nil},
 		{"search with status", UserFilter{Search: "legacy", Status: StatusActive, Role: RoleMember}, []string{"Legacy Nobody", "Legacy User"}},
 		{"search no match", UserFilter{Search: "zzz"}, nil},
+		{"search a name without its accents", UserFilter{Search: "ålîce"}, []string{"Alice Admin"}},
+		{"search of accents alone matches no name", UserFilter{Search: "\u0301"}, nil},
 		{"email is exact", UserFilter{Email: "bob@example.com"}, []string{"Bob Member"}},
 		{"email is not a substring", UserFilter{Email: "example.com"}, nil},
 		{"email of the original CRM", UserFilter{Email: "luser@example.com", Role: RoleMember}, []string{"Legacy User"}},

@@ -1263,11 +1263,15 @@ export interface components {
          *     parts of emails instead.
          */
         EmailFilter: string;
-        /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
+        /**
+         * @description Case-insensitive substring search over name, email and company, such as `hopper`; a
+         *     name also matches without its accents (`muller` finds Müller).
+         */
         Search: string;
         /**
          * @description Case-insensitive substring search over name, email, company and phone, such as `hopper`
-         *     or `555 0100` (the phone as it was stored).
+         *     or `555 0100` (the phone as it was stored); a name also matches without its accents
+         *     (`muller` finds Müller).
          */
         CustomerSearch: string;
         /** @description Case-insensitive substring search over the description, such as `renewal`. */
@@ -1479,7 +1483,10 @@ export interface operations {
                  *     parts of emails instead.
                  */
                 email?: components["parameters"]["EmailFilter"];
-                /** @description Case-insensitive substring search over name, email and company, such as `hopper`. */
+                /**
+                 * @description Case-insensitive substring search over name, email and company, such as `hopper`; a
+                 *     name also matches without its accents (`muller` finds Müller).
+                 */
                 q?: components["parameters"]["Search"];
                 /**
                  * @description Only records changed at or after this instant, such as `2026-11-01T00:00:00Z`:
@@ -1813,7 +1820,8 @@ export interface operations {
                 tag?: string[];
                 /**
                  * @description Case-insensitive substring search over name, email, company and phone, such as `hopper`
-                 *     or `555 0100` (the phone as it was stored).
+                 *     or `555 0100` (the phone as it was stored); a name also matches without its accents
+                 *     (`muller` finds Müller).
                  */
                 q?: components["parameters"]["CustomerSearch"];
                 /** @description Only records created at or after this instant, such as `2026-01-01T00:00:00Z`. */
