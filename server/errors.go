@@ -205,9 +205,15 @@ func toProblem(err error, route string) problem {
 	if referenced, ok := errors.AsType[*store.ReferencedError](err); ok {
 		return problem{kind: kindConflict, detail: "The record is still referenced by " + referenced.By + "."}
 	}
-	if missingRef, ok := errors.AsType[*store.MissingReferenceError](err); ok {
-		return problem{kind: kindUnknownReference, detail: "The request refers to a " + missingRef.Record + " that does not exist.",
-			fields: []fieldProblem{{Pointer: "/" + missingRef.Field, Detail: "refers to no existing " + missingRef.Record}}}
+	if missing := missingReferences(err); len(missing) > 0 {
+		p := problem{kind: kindUnknownReference, detail: "The request refers to records that do not exist."}
+		if len(missing) == 1 {
+			p.detail = "The request refers to a " + missing[0].Record + " that does not exist."
+		}
+		for _, m := range missing {
+			p.fields = append(p.fields, fieldProblem{Pointer: "/" + m.Field, Detail: "refers to no existing " + m.Record})
+		}
+		return p
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -236,6 +242,24 @@ func toProblem(err error, route string) problem {
 		return httpProblem(he)
 	}
 	return problem{kind: kindInternal, detail: "Something went wrong on our side; the request id finds it in the log."}
+}
+
+// missingReferences lists every missing reference that err holds: the store
+// joins them, so that one answer names them all.
+func missingReferences(err error) []*store.MissingReferenceError {
+	if m, ok := err.(*store.MissingReferenceError); ok {
+		return []*store.MissingReferenceError{m}
+	}
+	var out []*store.MissingReferenceError
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			out = append(out, missingReferences(inner)...)
+		}
+	case interface{ Unwrap() error }:
+		out = missingReferences(e.Unwrap())
+	}
+	return out
 }
 
 // recordOf names the kind of record a route is about: the one its id names,

@@ -352,6 +352,7 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()
 	c := e.customer(admin, "Plain Customer")
+	it := e.interaction(admin, c, gen.InteractionTypeCall)
 	missing := "0123456789abcdef01234567"
 	for _, tc := range []struct {
 		name, method, path, contentType, body string
@@ -367,6 +368,12 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 			typ: "duplicate", detail: "A customer with this email already exists: GET /customers?email=… finds it.", status: 409},
 		{name: "a user's id as the customer", method: "POST", path: "/interactions", contentType: "application/json", body: `{"customer_id":"` + admin.Id + `","type":"Call"}`,
 			typ: "unknown-reference", field: "/customer_id", detail: "refers to no existing customer", status: 422},
+		{name: "two references to nothing, the customer", method: "PUT", path: "/interactions/" + it.Id, contentType: "application/json",
+			body: `{"customer_id":"` + missing + `","user_id":"` + missing + `","type":"Call","status":"Open"}`,
+			typ: "unknown-reference", field: "/customer_id", detail: "refers to no existing customer", status: 422},
+		{name: "two references to nothing, the user", method: "PUT", path: "/interactions/" + it.Id, contentType: "application/json",
+			body: `{"customer_id":"` + missing + `","user_id":"` + missing + `","type":"Call","status":"Open"}`,
+			typ: "unknown-reference", field: "/user_id", detail: "refers to no existing user", status: 422},
 		{"a member given twice", "POST", "/customers", "application/json", `{"name":"A","email":"a@example.org","name":"B"}`,
 			"invalid-input", "/name", "may be given only once", 0},
 		{"a member given twice in a merge patch", "PATCH", "/customers/" + c.Id, "application/merge-patch+json", `{"notes":"a","notes":null}`,

@@ -479,36 +479,51 @@ func exists(ctx context.Context, coll collection, filter bson.D) (bool, error) {
 	return err == nil, translate(err)
 }
 
-// checkReferences fails with a *MissingReferenceError unless every record
-// referred to exists and is not being deleted. A record marked as being
+// checkReferences fails with a *MissingReferenceError for each record
+// referred to that does not exist or is being deleted (joined, when there
+// are several), so that one answer names every missing reference.
+func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
+	var missing []error
+	for _, r := range refs {
+		err := s.checkReference(ctx, r)
+		if _, ok := errors.AsType[*MissingReferenceError](err); !ok && err != nil {
+			return err
+		}
+		if err != nil {
+			missing = append(missing, err)
+		}
+	}
+	return errors.Join(missing...)
+}
+
+// checkReference fails with a *MissingReferenceError unless the record r
+// refers to exists and is not being deleted. A record marked as being
 // deleted is waited for, up to the store's timeout: the delete is refused
 // when other records still refer to the record, and a reference refused
 // meanwhile would have been refused for nothing.
-func (s *Store) checkReferences(ctx context.Context, refs []outgoing) error {
-	for _, r := range refs {
-		deadline := time.Now().Add(s.timeout)
-		for {
-			_, deleting, err := s.stateOf(ctx, r.coll, r.id)
-			if errors.Is(err, ErrNotFound) {
-				return &MissingReferenceError{Field: r.field, Record: r.coll.record()}
-			}
-			if err != nil {
-				return err
-			}
-			if deleting == nil || time.Since(*deleting) >= deletionMarkTTL {
-				break // not being deleted, or by a process that stopped half-way
-			}
-			if time.Now().After(deadline) {
-				return &MissingReferenceError{Field: r.field, Record: r.coll.record()}
-			}
-			select {
-			case <-ctx.Done():
-				return translate(ctx.Err())
-			case <-time.After(deletionPoll):
-			}
+func (s *Store) checkReference(ctx context.Context, r outgoing) error {
+	missing := &MissingReferenceError{Field: r.field, Record: r.coll.record()}
+	deadline := time.Now().Add(s.timeout)
+	for {
+		_, deleting, err := s.stateOf(ctx, r.coll, r.id)
+		if errors.Is(err, ErrNotFound) {
+			return missing
+		}
+		if err != nil {
+			return err
+		}
+		if deleting == nil || time.Since(*deleting) >= deletionMarkTTL {
+			return nil // not being deleted, or by a process that stopped half-way
+		}
+		if time.Now().After(deadline) {
+			return missing
+		}
+		select {
+		case <-ctx.Done():
+			return translate(ctx.Err())
+		case <-time.After(deletionPoll):
 		}
 	}
-	return nil
 }
 
 // deletionPoll is how often a reference to a record being deleted looks
