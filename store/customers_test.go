@@ -635,8 +635,21 @@ func TestDeleteCustomerCascadeOnlyOfRacingReassignment(t *testing.T) {
 // ErrNotFound, a failure that had deleted the interaction.
 func TestUpdateInteractionMovedIntoACascade(t *testing.T) {
 	t.Parallel()
-	for _, refused := range []bool{false, true} {
-		t.Run(fmt.Sprintf("cascade refused %v", refused), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		admin   bool // an admin's cascade, which checks for no one's interactions
+		refused bool
+	}{
+		// The move writes just before the cascade's first read of the
+		// interactions: the member's checks for others' interactions, the
+		// admin's reads what to delete. (A move the cascade never read:
+		// TestMoveTakenByACascadeLeavesATrace.)
+		{"a member's cascade", false, false},
+		{"a member's cascade, refused half-way", false, true},
+		{"an admin's cascade", true, false},
+	} {
+		refused := tc.refused
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, hook := openHookedStore(t)
 			ctx := t.Context()
@@ -662,11 +675,15 @@ func TestUpdateInteractionMovedIntoACascade(t *testing.T) {
 				case name == "find" && coll == interactionsCollection && step.CompareAndSwap(0, 1):
 					// The move has checked the customer and reads the
 					// interaction before writing: the cascade starts now.
-					go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, &me.ID) }()
+					onlyOf := &me.ID
+					if tc.admin {
+						onlyOf = nil
+					}
+					go func() { deleted <- s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, onlyOf) }()
 					wait(checking)
 				case name == "find" && coll == interactionsCollection && step.CompareAndSwap(1, 2):
-					// The cascade has marked the customer and checks for
-					// others' interactions: the move writes now.
+					// The cascade has marked the customer and reads its
+					// interactions: the move writes now.
 					close(checking)
 					wait(moved)
 				case name == "find" && coll == customersCollection && step.CompareAndSwap(2, 3):
@@ -702,6 +719,11 @@ func TestUpdateInteractionMovedIntoACascade(t *testing.T) {
 				t.Errorf("the cascade = %v; customer %v, its interaction %v: want all deleted", deleteErr, customerErr, handedErr)
 			case refused && (!errors.Is(deleteErr, ErrCascadeRefusedPartly) || customerErr != nil || handedErr != nil || kept.UserID != other.ID):
 				t.Errorf("the cascade = %v; customer %v, the handed interaction %+v, %v: want ErrCascadeRefusedPartly, both kept", deleteErr, customerErr, kept, handedErr)
+			}
+			// Whoever knew of it, the moved interaction's deletion is traced.
+			page, err := s.ListDeletions(ctx, DeletionFilter{Records: []string{"interaction"}}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+			if err != nil || !slices.ContainsFunc(page.Items, func(d Deletion) bool { return d.RecordID == moving.ID }) {
+				t.Errorf("deletions %+v, %v: none of the moved interaction", page.Items, err)
 			}
 		})
 	}

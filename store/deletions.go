@@ -75,30 +75,28 @@ func (s *Store) recordDeletions(ctx context.Context, coll collection, ids []bson
 }
 
 // cascadeDelete deletes the records of ref that refer to id and match
-// allowed, and records the deletions of those it found just before, less
-// any that a concurrent write took out of the cascade meanwhile. (One that a
-// concurrent move brought in meanwhile goes without a trace; the move itself
-// answers as the change it made.) Finding them first costs a second read of
-// the collection; deleting them by id would cost one per thousand.
+// allowed, and records the deletions of those it found just before and finds
+// gone just after: one that a concurrent write took out of the cascade
+// meanwhile is still there, and leaves no trace. (One that a concurrent move
+// brought in meanwhile leaves its trace through the move, which sees it
+// gone; see updateReferencing.) Reading the collection before and after
+// costs two reads; deleting by id would cost one per thousand records.
 func (s *Store) cascadeDelete(ctx context.Context, ref reference, id bson.ObjectID, allowed bson.D) error {
 	referring := append(bson.D{{Key: ref.field, Value: id}}, allowed...)
 	ids, err := s.idsOf(ctx, ref.coll, referring)
 	if err != nil {
 		return err
 	}
-	res, err := ref.coll.DeleteMany(ctx, referring)
-	if err != nil {
+	if _, err := ref.coll.DeleteMany(ctx, referring); err != nil || len(ids) == 0 {
 		return translate(err)
 	}
-	if int(res.DeletedCount) != len(ids) {
-		// Some of those found changed meanwhile: those still there stay.
-		kept, err := s.idsOf(ctx, ref.coll, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
-		if err != nil {
-			return err
-		}
-		ids = slices.DeleteFunc(ids, func(id bson.ObjectID) bool { return slices.Contains(kept, id) })
+	// Not by the count deleted: one moved out and one moved in meanwhile
+	// would leave it equal to the number found.
+	kept, err := s.idsOf(ctx, ref.coll, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
+	if err != nil {
+		return err
 	}
-	s.recordDeletions(ctx, ref.coll, ids)
+	s.recordDeletions(ctx, ref.coll, slices.DeleteFunc(ids, func(id bson.ObjectID) bool { return slices.Contains(kept, id) }))
 	return nil
 }
 

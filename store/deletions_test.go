@@ -1,12 +1,15 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Every delete leaves a trace, a refused one none; the traces list by time,
@@ -121,5 +124,83 @@ func TestDeletionListedOnce(t *testing.T) {
 	}
 	if !slices.Equal(ids, []bson.ObjectID{first.ID, second.ID}) {
 		t.Errorf("deletions of %v, want each of %v once", ids, []bson.ObjectID{first.ID, second.ID})
+	}
+}
+
+// A cascade records the deletions of what it found and then deleted: one
+// interaction moved out of the customer meanwhile stays, with no trace, even
+// when another moved in makes the count deleted equal the count found.
+func TestCascadeTracesWhatItDeleted(t *testing.T) {
+	t.Parallel()
+	s, hook := openHookedStore(t)
+	ctx := t.Context()
+	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+	doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com"})
+	other := mustCreateCustomer(t, s, &Customer{Name: "Other", Email: "other@example.com"})
+	stays := mustCreateInteraction(t, s, u.ID, doomed.ID, "Call", "Open", nil)
+	goes := mustCreateInteraction(t, s, u.ID, doomed.ID, "Note", "Open", nil)
+	comes := mustCreateInteraction(t, s, u.ID, other.ID, "Task", "Open", nil)
+	// Between the cascade's read and its delete, straight through the driver
+	// (the store's own writes wait for the one the hook interrupts).
+	hook.Store(onceBefore("delete", interactionsCollection, func() {
+		rawSet(t, s.interactions.Collection, stays.ID, bson.D{{Key: "customer_id", Value: other.ID}})
+		rawSet(t, s.interactions.Collection, comes.ID, bson.D{{Key: "customer_id", Value: doomed.ID}})
+	}))
+	err := s.DeleteCustomer(ctx, doomed.ID, doomed.Revision, true, nil)
+	hook.Store(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetInteraction(ctx, stays.ID); err != nil {
+		t.Fatalf("the interaction moved out: %v", err)
+	}
+	page, err := s.ListDeletions(ctx, DeletionFilter{Records: []string{"interaction"}}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traced []bson.ObjectID
+	for _, d := range page.Items {
+		traced = append(traced, d.RecordID)
+	}
+	if slices.Contains(traced, stays.ID) || !slices.Contains(traced, goes.ID) {
+		t.Errorf("traces of %v; want %v's, and none of %v, which lives on", traced, goes.ID, stays.ID)
+	}
+}
+
+// A move onto a customer whose cascade then takes the moved record without
+// having found it (it read the customer's records before the move wrote)
+// leaves the record's trace itself: the move sees the record gone.
+func TestMoveTakenByACascadeLeavesATrace(t *testing.T) {
+	t.Parallel()
+	s, hook := openHookedStore(t)
+	ctx := t.Context()
+	u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+	doomed := mustCreateCustomer(t, s, &Customer{Name: "Doomed", Email: "doomed@example.com"})
+	stays := mustCreateCustomer(t, s, &Customer{Name: "Stays", Email: "stays@example.com"})
+	moving := mustCreateInteraction(t, s, u.ID, stays.ID, "Note", "Open", nil)
+	// After the move's write, before its second check: the cascade's delete
+	// takes the moved record with the customer, straight through the driver.
+	var finds atomic.Int32
+	h := commandHook(func(name, coll string) {
+		if name == "find" && coll == customersCollection && finds.Add(1) == 2 {
+			for _, del := range []struct {
+				coll *mongo.Collection
+				id   bson.ObjectID
+			}{{s.interactions.Collection, moving.ID}, {s.customers.Collection, doomed.ID}} {
+				if _, err := del.coll.DeleteOne(context.Background(), bson.D{{Key: "_id", Value: del.id}}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	hook.Store(&h)
+	got, err := s.UpdateInteraction(ctx, moving.ID, moving.Revision, InteractionChanges{CustomerID: &doomed.ID})
+	hook.Store(nil)
+	if err != nil || got.CustomerID != doomed.ID {
+		t.Fatalf("the move = %+v, %v; want it to succeed (it came first)", got, err)
+	}
+	page, err := s.ListDeletions(ctx, DeletionFilter{}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+	if err != nil || len(page.Items) != 1 || page.Items[0].RecordID != moving.ID {
+		t.Errorf("deletions %+v, %v; want the moved interaction's", page.Items, err)
 	}
 }

@@ -455,7 +455,8 @@ func TestCreateInteractionRacingDelete(t *testing.T) {
 				collName, id := tc.target(u, c)
 				mark, decided := deleteDecidedSoon(t, s.db.Collection(collName), id, deleted)
 				hook.Store(onceBefore("insert", interactionsCollection, mark))
-				err := s.CreateInteraction(ctx, &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open"})
+				it := &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open"}
+				err := s.CreateInteraction(ctx, it)
 				hook.Store(nil)
 				decided()
 				want := int64(1)
@@ -465,6 +466,11 @@ func TestCreateInteractionRacingDelete(t *testing.T) {
 						t.Fatalf("CreateInteraction while the %s is deleted = %v, want *MissingReferenceError for %s", tc.name, err, tc.wantField)
 					}
 					want = 0
+					// Listed for a moment, as sync jobs may have seen it: it leaves a trace.
+					page, err := s.ListDeletions(ctx, DeletionFilter{Records: []string{"interaction"}}, ListOptions{Sort: Sort{Field: "deleted_at"}, Limit: 10})
+					if err != nil || len(page.Items) != 1 || page.Items[0].RecordID != it.ID {
+						t.Errorf("deletions of interactions %+v, %v; want the undone insert's", page.Items, err)
+					}
 				} else if err != nil {
 					t.Fatalf("CreateInteraction while a delete of the %s is refused: %v", tc.name, err)
 				}

@@ -325,13 +325,22 @@ func (s *Store) updateReferencing(ctx context.Context, coll collection, id bson.
 	if err != nil {
 		return err
 	}
+	var deleted error
 	if err := s.checkReferences(ctx, refs); err != nil {
 		// A referenced record was deleted meanwhile: put every changed field
 		// back as it was.
-		undoErr := s.restore(ctx, coll, id, before, ch.fields())
-		if !errors.Is(undoErr, ErrNotFound) {
-			return cmp.Or(undoErr, err)
+		deleted = s.restore(ctx, coll, id, before, ch.fields())
+		if !errors.Is(deleted, ErrNotFound) {
+			return cmp.Or(deleted, err)
 		}
+	} else {
+		_, _, deleted = s.stateOf(ctx, coll, id)
+	}
+	if errors.Is(deleted, ErrNotFound) {
+		// Deleted right after the update, by the cascade of the record it came
+		// to refer to: the cascade may not have known of it, so this leaves
+		// the trace (one, whoever writes it first).
+		s.recordDeletions(ctx, coll, []bson.ObjectID{id})
 	}
 	after, err := applied(before, written)
 	if err != nil {
@@ -544,7 +553,10 @@ func (s *Store) insertReferencing(ctx context.Context, coll collection, id bson.
 		return translate(err)
 	}
 	if err := s.checkReferences(ctx, refs); err != nil {
-		_, _ = coll.DeleteOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}})
+		// Undone; a sync job may have listed it meanwhile, so it leaves a trace.
+		if undone, undoErr := coll.DeleteOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}}); undoErr == nil && undone.DeletedCount == 1 {
+			s.recordDeletions(ctx, coll, []bson.ObjectID{id})
+		}
 		return err
 	}
 	return nil
