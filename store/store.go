@@ -319,11 +319,16 @@ func (s *Store) lockDoc(id bson.ObjectID) func() { return s.lockKey(id[:]) }
 
 // lockKey is lockDoc for documents whose id is not an ObjectID.
 func (s *Store) lockKey(key []byte) func() {
-	h := fnv.New32a()
-	_, _ = h.Write(key)
-	m := &s.docLocks[h.Sum32()%uint32(len(s.docLocks))]
+	m := s.docLock(key)
 	m.Lock()
 	return m.Unlock
+}
+
+// docLock is the lock of the stripe that key falls in.
+func (s *Store) docLock(key []byte) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write(key)
+	return &s.docLocks[h.Sum32()%uint32(len(s.docLocks))]
 }
 
 // now is the time stamped on writes: UTC, at the millisecond precision that
