@@ -232,6 +232,11 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	}
 	// Checking the current password is a sign-in attempt, throttled like one:
 	// a stolen access token must not buy unlimited guesses at it.
+	if edit.currentPassword != nil && edit.password == nil {
+		// Said, or a client would believe that a password nobody checked
+		// was right.
+		return nil, errCurrentPasswordUnused
+	}
 	throttleKey, ip := "current-password\x00"+id.Hex(), requestInfoFrom(ctx).clientIP
 	var guess *attempt
 	if edit.currentPassword != nil {
@@ -299,8 +304,13 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	return updated, nil
 }
 
-// errWrongCurrentPassword is the 400 for a wrong current_password.
-var errWrongCurrentPassword = invalidField("/current_password", "is not your current password")
+var (
+	// errWrongCurrentPassword is the 400 for a wrong current_password.
+	errWrongCurrentPassword = invalidField("/current_password", "is not your current password")
+	// errCurrentPasswordUnused is the 400 for a current_password sent
+	// without a new password.
+	errCurrentPasswordUnused = invalidField("/current_password", "is only read with a new password; leave it out")
+)
 
 // mayEditUser applies API.md's rules: admins change anything; members change
 // their own name, company and password (the password only with the current

@@ -302,13 +302,14 @@ func record(op string, size int, layer string, r result) {
 // when the whole package ran, fails the run if a response that the spec
 // declares was never observed (see checkReachability) or if an example of a
 // problem in the spec holds a detail the server never wrote
-// (checkProblemExamples).
+// (checkProblemExamples), or if the spec's table of problem types is not the
+// set the server answered (checkProblemTypes).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	printBenchTable(os.Stdout)
 	if wholePackageRan() {
-		reached, real := checkReachability(os.Stdout), checkProblemExamples(os.Stdout)
-		if (!reached || !real) && code == 0 {
+		reached, real, listed := checkReachability(os.Stdout), checkProblemExamples(os.Stdout), checkProblemTypes(os.Stdout)
+		if (!reached || !real || !listed) && code == 0 {
 			code = 1
 		}
 	}

@@ -56,12 +56,21 @@ func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder
 	}
 }
 
-var errTrailingData = errors.New("unexpected data after the JSON value")
+var (
+	errTrailingData = errors.New("unexpected data after the JSON value")
+	// errByteOrderMark: JSON must not start with one (RFC 8259 section 8.1).
+	// Some editors and shells write it; Go's decoder would name the
+	// character 'ï', which tells the client nothing.
+	errByteOrderMark = errors.New("the JSON value starts with a byte order mark")
+)
 
 func wholeJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 	raw, err := io.ReadAll(body)
 	if err != nil {
 		return nil, err
+	}
+	if bytes.HasPrefix(raw, []byte("\ufeff")) {
+		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errByteOrderMark}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

@@ -811,4 +811,16 @@ func TestMediaTypeIsCaseInsensitive(t *testing.T) {
 	}
 	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "Text/Plain", `{"notes":"x"}`)
 	wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
+	// JSON is UTF-8; text read as UTF-8 from another charset would be stored
+	// garbled, so the body is refused and nothing changes.
+	for _, contentType := range []string{"application/json; charset=latin1", `application/merge-patch+json; charset="UTF-16"`} {
+		res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, contentType, `{"notes":"Caf\u00e9"}`)
+		p := wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
+		if !strings.Contains(deref(p.Detail), "UTF-8") {
+			t.Errorf("%s: the detail does not say what to send: %s", contentType, body)
+		}
+	}
+	if _, body = e.raw(http.MethodGet, "/customers/"+grace.Id, admin.token, "", ""); strings.Contains(string(body), "Caf") {
+		t.Errorf("a body in another charset was stored: %s", body)
+	}
 }

@@ -157,6 +157,9 @@ func toProblem(err error, route string) problem {
 		return problem{kind: kindUnsupportedMedia, detail: "Send the body without a Content-Encoding: it is not decompressed.",
 			headers: map[string]string{"Accept-Encoding": "identity"}}
 	}
+	if errors.Is(err, errCharset) {
+		return problem{kind: kindUnsupportedMedia, detail: "Send the body in UTF-8, the only charset JSON is written in."}
+	}
 	if query, ok := errors.AsType[*queryError](err); ok {
 		fields := query.fields
 		if query.alongside != nil {
@@ -387,6 +390,8 @@ func malformedBodyDetail(err error) string {
 		return fmt.Sprintf("The body is not valid JSON: %s (at byte %d).", syntax, syntax.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "The body is not valid JSON: it ends before its value does."
+	case errors.Is(err, errByteOrderMark):
+		return "The body is not valid JSON: it starts with a byte order mark (U+FEFF); send it without one."
 	case errors.Is(err, errTrailingData):
 		return "The body is not valid JSON: it holds more after its first value; send one value."
 	case errors.As(err, &escape):
@@ -613,12 +618,19 @@ func parameterHint(name string, schema *openapi3.Schema, se *openapi3.SchemaErro
 	return detail
 }
 
-// dateTimeHint names the likeliest slip in a date-time that was refused: a
-// lower-case "t" or "z", which RFC 3339 allows and this API does not.
+// dateTimeHint says why a date-time that RFC 3339 allows was refused: a
+// lower-case "t" or "z", or a year that UTC puts outside 0000–9999 (see the
+// format's validator in validate.go).
 func dateTimeHint(value any) string {
 	text, _ := value.(string)
-	if _, err := time.Parse(time.RFC3339Nano, strings.ToUpper(text)); strings.ContainsAny(text, "tz") && err == nil {
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(text))
+	switch {
+	case err != nil:
+		return ""
+	case strings.ContainsAny(text, "tz"):
 		return `; write "T" and "Z" in upper case`
+	case t.UTC().Year() < 0 || t.UTC().Year() > 9999:
+		return "; in UTC, its year must be from 0000 to 9999"
 	}
 	return ""
 }

@@ -404,6 +404,10 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 			"invalid-input", "?user_id", "for several, repeat the parameter: user_id=…&user_id=…", 0},
 		{"a lower-case t and z", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"2026-12-01t15:00:00z"}`,
 			"invalid-input", "/scheduled_at", "write \"T\" and \"Z\" in upper case", 0},
+		{"a byte order mark before the JSON", "POST", "/customers", "application/json", "\ufeff" + `{"name":"A","email":"a@example.org"}`,
+			"malformed-body", "", "starts with a byte order mark (U+FEFF); send it without one", 0},
+		{"a date-time in year 10000 in UTC", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"9999-12-31T23:00:00-05:00"}`,
+			"invalid-input", "/scheduled_at", "in UTC, its year must be from 0000 to 9999", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, body := e.raw(tc.method, tc.path, admin.token, tc.contentType, tc.body)

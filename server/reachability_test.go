@@ -665,14 +665,17 @@ func checkReachability(w io.Writer) bool {
 }
 
 // problemsSeen holds the details of the problem documents that the response
-// checker saw, for checkProblemExamples.
-var problemsSeen = &problemDetails{seen: map[string]bool{}}
+// checker saw, for checkProblemExamples, and their types, for
+// checkProblemTypes.
+var problemsSeen = &problemDetails{seen: map[string]bool{}, types: map[string]bool{}}
 
 // problemDetails is a set of problem details, each keyed by the problem's
-// type and with its numbers blanked out (versions and counts vary).
+// type and with its numbers blanked out (versions and counts vary), and the
+// set of their types, each with its status.
 type problemDetails struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu    sync.Mutex
+	seen  map[string]bool
+	types map[string]bool
 }
 
 var numbers = regexp.MustCompile(`[0-9]+`)
@@ -689,6 +692,7 @@ func problemKey(typ, detail string, field bool) string {
 func (p *problemDetails) record(body []byte) {
 	var doc struct {
 		Type, Detail string
+		Status       int
 		Errors       []struct{ Detail string }
 	}
 	if json.Unmarshal(body, &doc) != nil {
@@ -696,6 +700,7 @@ func (p *problemDetails) record(body []byte) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.types[fmt.Sprint(doc.Type, " ", doc.Status)] = true
 	p.seen[problemKey(doc.Type, doc.Detail, false)] = true
 	for _, e := range doc.Errors {
 		p.seen[problemKey(doc.Type, e.Detail, true)] = true
@@ -741,5 +746,45 @@ func checkProblemExamples(w io.Writer) bool {
 	}
 	fmt.Fprintf(w, "\nFAIL: problem examples: the server never wrote these details of the examples of openapi.yaml's problem responses:\n\t%s\n",
 		strings.Join(unseen, "\n\t"))
+	return false
+}
+
+// problemTypeRow is a row of the table of problem types in the description
+// of openapi.yaml's Problem.type: "| `urn:crm:problem:…` | 400 | when |".
+var problemTypeRow = regexp.MustCompile("(?m)^\\| `(urn:crm:problem:[a-z-]+)` \\| ([0-9]{3}) \\|")
+
+// checkProblemTypes reports whether the table of problem types in the spec
+// is the set of types the server was seen to answer, each with its status:
+// clients switch on the type, and learn the types from that table.
+func checkProblemTypes(w io.Writer) bool {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		fmt.Fprintf(w, "FAIL: problem types: %v\n", err)
+		return false
+	}
+	listed := map[string]bool{}
+	description := spec.Components.Schemas["Problem"].Value.Properties["type"].Value.Description
+	for _, row := range problemTypeRow.FindAllStringSubmatch(description, -1) {
+		listed[row[1]+" "+row[2]] = true
+	}
+	problemsSeen.mu.Lock()
+	defer problemsSeen.mu.Unlock()
+	var wrong []string
+	for _, t := range slices.Sorted(maps.Keys(problemsSeen.types)) {
+		if !listed[t] {
+			wrong = append(wrong, t+": answered, but not in the table")
+		}
+	}
+	for _, t := range slices.Sorted(maps.Keys(listed)) {
+		if !problemsSeen.types[t] {
+			wrong = append(wrong, t+": in the table, but never answered")
+		}
+	}
+	if len(wrong) == 0 {
+		fmt.Fprintf(w, "problem types: the %d in openapi.yaml's Problem.type are those the server answered\n", len(listed))
+		return true
+	}
+	fmt.Fprintf(w, "\nFAIL: problem types: openapi.yaml's table in Problem.type differs from what the server answered:\n\t%s\n",
+		strings.Join(wrong, "\n\t"))
 	return false
 }

@@ -258,6 +258,12 @@ func TestPasswordChange(t *testing.T) {
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
 	res, body = patch(bob.token, fmt.Sprintf(`{"password":%q,"current_password":"wrong guess"}`, newPassword))
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
+	// Without a new password, a current one would be checked by nobody.
+	res, body = patch(bob.token, fmt.Sprintf(`{"company":"Bob Ltd","current_password":%q}`, bob.password))
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
+	if _, body = e.raw(http.MethodGet, "/users/"+bob.Id, bob.token, "", ""); strings.Contains(string(body), "Bob Ltd") {
+		t.Errorf("a refused change was made: %s", body)
+	}
 	res, body = patch(bob.token, `{"password":"short","current_password":"x"}`)
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/password")
 	res, body = patch(bob.token, fmt.Sprintf(`{"password":%q}`, strings.Repeat("p", 257)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -206,9 +207,14 @@ func malformed(rawQuery string, qe *queryError) {
 // or, worse, taken for plain JSON.
 var errContentEncoding = errors.New("the request body has a content coding")
 
-// checkContentEncoding refuses a body sent with a Content-Encoding other than
-// identity (RFC 9110 section 15.5.16: 415).
-func checkContentEncoding(r *http.Request) error {
+// errCharset: the body's media type names a character set other than UTF-8,
+// which JSON is always in (RFC 8259 section 8.1); read as UTF-8 anyway, its
+// text would be stored garbled.
+var errCharset = errors.New("the request body is not in UTF-8")
+
+// checkBodyEncoding refuses a body sent with a Content-Encoding other than
+// identity, or in a charset other than UTF-8 (RFC 9110 section 15.5.16: 415).
+func checkBodyEncoding(r *http.Request) error {
 	if r.Body == http.NoBody {
 		return nil
 	}
@@ -217,6 +223,12 @@ func checkContentEncoding(r *http.Request) error {
 			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
 				return errContentEncoding
 			}
+		}
+	}
+	// A media type that does not parse is the validator's to refuse.
+	if _, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err == nil {
+		if charset, ok := params["charset"]; ok && !strings.EqualFold(charset, "utf-8") && !strings.EqualFold(charset, "utf8") {
+			return errCharset
 		}
 	}
 	return nil
@@ -324,7 +336,7 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 				c.Set(echo.ContextKeyHeaderAllow, allow)
 				return echo.ErrMethodNotAllowed
 			}
-			if err := checkContentEncoding(c.Request()); err != nil {
+			if err := checkBodyEncoding(c.Request()); err != nil {
 				return err
 			}
 			lowerMediaType(c.Request())

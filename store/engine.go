@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +26,29 @@ type engine struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	lock   *os.File // holds an exclusive flock on the data directory
+	// socketDir is the temporary directory of the socket, when the data
+	// directory's path is too long to hold it; removed on stop.
+	socketDir string
+}
+
+// makePrivate keeps the machine's other users out of the data directory: it
+// holds the password and token hashes, and the engine's socket, which asks
+// for no credentials. A directory made with the usual umask (0755) is
+// narrowed to 0700, the mode PostgreSQL insists on for its own.
+func makePrivate(dir string, log *slog.Logger) error {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if info.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s is open to other users (%s) and cannot be made private (%w): run chmod 700 on it", dir, info.Mode().Perm(), err)
+	}
+	log.Warn("the data directory was open to other users; made it private, as it holds password hashes",
+		"dir", dir, "was", info.Mode().Perm().String(), "now", os.FileMode(0o700).String())
+	return nil
 }
 
 // maxSocketPath keeps the socket path below the kernel's limit for sun_path
@@ -44,18 +65,24 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", dir, err)
 	}
+	if err := makePrivate(dir, log); err != nil {
+		return nil, err
+	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
 
-	socket := filepath.Join(dir, "mongodb.sock")
+	socket, socketDir := filepath.Join(dir, "mongodb.sock"), ""
 	if len(socket) > maxSocketPath {
-		// A deep data directory would make the socket path too long to bind; put
-		// the socket in the temporary directory under a name derived from the
-		// data directory instead.
-		sum := sha256.Sum256([]byte(dir))
-		socket = filepath.Join(os.TempDir(), "crm-"+hex.EncodeToString(sum[:8])+".sock")
+		// A deep data directory would make the socket path too long to bind;
+		// put the socket in a fresh private directory of the temporary
+		// directory instead, where nobody else can reach it either.
+		if socketDir, err = os.MkdirTemp("", "crm-"); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("create a directory for the database's socket: %w", err)
+		}
+		socket = filepath.Join(socketDir, "mongodb.sock")
 	}
 	// A socket left behind by a process that was killed would make the listener
 	// fail; the flock above proves that no live process owns it.
@@ -73,7 +100,7 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		lock.Close()
 		return nil, fmt.Errorf("start embedded database in %s: %w", dir, err)
 	}
-	e.lock, e.dir = lock, dir
+	e.lock, e.dir, e.socketDir = lock, dir, socketDir
 	e.uri = unixSocketURI(socket)
 	return e, nil
 }
@@ -278,6 +305,9 @@ func (e *engine) stop() {
 	}
 	if e.lock != nil {
 		e.lock.Close()
+	}
+	if e.socketDir != "" {
+		_ = os.RemoveAll(e.socketDir)
 	}
 }
 

@@ -9,6 +9,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -323,6 +324,56 @@ func TestOpenOddDataDirNames(t *testing.T) {
 		if err != nil || len(cs.Hosts) != 1 || cs.Hosts[0] != socket {
 			t.Errorf("unixSocketURI(%q) = %q, read back as %v (%v)", socket, unixSocketURI(socket), cs.Hosts, err)
 		}
+	}
+}
+
+// The data directory holds password and token hashes, and the socket of an
+// engine that asks for no credentials: other users of the machine are kept
+// out of it, and out of the socket when it has to live elsewhere.
+func TestOpenKeepsOtherUsersOut(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s, err := Open(t.Context(), Config{DataDir: dir, Timeout: testTimeout, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if info, err := os.Stat(dir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("data directory made 0755 is %v after Open (%v), want 0700", info.Mode().Perm(), err)
+	}
+	if !strings.Contains(log.String(), "made it private") {
+		t.Errorf("narrowing the data directory's mode was not logged: %s", log.String())
+	}
+
+	// A path too long for a socket moves the socket to a private directory
+	// of its own, removed when the store closes.
+	long := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	s2, err := Open(t.Context(), Config{DataDir: long, Timeout: testTimeout, Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	socketDir := s2.engine.socketDir
+	if socketDir == "" {
+		t.Fatal("the socket stayed in a data directory whose path is too long for it")
+	}
+	if info, err := os.Stat(socketDir); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("the socket's directory is %v (%v), want 0700", info.Mode().Perm(), err)
+	}
+	if err := s2.Ping(t.Context()); err != nil {
+		t.Errorf("Ping through the moved socket: %v", err)
+	}
+	if err := s2.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(socketDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket's directory outlived the store: %v", err)
 	}
 }
 

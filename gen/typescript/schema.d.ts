@@ -514,7 +514,7 @@ export interface components {
             password?: components["schemas"]["Password"];
             /**
              * Format: password
-             * @description Your current password; required to change your own password.
+             * @description Your current password; required to change your own password, and refused without a new `password`.
              */
             current_password?: string;
         };
@@ -531,7 +531,7 @@ export interface components {
             password?: components["schemas"]["Password"];
             /**
              * Format: password
-             * @description Your current password; required to change your own password.
+             * @description Your current password; required to change your own password, and refused without a new `password`.
              */
             current_password?: string;
         };
@@ -905,6 +905,29 @@ export interface components {
             /**
              * Format: uri
              * @description Identifies the kind of problem; stable, so code can switch on it.
+             *     One status can carry more than one kind. The kinds:
+             *
+             *     | type | status | when |
+             *     |---|---|---|
+             *     | `urn:crm:problem:invalid-input` | 400 | a parameter or body field is invalid; `errors[]` names each one |
+             *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, on sign-in): a syntax error, a member given twice, text that is not UTF-8 |
+             *     | `urn:crm:problem:unauthorized` | 401 | no token, or one that is malformed, expired or revoked |
+             *     | `urn:crm:problem:invalid-credentials` | 401 | wrong email or password, or a refresh token that is wrong, spent or revoked |
+             *     | `urn:crm:problem:forbidden` | 403 | signed in, but your role does not allow this |
+             *     | `urn:crm:problem:not-found` | 404 | no record has this id, or no operation has this path |
+             *     | `urn:crm:problem:method-not-allowed` | 405 | the path does not take this method; `Allow` lists those it does |
+             *     | `urn:crm:problem:duplicate` | 409 | a record with this email already exists |
+             *     | `urn:crm:problem:conflict` | 409 | a delete that other records still refer to, or a change that would leave no active admin |
+             *     | `urn:crm:problem:precondition-failed` | 412 | the record changed since the `ETag` given in `If-Match` |
+             *     | `urn:crm:problem:payload-too-large` | 413 | the body is larger than 1 MiB |
+             *     | `urn:crm:problem:unsupported-media-type` | 415 | the body is not in a content type the operation accepts |
+             *     | `urn:crm:problem:unknown-reference` | 422 | a field refers to a record that does not exist |
+             *     | `urn:crm:problem:idempotency-key-reuse` | 422 | an `Idempotency-Key` sent again with a different request |
+             *     | `urn:crm:problem:too-many-requests` | 429 | too many failed attempts; wait `Retry-After` seconds |
+             *     | `urn:crm:problem:internal` | 500 | a fault of the server's; the `request_id` finds it in the log |
+             *     | `urn:crm:problem:unavailable` | 503 | the database is unavailable or too busy |
+             *
+             *     New kinds may be added: treat an unknown one by its `status`.
              * @example urn:crm:problem:invalid-input
              */
             type: string;
