@@ -307,7 +307,7 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /interactions/customer/{customer_id} (the `ListInteractionsByCustomerLegacy` operationId).
 	//
-	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 	ListInteractionsByCustomerLegacy(ctx context.Context, customerId ObjectId, params *ListInteractionsByCustomerLegacyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteInteraction Delete an interaction
@@ -968,7 +968,7 @@ func (c *Client) CreateInteraction(ctx context.Context, params *CreateInteractio
 // in `Deprecation` and `Link` headers.
 //
 // Corresponds with GET /interactions/customer/{customer_id} (the `ListInteractionsByCustomerLegacy` operationId).
-// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 func (c *Client) ListInteractionsByCustomerLegacy(ctx context.Context, customerId ObjectId, params *ListInteractionsByCustomerLegacyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListInteractionsByCustomerLegacyRequest(c.Server, customerId, params)
 	if err != nil {
@@ -3776,7 +3776,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /interactions/customer/{customer_id} (the `ListInteractionsByCustomerLegacy` operationId).
 	//
-	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 	ListInteractionsByCustomerLegacyWithResponse(ctx context.Context, customerId ObjectId, params *ListInteractionsByCustomerLegacyParams, reqEditors ...RequestEditorFn) (*ListInteractionsByCustomerLegacyResponse, error)
 
 	// DeleteInteractionWithResponse Delete an interaction
@@ -7367,7 +7367,7 @@ func (c *ClientWithResponses) CreateInteractionWithResponse(ctx context.Context,
 //
 // Corresponds with GET /interactions/customer/{customer_id} (the `ListInteractionsByCustomerLegacy` operationId).
 //
-// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 func (c *ClientWithResponses) ListInteractionsByCustomerLegacyWithResponse(ctx context.Context, customerId ObjectId, params *ListInteractionsByCustomerLegacyParams, reqEditors ...RequestEditorFn) (*ListInteractionsByCustomerLegacyResponse, error) {
 	rsp, err := c.ListInteractionsByCustomerLegacy(ctx, customerId, params, reqEditors...)
 	if err != nil {

@@ -59,7 +59,7 @@ type ServerInterface interface {
 	// ListInteractionsByCustomerLegacy A customer's interactions (deprecated route)
 	// (GET /interactions/customer/{customer_id})
 	//
-	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 	ListInteractionsByCustomerLegacy(ctx echo.Context, customerId ObjectId, params ListInteractionsByCustomerLegacyParams) error
 	// DeleteInteraction Delete an interaction
 	// (DELETE /interactions/{id})
@@ -5500,7 +5500,7 @@ type StrictServerInterface interface {
 	// ListInteractionsByCustomerLegacy A customer's interactions (deprecated route)
 	// (GET /interactions/customer/{customer_id})
 	//
-	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	// Deprecated: Use GET /customers/{id}/interactions (listCustomerInteractions), which takes filters and sorts too.
 	ListInteractionsByCustomerLegacy(ctx context.Context, request ListInteractionsByCustomerLegacyRequestObject) (ListInteractionsByCustomerLegacyResponseObject, error)
 	// DeleteInteraction Delete an interaction
 	// (DELETE /interactions/{id})

@@ -18,7 +18,15 @@ export function createCrmClient(options = {}) {
   let refreshToken;
   let refreshing; // the refresh in flight, which every caller shares
   client.use({
-    onRequest({ request }) {
+    onRequest({ request, schemaPath, params }) {
+      // An empty id would make "/customers/{id}" "/customers/", which the
+      // server reads as the list of customers: a GET would answer 200 with
+      // a list where a customer was expected.
+      for (const [name, value] of Object.entries(params.path ?? {})) {
+        if (value === "" || value === undefined || value === null) {
+          throw new TypeError(`${request.method} ${schemaPath}: the path parameter "${name}" is empty`);
+        }
+      }
       if (current && !request.headers.has("Authorization")) {
         request.headers.set("Authorization", `Bearer ${current}`);
       }
@@ -31,7 +39,11 @@ export function createCrmClient(options = {}) {
   client.setRefreshToken = (next) => {
     refreshToken = next || undefined;
   };
+  client.getRefreshToken = () => refreshToken;
   client.refresh = () => {
+    if (!refreshToken && !refreshing) {
+      return Promise.reject(new Error("no refresh token: sign in first (signIn), or give one with setRefreshToken"));
+    }
     // A refresh token works once: two refreshes sent at once would end the
     // sign-in, so callers that ask together share one request.
     refreshing ??= client
@@ -66,5 +78,21 @@ export async function signIn(client, email, password) {
     client.setToken(result.data.access_token);
     client.setRefreshToken(result.data.refresh_token);
   }
+  return result;
+}
+
+/**
+ * Signs out (`POST /auth/logout`): revokes the client's refresh token on the
+ * server and forgets both tokens. The access token stays valid until it
+ * expires (`expires_in`). Returns openapi-fetch's `{ data, error, response }`;
+ * without a refresh token there is nothing to revoke, and it only forgets.
+ *
+ * @param {import("./index.d.ts").CrmClient} client
+ */
+export async function signOut(client) {
+  const refreshToken = client.getRefreshToken();
+  const result = refreshToken ? await client.POST("/auth/logout", { body: { refresh_token: refreshToken } }) : undefined;
+  client.setToken(undefined);
+  client.setRefreshToken(undefined);
   return result;
 }

@@ -23,10 +23,13 @@ export type CrmClient = Client<paths> & {
   setToken(token: string | undefined): void;
   /** Sets the refresh token that `refresh` spends (`signIn` sets it). */
   setRefreshToken(token: string | undefined): void;
+  /** The refresh token that `refresh` would spend: keep it to resume a sign-in later. */
+  getRefreshToken(): string | undefined;
   /**
    * Exchanges the refresh token for a new pair (`POST /auth/refresh`) and sets
    * both. Calls made while one is in flight share it: a refresh token works
-   * once, and two refreshes sent at once would end the sign-in.
+   * once, and two refreshes sent at once would end the sign-in. Rejects,
+   * without a request, when the client has no refresh token.
    */
   refresh(): Promise<FetchResponse<RefreshOperation, { body: Schema<"RefreshRequest"> }, `${string}/${string}`>>;
 };
@@ -40,3 +43,9 @@ export function signIn(
   email: string,
   password: string,
 ): Promise<FetchResponse<LoginOperation, { body: Schema<"LoginRequest"> }, `${string}/${string}`>>;
+
+type LogoutOperation = paths["/auth/logout"]["post"];
+
+export function signOut(
+  client: CrmClient,
+): Promise<FetchResponse<LogoutOperation, { body: Schema<"RefreshRequest"> }, `${string}/${string}`> | undefined>;

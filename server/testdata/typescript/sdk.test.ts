@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { createCrmClient, signIn, type CrmClient, type Problem, type Schema } from "@opencrm/crm-sdk";
+import { createCrmClient, signIn, signOut, type CrmClient, type Problem, type Schema } from "@opencrm/crm-sdk";
 
 const baseUrl = process.env.CRM_URL;
 if (!baseUrl) {
@@ -110,6 +110,31 @@ test("bootstrap, sign in, create and list customers, and a typed problem on a du
     assert.notEqual(again.data?.refresh_token, first.data?.refresh_token);
     assert.notEqual(again.data?.access_token, first.data?.access_token);
     assert.equal((await crm.GET("/users/me")).response.status, 200);
+  });
+
+  await t.test("an empty id is refused before it is sent, as it would name the list", async () => {
+    // "/customers/" is the list: without the check, this GET would answer 200
+    // with a list typed as a Customer.
+    await assert.rejects(crm.GET("/customers/{id}", { params: { path: { id: "" } } }), {
+      name: "TypeError",
+      message: 'GET /customers/{id}: the path parameter "id" is empty',
+    });
+    await assert.rejects(crm.DELETE("/interactions/{id}", { params: { path: { id: "" } } }), TypeError);
+  });
+
+  await t.test("sign out revokes the refresh token and forgets both tokens", async () => {
+    const other = createCrmClient({ baseUrl });
+    await assert.rejects(other.refresh(), /no refresh token/);
+    const login = await signIn(other, admin.email, admin.password);
+    const kept = other.getRefreshToken();
+    assert.equal(kept, login.data?.refresh_token);
+    const out = await signOut(other);
+    assert.equal(out?.response.status, 204, JSON.stringify(out?.error));
+    assert.equal(other.getRefreshToken(), undefined);
+    assert.equal((await other.GET("/users/me")).response.status, 401);
+    // Revoked on the server, not only forgotten here.
+    other.setRefreshToken(kept);
+    assert.equal((await other.refresh()).response.status, 401);
   });
 
   await t.test("an invalid query parameter answers 400 naming it", async () => {
