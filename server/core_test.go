@@ -437,12 +437,16 @@ func TestInvalidValuesAreExplained(t *testing.T) {
 	}
 }
 
-func TestTrailingSlash(t *testing.T) {
+func TestSlashesInPath(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()
-	res, body := e.raw(http.MethodGet, "/customers/", admin.token, "", "")
-	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
-		t.Errorf("GET /customers/ = %d %s", res.StatusCode, body)
+	grace := e.customer(admin, "Grace Hopper")
+	// And repeated slashes, as a base URL ending in "/" joined to a path makes.
+	for _, path := range []string{"/customers/", "//customers", "/customers//", "//customers//" + grace.Id + "/"} {
+		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), grace.Id) {
+			t.Errorf("GET %s = %d %s", path, res.StatusCode, body)
+		}
 	}
 }
 

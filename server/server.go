@@ -43,7 +43,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withoutTrailingSlash(headAsGet(e)), nil
+	return withCleanPath(headAsGet(e)), nil
 }
 
 // newEcho assembles Echo with every route.
@@ -162,19 +162,32 @@ func requestMethod(r *http.Request) string {
 	return r.Method
 }
 
-// withoutTrailingSlash lets "/customers/" reach the same operation as
-// "/customers". It wraps Echo instead of being Echo "pre" middleware, which
-// Echo v4 would chain anew for every request.
-func withoutTrailingSlash(next http.Handler) http.Handler {
+// withCleanPath lets "/customers/" reach the same operation as "/customers",
+// and so "//customers": a base URL that ends in a slash ("http://host:8080/"),
+// joined to a path that starts with one, as nginx's merge_slashes would. It
+// wraps Echo instead of being Echo "pre" middleware, which Echo v4 would
+// chain anew for every request.
+func withCleanPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+		if p := r.URL.Path; cleanPath(p) != p {
 			r = r.Clone(r.Context())
-			r.URL.Path = strings.TrimSuffix(p, "/")
-			r.URL.RawPath = strings.TrimSuffix(r.URL.RawPath, "/")
+			r.URL.Path = cleanPath(p)
+			r.URL.RawPath = cleanPath(r.URL.RawPath)
 			r.RequestURI = r.URL.RequestURI()
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// cleanPath merges repeated slashes and drops a trailing one.
+func cleanPath(p string) string {
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	return p
 }
 
 // clientIPExtractor decides where the client's address comes from. By default
