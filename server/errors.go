@@ -91,8 +91,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if p.kind.status >= 500 {
 			// The client sees a generic detail; the real error goes to the log,
 			// found again by the request id.
-			log.ErrorContext(c.Request().Context(), "request failed",
-				"request_id", requestID(c), "route", c.Path(), "status", p.kind.status, "error", err.Error())
+			attrs := []any{"request_id", requestID(c), "route", c.Path(), "status", p.kind.status, "error", err.Error()}
+			if errors.Is(err, context.DeadlineExceeded) {
+				attrs = append(attrs, "hint", deadlineHint)
+			}
+			log.ErrorContext(c.Request().Context(), "request failed", attrs...)
 		}
 		if c.Response().Committed {
 			return
@@ -103,6 +106,13 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		writeProblem(c, p)
 	}
 }
+
+// deadlineHint tells the operator reading a timed-out request's log line the
+// two causes apart: a database that does not answer looks the same, to the
+// request, as one operation that takes longer than it may.
+const deadlineHint = "the database did not answer within the time one operation may take (CRM_DB_TIMEOUT): " +
+	"if /readyz answers 200, this operation takes longer, as lists and counts of large collections do on the embedded engine: " +
+	"raise CRM_DB_TIMEOUT, or move to MongoDB"
 
 // maxListedFields is the most invalid fields a problem lists (the spec's
 // maxItems of Problem.errors).

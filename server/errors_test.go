@@ -58,3 +58,21 @@ func TestClientThatHungUpIsNotAServerError(t *testing.T) {
 		t.Errorf("the database failing: %d, logged %q", rec.Code, logged.String())
 	}
 }
+
+// A database operation that ran out of time is logged with what the operator
+// can do about it: the same error comes from a database that is down and
+// from a list too slow for CRM_DB_TIMEOUT.
+func TestTimeoutIsLoggedWithAHint(t *testing.T) {
+	var logged bytes.Buffer
+	handle := errorHandler(slog.New(slog.NewJSONHandler(&logged, nil)))
+	rec := httptest.NewRecorder()
+	handle(fmt.Errorf("%w: %w", store.ErrUnavailable, context.DeadlineExceeded), echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/customers", nil), rec))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(logged.String(), "raise CRM_DB_TIMEOUT") {
+		t.Errorf("a timed-out operation: %d, logged %q", rec.Code, logged.String())
+	}
+	logged.Reset()
+	handle(fmt.Errorf("%w: connection refused", store.ErrUnavailable), echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/customers", nil), httptest.NewRecorder()))
+	if strings.Contains(logged.String(), "CRM_DB_TIMEOUT") {
+		t.Errorf("a refused connection is not a timeout: %q", logged.String())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -414,18 +415,26 @@ func (s *Store) createIndexes(ctx context.Context) error {
 			return fmt.Errorf("collection %q, index %v: %w", ix.coll.Name(), ix.keys, translate(err))
 		}
 	}
-	// The name sort used the name itself before it used name_key.
+	// The name sort used the name itself before it used name_key. Dropped
+	// only if there: a drop that fails for want of the index would count as
+	// a failed command in the metrics at every start.
 	for _, coll := range []collection{s.users, s.customers} {
-		var ce mongo.CommandError
-		if err := coll.Indexes().DropOne(ctx, "name_1__id_1"); err != nil && !(errors.As(err, &ce) && ce.Code == indexNotFoundCode) {
+		specs, err := coll.Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return fmt.Errorf("collection %q, list indexes: %w", coll.Name(), translate(err))
+		}
+		if !slices.ContainsFunc(specs, func(ix mongo.IndexSpecification) bool { return ix.Name == oldNameIndex }) {
+			continue
+		}
+		if err := coll.Indexes().DropOne(ctx, oldNameIndex); err != nil {
 			return fmt.Errorf("collection %q, drop the index on name: %w", coll.Name(), translate(err))
 		}
 	}
 	return nil
 }
 
-// indexNotFoundCode is MongoDB's IndexNotFound.
-const indexNotFoundCode = 27
+// oldNameIndex is the index the name sort used before name_key.
+const oldNameIndex = "name_1__id_1"
 
 // hostsOf names the hosts of a MongoDB URI for messages, leaving out the
 // credentials that the URI may carry.

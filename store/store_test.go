@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -813,6 +814,48 @@ func TestOpenIndexesIDLookups(t *testing.T) {
 		if !strings.Contains(plan.String(), "USING INDEX") {
 			t.Errorf("a lookup by _id in %s (table %s) scans: plan %q", coll, table, plan.String())
 		}
+	}
+}
+
+// Start-up sends no command that fails (an alert on failed commands would
+// fire at every deploy), and drops the index the name sort used before
+// name_key, where a database still has it.
+func TestOpenFailsNoCommandAndDropsTheOldNameIndex(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var failed []string
+	var opening atomic.Bool // what Close sends may fail (FerretDB has no endSessions)
+	monitor := &event.CommandMonitor{Failed: func(_ context.Context, e *event.CommandFailedEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if opening.Load() {
+			failed = append(failed, e.CommandName+": "+e.Failure.Error())
+		}
+	}}
+	for round := range 2 {
+		opening.Store(true)
+		s, err := Open(ctx, Config{DataDir: dir, Timeout: testTimeout, Logger: quietLogger, Monitor: monitor})
+		opening.Store(false)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if round == 0 {
+			if _, err := s.customers.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "name", Value: 1}, {Key: "_id", Value: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+		} else if ix := indexSet(t, s.customers.Collection); slices.Contains(ix, "name:1,_id:1") {
+			t.Errorf("the old name index outlived a start: %v", ix)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) > 0 {
+		t.Errorf("start-up sent commands that failed: %v", failed)
 	}
 }
 
