@@ -643,6 +643,16 @@ func TestSpecServed(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok"`) {
 		t.Errorf("/healthz: %d %s", res.StatusCode, body)
 	}
+	// The server's address, opened in a browser, leads to the docs.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(e.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/docs" {
+		t.Errorf("GET /: %d to %q, want 302 to /docs", res.StatusCode, res.Header.Get("Location"))
+	}
 }
 
 func TestRequestID(t *testing.T) {

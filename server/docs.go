@@ -53,6 +53,10 @@ func registerDocs(e *echo.Echo, specJSON []byte) {
 	}
 	e.GET("/docs", serve)
 	e.GET("/docs/*", serve)
+	// Someone who opens the server's address in a browser finds the docs.
+	e.GET("/", func(c echo.Context) error {
+		return c.Redirect(http.StatusFound, "/docs")
+	})
 }
 
 // isDocsAsset reports whether Swagger UI's embedded assets hold name (stored
