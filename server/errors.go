@@ -168,7 +168,7 @@ func toProblem(err error, route string) problem {
 			headers: map[string]string{"Accept-Encoding": "identity"}}
 	}
 	if errors.Is(err, errCharset) {
-		return problem{kind: kindUnsupportedMedia, detail: "Send the body in UTF-8, the only charset JSON is written in."}
+		return problem{kind: kindUnsupportedMedia, detail: "Send the body in UTF-8: no other charset is read."}
 	}
 	if query, ok := errors.AsType[*queryError](err); ok {
 		fields := query.fields
