@@ -5,9 +5,11 @@
 //	crm [flags]          serve the API (see crm -help)
 //	crm seed [flags]     fill the database with demo data (see crm seed -help)
 //	crm engine [flags]   run the bundled MongoDB-compatible engine as a server
+//	crm version          print the version and the revision it was built from
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -17,12 +19,15 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,19 +42,30 @@ import (
 )
 
 // Main runs the command with the process's arguments and environment and
-// returns its exit status: a failure is one line on stderr and status 1;
-// -help prints the usage and succeeds, as Go's own commands do.
+// returns its exit status (see exitStatus).
 func Main() int {
-	err := run(context.Background(), os.Args[1:], os.Getenv, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "crm: %v\n", err)
-		return 1
-	}
-	return 0
+	return exitStatus(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr)
 }
+
+// exitStatus prints err on stderr, as one line, and returns the exit status
+// for it: 0 for no error or for help that was asked for (as Go's own commands
+// do), 2 for a command line that does not parse (already explained on
+// stderr), and 1 for any other failure.
+func exitStatus(err error, stderr io.Writer) int {
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "crm: %v\n", err)
+	return 1
+}
+
+// usageError is a command line that does not parse; the flag package, or
+// parseFlags, has already said why on stderr.
+type usageError struct{ error }
 
 // config is the server's configuration; see the README's table.
 type config struct {
@@ -73,6 +89,8 @@ const (
 	serveUsage = `Usage: crm [flags]          serve the API
        crm seed [flags]     fill the database with demo data (crm seed -help)
        crm engine [flags]   run the bundled MongoDB-compatible engine as a server (crm engine -help)
+       crm version          print the version and the revision it was built from
+       crm help [command]   print this, or a command's usage
 
 A flag can also be set by the environment variable named after it; the flag wins.
 
@@ -100,6 +118,47 @@ func withUsage(fs *flag.FlagSet, usage string) {
 	}
 }
 
+// parseFlags parses args with fs. A flag that is not given takes the value of
+// the environment variable that vars names for it (flag name → variable), so
+// a flag wins over its variable and a bad variable is an error only when it is
+// used: help, or the flag that replaces it, always works. The usage goes to
+// stdout when asked for (ErrHelp), to stderr after a wrong flag (usageError).
+func parseFlags(fs *flag.FlagSet, args []string, vars map[string]string, getenv func(string) string, stdout, stderr io.Writer) error {
+	for name, variable := range vars {
+		fs.Lookup(name).Usage += " (" + variable + ")"
+	}
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = usage.WriteTo(stdout)
+		return err
+	case err != nil:
+		_, _ = usage.WriteTo(stderr)
+		return usageError{err}
+	case fs.NArg() > 0:
+		err := fmt.Errorf("unexpected argument %q (see %s -help)", fs.Arg(0), fs.Name())
+		fmt.Fprintln(stderr, err)
+		return usageError{err}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
+		v := getenv(vars[name])
+		if given[name] || v == "" {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			if _, ok := fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration); ok {
+				return fmt.Errorf("%s=%q is not a duration such as 15m or 30s", vars[name], v)
+			}
+			return fmt.Errorf("%s=%q: %w", vars[name], v, err)
+		}
+	}
+	return nil
+}
+
 // command describes how a command of crm reads its configuration.
 type command struct {
 	name, usage string
@@ -111,62 +170,42 @@ type command struct {
 }
 
 // parseConfig reads the server's configuration (see command.parse).
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	return command{name: "crm", usage: serveUsage, serving: true}.parse(args, getenv, stderr)
+func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
+	return command{name: "crm", usage: serveUsage, serving: true}.parse(args, getenv, stdout, stderr)
 }
 
 // parse reads flags, which win over environment variables, which win over the
 // defaults.
-func (cmd command) parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+func (cmd command) parse(args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	withUsage(fs, cmd.usage)
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	var durErr error
-	envDuration := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil && durErr == nil {
-			durErr = fmt.Errorf("%s=%q is not a duration such as 15m or 30s", name, v)
-		}
-		return d
-	}
-	fs.StringVar(&cfg.mongoURI, "mongodb-uri", env("MONGODB_URI", ""), "MongoDB URI; empty runs the embedded database (MONGODB_URI)")
-	fs.StringVar(&cfg.dbName, "db-name", env("CRM_DB_NAME", "crm"), "database name (CRM_DB_NAME)")
-	fs.StringVar(&cfg.dataDir, "data-dir", env("CRM_DATA_DIR", "data"), "embedded database directory (CRM_DATA_DIR)")
-	fs.DurationVar(&cfg.dbTimeout, "db-timeout", envDuration("CRM_DB_TIMEOUT", 5*time.Second), "limit for each database operation (CRM_DB_TIMEOUT)")
-	fs.StringVar(&cfg.logLevel, "log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
-	fs.StringVar(&cfg.logFormat, "log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
+	fs.StringVar(&cfg.mongoURI, "mongodb-uri", "", "MongoDB URI; empty runs the embedded database")
+	fs.StringVar(&cfg.dbName, "db-name", "crm", "database name")
+	fs.StringVar(&cfg.dataDir, "data-dir", "data", "embedded database directory")
+	fs.DurationVar(&cfg.dbTimeout, "db-timeout", 5*time.Second, "limit for each database operation")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "json", "json or text")
+	vars := map[string]string{"mongodb-uri": "MONGODB_URI", "db-name": "CRM_DB_NAME", "data-dir": "CRM_DATA_DIR",
+		"db-timeout": "CRM_DB_TIMEOUT", "log-level": "CRM_LOG_LEVEL", "log-format": "CRM_LOG_FORMAT"}
 	var cors, proxies string
 	if cmd.serving {
-		fs.StringVar(&cfg.addr, "addr", env("CRM_ADDR", ":8080"), "listen address (CRM_ADDR)")
-		fs.StringVar(&cfg.jwtSecret, "jwt-secret", env("CRM_JWT_SECRET", ""), "HS256 key, at least 32 bytes; prefer the variable (CRM_JWT_SECRET)")
-		fs.DurationVar(&cfg.accessTTL, "access-token-ttl", envDuration("CRM_ACCESS_TOKEN_TTL", 15*time.Minute), "access token lifetime (CRM_ACCESS_TOKEN_TTL)")
-		fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", envDuration("CRM_REFRESH_TOKEN_TTL", 30*24*time.Hour), "refresh token lifetime (CRM_REFRESH_TOKEN_TTL)")
-		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", envDuration("CRM_SHUTDOWN_TIMEOUT", 20*time.Second), "how long in-flight requests get on shutdown (CRM_SHUTDOWN_TIMEOUT)")
-		fs.StringVar(&cors, "cors-origins", env("CRM_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the API; empty disables CORS (CRM_CORS_ORIGINS)")
-		fs.StringVar(&proxies, "trusted-proxies", env("CRM_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (CRM_TRUSTED_PROXIES)")
+		fs.StringVar(&cfg.addr, "addr", ":8080", "listen address")
+		fs.StringVar(&cfg.jwtSecret, "jwt-secret", "", "HS256 key, at least 32 bytes; prefer the variable")
+		fs.DurationVar(&cfg.accessTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
+		fs.DurationVar(&cfg.refreshTTL, "refresh-token-ttl", 30*24*time.Hour, "refresh token lifetime")
+		fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests get on shutdown")
+		fs.StringVar(&cors, "cors-origins", "", "comma-separated browser origins allowed to call the API; empty disables CORS")
+		fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+		maps.Copy(vars, map[string]string{"addr": "CRM_ADDR", "jwt-secret": "CRM_JWT_SECRET",
+			"access-token-ttl": "CRM_ACCESS_TOKEN_TTL", "refresh-token-ttl": "CRM_REFRESH_TOKEN_TTL",
+			"shutdown-timeout": "CRM_SHUTDOWN_TIMEOUT", "cors-origins": "CRM_CORS_ORIGINS", "trusted-proxies": "CRM_TRUSTED_PROXIES"})
 	}
-	if durErr != nil {
-		return cfg, durErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, vars, getenv, stdout, stderr); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q (see %s -help)", fs.Arg(0), cmd.name)
 	}
 	durations := []namedDuration{{"database timeout", cfg.dbTimeout}}
 	if cmd.serving {
@@ -260,21 +299,60 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, error) {
 }
 
 // run dispatches to a subcommand; without one, it serves the API.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "seed":
-			return seedCommand(ctx, args[1:], getenv, stderr)
+			return seedCommand(ctx, args[1:], getenv, stdout, stderr)
 		case "engine":
-			return engineCommand(ctx, args[1:], getenv, stderr)
+			return engineCommand(ctx, args[1:], getenv, stdout, stderr)
+		case "help": // crm help [command]: crm [command] -help
+			return run(ctx, append(slices.Clone(args[1:]), "-help"), getenv, stdout, stderr)
+		case "version", "-version", "--version":
+			if len(args) > 1 {
+				err := fmt.Errorf("unexpected argument %q (see crm -help)", args[1])
+				fmt.Fprintln(stderr, err)
+				return usageError{err}
+			}
+			info, ok := debug.ReadBuildInfo()
+			fmt.Fprintln(stdout, version(info, ok))
+			return nil
 		}
 	}
-	return serve(ctx, args, getenv, stderr)
+	return serve(ctx, args, getenv, stdout, stderr)
+}
+
+// version describes the build: the module's version and the revision it was
+// built from, as the go command recorded them (a build outside a module, or
+// from a checkout without version control, records less).
+func version(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "crm, version unknown (built without module information)"
+	}
+	v := info.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "development build"
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	rev := "revision unknown"
+	if r := settings["vcs.revision"]; r != "" {
+		rev = "revision " + r
+		if t := settings["vcs.time"]; t != "" {
+			rev += " of " + t
+		}
+		if settings["vcs.modified"] == "true" {
+			rev += ", with uncommitted changes"
+		}
+	}
+	return fmt.Sprintf("crm %s, %s, %s", v, rev, info.GoVersion)
 }
 
 // serve runs the API until ctx ends or a signal arrives.
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -459,7 +537,7 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 }
 
 // seedCommand fills the configured database with demo data.
-func seedCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func seedCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var users, customers, interactions int
 	var password string
 	cfg, err := command{name: "crm seed", usage: seedUsage, flags: func(fs *flag.FlagSet) {
@@ -467,7 +545,7 @@ func seedCommand(ctx context.Context, args []string, getenv func(string) string,
 		fs.IntVar(&customers, "customers", 1000, "customers to create")
 		fs.IntVar(&interactions, "interactions", 5000, "interactions to create")
 		fs.StringVar(&password, "password", "demo password", "password of every seeded user")
-	}}.parse(args, getenv, stderr)
+	}}.parse(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -518,26 +596,18 @@ func isTerminal(w io.Writer) bool {
 
 // engineCommand runs the bundled engine as a standalone MongoDB-compatible
 // server, for several API processes to share.
-func engineCommand(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func engineCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("crm engine", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	withUsage(fs, engineUsage)
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	listen := fs.String("listen", env("CRM_ENGINE_LISTEN", "127.0.0.1:27017"), "TCP address to serve the MongoDB wire protocol on (CRM_ENGINE_LISTEN)")
-	dataDir := fs.String("data-dir", env("CRM_ENGINE_DATA_DIR", "engine-data"), "directory for the SQLite files (CRM_ENGINE_DATA_DIR)")
-	pgURL := fs.String("postgresql-url", env("CRM_ENGINE_POSTGRESQL_URL", ""), "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm (CRM_ENGINE_POSTGRESQL_URL)")
-	logLevel := fs.String("log-level", env("CRM_LOG_LEVEL", "info"), "debug, info, warn or error (CRM_LOG_LEVEL)")
-	logFormat := fs.String("log-format", env("CRM_LOG_FORMAT", "json"), "json or text (CRM_LOG_FORMAT)")
-	if err := fs.Parse(args); err != nil {
+	listen := fs.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB wire protocol on")
+	dataDir := fs.String("data-dir", "engine-data", "directory for the SQLite files")
+	pgURL := fs.String("postgresql-url", "", "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "json or text")
+	vars := map[string]string{"listen": "CRM_ENGINE_LISTEN", "data-dir": "CRM_ENGINE_DATA_DIR", "postgresql-url": "CRM_ENGINE_POSTGRESQL_URL",
+		"log-level": "CRM_LOG_LEVEL", "log-format": "CRM_LOG_FORMAT"}
+	if err := parseFlags(fs, args, vars, getenv, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see crm engine -help)", fs.Arg(0))
 	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return fmt.Errorf("listen address %q: %w", *listen, err)

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +67,7 @@ func core(c config) coreConfig {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := parseConfig(nil, envOf(nil), io.Discard)
+	cfg, err := parseConfig(nil, envOf(nil), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -101,7 +103,7 @@ var fullEnv = map[string]string{
 }
 
 func TestParseConfigEnvironment(t *testing.T) {
-	cfg, err := parseConfig(nil, envOf(fullEnv), io.Discard)
+	cfg, err := parseConfig(nil, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -137,7 +139,7 @@ func TestParseConfigFlagsOverrideEnvironment(t *testing.T) {
 		"-db-timeout", "3s",
 		"-shutdown-timeout", "9s",
 	}
-	cfg, err := parseConfig(args, envOf(fullEnv), io.Discard)
+	cfg, err := parseConfig(args, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -159,7 +161,7 @@ func TestParseConfigFlagsOverrideEnvironment(t *testing.T) {
 	}
 
 	// A flag for one setting leaves the others to the environment.
-	cfg, err = parseConfig([]string{"-db-name", "only"}, envOf(fullEnv), io.Discard)
+	cfg, err = parseConfig([]string{"-db-name", "only"}, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -195,7 +197,7 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			_, err := parseConfig(tt.args, envOf(tt.env), &stderr)
+			_, err := parseConfig(tt.args, envOf(tt.env), io.Discard, &stderr)
 			if err == nil {
 				t.Fatal("parseConfig succeeded, want an error")
 			}
@@ -211,16 +213,107 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// Help that was asked for goes to stdout, whatever the environment holds: a
+// bad variable does not stop it, and the usage shows the defaults, never the
+// environment's values (a secret among them).
 func TestParseConfigHelp(t *testing.T) {
-	var stderr bytes.Buffer
-	_, err := parseConfig([]string{"-help"}, envOf(nil), &stderr)
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"CRM_DB_TIMEOUT": "garbage", "CRM_JWT_SECRET": validSecret}
+	_, err := parseConfig([]string{"-help"}, envOf(env), &stdout, &stderr)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-help: err = %v, want flag.ErrHelp (main exits without printing an error)", err)
 	}
+	if stderr.Len() != 0 {
+		t.Errorf("-help wrote to stderr:\n%s", stderr.String())
+	}
 	// The usage names each flag's environment variable.
 	for _, name := range []string{"CRM_ADDR", "MONGODB_URI", "CRM_JWT_SECRET", "CRM_DATA_DIR", "CRM_ACCESS_TOKEN_TTL"} {
-		if !strings.Contains(stderr.String(), name) {
-			t.Errorf("usage does not mention %s:\n%s", name, stderr.String())
+		if !strings.Contains(stdout.String(), name) {
+			t.Errorf("usage does not mention %s:\n%s", name, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), validSecret) {
+		t.Errorf("the usage shows CRM_JWT_SECRET's value:\n%s", stdout.String())
+	}
+}
+
+// A flag wins over its variable: a bad value in the variable is not even read
+// when the flag is given, and is an error naming the variable when it is used.
+func TestParseConfigFlagReplacesBadEnvironment(t *testing.T) {
+	env := map[string]string{"CRM_DB_TIMEOUT": "garbage", "CRM_ACCESS_TOKEN_TTL": "soon"}
+	cfg, err := parseConfig([]string{"-db-timeout", "7s", "-access-token-ttl", "2m"}, envOf(env), io.Discard, io.Discard)
+	if err != nil || cfg.dbTimeout != 7*time.Second || cfg.accessTTL != 2*time.Minute {
+		t.Fatalf("flags over bad variables: %v, timeout %s, access TTL %s", err, cfg.dbTimeout, cfg.accessTTL)
+	}
+	_, err = parseConfig([]string{"-db-timeout", "7s"}, envOf(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `CRM_ACCESS_TOKEN_TTL="soon"`) {
+		t.Errorf("the bad variable without its flag: %v", err)
+	}
+}
+
+// Exit statuses and streams, as Main gives them: help asked for (-help, -h,
+// crm help, crm help <command>) on stdout with 0; a wrong command line on
+// stderr with 2, said once; any other failure one line on stderr with 1.
+func TestExitStatusAndStreams(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		env            map[string]string
+		code           int
+		stdout, stderr string // substrings; "" for an empty stream
+	}{
+		{[]string{"-help"}, nil, 0, "-access-token-ttl", ""},
+		{[]string{"--help"}, map[string]string{"CRM_DB_TIMEOUT": "garbage"}, 0, "-access-token-ttl", ""},
+		{[]string{"help"}, nil, 0, "crm seed [flags]", ""},
+		{[]string{"help", "seed"}, nil, 0, "-customers", ""},
+		{[]string{"help", "engine"}, nil, 0, "-postgresql-url", ""},
+		{[]string{"seed", "-h"}, nil, 0, "-interactions", ""},
+		{[]string{"-no-such-flag"}, nil, 2, "", "flag provided but not defined: -no-such-flag"},
+		{[]string{"seed", "-users", "many"}, nil, 2, "", `invalid value "many" for flag -users`},
+		{[]string{"engine", "extra"}, nil, 2, "", `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, nil, 2, "", `unexpected argument "extra"`},
+		{[]string{"-addr", "127.0.0.1:0"}, map[string]string{"CRM_DB_TIMEOUT": "garbage"}, 1, "", `crm: CRM_DB_TIMEOUT="garbage" is not a duration`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := exitStatus(run(context.Background(), tc.args, envOf(tc.env), &stdout, &stderr), &stderr)
+		name := strings.Join(tc.args, " ")
+		if code != tc.code {
+			t.Errorf("crm %s: exit status %d, want %d", name, code, tc.code)
+		}
+		for _, stream := range []struct {
+			name, got, want string
+		}{{"stdout", stdout.String(), tc.stdout}, {"stderr", stderr.String(), tc.stderr}} {
+			if stream.want == "" && stream.got != "" || !strings.Contains(stream.got, stream.want) {
+				t.Errorf("crm %s: %s is not as expected (want %q):\n%s", name, stream.name, stream.want, stream.got)
+			}
+			if stream.name == "stderr" && stream.want != "" && strings.Count(stream.got, stream.want) != 1 {
+				t.Errorf("crm %s: %s says %q %d times", name, stream.name, stream.want, strings.Count(stream.got, stream.want))
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, tc := range []struct {
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{nil, false, "crm, version unknown (built without module information)"},
+		{&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, true,
+			"crm development build, revision unknown, go1.26.8"},
+		{&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2025-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"},
+		}}, true, "crm v1.4.0, revision 0123abcd of 2025-01-02T03:04:05Z, with uncommitted changes, go1.26.8"},
+	} {
+		if got := version(tc.info, tc.ok); got != tc.want {
+			t.Errorf("version:\n got %q\nwant %q", got, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := exitStatus(run(context.Background(), args, envOf(nil), &stdout, &stderr), &stderr); code != 0 ||
+			!strings.HasPrefix(stdout.String(), "crm ") || !strings.Contains(stdout.String(), runtime.Version()) || stderr.Len() != 0 {
+			t.Errorf("crm %s: %d, stdout %q, stderr %q", args[0], code, stdout.String(), stderr.String())
 		}
 	}
 }
@@ -245,7 +338,7 @@ func runFails(t *testing.T, args []string, env map[string]string, limit time.Dur
 	defer cancel()
 	logs := &syncBuffer{}
 	start := time.Now()
-	err := run(ctx, args, envOf(env), logs)
+	err := run(ctx, args, envOf(env), io.Discard, logs)
 	elapsed := time.Since(start)
 	if err == nil {
 		t.Fatalf("run succeeded after %v, want an error", elapsed)
@@ -395,7 +488,7 @@ func startRun(t *testing.T, env map[string]string) *running {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &running{url: "http://" + addr, logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, []string{"-addr", addr}, envOf(env), s.logs) }()
+	go func() { s.done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		// Stops the server if the test failed before stopping it.
 		cancel()

@@ -177,7 +177,7 @@ func serveInProcess(t *testing.T, uri string, extraEnv map[string]string) *apiCl
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard) }()
+	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -201,8 +201,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"-help"}, 0, []string{"-addr"}, nil},
 		{[]string{"seed", "-h"}, 0, []string{"-data-dir", "-customers"}, []string{"-addr", "-jwt-secret", "-cors-origins"}},
 		{[]string{"engine", "-help"}, 0, []string{"-data-dir", "-listen"}, []string{"-addr", "-customers"}},
-		{[]string{"-no-such-flag"}, 1, []string{"-data-dir"}, nil},
-		{[]string{"seed", "-addr", ":1"}, 1, []string{"-customers"}, nil},
+		{[]string{"-no-such-flag"}, 2, []string{"-data-dir"}, nil},
+		{[]string{"seed", "-addr", ":1"}, 2, []string{"-customers"}, nil},
 	} {
 		p := start(t, nil, tc.args...)
 		if code := p.wait(30 * time.Second); code != tc.code {
