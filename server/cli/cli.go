@@ -28,10 +28,12 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/term"
 
 	"github.com/opencrm/crm/api"
@@ -105,6 +107,7 @@ Running it again adds to what is there and creates no duplicates.
 
 Runs the bundled MongoDB-compatible engine as a server of its own, on SQLite
 files or on PostgreSQL, for several crm processes to share through MONGODB_URI.
+It has no authentication: it listens on loopback only, unless -allow-remote.
 
 `
 )
@@ -600,8 +603,9 @@ func engineCommand(ctx context.Context, args []string, getenv func(string) strin
 	fs := flag.NewFlagSet("crm engine", flag.ContinueOnError)
 	withUsage(fs, engineUsage)
 	listen := fs.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB wire protocol on")
+	allowRemote := fs.Bool("allow-remote", false, "allow a -listen address beyond loopback, although the engine has no authentication")
 	dataDir := fs.String("data-dir", "engine-data", "directory for the SQLite files")
-	pgURL := fs.String("postgresql-url", "", "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm")
+	pgURL := fs.String("postgresql-url", "", "store the data in PostgreSQL instead, e.g. postgres://user:pass@127.0.0.1:5432/crm; prefer the variable, which ps does not show")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
 	vars := map[string]string{"listen": "CRM_ENGINE_LISTEN", "data-dir": "CRM_ENGINE_DATA_DIR", "postgresql-url": "CRM_ENGINE_POSTGRESQL_URL",
@@ -609,20 +613,96 @@ func engineCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err := parseFlags(fs, args, vars, getenv, stdout, stderr); err != nil {
 		return err
 	}
-	if _, _, err := net.SplitHostPort(*listen); err != nil {
-		return fmt.Errorf("listen address %q: %w", *listen, err)
+	remote, err := beyondLoopback(*listen)
+	if err != nil {
+		return err
+	}
+	if remote && !*allowRemote {
+		return fmt.Errorf("listen address %q reaches beyond this machine, and the engine has no authentication: "+
+			"anyone who can connect could read and change every record; listen on loopback (127.0.0.1:27017, the default) "+
+			"and reach it through a tunnel, or pass -allow-remote if only trusted hosts can reach that address", *listen)
 	}
 	log, err := newLogger(config{logLevel: *logLevel, logFormat: *logFormat}, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if remote {
+		log.Warn("the engine listens beyond loopback and has no authentication: whoever can connect can read and change every record", "listen", *listen)
+	}
 	storage := "SQLite in " + *dataDir
 	if *pgURL != "" {
 		storage = "PostgreSQL"
+		if err := pingPostgreSQL(ctx, *pgURL); err != nil {
+			return err
+		}
 	}
-	return store.RunEngine(ctx, store.EngineConfig{Listen: *listen, DataDir: *dataDir, PostgreSQLURL: *pgURL, Logger: log}, func(uri string) {
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The engine runs until the signal, which is logged first, as the server does.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	go func() {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			stopEngine()
+		case <-engineCtx.Done():
+		}
+	}()
+	err = store.RunEngine(engineCtx, store.EngineConfig{Listen: *listen, DataDir: *dataDir, PostgreSQLURL: *pgURL, Logger: log}, func(uri string) {
 		log.Info("engine listening; point the API at it with MONGODB_URI", "MONGODB_URI", uri, "storage", storage)
 	})
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// beyondLoopback reports whether a listen address can be reached from other
+// machines: any address but a loopback one, or localhost; an empty host is
+// every interface.
+func beyondLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return false, nil
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback(), nil
+}
+
+// pgTimeout bounds the check that PostgreSQL answers at start.
+const pgTimeout = 10 * time.Second
+
+// pingPostgreSQL checks that PostgreSQL answers at url, so that a wrong URL
+// stops the engine at start with one line instead of failing every request
+// later. The error names the host and database, never the password.
+func pingPostgreSQL(ctx context.Context, pgURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
+	defer cancel()
+	pc, err := pgx.ParseConfig(pgURL)
+	if err != nil { // pgx leaves the password out of its message
+		return fmt.Errorf("-postgresql-url: %w", err)
+	}
+	where := fmt.Sprintf("PostgreSQL at %s (database %q, user %q)", net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))), pc.Database, pc.User)
+	fail := func(err error) error {
+		msg := err.Error()
+		if pc.Password != "" {
+			msg = strings.ReplaceAll(msg, pc.Password, "xxxxx")
+		}
+		return fmt.Errorf("%s does not answer: %s", where, strings.Join(strings.Fields(msg), " "))
+	}
+	conn, err := pgx.ConnectConfig(ctx, pc)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := conn.Ping(ctx); err != nil {
+		return fail(err)
+	}
+	return nil
 }

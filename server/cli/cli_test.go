@@ -700,3 +700,64 @@ func TestRunRefusesShortSecretFile(t *testing.T) {
 		t.Errorf("the file was overwritten: %q", b)
 	}
 }
+
+// The engine has no authentication: an address beyond loopback needs
+// -allow-remote, which warns.
+func TestEngineListenBeyondLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:27017": false, "127.0.0.2:1": false, "[::1]:1": false, "localhost:1": false,
+		"0.0.0.0:18190": true, ":18190": true, "[::]:18190": true, "10.1.2.3:1": true, "db.example.com:1": true,
+	} {
+		if got, err := beyondLoopback(addr); err != nil || got != want {
+			t.Errorf("beyondLoopback(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+
+	// The commands below name an address of a documentation network, which no
+	// interface has: were the check gone, the engine could not expose itself.
+	const remote = "192.0.2.1:18190"
+	dir := filepath.Join(t.TempDir(), "engine")
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"-listen", remote}, nil},
+		{nil, map[string]string{"CRM_ENGINE_LISTEN": remote}},
+	} {
+		err, _ := runFails(t, append([]string{"engine", "-data-dir", dir}, tc.args...), tc.env, 5*time.Second)
+		if !strings.Contains(err.Error(), "no authentication") || !strings.Contains(err.Error(), "-allow-remote") {
+			t.Errorf("crm engine %v %v: %v", tc.args, tc.env, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused engine created its data directory: %v", err)
+	}
+
+	// With -allow-remote, a warning; the PostgreSQL that does not answer stops
+	// the engine before it binds the address.
+	err, logs := runFails(t, []string{"engine", "-listen", remote, "-allow-remote", "-postgresql-url", "postgres://crm:pw@" + freeAddr(t) + "/crm"}, nil, 15*time.Second)
+	if !strings.Contains(err.Error(), "does not answer") || !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "no authentication") {
+		t.Errorf("-allow-remote: %v\n%s", err, logs)
+	}
+}
+
+// A PostgreSQL that does not answer stops the engine at start with one line,
+// which does not show the URL's password.
+func TestEngineChecksPostgreSQL(t *testing.T) {
+	const password = "s3cret-pass"
+	pg := freeAddr(t)
+	err, logs := runFails(t, []string{"engine", "-listen", freeAddr(t)}, map[string]string{"CRM_ENGINE_POSTGRESQL_URL": "postgres://crm:" + password + "@" + pg + "/crmdb"}, 15*time.Second)
+	if msg := err.Error(); !strings.Contains(msg, "PostgreSQL at "+pg) || !strings.Contains(msg, "crmdb") || !strings.Contains(msg, "does not answer") {
+		t.Errorf("error %q does not say which PostgreSQL does not answer", msg)
+	}
+	if strings.Contains(err.Error()+logs, password) {
+		t.Errorf("the password is shown: %v\n%s", err, logs)
+	}
+	if strings.Contains(logs, "engine listening") {
+		t.Errorf("the engine said it listens:\n%s", logs)
+	}
+	err, _ = runFails(t, []string{"engine", "-listen", freeAddr(t), "-postgresql-url", "postgres://crm:" + password + "@127.0.0.1:notaport/crm"}, nil, 5*time.Second)
+	if strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "-postgresql-url") {
+		t.Errorf("an unparsable URL: %v", err)
+	}
+}

@@ -551,3 +551,20 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// The engine, like the server, logs that it shuts down and that it stopped.
+func TestEngineLogsShutdown(t *testing.T) {
+	p := start(t, []string{"CRM_LOG_LEVEL=info"}, "engine", "-listen", freeAddr(t), "-data-dir", t.TempDir())
+	waitFor(t, 20*time.Second, "the engine to listen", func() bool { return strings.Contains(p.output.String(), "engine listening") })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	out := p.output.String()
+	down, stopped := strings.Index(out, `"msg":"shutting down"`), strings.Index(out, `"msg":"stopped"`)
+	if down < 0 || stopped < down {
+		t.Errorf("the engine's log does not end with shutting down, then stopped:\n%s", out)
+	}
+}
