@@ -33,11 +33,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/term"
 
 	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/api/auth"
+	"github.com/opencrm/crm/gen"
 	"github.com/opencrm/crm/server"
 	"github.com/opencrm/crm/store"
 	"github.com/opencrm/crm/store/seed"
@@ -52,7 +54,8 @@ func Main() int {
 // exitStatus prints err on stderr, as one line, and returns the exit status
 // for it: 0 for no error or for help that was asked for (as Go's own commands
 // do), 2 for a command line that does not parse (already explained on
-// stderr), and 1 for any other failure.
+// stderr), 128+n for a command stopped by signal n (as shells report it), and
+// 1 for any other failure.
 func exitStatus(err error, stderr io.Writer) int {
 	var usage usageError
 	switch {
@@ -62,6 +65,10 @@ func exitStatus(err error, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "crm: %v\n", err)
+	var stopped interrupted
+	if errors.As(err, &stopped) {
+		return 128 + int(stopped.signal)
+	}
 	return 1
 }
 
@@ -100,7 +107,15 @@ A flag can also be set by the environment variable named after it; the flag wins
 	seedUsage = `Usage: crm seed [flags]
 
 Fills the database that crm serves with demo users, customers and interactions.
-Running it again adds to what is there and creates no duplicates.
+Each count names the first N demo records of its kind: running it again keeps
+the records that exist (and their passwords) and adds the rest, so it creates no
+duplicates and only adds what a larger count asks for. Customers belong to the
+seeded users and interactions are between seeded users and customers; -users is
+20 unless given, so a run with only -customers also tops the users up to 20.
+
+It refuses a database holding users that it did not create, as its first user is
+an admin whose password is known: seed a fresh one (another -data-dir, or
+-db-name with MongoDB), or pass -force for a demo database.
 
 `
 	engineUsage = `Usage: crm engine [flags]
@@ -539,56 +554,171 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 	}
 }
 
+// defaultSeedPassword is the seeded users' password unless -password says
+// otherwise: public (the README names it), so it may be printed.
+const defaultSeedPassword = "demo password"
+
 // seedCommand fills the configured database with demo data.
 func seedCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var users, customers, interactions int
+	var sc seed.Config
 	var password string
 	cfg, err := command{name: "crm seed", usage: seedUsage, flags: func(fs *flag.FlagSet) {
-		fs.IntVar(&users, "users", 20, "users to create")
-		fs.IntVar(&customers, "customers", 1000, "customers to create")
-		fs.IntVar(&interactions, "interactions", 5000, "interactions to create")
-		fs.StringVar(&password, "password", "demo password", "password of every seeded user")
+		fs.IntVar(&sc.Users, "users", 20, "seed the first N demo users (customers and interactions belong to them)")
+		fs.IntVar(&sc.Customers, "customers", 1000, "seed the first N demo customers, owned by seeded users")
+		fs.IntVar(&sc.Interactions, "interactions", 5000, "seed the first N demo interactions, between seeded users and customers")
+		fs.StringVar(&password, "password", defaultSeedPassword, "password of the users this run adds (those that exist keep theirs)")
+		fs.BoolVar(&sc.Force, "force", false, "seed even a database holding users that crm seed did not create: for a demo database only")
 	}}.parse(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	if users < 0 || customers < 0 || interactions < 0 {
-		return errors.New("counts must not be negative")
+	if err := sc.Check(); err != nil {
+		return err
+	}
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
 	passwords, err := auth.NewPasswords(auth.OWASPArgon2)
 	if err != nil {
 		return err
 	}
-	hash, err := passwords.Hash(ctx, password)
-	if err != nil {
-		return err
+	if sc.PasswordHash, err = passwords.Hash(ctx, password); err != nil {
+		return stopped(ctx, err, 0)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	st, err := store.Open(ctx, store.Config{URI: cfg.mongoURI, Database: cfg.dbName, DataDir: cfg.dataDir, Timeout: cfg.dbTimeout, Logger: log})
 	if err != nil {
-		return err
+		return stopped(ctx, err, 0)
 	}
 	defer st.Close(context.WithoutCancel(ctx))
 
-	start := time.Now()
-	res, err := seed.Run(ctx, st, seed.Config{
-		Users: users, Customers: customers, Interactions: interactions, PasswordHash: hash,
-		Progress: stderr, Terminal: isTerminal(stderr),
-	})
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
+	// On a terminal, a bar and sentences for a person; elsewhere, log records
+	// in the configured format (JSON lines by default) for a program.
+	say := func(msg string, args ...any) { log.Info(msg, args...) }
+	if isTerminal(stderr) {
+		sc.Bar = stderr
+		say = func(msg string, _ ...any) { fmt.Fprintln(stderr, msg) }
+	} else {
+		sc.Log = log
 	}
-	fmt.Fprintf(stderr, "seeded in %s: %d new users, %d new customers, %d new interactions (the rest existed); every user's password is %q\n",
-		time.Since(start).Round(time.Millisecond), res.Users, res.Customers, res.Interactions, password)
-	if users > 0 {
-		fmt.Fprintf(stderr, "sign in as %s, an admin\n", seed.AdminEmail())
+	start := time.Now()
+	res, err := seed.Run(ctx, st, sc)
+	switch {
+	case errors.Is(err, seed.ErrForeignUsers):
+		return errors.New("seed: this database holds users that crm seed did not create, and a seed adds admins whose password is known: " +
+			"seed a fresh database (another -data-dir, or -db-name with MongoDB), or pass -force if this one is a demo")
+	case err != nil:
+		return stopped(ctx, fmt.Errorf("seed: %w", err), res.Users+res.Customers+res.Interactions)
+	}
+	reportSeed(say, sc, res, time.Since(start), password)
+	return nil
+}
+
+// reportSeed says what a seed added and what existed, which password the new
+// users have, and whom to sign in as: say prints a sentence, or logs it with
+// the numbers as attributes.
+func reportSeed(say func(msg string, args ...any), sc seed.Config, res seed.Result, took time.Duration, password string) {
+	existed := seed.Result{Users: sc.Users - res.Users, Customers: sc.Customers - res.Customers, Interactions: sc.Interactions - res.Interactions}
+	msg := fmt.Sprintf("seeded in %s: %s, %s, %s", took.Round(time.Millisecond),
+		count(res.Users, "new user"), count(res.Customers, "new customer"), count(res.Interactions, "new interaction"))
+	if existed != (seed.Result{}) {
+		msg += fmt.Sprintf(" (%s, %s and %s existed already)",
+			count(existed.Users, "user"), count(existed.Customers, "customer"), count(existed.Interactions, "interaction"))
+	}
+	say(msg, "seconds", took.Seconds(), "new_users", res.Users, "new_customers", res.Customers, "new_interactions", res.Interactions,
+		"existing_users", existed.Users, "existing_customers", existed.Customers, "existing_interactions", existed.Interactions)
+	if sc.Users == 0 {
+		return
+	}
+	// A password that the operator chose stays off the screen and out of logs.
+	shown := "the one given with -password"
+	if password == defaultSeedPassword {
+		shown = strconv.Quote(password)
+	}
+	switch {
+	case res.Users == 0:
+		say("no new users: those that existed keep their passwords")
+	case existed.Users == 0:
+		say(fmt.Sprintf("the password of the %s is %s", count(res.Users, "new user"), shown))
+	default:
+		say(fmt.Sprintf("the password of the %s is %s; the %s that existed keep theirs", count(res.Users, "new user"), shown, count(existed.Users, "user")))
+	}
+	say(fmt.Sprintf("sign in as %s, an admin", seed.AdminEmail()), "email", seed.AdminEmail())
+}
+
+// count is "1 user" or "2 users".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkPassword applies the API's own rule for passwords, the Password schema
+// of openapi.yaml, so that every seeded user can sign in through the API.
+func checkPassword(password string) error {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return err
+	}
+	schema := spec.Components.Schemas["Password"]
+	if schema == nil || schema.Value == nil {
+		return errors.New("openapi.yaml defines no Password schema")
+	}
+	if err := schema.Value.VisitJSONString(password); err != nil {
+		reason := err.Error()
+		if se := (*openapi3.SchemaError)(nil); errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return fmt.Errorf("-password is not one the API accepts (%s): %s", strings.TrimSuffix(schema.Value.Description, "."), reason)
 	}
 	return nil
+}
+
+// signalContext is signal.NotifyContext for SIGINT and SIGTERM, with the
+// signal as the context's cause (a signalCause), which stopped turns into
+// the exit status that shells expect.
+func signalContext(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-signals:
+			cancel(signalCause{s.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(signals); cancel(context.Canceled) }
+}
+
+type signalCause struct{ syscall.Signal }
+
+func (s signalCause) Error() string { return s.String() + " signal received" }
+
+// interrupted is a seed that a signal stopped: not a failure to report
+// (whatever the store said about the cancelled operation), but how to go on.
+type interrupted struct {
+	signal  syscall.Signal
+	records int
+}
+
+func (i interrupted) Error() string {
+	return fmt.Sprintf("seed interrupted after %s; run the same command again to continue", count(i.records, "new record"))
+}
+
+// stopped is err, or interrupted if a signal ended ctx: records were written.
+func stopped(ctx context.Context, err error, records int) error {
+	var sig signalCause
+	if errors.As(context.Cause(ctx), &sig) {
+		return interrupted{sig.Signal, records}
+	}
+	return err
 }
 
 // isTerminal reports whether w is a terminal, where progress is drawn as a bar.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opencrm/crm/store"
+	"github.com/opencrm/crm/store/seed"
 )
 
 // envOf is a getenv that reads only m.
@@ -698,6 +702,161 @@ func TestRunRefusesShortSecretFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "short\n" {
 		t.Errorf("the file was overwritten: %q", b)
+	}
+}
+
+// seedRun runs `crm seed args...` on the embedded database in dir, logging
+// JSON, and returns its error and the lines it wrote, each decoded.
+func seedRun(t *testing.T, dir string, args ...string) (error, []map[string]any) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"CRM_DATA_DIR": dir, "CRM_LOG_FORMAT": "json"}
+	err := run(context.Background(), append([]string{"seed"}, args...), envOf(env), &stdout, &stderr)
+	if stdout.Len() != 0 {
+		t.Errorf("crm seed wrote to stdout: %s", stdout.String())
+	}
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("crm seed -log-format json wrote a line that is not JSON: %q", line)
+		}
+		lines = append(lines, m)
+	}
+	return err, lines
+}
+
+// messages joins the msg of each line.
+func messages(lines []map[string]any) string {
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintln(&b, l["msg"])
+	}
+	return b.String()
+}
+
+// What crm seed reports: JSON lines off a terminal, what was new and what
+// existed, which users have which password, and never a password the operator
+// chose.
+func TestSeedCommandReport(t *testing.T) {
+	dir := t.TempDir()
+	err, lines := seedRun(t, dir, "-users", "2", "-customers", "3", "-interactions", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := messages(lines)
+	for _, want := range []string{"2 new users, 3 new customers, 4 new interactions\n", `the password of the 2 new users is "demo password"`, "sign in as " + seed.AdminEmail()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the first seed does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "existed") {
+		t.Errorf("the first seed says something existed:\n%s", out)
+	}
+	if progress := lines[0]; progress["done"] != 9.0 || progress["total"] != 9.0 {
+		t.Errorf("the first line is not the progress record of 9 records: %v", progress)
+	}
+
+	const chosen = "other password"
+	err, lines = seedRun(t, dir, "-users", "3", "-customers", "3", "-interactions", "4", "-password", chosen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = messages(lines)
+	for _, want := range []string{"1 new user, 0 new customers, 0 new interactions (2 users, 3 customers and 4 interactions existed already)",
+		"the password of the 1 new user is the one given with -password; the 2 users that existed keep theirs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the second seed does not say %q:\n%s", want, out)
+		}
+	}
+	if summary := lines[len(lines)-3]; summary["new_users"] != 1.0 || summary["existing_users"] != 2.0 {
+		t.Errorf("the summary's numbers: %v", summary)
+	}
+	err, lines = seedRun(t, dir, "-users", "3", "-customers", "3", "-interactions", "4", "-password", chosen)
+	if out := messages(lines); err != nil || !strings.Contains(out, "no new users: those that existed keep their passwords") {
+		t.Errorf("a third seed: %v\n%s", err, out)
+	}
+	for _, l := range lines {
+		if b, _ := json.Marshal(l); strings.Contains(string(b), chosen) {
+			t.Errorf("the chosen password is in the output: %s", b)
+		}
+	}
+}
+
+// Bad input is refused before the database is opened, naming the problem and
+// without repeating the password.
+func TestSeedCommandRefusesBadInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-password", "seven c"}, "8 to 256 characters"},
+		{[]string{"-password", ""}, "8 to 256 characters"},
+		{[]string{"-password", strings.Repeat("p", 257)}, "maximum string length is 256"},
+		{[]string{"-users", "0", "-customers", "3100"}, "seeded customers belong to seeded users"},
+		{[]string{"-customers", "0", "-interactions", "5"}, "seeded interactions are between seeded users and seeded customers"},
+		{[]string{"-interactions", "9223372036854775807"}, "from 0 to 10000000"},
+		{[]string{"-users", "-1"}, "from 0 to 10000000"},
+	} {
+		err, _ := seedRun(t, dir, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("crm seed %s: %v, want an error saying %q", strings.Join(tc.args, " "), err, tc.want)
+		} else if tc.args[0] == "-password" && tc.args[1] != "" && strings.Contains(err.Error(), tc.args[1]) {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused seed created the data directory: %v", err)
+	}
+}
+
+// A database with users that seeding did not create is not seeded, unless
+// forced: a seed adds admins with a known password.
+func TestSeedCommandRefusesRealUsers(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := &store.User{Name: "Real Admin", Email: "admin@company.example", PasswordHash: "x", Role: store.RoleAdmin, Status: store.StatusActive}
+	if err := st.CreateUser(ctx, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	users := func() int {
+		st, err := store.Open(ctx, store.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close(ctx)
+		page, err := st.ListUsers(ctx, store.UserFilter{}, store.ListOptions{Sort: store.Sort{Field: "created_at"}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Items)
+	}
+
+	var stderr bytes.Buffer
+	code := exitStatus(run(ctx, []string{"seed", "-data-dir", dir, "-users", "2", "-customers", "2", "-interactions", "2"}, envOf(nil), io.Discard, &stderr), &stderr)
+	if msg := stderr.String(); code != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "users that crm seed did not create") ||
+		!strings.Contains(msg, "-data-dir") || !strings.Contains(msg, "-force") {
+		t.Errorf("seeding a database with a real user: exit status %d, %q", code, msg)
+	}
+	if n := users(); n != 1 {
+		t.Fatalf("the refused seed left %d users, want the 1 there was", n)
+	}
+	if err, _ := seedRun(t, dir, "-users", "2", "-customers", "2", "-interactions", "2", "-force"); err != nil {
+		t.Fatalf("-force: %v", err)
+	}
+	if n := users(); n != 3 {
+		t.Errorf("after -force: %d users, want 3", n)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -550,6 +551,28 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Ctrl-C during a seed is not a database failure: the command says how far
+// it got and how to go on, and exits as shells expect of SIGINT.
+func TestSeedInterrupted(t *testing.T) {
+	p := start(t, []string{"CRM_LOG_LEVEL=info", "CRM_LOG_FORMAT=text"},
+		"seed", "-data-dir", t.TempDir(), "-users", "20", "-customers", "1000000", "-interactions", "0")
+	waitFor(t, 60*time.Second, "a progress line", func() bool { return strings.Contains(p.output.String(), "records/s") })
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(30 * time.Second); code != 130 {
+		t.Errorf("exit status %d after SIGINT, want 130", code)
+	}
+	out := p.output.String()
+	last := tail(out, 1)
+	if !regexp.MustCompile(`^crm: seed interrupted after [1-9][0-9]* new records; run the same command again to continue$`).MatchString(last) {
+		t.Errorf("the last line after SIGINT: %q", last)
+	}
+	if strings.Contains(out, "context canceled") || strings.Contains(out, "unavailable") {
+		t.Errorf("SIGINT is reported as a failure:\n%s", out)
+	}
 }
 
 // The engine, like the server, logs that it shuts down and that it stopped.
