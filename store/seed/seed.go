@@ -65,11 +65,14 @@ func (cfg Config) Check() error {
 	}
 	// Record i of each kind refers to users and customers among the first
 	// Users and Customers: they must be asked for, even when they exist.
+	const counts = "a count names the first N seeded records (those that exist are kept), not how many to add"
 	if cfg.Users < 1 && (cfg.Customers > 0 || cfg.Interactions > 0) {
-		return errors.New("customers and interactions need at least 1 user: seeded customers belong to seeded users, and a count names the first N seeded records (those that exist are kept), not how many to add; give the users count of the earlier seed to add only customers or interactions")
+		return errors.New("customers and interactions need at least 1 user: seeded customers belong to seeded users, and " + counts +
+			"; give the users count of the earlier seed to add only customers or interactions")
 	}
 	if cfg.Customers < 1 && cfg.Interactions > 0 {
-		return errors.New("interactions need at least 1 customer: seeded interactions are between seeded users and seeded customers, and a count names the first N seeded records (those that exist are kept), not how many to add; give the customers count of the earlier seed to add only interactions")
+		return errors.New("interactions need at least 1 customer: seeded interactions are between seeded users and seeded customers, and " + counts +
+			"; give the customers count of the earlier seed to add only interactions")
 	}
 	return nil
 }
@@ -128,9 +131,9 @@ func Run(ctx context.Context, st *store.Store, cfg Config) (Result, error) {
 	return res, nil
 }
 
-// checkUsers returns ErrForeignUsers if st holds a user that is not, id and
-// email, one that seeding makes. It reads the users until it finds one: a
-// demo database has tens of them, a real one shows itself soon.
+// checkUsers returns ErrForeignUsers if st holds a user that seeding did not
+// make. It reads the users until it finds one: a demo database has tens of
+// them, a real one shows itself soon.
 func checkUsers(ctx context.Context, st *store.Store) error {
 	opts := store.ListOptions{Sort: store.Sort{Field: "created_at"}, Limit: 1000}
 	for {
