@@ -12,15 +12,21 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opencrm/crm/store"
+	"github.com/opencrm/crm/store/seed"
 )
 
 // envOf is a getenv that reads only m.
@@ -65,7 +71,7 @@ func core(c config) coreConfig {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := parseConfig(nil, envOf(nil), io.Discard)
+	cfg, err := parseConfig(nil, envOf(nil), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -101,7 +107,7 @@ var fullEnv = map[string]string{
 }
 
 func TestParseConfigEnvironment(t *testing.T) {
-	cfg, err := parseConfig(nil, envOf(fullEnv), io.Discard)
+	cfg, err := parseConfig(nil, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -137,7 +143,7 @@ func TestParseConfigFlagsOverrideEnvironment(t *testing.T) {
 		"-db-timeout", "3s",
 		"-shutdown-timeout", "9s",
 	}
-	cfg, err := parseConfig(args, envOf(fullEnv), io.Discard)
+	cfg, err := parseConfig(args, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -159,7 +165,7 @@ func TestParseConfigFlagsOverrideEnvironment(t *testing.T) {
 	}
 
 	// A flag for one setting leaves the others to the environment.
-	cfg, err = parseConfig([]string{"-db-name", "only"}, envOf(fullEnv), io.Discard)
+	cfg, err = parseConfig([]string{"-db-name", "only"}, envOf(fullEnv), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -195,7 +201,7 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			_, err := parseConfig(tt.args, envOf(tt.env), &stderr)
+			_, err := parseConfig(tt.args, envOf(tt.env), io.Discard, &stderr)
 			if err == nil {
 				t.Fatal("parseConfig succeeded, want an error")
 			}
@@ -211,16 +217,107 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// Help that was asked for goes to stdout, whatever the environment holds: a
+// bad variable does not stop it, and the usage shows the defaults, never the
+// environment's values (a secret among them).
 func TestParseConfigHelp(t *testing.T) {
-	var stderr bytes.Buffer
-	_, err := parseConfig([]string{"-help"}, envOf(nil), &stderr)
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"CRM_DB_TIMEOUT": "garbage", "CRM_JWT_SECRET": validSecret}
+	_, err := parseConfig([]string{"-help"}, envOf(env), &stdout, &stderr)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-help: err = %v, want flag.ErrHelp (main exits without printing an error)", err)
 	}
+	if stderr.Len() != 0 {
+		t.Errorf("-help wrote to stderr:\n%s", stderr.String())
+	}
 	// The usage names each flag's environment variable.
 	for _, name := range []string{"CRM_ADDR", "MONGODB_URI", "CRM_JWT_SECRET", "CRM_DATA_DIR", "CRM_ACCESS_TOKEN_TTL"} {
-		if !strings.Contains(stderr.String(), name) {
-			t.Errorf("usage does not mention %s:\n%s", name, stderr.String())
+		if !strings.Contains(stdout.String(), name) {
+			t.Errorf("usage does not mention %s:\n%s", name, stdout.String())
+		}
+	}
+	if strings.Contains(stdout.String(), validSecret) {
+		t.Errorf("the usage shows CRM_JWT_SECRET's value:\n%s", stdout.String())
+	}
+}
+
+// A flag wins over its variable: a bad value in the variable is not even read
+// when the flag is given, and is an error naming the variable when it is used.
+func TestParseConfigFlagReplacesBadEnvironment(t *testing.T) {
+	env := map[string]string{"CRM_DB_TIMEOUT": "garbage", "CRM_ACCESS_TOKEN_TTL": "soon"}
+	cfg, err := parseConfig([]string{"-db-timeout", "7s", "-access-token-ttl", "2m"}, envOf(env), io.Discard, io.Discard)
+	if err != nil || cfg.dbTimeout != 7*time.Second || cfg.accessTTL != 2*time.Minute {
+		t.Fatalf("flags over bad variables: %v, timeout %s, access TTL %s", err, cfg.dbTimeout, cfg.accessTTL)
+	}
+	_, err = parseConfig([]string{"-db-timeout", "7s"}, envOf(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `CRM_ACCESS_TOKEN_TTL="soon"`) {
+		t.Errorf("the bad variable without its flag: %v", err)
+	}
+}
+
+// Exit statuses and streams, as Main gives them: help asked for (-help, -h,
+// crm help, crm help <command>) on stdout with 0; a wrong command line on
+// stderr with 2, said once; any other failure one line on stderr with 1.
+func TestExitStatusAndStreams(t *testing.T) {
+	for _, tc := range []struct {
+		args           []string
+		env            map[string]string
+		code           int
+		stdout, stderr string // substrings; "" for an empty stream
+	}{
+		{[]string{"-help"}, nil, 0, "-access-token-ttl", ""},
+		{[]string{"--help"}, map[string]string{"CRM_DB_TIMEOUT": "garbage"}, 0, "-access-token-ttl", ""},
+		{[]string{"help"}, nil, 0, "crm seed [flags]", ""},
+		{[]string{"help", "seed"}, nil, 0, "-customers", ""},
+		{[]string{"help", "engine"}, nil, 0, "-postgresql-url", ""},
+		{[]string{"seed", "-h"}, nil, 0, "-interactions", ""},
+		{[]string{"-no-such-flag"}, nil, 2, "", "flag provided but not defined: -no-such-flag"},
+		{[]string{"seed", "-users", "many"}, nil, 2, "", `invalid value "many" for flag -users`},
+		{[]string{"engine", "extra"}, nil, 2, "", `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, nil, 2, "", `unexpected argument "extra"`},
+		{[]string{"-addr", "127.0.0.1:0"}, map[string]string{"CRM_DB_TIMEOUT": "garbage"}, 1, "", `crm: CRM_DB_TIMEOUT="garbage" is not a duration`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := exitStatus(run(context.Background(), tc.args, envOf(tc.env), &stdout, &stderr), &stderr)
+		name := strings.Join(tc.args, " ")
+		if code != tc.code {
+			t.Errorf("crm %s: exit status %d, want %d", name, code, tc.code)
+		}
+		for _, stream := range []struct {
+			name, got, want string
+		}{{"stdout", stdout.String(), tc.stdout}, {"stderr", stderr.String(), tc.stderr}} {
+			if stream.want == "" && stream.got != "" || !strings.Contains(stream.got, stream.want) {
+				t.Errorf("crm %s: %s is not as expected (want %q):\n%s", name, stream.name, stream.want, stream.got)
+			}
+			if stream.name == "stderr" && stream.want != "" && strings.Count(stream.got, stream.want) != 1 {
+				t.Errorf("crm %s: %s says %q %d times", name, stream.name, stream.want, strings.Count(stream.got, stream.want))
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, tc := range []struct {
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{nil, false, "crm, version unknown (built without module information)"},
+		{&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, true,
+			"crm development build, revision unknown, go1.26.8"},
+		{&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}, Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2025-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"},
+		}}, true, "crm v1.4.0, revision 0123abcd of 2025-01-02T03:04:05Z, with uncommitted changes, go1.26.8"},
+	} {
+		if got := version(tc.info, tc.ok); got != tc.want {
+			t.Errorf("version:\n got %q\nwant %q", got, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := exitStatus(run(context.Background(), args, envOf(nil), &stdout, &stderr), &stderr); code != 0 ||
+			!strings.HasPrefix(stdout.String(), "crm ") || !strings.Contains(stdout.String(), runtime.Version()) || stderr.Len() != 0 {
+			t.Errorf("crm %s: %d, stdout %q, stderr %q", args[0], code, stdout.String(), stderr.String())
 		}
 	}
 }
@@ -245,7 +342,7 @@ func runFails(t *testing.T, args []string, env map[string]string, limit time.Dur
 	defer cancel()
 	logs := &syncBuffer{}
 	start := time.Now()
-	err := run(ctx, args, envOf(env), logs)
+	err := run(ctx, args, envOf(env), io.Discard, logs)
 	elapsed := time.Since(start)
 	if err == nil {
 		t.Fatalf("run succeeded after %v, want an error", elapsed)
@@ -395,7 +492,7 @@ func startRun(t *testing.T, env map[string]string) *running {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &running{url: "http://" + addr, logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, []string{"-addr", addr}, envOf(env), s.logs) }()
+	go func() { s.done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, s.logs) }()
 	t.Cleanup(func() {
 		// Stops the server if the test failed before stopping it.
 		cancel()
@@ -605,5 +702,221 @@ func TestRunRefusesShortSecretFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "short\n" {
 		t.Errorf("the file was overwritten: %q", b)
+	}
+}
+
+// seedRun runs `crm seed args...` on the embedded database in dir, logging
+// JSON, and returns its error and the lines it wrote, each decoded.
+func seedRun(t *testing.T, dir string, args ...string) (error, []map[string]any) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"CRM_DATA_DIR": dir, "CRM_LOG_FORMAT": "json"}
+	err := run(context.Background(), append([]string{"seed"}, args...), envOf(env), &stdout, &stderr)
+	if stdout.Len() != 0 {
+		t.Errorf("crm seed wrote to stdout: %s", stdout.String())
+	}
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("crm seed -log-format json wrote a line that is not JSON: %q", line)
+		}
+		lines = append(lines, m)
+	}
+	return err, lines
+}
+
+// messages joins the msg of each line.
+func messages(lines []map[string]any) string {
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintln(&b, l["msg"])
+	}
+	return b.String()
+}
+
+// What crm seed reports: JSON lines off a terminal, what was new and what
+// existed, which users have which password, and never a password the operator
+// chose.
+func TestSeedCommandReport(t *testing.T) {
+	dir := t.TempDir()
+	err, lines := seedRun(t, dir, "-users", "2", "-customers", "3", "-interactions", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := messages(lines)
+	for _, want := range []string{"2 new users, 3 new customers, 4 new interactions\n", `the password of the 2 new users is "demo password"`, "sign in as " + seed.AdminEmail()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the first seed does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "existed") {
+		t.Errorf("the first seed says something existed:\n%s", out)
+	}
+	if progress := lines[0]; progress["done"] != 9.0 || progress["total"] != 9.0 {
+		t.Errorf("the first line is not the progress record of 9 records: %v", progress)
+	}
+
+	const chosen = "other password"
+	err, lines = seedRun(t, dir, "-users", "3", "-customers", "3", "-interactions", "4", "-password", chosen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = messages(lines)
+	for _, want := range []string{"1 new user, 0 new customers, 0 new interactions (2 users, 3 customers and 4 interactions existed already)",
+		"the password of the 1 new user is the one given with -password; the 2 users that existed keep theirs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the second seed does not say %q:\n%s", want, out)
+		}
+	}
+	if summary := lines[len(lines)-3]; summary["new_users"] != 1.0 || summary["existing_users"] != 2.0 {
+		t.Errorf("the summary's numbers: %v", summary)
+	}
+	err, lines = seedRun(t, dir, "-users", "3", "-customers", "3", "-interactions", "4", "-password", chosen)
+	if out := messages(lines); err != nil || !strings.Contains(out, "no new users: those that existed keep their passwords") {
+		t.Errorf("a third seed: %v\n%s", err, out)
+	}
+	for _, l := range lines {
+		if b, _ := json.Marshal(l); strings.Contains(string(b), chosen) {
+			t.Errorf("the chosen password is in the output: %s", b)
+		}
+	}
+}
+
+// Bad input is refused before the database is opened, naming the problem and
+// without repeating the password.
+func TestSeedCommandRefusesBadInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-password", "seven c"}, "8 to 256 characters"},
+		{[]string{"-password", ""}, "8 to 256 characters"},
+		{[]string{"-password", strings.Repeat("p", 257)}, "maximum string length is 256"},
+		{[]string{"-users", "0", "-customers", "3100"}, "seeded customers belong to seeded users"},
+		{[]string{"-customers", "0", "-interactions", "5"}, "seeded interactions are between seeded users and seeded customers"},
+		{[]string{"-interactions", "9223372036854775807"}, "from 0 to 10000000"},
+		{[]string{"-users", "-1"}, "from 0 to 10000000"},
+	} {
+		err, _ := seedRun(t, dir, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("crm seed %s: %v, want an error saying %q", strings.Join(tc.args, " "), err, tc.want)
+		} else if tc.args[0] == "-password" && tc.args[1] != "" && strings.Contains(err.Error(), tc.args[1]) {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused seed created the data directory: %v", err)
+	}
+}
+
+// A database with users that seeding did not create is not seeded, unless
+// forced: a seed adds admins with a known password.
+func TestSeedCommandRefusesRealUsers(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := &store.User{Name: "Real Admin", Email: "admin@company.example", PasswordHash: "x", Role: store.RoleAdmin, Status: store.StatusActive}
+	if err := st.CreateUser(ctx, real); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	users := func() int {
+		st, err := store.Open(ctx, store.Config{DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close(ctx)
+		page, err := st.ListUsers(ctx, store.UserFilter{}, store.ListOptions{Sort: store.Sort{Field: "created_at"}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Items)
+	}
+
+	var stderr bytes.Buffer
+	code := exitStatus(run(ctx, []string{"seed", "-data-dir", dir, "-users", "2", "-customers", "2", "-interactions", "2"}, envOf(nil), io.Discard, &stderr), &stderr)
+	if msg := stderr.String(); code != 1 || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "users that crm seed did not create") ||
+		!strings.Contains(msg, "-data-dir") || !strings.Contains(msg, "-force") {
+		t.Errorf("seeding a database with a real user: exit status %d, %q", code, msg)
+	}
+	if n := users(); n != 1 {
+		t.Fatalf("the refused seed left %d users, want the 1 there was", n)
+	}
+	if err, _ := seedRun(t, dir, "-users", "2", "-customers", "2", "-interactions", "2", "-force"); err != nil {
+		t.Fatalf("-force: %v", err)
+	}
+	if n := users(); n != 3 {
+		t.Errorf("after -force: %d users, want 3", n)
+	}
+}
+
+// The engine has no authentication: an address beyond loopback needs
+// -allow-remote, which warns.
+func TestEngineListenBeyondLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:27017": false, "127.0.0.2:1": false, "[::1]:1": false, "localhost:1": false,
+		"0.0.0.0:18190": true, ":18190": true, "[::]:18190": true, "10.1.2.3:1": true, "db.example.com:1": true,
+	} {
+		if got, err := beyondLoopback(addr); err != nil || got != want {
+			t.Errorf("beyondLoopback(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+
+	// The commands below name an address of a documentation network, which no
+	// interface has: were the check gone, the engine could not expose itself.
+	const remote = "192.0.2.1:18190"
+	dir := filepath.Join(t.TempDir(), "engine")
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"-listen", remote}, nil},
+		{nil, map[string]string{"CRM_ENGINE_LISTEN": remote}},
+	} {
+		err, _ := runFails(t, append([]string{"engine", "-data-dir", dir}, tc.args...), tc.env, 5*time.Second)
+		if !strings.Contains(err.Error(), "no authentication") || !strings.Contains(err.Error(), "-allow-remote") {
+			t.Errorf("crm engine %v %v: %v", tc.args, tc.env, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused engine created its data directory: %v", err)
+	}
+
+	// With -allow-remote, a warning; the PostgreSQL that does not answer stops
+	// the engine before it binds the address.
+	err, logs := runFails(t, []string{"engine", "-listen", remote, "-allow-remote", "-postgresql-url", "postgres://crm:pw@" + freeAddr(t) + "/crm"}, nil, 15*time.Second)
+	if !strings.Contains(err.Error(), "does not answer") || !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "no authentication") {
+		t.Errorf("-allow-remote: %v\n%s", err, logs)
+	}
+}
+
+// A PostgreSQL that does not answer stops the engine at start with one line,
+// which does not show the URL's password.
+func TestEngineChecksPostgreSQL(t *testing.T) {
+	const password = "s3cret-pass"
+	pg := freeAddr(t)
+	err, logs := runFails(t, []string{"engine", "-listen", freeAddr(t)}, map[string]string{"CRM_ENGINE_POSTGRESQL_URL": "postgres://crm:" + password + "@" + pg + "/crmdb"}, 15*time.Second)
+	if msg := err.Error(); !strings.Contains(msg, "PostgreSQL at "+pg) || !strings.Contains(msg, "crmdb") || !strings.Contains(msg, "does not answer") {
+		t.Errorf("error %q does not say which PostgreSQL does not answer", msg)
+	}
+	if strings.Contains(err.Error()+logs, password) {
+		t.Errorf("the password is shown: %v\n%s", err, logs)
+	}
+	if strings.Contains(logs, "engine listening") {
+		t.Errorf("the engine said it listens:\n%s", logs)
+	}
+	err, _ = runFails(t, []string{"engine", "-listen", freeAddr(t), "-postgresql-url", "postgres://crm:" + password + "@127.0.0.1:notaport/crm"}, nil, 5*time.Second)
+	if strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "-postgresql-url") {
+		t.Errorf("an unparsable URL: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -177,7 +178,7 @@ func serveInProcess(t *testing.T, uri string, extraEnv map[string]string) *apiCl
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard) }()
+	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -201,8 +202,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"-help"}, 0, []string{"-addr"}, nil},
 		{[]string{"seed", "-h"}, 0, []string{"-data-dir", "-customers"}, []string{"-addr", "-jwt-secret", "-cors-origins"}},
 		{[]string{"engine", "-help"}, 0, []string{"-data-dir", "-listen"}, []string{"-addr", "-customers"}},
-		{[]string{"-no-such-flag"}, 1, []string{"-data-dir"}, nil},
-		{[]string{"seed", "-addr", ":1"}, 1, []string{"-customers"}, nil},
+		{[]string{"-no-such-flag"}, 2, []string{"-data-dir"}, nil},
+		{[]string{"seed", "-addr", ":1"}, 2, []string{"-customers"}, nil},
 	} {
 		p := start(t, nil, tc.args...)
 		if code := p.wait(30 * time.Second); code != tc.code {
@@ -550,4 +551,43 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Ctrl-C during a seed is not a database failure: the command says how far
+// it got and how to go on, and exits as shells expect of SIGINT.
+func TestSeedInterrupted(t *testing.T) {
+	p := start(t, []string{"CRM_LOG_LEVEL=info", "CRM_LOG_FORMAT=text"},
+		"seed", "-data-dir", t.TempDir(), "-users", "20", "-customers", "1000000", "-interactions", "0")
+	waitFor(t, 60*time.Second, "a progress line", func() bool { return strings.Contains(p.output.String(), "records/s") })
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(30 * time.Second); code != 130 {
+		t.Errorf("exit status %d after SIGINT, want 130", code)
+	}
+	out := p.output.String()
+	last := tail(out, 1)
+	if !regexp.MustCompile(`^crm: seed interrupted after [1-9][0-9]* new records; run the same command again to continue$`).MatchString(last) {
+		t.Errorf("the last line after SIGINT: %q", last)
+	}
+	if strings.Contains(out, "context canceled") || strings.Contains(out, "unavailable") {
+		t.Errorf("SIGINT is reported as a failure:\n%s", out)
+	}
+}
+
+// The engine, like the server, logs that it shuts down and that it stopped.
+func TestEngineLogsShutdown(t *testing.T) {
+	p := start(t, []string{"CRM_LOG_LEVEL=info"}, "engine", "-listen", freeAddr(t), "-data-dir", t.TempDir())
+	waitFor(t, 20*time.Second, "the engine to listen", func() bool { return strings.Contains(p.output.String(), "engine listening") })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+	out := p.output.String()
+	down, stopped := strings.Index(out, `"msg":"shutting down"`), strings.Index(out, `"msg":"stopped"`)
+	if down < 0 || stopped < down {
+		t.Errorf("the engine's log does not end with shutting down, then stopped:\n%s", out)
+	}
 }

@@ -3,51 +3,52 @@ package seed
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 )
 
 // progress reports how far a seed is: on a terminal, a bar redrawn in place
-// with the rate and the time left; elsewhere (a log, CI), a plain line every
-// few seconds.
+// with the rate and the time left; elsewhere (a log, CI), a log record every
+// few seconds, in the log's format, which a program can read.
 type progress struct {
-	w        io.Writer
-	terminal bool
-	total    int
-	done     int
-	start    time.Time
-	last     time.Time
+	bar   io.Writer
+	log   *slog.Logger
+	total int
+	done  int
+	start time.Time
+	last  time.Time
 }
 
-// lineEvery is how often a plain progress line is written.
-const lineEvery = 2 * time.Second
+// recordEvery is how often a progress record is logged.
+const recordEvery = 2 * time.Second
 
-func newProgress(w io.Writer, terminal bool, total int) *progress {
+func newProgress(bar io.Writer, log *slog.Logger, total int) *progress {
 	now := time.Now()
-	return &progress{w: w, terminal: terminal, total: total, start: now, last: now}
+	return &progress{bar: bar, log: log, total: total, start: now, last: now}
 }
 
 func (p *progress) add(n int) {
 	p.done += n
-	if p.w == nil {
-		return
-	}
 	now := time.Now()
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r%s", p.bar(now))
-		return
-	}
-	if now.Sub(p.last) >= lineEvery || p.done == p.total {
+	switch {
+	case p.bar != nil:
+		fmt.Fprintf(p.bar, "\r%s", p.drawBar(now))
+	case p.log != nil && (now.Sub(p.last) >= recordEvery || p.done == p.total):
 		p.last = now
-		fmt.Fprintln(p.w, p.line(now))
+		rate, eta := p.rate(now)
+		p.log.Info(fmt.Sprintf("seeded %d/%d records (%d%%), %.0f records/s, about %s left", p.done, p.total, p.percent(), rate, eta),
+			"done", p.done, "total", p.total, "records_per_second", int(rate), "eta_seconds", int(eta.Seconds()))
 	}
 }
 
 func (p *progress) finish() {
-	if p.w != nil && p.terminal && p.total > 0 {
-		fmt.Fprintln(p.w)
+	if p.bar != nil && p.total > 0 {
+		fmt.Fprintln(p.bar)
 	}
 }
+
+func (p *progress) percent() int { return 100 * p.done / max(p.total, 1) }
 
 // rate is records per second so far, and eta the time left at that rate.
 func (p *progress) rate(now time.Time) (float64, time.Duration) {
@@ -59,16 +60,10 @@ func (p *progress) rate(now time.Time) (float64, time.Duration) {
 	return rate, time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second)
 }
 
-func (p *progress) bar(now time.Time) string {
+func (p *progress) drawBar(now time.Time) string {
 	const width = 30
 	filled := width * p.done / max(p.total, 1)
 	rate, eta := p.rate(now)
 	return fmt.Sprintf("[%s%s] %3d%% %d/%d  %.0f records/s  ETA %s ",
-		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*p.done/max(p.total, 1), p.done, p.total, rate, eta)
-}
-
-func (p *progress) line(now time.Time) string {
-	rate, eta := p.rate(now)
-	return fmt.Sprintf("seeded %d/%d records (%d%%), %.0f records/s, about %s left",
-		p.done, p.total, 100*p.done/max(p.total, 1), rate, eta)
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.percent(), p.done, p.total, rate, eta)
 }

@@ -11,10 +11,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,18 +28,60 @@ import (
 
 // Config says how much to create.
 type Config struct {
+	// Users, Customers and Interactions are how many of each kind's seeded
+	// records, from the first, should exist: records that do are kept, so a
+	// count is not how many to add.
 	Users, Customers, Interactions int
-	// PasswordHash is stored for every user: hashing once keeps seeding fast.
+	// PasswordHash is stored for every new user: hashing once keeps seeding fast.
 	PasswordHash string
+	// Force seeds a database even when it holds users that seeding did not
+	// create (see ErrForeignUsers).
+	Force bool
 	// BatchSize is the number of records per insert; 500 when zero.
 	BatchSize int
-	// Progress receives progress reports; nil for none.
-	Progress io.Writer
-	// Terminal draws a bar redrawn in place on Progress instead of printing lines.
-	Terminal bool
+	// Bar, if set, is a terminal on which progress is drawn as a bar redrawn
+	// in place.
+	Bar io.Writer
+	// Log, if set and Bar is not, receives a progress record every few seconds.
+	Log *slog.Logger
 	// Now anchors the two years of dates; time.Now() when zero.
 	Now time.Time
 }
+
+// MaxCount is the most records of one kind that a seed makes: demo data, not
+// a load generator, and far from where the counts and the progress arithmetic
+// would overflow.
+const MaxCount = 10_000_000
+
+// Check reports counts that Run would refuse, before anything is opened.
+func (cfg Config) Check() error {
+	for _, c := range []struct {
+		kind string
+		n    int
+	}{{"users", cfg.Users}, {"customers", cfg.Customers}, {"interactions", cfg.Interactions}} {
+		if c.n < 0 || c.n > MaxCount {
+			return fmt.Errorf("%d %s: each count must be from 0 to %d", c.n, c.kind, MaxCount)
+		}
+	}
+	// Record i of each kind refers to users and customers among the first
+	// Users and Customers: they must be asked for, even when they exist.
+	const counts = "a count names the first N seeded records (those that exist are kept), not how many to add"
+	if cfg.Users < 1 && (cfg.Customers > 0 || cfg.Interactions > 0) {
+		return errors.New("customers and interactions need at least 1 user: seeded customers belong to seeded users, and " + counts +
+			"; give the users count of the earlier seed to add only customers or interactions")
+	}
+	if cfg.Customers < 1 && cfg.Interactions > 0 {
+		return errors.New("interactions need at least 1 customer: seeded interactions are between seeded users and seeded customers, and " + counts +
+			"; give the customers count of the earlier seed to add only interactions")
+	}
+	return nil
+}
+
+// ErrForeignUsers is Run's refusal of a database that holds users it did not
+// create: every seeded user has the same password, often the public default,
+// and the first is an admin, so seeding a real database would open it to
+// anyone who has read the README.
+var ErrForeignUsers = errors.New("the database holds users that seeding did not create")
 
 // Result counts what was new.
 type Result struct {
@@ -51,22 +96,25 @@ func AdminEmail() string { return generator{}.user(0).Email }
 const span = 2 * 365 * 24 * time.Hour
 
 // Run seeds st. Users come first (customers are owned by them), then customers,
-// then interactions.
+// then interactions. It changes nothing when cfg fails Check, or when st holds
+// users that seeding did not create and cfg.Force is not set (ErrForeignUsers).
 func Run(ctx context.Context, st *store.Store, cfg Config) (Result, error) {
+	if err := cfg.Check(); err != nil {
+		return Result{}, err
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
 	if cfg.Now.IsZero() {
 		cfg.Now = time.Now()
 	}
-	if cfg.Users < 1 && (cfg.Customers > 0 || cfg.Interactions > 0) {
-		return Result{}, fmt.Errorf("customers and interactions need at least one user")
-	}
-	if cfg.Customers < 1 && cfg.Interactions > 0 {
-		return Result{}, fmt.Errorf("interactions need at least one customer")
+	if !cfg.Force {
+		if err := checkUsers(ctx, st); err != nil {
+			return Result{}, err
+		}
 	}
 	g := generator{now: cfg.Now.UTC().Truncate(time.Millisecond), users: cfg.Users, customers: cfg.Customers, hash: cfg.PasswordHash}
-	p := newProgress(cfg.Progress, cfg.Terminal, cfg.Users+cfg.Customers+cfg.Interactions)
+	p := newProgress(cfg.Bar, cfg.Log, cfg.Users+cfg.Customers+cfg.Interactions)
 	defer p.finish()
 
 	var res Result
@@ -81,6 +129,39 @@ func Run(ctx context.Context, st *store.Store, cfg Config) (Result, error) {
 		return res, fmt.Errorf("interactions: %w", err)
 	}
 	return res, nil
+}
+
+// checkUsers returns ErrForeignUsers if st holds a user that seeding did not
+// make. It reads the users until it finds one: a demo database has tens of
+// them, a real one shows itself soon.
+func checkUsers(ctx context.Context, st *store.Store) error {
+	opts := store.ListOptions{Sort: store.Sort{Field: "created_at"}, Limit: 1000}
+	for {
+		page, err := st.ListUsers(ctx, store.UserFilter{}, opts)
+		if err != nil {
+			return fmt.Errorf("users: %w", err)
+		}
+		for _, u := range page.Items {
+			if !isSeeded(u) {
+				return ErrForeignUsers
+			}
+		}
+		if page.Next == nil {
+			return nil
+		}
+		opts.After = page.Next
+	}
+}
+
+// isSeeded reports whether u is seeded user i, i being the number that ends
+// its email's local part: seeded ids are hashes that nothing else makes.
+func isSeeded(u store.User) bool {
+	local, ok := strings.CutSuffix(u.Email, seededUserDomain)
+	if !ok {
+		return false
+	}
+	i, err := strconv.Atoi(local[strings.LastIndexFunc(local, func(r rune) bool { return r < '0' || r > '9' })+1:])
+	return err == nil && u.ID == id("user", i)
 }
 
 // inBatches makes n records with record and writes them batch by batch.
@@ -133,6 +214,9 @@ func (g generator) createdAt(r *rand.Rand, i, n int) time.Time {
 	return g.now.Add(-span + time.Duration(frac*float64(span))).Truncate(time.Millisecond)
 }
 
+// seededUserDomain ends every seeded user's email.
+const seededUserDomain = "@staff.example.com"
+
 func (g generator) user(i int) store.User {
 	r := rng("user", i)
 	created := g.createdAt(r, i, g.users)
@@ -147,7 +231,7 @@ func (g generator) user(i int) store.User {
 	return store.User{
 		ID:           id("user", i),
 		Name:         first + " " + last,
-		Email:        fmt.Sprintf("%s.%s.%d@staff.example.com", slug(first), slug(last), i),
+		Email:        fmt.Sprintf("%s.%s.%d%s", slug(first), slug(last), i, seededUserDomain),
 		PasswordHash: g.hash,
 		Company:      "Example CRM Team",
 		Role:         role,

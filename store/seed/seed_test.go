@@ -5,6 +5,10 @@ package seed_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +49,8 @@ func TestSeedCreatesValidVariedData(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	var progress bytes.Buffer
-	res, err := seed.Run(ctx, st, seed.Config{Users: 7, Customers: 60, Interactions: 250, PasswordHash: "x", BatchSize: 40, Progress: &progress})
+	log := slog.New(slog.NewJSONHandler(&progress, nil))
+	res, err := seed.Run(ctx, st, seed.Config{Users: 7, Customers: 60, Interactions: 250, PasswordHash: "x", BatchSize: 40, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +119,17 @@ func TestSeedCreatesValidVariedData(t *testing.T) {
 	if spread := newest.Sub(oldest).Hours() / 24; spread < 365 {
 		t.Errorf("interactions span %.0f days, want about two years", spread)
 	}
-	if !strings.Contains(progress.String(), "seeded 317/317 records (100%)") {
-		t.Errorf("progress output: %q", progress.String())
+	// Off a terminal, progress is log records, which a program can read.
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	var last struct {
+		Msg         string
+		Done, Total int
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("the last progress line is not JSON: %v\n%s", err, progress.String())
+	}
+	if last.Done != 317 || last.Total != 317 || !strings.Contains(last.Msg, "seeded 317/317 records (100%)") {
+		t.Errorf("the last progress record: %+v", last)
 	}
 }
 
@@ -143,7 +157,7 @@ func TestSeedAgainSkipsWhatExists(t *testing.T) {
 func TestSeedProgressBarOnTerminal(t *testing.T) {
 	st := openStore(t)
 	var out bytes.Buffer
-	if _, err := seed.Run(context.Background(), st, seed.Config{Users: 2, Customers: 10, PasswordHash: "x", BatchSize: 4, Progress: &out, Terminal: true}); err != nil {
+	if _, err := seed.Run(context.Background(), st, seed.Config{Users: 2, Customers: 10, PasswordHash: "x", BatchSize: 4, Bar: &out}); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
@@ -152,12 +166,86 @@ func TestSeedProgressBarOnTerminal(t *testing.T) {
 	}
 }
 
+// Counts that cannot be met, or that would overflow the arithmetic, are
+// refused with a reason before anything is written.
 func TestSeedRefusesImpossibleCounts(t *testing.T) {
 	st := openStore(t)
-	for _, cfg := range []seed.Config{{Customers: 1}, {Users: 1, Interactions: 1}} {
-		if _, err := seed.Run(context.Background(), st, cfg); err == nil {
-			t.Errorf("%+v: no error", cfg)
+	for _, tc := range []struct {
+		cfg  seed.Config
+		want string
+	}{
+		{seed.Config{Customers: 1}, "at least 1 user"},
+		{seed.Config{Interactions: 1}, "at least 1 user"},
+		{seed.Config{Users: 1, Interactions: 1}, "at least 1 customer"},
+		{seed.Config{Users: -1}, "from 0 to"},
+		{seed.Config{Users: 1, Customers: 1, Interactions: seed.MaxCount + 1}, "10000001 interactions"},
+		{seed.Config{Users: 1, Customers: 1, Interactions: math.MaxInt}, "from 0 to 10000000"},
+	} {
+		if err := tc.cfg.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", tc.cfg, err, tc.want)
 		}
+	}
+	if _, err := seed.Run(context.Background(), st, seed.Config{Users: 2, Interactions: 1}); err == nil {
+		t.Error("Run does not check the counts")
+	}
+	if users := all(t, func(ctx context.Context, o store.ListOptions) (store.Page[store.User], error) {
+		return st.ListUsers(ctx, store.UserFilter{}, o)
+	}); len(users) != 0 {
+		t.Errorf("refused seeds wrote %d users", len(users))
+	}
+}
+
+// Seeding adds admins with a known password: a database with users that it did
+// not create is refused, unchanged, unless forced.
+func TestSeedRefusesForeignUsers(t *testing.T) {
+	ctx := context.Background()
+	listUsers := func(st *store.Store) []store.User {
+		return all(t, func(ctx context.Context, o store.ListOptions) (store.Page[store.User], error) {
+			return st.ListUsers(ctx, store.UserFilter{}, o)
+		})
+	}
+	cfg := seed.Config{Users: 3, Customers: 5, Interactions: 5, PasswordHash: "x"}
+
+	// A seeded database, and the same with a seeded user renamed (the seed made
+	// it: its id and email are unchanged), may be seeded again.
+	st := openStore(t)
+	if _, err := seed.Run(ctx, st, cfg); err != nil {
+		t.Fatal(err)
+	}
+	u := listUsers(st)[0]
+	name := "Renamed"
+	if _, err := st.UpdateUser(ctx, u.ID, u.Revision, store.UserChanges{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Customers = 6
+	if res, err := seed.Run(ctx, st, cfg); err != nil || res.Customers != 1 {
+		t.Fatalf("a seeded database: %+v, %v", res, err)
+	}
+
+	for _, real := range []store.User{
+		{Name: "Real Person", Email: "real@company.example"},
+		// Has the first seeded user's email, but is not the seed's record.
+		{Name: "Look Alike", Email: seed.AdminEmail()},
+	} {
+		t.Run(real.Email, func(t *testing.T) {
+			st := openStore(t)
+			real.Role, real.Status, real.PasswordHash = store.RoleAdmin, store.StatusActive, "y"
+			if err := st.CreateUser(ctx, &real); err != nil {
+				t.Fatal(err)
+			}
+			_, err := seed.Run(ctx, st, cfg)
+			if !errors.Is(err, seed.ErrForeignUsers) {
+				t.Fatalf("seeding next to %s: %v, want ErrForeignUsers", real.Email, err)
+			}
+			if users := listUsers(st); len(users) != 1 {
+				t.Errorf("the refused seed left %d users, want the 1 there was", len(users))
+			}
+			forced := cfg
+			forced.Force = true
+			if res, err := seed.Run(ctx, st, forced); err != nil || res.Customers != cfg.Customers {
+				t.Errorf("forced: %+v, %v", res, err)
+			}
+		})
 	}
 }
 
