@@ -450,8 +450,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.mongoURI != "" {
 		database = "MongoDB, database " + cfg.dbName
 	}
-	log.Info("CRM API listening", "url", base, "docs", base+"/docs", "spec", base+"/openapi.yaml",
+	log.Info("CRM API listening", "url", base, "listen", ln.Addr().String(), "docs", base+"/docs", "spec", base+"/openapi.yaml",
 		"database", database, "passwords", passwords.Params().String())
+	if exists, err := st.AnyUser(ctx); err == nil && !exists {
+		// Until then, anyone who reaches the port can make themselves admin.
+		log.Warn("no user yet: the first POST /users, which needs no token, creates the first admin; create yours now")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -464,7 +468,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// The grace period is over: the connections still open are closed,
+		// which ends their requests (their contexts are cancelled, and with
+		// them any database work), so that the database closes and the
+		// process exits now, as CRM_SHUTDOWN_TIMEOUT promises.
+		log.Warn("the grace period ended with requests in flight; closing their connections", "grace", cfg.shutdownTimeout.String())
+		_ = srv.Close()
 	}
 	log.Info("stopped")
 	return nil

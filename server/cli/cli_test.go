@@ -631,6 +631,11 @@ func TestRunEmbeddedGeneratesAndReusesSecret(t *testing.T) {
 	if !strings.Contains(s1.logs.String(), s1.url) {
 		t.Errorf("the start-up log does not show the URL %s:\n%s", s1.url, s1.logs.String())
 	}
+	// Until the first admin exists, anyone who reaches the port can become it.
+	const noUserYet = "no user yet: the first POST /users"
+	if !strings.Contains(s1.logs.String(), noUserYet) {
+		t.Errorf("a start with no user does not warn that anyone can become the first admin:\n%s", s1.logs.String())
+	}
 
 	// Sign in, so that the second start can show that tokens survive a restart.
 	user := map[string]string{"name": "Ada Lovelace", "email": "ada@example.com", "password": "correct horse battery staple"}
@@ -665,6 +670,9 @@ func TestRunEmbeddedGeneratesAndReusesSecret(t *testing.T) {
 	}
 	if strings.Contains(s2.logs.String(), "generated a JWT secret") {
 		t.Errorf("the second start generated a new secret:\n%s", s2.logs.String())
+	}
+	if strings.Contains(s2.logs.String(), noUserYet) {
+		t.Errorf("a start with a user warns that there is none:\n%s", s2.logs.String())
 	}
 	if code := getStatus(t, s2.url+"/users/me", login.AccessToken); code != http.StatusOK {
 		t.Errorf("GET /users/me after a restart with the token from before: %d, want 200", code)

@@ -350,6 +350,48 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// CRM_SHUTDOWN_TIMEOUT bounds the wait for requests in flight: when it runs
+// out, their connections are closed and the process exits at once, with 0.
+func TestShutdownGracePeriodRunsOut(t *testing.T) {
+	addr, dir := freeAddr(t), t.TempDir()
+	server := start(t, nil, "-addr", addr, "-data-dir", dir, "-shutdown-timeout", "300ms")
+	a := &apiClient{t: t, base: "http://" + addr}
+	a.waitReady(30 * time.Second)
+	a.signIn()
+
+	// A request whose body never finishes arriving.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/customers", pr)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.ContentLength = 1000
+	go func() {
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	if _, err := pw.Write([]byte(`{"name":"Never Done",`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the server is now reading the body
+
+	signalled := time.Now()
+	if err := server.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := server.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit status %d after the grace period ran out, want 0", code)
+	}
+	// The grace period, then closing the database (well under a second here).
+	if took := time.Since(signalled); took > 5*time.Second {
+		t.Errorf("the process exited %s after SIGTERM, with a grace period of 300ms", took.Round(time.Millisecond))
+	}
+	if !strings.Contains(server.output.String(), "the grace period ended with requests in flight") {
+		t.Errorf("cutting requests short was not logged:\n%s", server.output.String())
+	}
+}
+
 func TestKillDuringWritesLosesNothing(t *testing.T) {
 	addr, dir := freeAddr(t), t.TempDir()
 	server := start(t, nil, "-addr", addr, "-data-dir", dir)
