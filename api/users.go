@@ -230,13 +230,13 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 	if err != nil {
 		return nil, err
 	}
-	// Checking the current password is a sign-in attempt, throttled like one:
-	// a stolen access token must not buy unlimited guesses at it.
 	if edit.currentPassword != nil && edit.password == nil {
 		// Said, or a client would believe that a password nobody checked
 		// was right.
 		return nil, errCurrentPasswordUnused
 	}
+	// Checking the current password is a sign-in attempt, throttled like one:
+	// a stolen access token must not buy unlimited guesses at it.
 	throttleKey, ip := "current-password\x00"+id.Hex(), requestInfoFrom(ctx).clientIP
 	var guess *attempt
 	if edit.currentPassword != nil {

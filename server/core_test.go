@@ -837,4 +837,18 @@ func TestMediaTypeIsCaseInsensitive(t *testing.T) {
 	if _, body = e.raw(http.MethodGet, "/customers/"+grace.Id, admin.token, "", ""); strings.Contains(string(body), "Caf") {
 		t.Errorf("a body in another charset was stored: %s", body)
 	}
+	// US-ASCII text is UTF-8 text.
+	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "application/json; charset=US-ASCII", `{"notes":"ascii"}`)
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("PATCH in US-ASCII: %d %s", res.StatusCode, body)
+	}
+	// A media type the operation does not take is refused as such, and an
+	// operation that reads no body ignores one, whatever its charset.
+	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "text/plain; charset=latin1", `x`)
+	if p := wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type"); !strings.Contains(deref(p.Detail), "application/json") {
+		t.Errorf("text/plain in latin1: the detail does not name the media types taken: %s", body)
+	}
+	if res, body = e.raw(http.MethodGet, "/customers/"+grace.Id, admin.token, "application/json; charset=latin1", `{}`); res.StatusCode != http.StatusOK {
+		t.Errorf("GET with a latin1 body: %d %s", res.StatusCode, body)
+	}
 }

@@ -213,9 +213,10 @@ var errContentEncoding = errors.New("the request body has a content coding")
 var errCharset = errors.New("the request body is not in UTF-8")
 
 // checkBodyEncoding refuses a body sent with a Content-Encoding other than
-// identity, or in a charset other than UTF-8 (RFC 9110 section 15.5.16: 415).
-func checkBodyEncoding(r *http.Request) error {
-	if r.Body == http.NoBody {
+// identity, or in a charset other than UTF-8 (RFC 9110 section 15.5.16: 415),
+// to an operation that reads bodies (others ignore them, and list no 415).
+func checkBodyEncoding(r *http.Request, body *openapi3.RequestBodyRef) error {
+	if r.Body == http.NoBody || body == nil {
 		return nil
 	}
 	for _, coding := range r.Header.Values("Content-Encoding") {
@@ -225,11 +226,16 @@ func checkBodyEncoding(r *http.Request) error {
 			}
 		}
 	}
-	// A media type that does not parse is the validator's to refuse.
-	if _, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err == nil {
-		if charset, ok := params["charset"]; ok && !strings.EqualFold(charset, "utf-8") && !strings.EqualFold(charset, "utf8") {
-			return errCharset
-		}
+	// A media type that does not parse, or that the operation does not take,
+	// is the validator's to refuse.
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || body.Value.Content.Get(mediaType) == nil {
+		return nil
+	}
+	if charset, ok := params["charset"]; ok && !slices.ContainsFunc([]string{"utf-8", "utf8", "us-ascii"}, func(utf8 string) bool {
+		return strings.EqualFold(charset, utf8) // US-ASCII text is UTF-8 text
+	}) {
+		return errCharset
 	}
 	return nil
 }
@@ -336,7 +342,7 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 				c.Set(echo.ContextKeyHeaderAllow, allow)
 				return echo.ErrMethodNotAllowed
 			}
-			if err := checkBodyEncoding(c.Request()); err != nil {
+			if err := checkBodyEncoding(c.Request(), info.route.Operation.RequestBody); err != nil {
 				return err
 			}
 			lowerMediaType(c.Request())

@@ -35,20 +35,24 @@ type engine struct {
 // holds the password and token hashes, and the engine's socket, which asks
 // for no credentials. A directory made with the usual umask (0755) is
 // narrowed to 0700, the mode PostgreSQL insists on for its own.
-func makePrivate(dir string, log *slog.Logger) error {
+func makePrivate(dir string, log *slog.Logger) {
 	info, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
+		return // lockDir, next, says what is wrong with it
 	}
 	if info.Mode().Perm()&0o077 == 0 {
-		return nil
+		return
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("data directory %s is open to other users (%s) and cannot be made private (%w): run chmod 700 on it", dir, info.Mode().Perm(), err)
+	private := info.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSticky)&^0o077 | 0o700
+	if err := os.Chmod(dir, private); err != nil {
+		// Not ours to change (a volume mounted for a container, say): the
+		// operator may know why it is shared, and must hear that it is.
+		log.Warn("the data directory is open to other users and could not be made private; it holds password hashes",
+			"dir", dir, "mode", info.Mode().Perm().String(), "error", err.Error())
+		return
 	}
 	log.Warn("the data directory was open to other users; made it private, as it holds password hashes",
-		"dir", dir, "was", info.Mode().Perm().String(), "now", os.FileMode(0o700).String())
-	return nil
+		"dir", dir, "was", info.Mode().Perm().String(), "now", private.Perm().String())
 }
 
 // maxSocketPath keeps the socket path below the kernel's limit for sun_path
@@ -65,9 +69,7 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", dir, err)
 	}
-	if err := makePrivate(dir, log); err != nil {
-		return nil, err
-	}
+	makePrivate(dir, log)
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
@@ -84,11 +86,17 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		}
 		socket = filepath.Join(socketDir, "mongodb.sock")
 	}
+	fail := func(err error) (*engine, error) {
+		lock.Close()
+		if socketDir != "" {
+			_ = os.RemoveAll(socketDir)
+		}
+		return nil, err
+	}
 	// A socket left behind by a process that was killed would make the listener
 	// fail; the flock above proves that no live process owns it.
 	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-		lock.Close()
-		return nil, fmt.Errorf("remove stale socket %s: %w", socket, err)
+		return fail(fmt.Errorf("remove stale socket %s: %w", socket, err))
 	}
 
 	e, err := runFerret(ferretdb.Config{
@@ -97,8 +105,7 @@ func startEngine(dataDir string, log *slog.Logger) (*engine, error) {
 		SQLiteURL: sqliteURL(dir),
 	}, log)
 	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("start embedded database in %s: %w", dir, err)
+		return fail(fmt.Errorf("start embedded database in %s: %w", dir, err))
 	}
 	e.lock, e.dir, e.socketDir = lock, dir, socketDir
 	e.uri = unixSocketURI(socket)

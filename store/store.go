@@ -417,7 +417,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 	}
 	// The name sort used the name itself before it used name_key. Dropped
 	// only if there: a drop that fails for want of the index would count as
-	// a failed command in the metrics at every start.
+	// a failed command in the metrics at every start. (Two servers starting
+	// at once may both see it; the second drop's IndexNotFound is fine.)
 	for _, coll := range []collection{s.users, s.customers} {
 		specs, err := coll.Indexes().ListSpecifications(ctx)
 		if err != nil {
@@ -426,7 +427,8 @@ func (s *Store) createIndexes(ctx context.Context) error {
 		if !slices.ContainsFunc(specs, func(ix mongo.IndexSpecification) bool { return ix.Name == oldNameIndex }) {
 			continue
 		}
-		if err := coll.Indexes().DropOne(ctx, oldNameIndex); err != nil {
+		var ce mongo.CommandError
+		if err := coll.Indexes().DropOne(ctx, oldNameIndex); err != nil && !(errors.As(err, &ce) && ce.Code == indexNotFoundCode) {
 			return fmt.Errorf("collection %q, drop the index on name: %w", coll.Name(), translate(err))
 		}
 	}
@@ -435,6 +437,9 @@ func (s *Store) createIndexes(ctx context.Context) error {
 
 // oldNameIndex is the index the name sort used before name_key.
 const oldNameIndex = "name_1__id_1"
+
+// indexNotFoundCode is MongoDB's IndexNotFound.
+const indexNotFoundCode = 27
 
 // hostsOf names the hosts of a MongoDB URI for messages, leaving out the
 // credentials that the URI may carry.

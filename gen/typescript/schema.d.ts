@@ -920,7 +920,7 @@ export interface components {
              *     | `urn:crm:problem:conflict` | 409 | a delete that other records still refer to, or a change that would leave no active admin |
              *     | `urn:crm:problem:precondition-failed` | 412 | the record changed since the `ETag` given in `If-Match` |
              *     | `urn:crm:problem:payload-too-large` | 413 | the body is larger than 1 MiB |
-             *     | `urn:crm:problem:unsupported-media-type` | 415 | the body is not in a content type the operation accepts |
+             *     | `urn:crm:problem:unsupported-media-type` | 415 | the body is not in a content type the operation accepts, is compressed (`Content-Encoding`), or names a charset other than UTF-8 |
              *     | `urn:crm:problem:unknown-reference` | 422 | a field refers to a record that does not exist |
              *     | `urn:crm:problem:idempotency-key-reuse` | 422 | an `Idempotency-Key` sent again with a different request |
              *     | `urn:crm:problem:too-many-requests` | 429 | too many failed attempts; wait `Retry-After` seconds |

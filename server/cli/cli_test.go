@@ -717,6 +717,11 @@ func TestRunRefusesShortSecretFile(t *testing.T) {
 // JSON, and returns its error and the lines it wrote, each decoded.
 func seedRun(t *testing.T, dir string, args ...string) (error, []map[string]any) {
 	t.Helper()
+	// Private, as crm makes a data directory it creates: otherwise the first
+	// line would warn that crm narrowed t.TempDir's 0755.
+	if err := os.Chmod(dir, 0o700); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"CRM_DATA_DIR": dir, "CRM_LOG_FORMAT": "json"}
 	err := run(context.Background(), append([]string{"seed"}, args...), envOf(env), &stdout, &stderr)

@@ -178,11 +178,15 @@ func serveInProcess(t *testing.T, uri string, extraEnv map[string]string) *apiCl
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, io.Discard) }()
+	logs := &syncBuffer{} // errors only (CRM_LOG_LEVEL), shown if the test fails
+	go func() { done <- run(ctx, []string{"-addr", addr}, envOf(env), io.Discard, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("the API stopped with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("the API's log:\n%s", logs.String())
 		}
 	})
 	a := &apiClient{t: t, base: "http://" + addr}
@@ -619,7 +623,8 @@ func TestSeedInterrupted(t *testing.T) {
 
 // The engine, like the server, logs that it shuts down and that it stopped.
 func TestEngineLogsShutdown(t *testing.T) {
-	p := start(t, []string{"CRM_LOG_LEVEL=info"}, "engine", "-listen", freeAddr(t), "-data-dir", t.TempDir())
+	// JSON whatever the caller's environment says (make test sets text).
+	p := start(t, []string{"CRM_LOG_LEVEL=info", "CRM_LOG_FORMAT=json"}, "engine", "-listen", freeAddr(t), "-data-dir", t.TempDir())
 	waitFor(t, 20*time.Second, "the engine to listen", func() bool { return strings.Contains(p.output.String(), "engine listening") })
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

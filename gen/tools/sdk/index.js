@@ -91,8 +91,12 @@ export async function signIn(client, email, password) {
  */
 export async function signOut(client) {
   const refreshToken = client.getRefreshToken();
-  const result = refreshToken ? await client.POST("/auth/logout", { body: { refresh_token: refreshToken } }) : undefined;
-  client.setToken(undefined);
-  client.setRefreshToken(undefined);
-  return result;
+  try {
+    return refreshToken ? await client.POST("/auth/logout", { body: { refresh_token: refreshToken } }) : undefined;
+  } finally {
+    // Forgotten even when the request fails: a sign-out must not leave the
+    // client signed in.
+    client.setToken(undefined);
+    client.setRefreshToken(undefined);
+  }
 }
