@@ -43,13 +43,22 @@ func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder
 		if err != nil {
 			return nil, err
 		}
+		if bytes.HasPrefix(raw, []byte("\ufeff")) {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errByteOrderMark}
+		}
 		fields, err := url.ParseQuery(string(raw))
 		if err != nil {
 			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
 		}
 		for _, name := range slices.Sorted(maps.Keys(fields)) {
+			pointer := "/" + escapePointer(name)
 			if len(fields[name]) > 1 {
-				return nil, &bodyMemberError{"/" + escapePointer(name), "may be given only once"}
+				return nil, &bodyMemberError{pointer, "may be given only once"}
+			}
+			// As in JSON bodies: text that is not text would cost a sign-in
+			// its password hash before failing as wrong credentials.
+			if v := fields[name][0]; !utf8.ValidString(name) || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return nil, &bodyMemberError{strings.ToValidUTF8(pointer, "\ufffd"), "must be UTF-8 text without NUL characters"}
 			}
 		}
 		return decode(bytes.NewReader(raw), h, schema, fn)
@@ -58,9 +67,9 @@ func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder
 
 var (
 	errTrailingData = errors.New("unexpected data after the JSON value")
-	// errByteOrderMark: JSON must not start with one (RFC 8259 section 8.1).
-	// Some editors and shells write it; Go's decoder would name the
-	// character 'ï', which tells the client nothing.
+	// errByteOrderMark: JSON must not start with one (RFC 8259 section 8.1),
+	// nor a form. Some editors and shells write it; Go's decoder would name
+	// the character 'ï', which tells the client nothing.
 	errByteOrderMark = errors.New("the JSON value starts with a byte order mark")
 )
 

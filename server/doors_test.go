@@ -271,6 +271,60 @@ func TestPostmanCollection(t *testing.T) {
 	}
 }
 
+// TestPostmanConditionalHeaders: with every optional If-Match, If-None-Match
+// and Idempotency-Key header of the collection turned on, as a user trying
+// them out would, the run still passes on a fresh server: each request sends
+// the ETag of the record it names, a GET may answer 304, and a retried create
+// is replayed.
+func TestPostmanConditionalHeaders(t *testing.T) {
+	node, root := nodeTools(t)
+	data, err := os.ReadFile(filepath.Join(root, "gen/postman/crm.postman_collection.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var collection map[string]any
+	if err := json.Unmarshal(data, &collection); err != nil {
+		t.Fatal(err)
+	}
+	turnedOn := 0
+	var walk func(items []any)
+	walk = func(items []any) {
+		for _, raw := range items {
+			item := raw.(map[string]any)
+			if sub, ok := item["item"].([]any); ok {
+				walk(sub)
+				continue
+			}
+			headers, _ := item["request"].(map[string]any)["header"].([]any)
+			for _, h := range headers {
+				header := h.(map[string]any)
+				if slices.Contains([]string{"If-Match", "If-None-Match", "Idempotency-Key"}, header["key"].(string)) {
+					delete(header, "disabled")
+					turnedOn++
+				}
+			}
+		}
+	}
+	walk(collection["item"].([]any))
+	if turnedOn < 10 {
+		t.Fatalf("only %d conditional headers to turn on", turnedOn)
+	}
+	edited, _ := json.Marshal(collection)
+	path := filepath.Join(t.TempDir(), "conditional.postman_collection.json")
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	codes := newmanWith(t, node, root, path, "baseUrl="+e.checkedURL(), "adminPassword=a password for this run only")
+	sent := map[int]int{}
+	for _, x := range codes {
+		sent[x.code]++
+	}
+	if sent[http.StatusNotModified] == 0 {
+		t.Errorf("no GET answered 304 with If-None-Match on: %v", sent)
+	}
+}
+
 // noKnownPasswords checks that no request of the collection sends a password
 // written in it, nor makes an admin: a run stopped before "Clean up" leaves
 // what it created, which must not be an account anyone could sign in to.
@@ -337,10 +391,26 @@ type newmanRun struct {
 // runNewman runs the collection with the pinned newman and the given
 // variables, and returns its report, whatever failed.
 func runNewman(t *testing.T, node, root string, vars ...string) newmanRun {
+	return runNewmanOn(t, node, root, "gen/postman/crm.postman_collection.json", vars...)
+}
+
+// newmanWith is newman on another collection.
+func newmanWith(t *testing.T, node, root, collection string, vars ...string) []execution {
+	t.Helper()
+	r := runNewmanOn(t, node, root, collection, vars...)
+	if len(r.failures) > 0 {
+		t.Fatalf("%s\n%s", r.summary, r.output)
+	}
+	return r.executions
+}
+
+// runNewmanOn runs a collection with the pinned newman, the project's
+// environment and the given variables, and returns its report.
+func runNewmanOn(t *testing.T, node, root, collection string, vars ...string) newmanRun {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "newman.json")
 	args := []string{filepath.Join(root, "gen/tools/node_modules/newman/bin/newman.js"), "run",
-		"gen/postman/crm.postman_collection.json",
+		collection,
 		"--environment", "gen/postman/crm.postman_environment.json",
 		"--reporters", "cli,json", "--reporter-json-export", report,
 		"--color", "off", "--disable-unicode", "--timeout-request", "30000", "--suppress-exit-code"}

@@ -167,6 +167,9 @@ func toProblem(err error, route string) problem {
 		return problem{kind: kindUnsupportedMedia, detail: "Send the body without a Content-Encoding: it is not decompressed.",
 			headers: map[string]string{"Accept-Encoding": "identity"}}
 	}
+	if errors.Is(err, errContentType) {
+		return problem{kind: kindUnsupportedMedia, detail: "The Content-Type header cannot be read (a parameter without a value, or an open quote): send application/json, or application/x-www-form-urlencoded to sign in."}
+	}
 	if errors.Is(err, errCharset) {
 		return problem{kind: kindUnsupportedMedia, detail: "Send the body in UTF-8: no other charset is read."}
 	}
@@ -401,7 +404,7 @@ func malformedBodyDetail(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "The body is not valid JSON: it ends before its value does."
 	case errors.Is(err, errByteOrderMark):
-		return "The body is not valid JSON: it starts with a byte order mark (U+FEFF); send it without one."
+		return "The body starts with a byte order mark (U+FEFF); send it without one."
 	case errors.Is(err, errTrailingData):
 		return "The body is not valid JSON: it holds more after its first value; send one value."
 	case errors.As(err, &escape):

@@ -406,6 +406,12 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 			"invalid-input", "/scheduled_at", "write \"T\" and \"Z\" in upper case", 0},
 		{"a byte order mark before the JSON", "POST", "/customers", "application/json", "\ufeff" + `{"name":"A","email":"a@example.org"}`,
 			"malformed-body", "", "starts with a byte order mark (U+FEFF); send it without one", 0},
+		{"a byte order mark before a form", "POST", "/users/login", "application/x-www-form-urlencoded", "\ufeffgrant_type=password&username=ada%40example.com&password=x",
+			"malformed-body", "", "starts with a byte order mark (U+FEFF); send it without one", 0},
+		{"a NUL in a form's password", "POST", "/users/login", "application/x-www-form-urlencoded", "grant_type=password&username=ada%40example.com&password=a%00b",
+			"invalid-input", "/password", "must be UTF-8 text without NUL characters", 0},
+		{"a form's username that is not UTF-8", "POST", "/users/login", "application/x-www-form-urlencoded", "grant_type=password&username=%FF%40example.com&password=x",
+			"invalid-input", "/username", "must be UTF-8 text without NUL characters", 0},
 		{"a date-time in year 10000 in UTC", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"9999-12-31T23:00:00-05:00"}`,
 			"invalid-input", "/scheduled_at", "in UTC, its year must be from 0000 to 9999", 0},
 	} {

@@ -212,6 +212,9 @@ var errContentEncoding = errors.New("the request body has a content coding")
 // text would be stored garbled.
 var errCharset = errors.New("the request body is not in UTF-8")
 
+// errContentType: the Content-Type header cannot be read.
+var errContentType = errors.New("the Content-Type header is malformed")
+
 // checkBodyEncoding refuses a body sent with a Content-Encoding other than
 // identity, or in a charset other than UTF-8 (RFC 9110 section 15.5.16: 415),
 // to an operation that reads bodies (others ignore them, and list no 415).
@@ -226,9 +229,15 @@ func checkBodyEncoding(r *http.Request, body *openapi3.RequestBodyRef) error {
 			}
 		}
 	}
-	// A media type that does not parse, or that the operation does not take,
-	// is the validator's to refuse.
-	mediaType, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	// A media type that the operation does not take is the validator's to
+	// refuse. One whose parameters do not parse ("charset=", an open quote)
+	// is refused here: the validator would take it, and the form decoder
+	// fail on it.
+	contentType := r.Header.Get(echo.HeaderContentType)
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil && contentType != "" {
+		return errContentType
+	}
 	if err != nil || body.Value.Content.Get(mediaType) == nil {
 		return nil
 	}

@@ -21,10 +21,11 @@ export function createCrmClient(options = {}) {
     onRequest({ request, schemaPath, params }) {
       // An empty id would make "/customers/{id}" "/customers/", which the
       // server reads as the list of customers: a GET would answer 200 with
-      // a list where a customer was expected.
+      // a list where a customer was expected. "." and ".." do the same once
+      // fetch resolves them.
       for (const [name, value] of Object.entries(params.path ?? {})) {
-        if (value === "" || value === undefined || value === null) {
-          throw new TypeError(`${request.method} ${schemaPath}: the path parameter "${name}" is empty`);
+        if (value === "" || value === "." || value === ".." || value === undefined || value === null) {
+          throw new TypeError(`${request.method} ${schemaPath}: the path parameter "${name}" is ${value ? `"${value}"` : "empty"}`);
         }
       }
       if (current && !request.headers.has("Authorization")) {

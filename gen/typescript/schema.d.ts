@@ -909,8 +909,8 @@ export interface components {
              *
              *     | type | status | when |
              *     |---|---|---|
-             *     | `urn:crm:problem:invalid-input` | 400 | a parameter or body field is invalid; `errors[]` names each one |
-             *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, on sign-in): a syntax error, a member given twice, text that is not UTF-8 |
+             *     | `urn:crm:problem:invalid-input` | 400 | a parameter or body field is invalid, given twice, or not UTF-8 text; `errors[]` names each one |
+             *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, on sign-in): a syntax error, a byte order mark, a second value after the first |
              *     | `urn:crm:problem:unauthorized` | 401 | no token, or one that is malformed, expired or revoked |
              *     | `urn:crm:problem:invalid-credentials` | 401 | wrong email or password, or a refresh token that is wrong, spent or revoked |
              *     | `urn:crm:problem:forbidden` | 403 | signed in, but your role does not allow this |

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5"
@@ -542,6 +543,9 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := checkSecretFile(path); err != nil {
+			return nil, err
+		}
 		secret := strings.TrimSpace(string(data))
 		if len(secret) < auth.MinSecretLen {
 			return nil, fmt.Errorf("%s holds a secret shorter than %d bytes; delete it to generate a new one", path, auth.MinSecretLen)
@@ -561,6 +565,24 @@ func jwtSecret(cfg config, log *slog.Logger) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("cannot read the JWT secret from %s: %w", path, err)
 	}
+}
+
+// checkSecretFile refuses a secret that others could have written or read,
+// as ssh does a private key: whoever knows it signs tokens for any user. (A
+// data directory that was open to everyone lets anyone put one there.)
+func checkSecretFile(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	stat, ok := info.Sys().(*syscall.Stat_t)
+	switch {
+	case ok && int(stat.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to another user (uid %d), who could have chosen the key that signs tokens: delete it to generate a new one", path, stat.Uid)
+	case info.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s is open to other users (%s): delete it to generate a new one, or chmod 600 it if no one else could have read or written it", path, info.Mode().Perm())
+	}
+	return nil
 }
 
 // defaultSeedPassword is the seeded users' password unless -password says
@@ -679,6 +701,9 @@ func checkPassword(password string) error {
 	if schema == nil || schema.Value == nil {
 		return errors.New("openapi.yaml defines no Password schema")
 	}
+	if !utf8.ValidString(password) {
+		return errors.New("-password is not one the API accepts: it is not UTF-8 text, which a JSON sign-in cannot send")
+	}
 	if err := schema.Value.VisitJSONString(password); err != nil {
 		reason := err.Error()
 		if se := (*openapi3.SchemaError)(nil); errors.As(err, &se) {
@@ -718,7 +743,9 @@ type interrupted struct {
 }
 
 func (i interrupted) Error() string {
-	return fmt.Sprintf("seed interrupted after %s; run the same command again to continue", count(i.records, "new record"))
+	// "At least": the batch being written when the signal came may have
+	// reached the database after the driver stopped waiting for it.
+	return fmt.Sprintf("seed interrupted after at least %s; run the same command again to continue", count(i.records, "new record"))
 }
 
 // stopped is err, or interrupted if a signal ended ctx: records were written.
@@ -814,6 +841,28 @@ func beyondLoopback(addr string) (bool, error) {
 	return ip == nil || !ip.IsLoopback(), nil
 }
 
+// withoutPasswords masks in msg every password that the URL raw carries, as
+// written and decoded.
+func withoutPasswords(msg, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.ReplaceAll(msg, raw, "(the URL)")
+	}
+	var secrets []string
+	if pw, ok := u.User.Password(); ok {
+		secrets = append(secrets, pw, url.PathEscape(pw), url.QueryEscape(pw))
+	}
+	for _, pw := range u.Query()["password"] {
+		secrets = append(secrets, pw, url.QueryEscape(pw), url.PathEscape(pw))
+	}
+	for _, secret := range secrets {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "xxxxx")
+		}
+	}
+	return msg
+}
+
 // pgTimeout bounds the check that PostgreSQL answers at start.
 const pgTimeout = 10 * time.Second
 
@@ -824,12 +873,14 @@ func pingPostgreSQL(ctx context.Context, pgURL string) error {
 	ctx, cancel := context.WithTimeout(ctx, pgTimeout)
 	defer cancel()
 	pc, err := pgx.ParseConfig(pgURL)
-	if err != nil { // pgx leaves the password out of its message
-		return fmt.Errorf("-postgresql-url: %w", err)
+	if err != nil {
+		// pgx leaves out a password written as user:password@, not one in
+		// the query string (?password=…).
+		return fmt.Errorf("-postgresql-url: %s", withoutPasswords(err.Error(), pgURL))
 	}
 	where := fmt.Sprintf("PostgreSQL at %s (database %q, user %q)", net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))), pc.Database, pc.User)
 	fail := func(err error) error {
-		msg := err.Error()
+		msg := withoutPasswords(err.Error(), pgURL)
 		if pc.Password != "" {
 			msg = strings.ReplaceAll(msg, pc.Password, "xxxxx")
 		}

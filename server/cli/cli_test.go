@@ -27,6 +27,7 @@ import (
 
 	"github.com/opencrm/crm/store"
 	"github.com/opencrm/crm/store/seed"
+	"github.com/opencrm/crm/store/testtool"
 )
 
 // envOf is a getenv that reads only m.
@@ -713,6 +714,38 @@ func TestRunRefusesShortSecretFile(t *testing.T) {
 	}
 }
 
+// A secret file that others could read or write is refused: whoever knows
+// it signs tokens for any user.
+func TestRunRefusesExposedSecretFile(t *testing.T) {
+	secret := strings.Repeat("k", 48) + "\n"
+	for _, tc := range []struct {
+		name  string
+		setup func(path string) error
+		want  string
+	}{
+		{"readable by others", func(path string) error { return os.Chmod(path, 0o644) }, "is open to other users"},
+		{"another user's", func(path string) error { return os.Chown(path, 65534, 65534) }, "belongs to another user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "belongs to another user" && os.Getuid() != 0 {
+				testtool.Missing(t, "root, to give a file to another user")
+			}
+			dataDir := t.TempDir()
+			path := filepath.Join(dataDir, "jwt-secret")
+			if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.setup(path); err != nil {
+				t.Fatal(err)
+			}
+			err, _ := runFails(t, []string{"-addr", "127.0.0.1:0"}, map[string]string{"CRM_DATA_DIR": dataDir}, 5*time.Second)
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to name %s and say it %s", err, path, tc.want)
+			}
+		})
+	}
+}
+
 // seedRun runs `crm seed args...` on the embedded database in dir, logging
 // JSON, and returns its error and the lines it wrote, each decoded.
 func seedRun(t *testing.T, dir string, args ...string) (error, []map[string]any) {
@@ -810,6 +843,7 @@ func TestSeedCommandRefusesBadInput(t *testing.T) {
 		{[]string{"-password", "seven c"}, "8 to 256 characters"},
 		{[]string{"-password", ""}, "8 to 256 characters"},
 		{[]string{"-password", strings.Repeat("p", 257)}, "maximum string length is 256"},
+		{[]string{"-password", "\xff\xfe not UTF-8 text"}, "not UTF-8 text"},
 		{[]string{"-users", "0", "-customers", "3100"}, "seeded customers belong to seeded users"},
 		{[]string{"-customers", "0", "-interactions", "5"}, "seeded interactions are between seeded users and seeded customers"},
 		{[]string{"-interactions", "9223372036854775807"}, "from 0 to 10000000"},
@@ -928,8 +962,14 @@ func TestEngineChecksPostgreSQL(t *testing.T) {
 	if strings.Contains(logs, "engine listening") {
 		t.Errorf("the engine said it listens:\n%s", logs)
 	}
-	err, _ = runFails(t, []string{"engine", "-listen", freeAddr(t), "-postgresql-url", "postgres://crm:" + password + "@127.0.0.1:notaport/crm"}, nil, 5*time.Second)
-	if strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "-postgresql-url") {
-		t.Errorf("an unparsable URL: %v", err)
+	for _, bad := range []string{
+		"postgres://crm:" + password + "@127.0.0.1:notaport/crm",
+		// pgx itself leaves out only a password before the host.
+		"postgres://127.0.0.1:5432/crm?sslmode=bogus&password=" + password,
+	} {
+		err, _ = runFails(t, []string{"engine", "-listen", freeAddr(t), "-postgresql-url", bad}, nil, 5*time.Second)
+		if strings.Contains(err.Error(), password) || !strings.Contains(err.Error(), "-postgresql-url") {
+			t.Errorf("an unparsable URL: %v", err)
+		}
 	}
 }

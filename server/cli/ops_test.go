@@ -613,7 +613,7 @@ func TestSeedInterrupted(t *testing.T) {
 	}
 	out := p.output.String()
 	last := tail(out, 1)
-	if !regexp.MustCompile(`^crm: seed interrupted after [1-9][0-9]* new records; run the same command again to continue$`).MatchString(last) {
+	if !regexp.MustCompile(`^crm: seed interrupted after at least [1-9][0-9]* new records; run the same command again to continue$`).MatchString(last) {
 		t.Errorf("the last line after SIGINT: %q", last)
 	}
 	if strings.Contains(out, "context canceled") || strings.Contains(out, "unavailable") {

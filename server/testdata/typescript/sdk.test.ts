@@ -120,6 +120,13 @@ test("bootstrap, sign in, create and list customers, and a typed problem on a du
       message: 'GET /customers/{id}: the path parameter "id" is empty',
     });
     await assert.rejects(crm.DELETE("/interactions/{id}", { params: { path: { id: "" } } }), TypeError);
+    // fetch resolves "." and "..": "/users/." is "/users/", the list.
+    for (const id of [".", ".."]) {
+      await assert.rejects(crm.GET("/users/{id}", { params: { path: { id } } }), {
+        name: "TypeError",
+        message: `GET /users/{id}: the path parameter "id" is "${id}"`,
+      });
+    }
   });
 
   await t.test("sign out revokes the refresh token and forgets both tokens", async () => {
