@@ -330,6 +330,21 @@ func TestInvalidInputNamesTheField(t *testing.T) {
 		})
 	}
 
+	t.Run("unknown parameters say what was meant", func(t *testing.T) {
+		for _, tc := range []struct{ query, parameter, hint string }{
+			{"tag[]=vip&tag[]=new", "tag[]", "repeat tag= once for each"},
+			{"tag[0]=vip", "tag[0]", "repeat tag= once for each"},
+			{"limit[]=5", "limit[]", `did you mean "limit"?`},
+			{"Owner-ID=" + admin.Id, "Owner-ID", `did you mean "owner_id"?`},
+			{"curser=abc", "curser", "is not a parameter of this operation"},
+		} {
+			res, body := e.raw(http.MethodGet, "/customers?"+tc.query, admin.token, "", "")
+			p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?"+tc.parameter)
+			if detail := (*p.Errors)[0].Detail; !strings.Contains(detail, tc.hint) {
+				t.Errorf("%s: %q, want it to say %q", tc.query, detail, tc.hint)
+			}
+		}
+	})
 	t.Run("invalid JSON", func(t *testing.T) {
 		res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json", `{"name": "A", "email": `)
 		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "malformed-body")

@@ -265,8 +265,17 @@ func lowerMediaType(r *http.Request) {
 }
 
 // suggestion names a declared parameter that differs from name only in case or
-// punctuation, the usual misspellings.
+// punctuation, the usual misspellings, or says how to send a list that was
+// written as PHP, qs and axios write them ("tag[]=a&tag[]=b", "tag[0]=a").
 func suggestion(name string, declared map[string]bool) string {
+	if base, _, ok := strings.Cut(name, "["); ok && base != "" {
+		if repeatable, known := declared[base]; known {
+			if repeatable {
+				return fmt.Sprintf("; for several values, repeat %s= once for each (%s=a&%s=b)", base, base, base)
+			}
+			return fmt.Sprintf("; did you mean %q?", base)
+		}
+	}
 	squash := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
 	for d := range declared {
 		if squash(d) == squash(name) {
