@@ -284,6 +284,40 @@ func TestSpecCreateCustomerExampleIsAccepted(t *testing.T) {
 	}
 }
 
+// TestSpecResponsesHaveNoEmailFormat: what the server answers is checked
+// against the spec by generated clients, and `format: email` there means a
+// stricter syntax (Zod's `.email()` refuses josé@example.com) than this API
+// accepts and the earlier CRM stored: one such customer would make those
+// clients reject every page that holds it. Requests keep the format.
+func TestSpecResponsesHaveNoEmailFormat(t *testing.T) {
+	spec := loadedSpec(t)
+	var check func(where string, ref *openapi3.SchemaRef, seen map[*openapi3.Schema]bool)
+	check = func(where string, ref *openapi3.SchemaRef, seen map[*openapi3.Schema]bool) {
+		if ref == nil || ref.Value == nil || seen[ref.Value] {
+			return
+		}
+		s := ref.Value
+		seen[s] = true
+		if s.Format == "email" {
+			t.Errorf("%s (%s) has format email", where, ref.Ref)
+		}
+		for name, p := range s.Properties {
+			check(where+"."+name, p, seen)
+		}
+		check(where+"[]", s.Items, seen)
+		for _, sub := range slices.Concat(s.AllOf, s.OneOf, s.AnyOf) {
+			check(where, sub, seen)
+		}
+	}
+	for _, o := range operationsOf(spec) {
+		for status, res := range o.op.Responses.Map() {
+			for media, content := range res.Value.Content {
+				check(fmt.Sprintf("%s %s %s", o, status, media), content.Schema, map[*openapi3.Schema]bool{})
+			}
+		}
+	}
+}
+
 // walkSchemas calls fn for every schema reachable from the spec (components,
 // parameters, headers, bodies), at any depth, each schema value once.
 func walkSchemas(spec *openapi3.T, fn func(where string, ref *openapi3.SchemaRef)) {

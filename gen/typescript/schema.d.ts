@@ -432,6 +432,15 @@ export interface components {
          */
         Email: string;
         /**
+         * @description An email address as stored, ASCII letters lower-cased. Written through this API it matches
+         *     Email's pattern; a record from the earlier CRM may hold any text. It has no `format: email`,
+         *     on purpose: to many client-side validators (Zod's `.email()`, for one) that format means a
+         *     stricter syntax than mail servers and this API accept (`josé@example.com`,
+         *     `user%tag@example.com`), and one such record would make them reject a whole page of a list.
+         * @example grace@example.com
+         */
+        StoredEmail: string;
+        /**
          * Format: password
          * @description 8 to 256 characters.
          * @example correct horse battery staple
@@ -490,7 +499,7 @@ export interface components {
         User: {
             id: components["schemas"]["ObjectId"];
             name: components["schemas"]["PersonName"];
-            email: components["schemas"]["Email"];
+            email: components["schemas"]["StoredEmail"];
             company?: components["schemas"]["Company"];
             status: components["schemas"]["UserStatus"];
             role: components["schemas"]["UserRole"];
@@ -579,7 +588,7 @@ export interface components {
         Customer: {
             id: components["schemas"]["ObjectId"];
             name: components["schemas"]["PersonName"];
-            email: components["schemas"]["Email"];
+            email: components["schemas"]["StoredEmail"];
             phone?: components["schemas"]["Phone"];
             company?: components["schemas"]["Company"];
             status: components["schemas"]["CustomerStatus"];
