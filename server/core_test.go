@@ -295,9 +295,16 @@ func TestNotFound(t *testing.T) {
 		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
 		wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found")
 	}
-	// A path that no operation has is a 404 problem too.
-	res, body := e.raw(http.MethodGet, "/nothing/here", admin.token, "", "")
-	wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found")
+	// A path that no operation has is a 404 problem too, also one that only
+	// starts like an operation's path.
+	for _, path := range []string{"/nothing/here", "/users/" + admin.Id + "/interactions", "/interactions/" + missing + "/x",
+		"/customers/" + missing + "/x", "/users/me/x", "/interactions/customer/" + missing + "/x"} {
+		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+		p := wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found")
+		if p.Detail == nil || !strings.Contains(*p.Detail, "No operation has this path") {
+			t.Errorf("%s: %v", path, p.Detail)
+		}
+	}
 }
 
 func TestInvalidInputNamesTheField(t *testing.T) {

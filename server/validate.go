@@ -360,6 +360,10 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 				c.Set(echo.ContextKeyHeaderAllow, allow)
 				return echo.ErrMethodNotAllowed
 			}
+			if spansSegments(c) {
+				c.SetPath("") // logged and counted as unmatched, as the router's own 404s
+				return echo.ErrNotFound
+			}
 			if err := checkBodyEncoding(c.Request(), info.route.Operation.RequestBody); err != nil {
 				return err
 			}
@@ -385,6 +389,16 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// spansSegments reports a path parameter that took more than one segment of
+// the path. Echo v4, backtracking from a fixed sibling ("/users/me"), gives
+// the rest of the path to the last parameter: "/users/<id>/interactions"
+// reached "/users/:id" with the id "<id>/interactions", and was answered that
+// the id is malformed rather than that no operation has the path. (An escaped
+// slash, %2F, stays escaped in the value and is one segment.)
+func spansSegments(c echo.Context) bool {
+	return slices.ContainsFunc(c.ParamValues(), func(v string) bool { return strings.Contains(v, "/") })
 }
 
 // routedBy hands the validator the operation and path parameters that Echo
