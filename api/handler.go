@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,6 +127,15 @@ func parseID(s, pointer string) (bson.ObjectID, error) {
 // etag is the entity tag of a record at revision rev.
 func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
 
+// meETag is the entity tag of GET /users/me. That one address shows whoever
+// signs in, so its tag names the user as well as the version: with the
+// revision alone, a client that switched accounts and sent the last tag it
+// saw would be told that the other user's profile had not changed. If-Match
+// on the user's own address accepts it too: it names the same version.
+func meETag(u *store.User) string {
+	return `"` + u.ID.Hex() + "." + strconv.FormatInt(u.Revision, 10) + `"`
+}
+
 // parseETags parses an If-Match or If-None-Match header: "*" (star is true) or
 // a comma-separated list of entity tags, weak ones keeping their W/ prefix.
 func parseETags(header, name string) (tags []string, star bool, err error) {
@@ -135,6 +145,9 @@ func parseETags(header, name string) (tags []string, star bool, err error) {
 	}
 	for _, part := range strings.Split(header, ",") {
 		part = strings.TrimSpace(part)
+		if part == "" {
+			continue // an empty list element, which RFC 9110 section 5.6.1 says to accept
+		}
 		weak := strings.HasPrefix(part, "W/")
 		part = strings.TrimPrefix(part, "W/")
 		if len(part) < 2 || part[0] != '"' || part[len(part)-1] != '"' || strings.Contains(part[1:len(part)-1], `"`) {
@@ -145,13 +158,16 @@ func parseETags(header, name string) (tags []string, star bool, err error) {
 		}
 		tags = append(tags, part)
 	}
+	if len(tags) == 0 {
+		return nil, false, invalidParameter(name, `must be "*" or entity tags such as "3" (with the quotes)`)
+	}
 	return tags, false, nil
 }
 
 // checkIfMatch returns a *PreconditionFailedError unless the If-Match header (if
-// any) names the current revision. If-Match compares strongly: a weak tag never
-// matches.
-func checkIfMatch(header *string, rev int64) error {
+// any) names the current revision, or is one of the record's other current
+// tags (see meETag). If-Match compares strongly: a weak tag never matches.
+func checkIfMatch(header *string, rev int64, otherTags ...string) error {
 	if header == nil {
 		return nil
 	}
@@ -161,7 +177,7 @@ func checkIfMatch(header *string, rev int64) error {
 	}
 	current := etag(rev)
 	for _, t := range tags {
-		if t == current {
+		if t == current || slices.Contains(otherTags, t) {
 			return nil
 		}
 	}
@@ -169,8 +185,14 @@ func checkIfMatch(header *string, rev int64) error {
 }
 
 // notModified reports whether the If-None-Match header (if any) matches the
-// current revision. If-None-Match compares weakly.
+// current revision.
 func notModified(header *string, rev int64) (bool, error) {
+	return noneMatchFails(header, etag(rev))
+}
+
+// noneMatchFails reports whether the If-None-Match header (if any) names the
+// current tag. If-None-Match compares weakly.
+func noneMatchFails(header *string, current string) (bool, error) {
 	if header == nil {
 		return false, nil
 	}
@@ -178,7 +200,6 @@ func notModified(header *string, rev int64) (bool, error) {
 	if err != nil || anyTag {
 		return anyTag, err
 	}
-	current := etag(rev)
 	for _, t := range tags {
 		if strings.TrimPrefix(t, "W/") == current {
 			return true, nil
@@ -224,7 +245,7 @@ func retryStale(ifMatch *string, op func() error) error {
 		if !errors.Is(err, store.ErrStale) {
 			return err
 		}
-		if _, anyVersion, _ := parseETags(deref(ifMatch), "If-Match"); ifMatch != nil && !anyVersion {
+		if ifMatch != nil && strings.TrimSpace(*ifMatch) != "*" {
 			return &PreconditionFailedError{Detail: "The record changed since you read it; read it again and retry with its new version."}
 		}
 		// Jittered backoff, so that the contenders do not collide again in step.

@@ -135,10 +135,11 @@ func (h *Handler) GetCurrentUser(ctx context.Context, req gen.GetCurrentUserRequ
 	if err != nil {
 		return nil, err
 	}
-	if same, err := notModified(req.Params.IfNoneMatch, u.Revision); same || err != nil {
-		return gen.GetCurrentUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(u.Revision))}}, err
+	tag := meETag(u)
+	if same, err := noneMatchFails(req.Params.IfNoneMatch, tag); same || err != nil {
+		return gen.GetCurrentUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: &tag}}, err
 	}
-	return gen.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: gen.GetCurrentUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil
+	return gen.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: gen.GetCurrentUser200ResponseHeaders{ETag: &tag}}, nil
 }
 
 // GetUser returns a user.
@@ -253,7 +254,7 @@ func (h *Handler) editUser(ctx context.Context, idHex string, ifMatch *string, e
 		if err != nil {
 			return err
 		}
-		if err := checkIfMatch(ifMatch, cur.Revision); err != nil {
+		if err := checkIfMatch(ifMatch, cur.Revision, meETag(cur)); err != nil {
 			return err
 		}
 		// Re-sending a field's current value needs no permission to change it.
@@ -363,7 +364,7 @@ func (h *Handler) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 		if err != nil {
 			return err
 		}
-		if err := checkIfMatch(req.Params.IfMatch, cur.Revision); err != nil {
+		if err := checkIfMatch(req.Params.IfMatch, cur.Revision, meETag(cur)); err != nil {
 			return err
 		}
 		return h.store.DeleteUser(ctx, id, cur.Revision)

@@ -466,7 +466,9 @@ type ClientInterface interface {
 
 	// GetCurrentUser Get the signed-in user
 	//
-	// Returns the user that the access token belongs to.
+	// Returns the user that the access token belongs to. This one address shows whoever signs
+	// in, so its `ETag` names the user as well as the version: a tag from another account never
+	// answers 304 here. `If-Match` on the user's own `/users/{id}` accepts it.
 	//
 	// Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, params *GetCurrentUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1277,7 +1279,9 @@ func (c *Client) LoginUserWithFormdataBody(ctx context.Context, body LoginUserFo
 
 // GetCurrentUser Get the signed-in user
 //
-// Returns the user that the access token belongs to.
+// Returns the user that the access token belongs to. This one address shows whoever signs
+// in, so its `ETag` names the user as well as the version: a tag from another account never
+// answers 304 here. `If-Match` on the user's own `/users/{id}` accepts it.
 //
 // Corresponds with GET /users/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, params *GetCurrentUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3943,7 +3947,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetCurrentUserWithResponse Get the signed-in user
 	//
-	// Returns the user that the access token belongs to.
+	// Returns the user that the access token belongs to. This one address shows whoever signs
+	// in, so its `ETag` names the user as well as the version: a tag from another account never
+	// answers 304 here. `If-Match` on the user's own `/users/{id}` accepts it.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7624,7 +7630,9 @@ func (c *ClientWithResponses) LoginUserWithFormdataBodyWithResponse(ctx context.
 
 // GetCurrentUserWithResponse Get the signed-in user
 //
-// Returns the user that the access token belongs to.
+// Returns the user that the access token belongs to. This one address shows whoever signs
+// in, so its `ETag` names the user as well as the version: a tag from another account never
+// answers 304 here. `If-Match` on the user's own `/users/{id}` accepts it.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -286,8 +286,14 @@ func (e *env) send(t testing.TB, timeout time.Duration, method, path, token, con
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	given := map[string]bool{} // a name given twice is sent as two lines
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		if given[headers[i]] {
+			req.Header.Add(headers[i], headers[i+1])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		given[headers[i]] = true
 	}
 	start := time.Now()
 	res, err := e.http.Do(req)

@@ -45,6 +45,8 @@ type operationInfo struct {
 	query map[string]bool
 	// idempotent: the operation accepts an Idempotency-Key header.
 	idempotent bool
+	// headers are the request headers the operation reads, by canonical name.
+	headers []string
 	// shadows are the paths that Echo may wrongly route here (see shadowsOf).
 	shadows []shadow
 }
@@ -78,10 +80,14 @@ func indexOperations(spec *openapi3.T) operations {
 					switch {
 					case p.In == openapi3.ParameterInQuery:
 						info.query[p.Name] = p.Schema != nil && p.Schema.Value.Type.Is(openapi3.TypeArray)
-					case p.In == openapi3.ParameterInHeader && p.Name == idempotencyHeader:
-						info.idempotent = true
+					case p.In == openapi3.ParameterInHeader:
+						info.headers = append(info.headers, http.CanonicalHeaderKey(p.Name))
+						info.idempotent = info.idempotent || p.Name == idempotencyHeader
 					}
 				}
+			}
+			if op.Security == nil || len(*op.Security) > 0 {
+				info.headers = append(info.headers, echo.HeaderAuthorization)
 			}
 			info.shadows = shadowsOf(spec, path)
 			ops[echoRoute(method, path)] = info
@@ -150,13 +156,14 @@ func (ops operations) lookup(c echo.Context) *operationInfo {
 	return ops[route{c.Request().Method, c.Path()}]
 }
 
-// checkQuery refuses malformed query pairs, query parameters that the
+// checkParameters refuses malformed query pairs, query parameters that the
 // operation does not declare, and repeated ones that it does not declare as
 // lists: silently ignoring them would answer a misspelt "cursor" or filter
-// with the wrong page.
-func (info *operationInfo) checkQuery(rawQuery string, query url.Values) *queryError {
+// with the wrong page. It does the same for headers (see checkHeaders).
+func (info *operationInfo) checkParameters(r *http.Request, query url.Values) *queryError {
 	qe := &queryError{}
-	malformed(rawQuery, qe)
+	info.checkHeaders(r.Header, qe)
+	malformed(r.URL.RawQuery, qe)
 	for name, values := range query {
 		repeatable, known := info.query[name]
 		switch {
@@ -177,6 +184,26 @@ func (info *operationInfo) checkQuery(rawQuery string, query url.Values) *queryE
 	}
 	slices.SortFunc(qe.fields, func(a, b fieldProblem) int { return strings.Compare(*a.Parameter, *b.Parameter) })
 	return qe
+}
+
+// listHeaders are the headers whose value is a comma-separated list.
+var listHeaders = map[string]bool{"If-Match": true, "If-None-Match": true}
+
+// checkHeaders joins the lines of a list header sent more than once, as RFC
+// 9110 section 5.3 says they combine ("If-Match: a" and "If-Match: b" mean
+// "If-Match: a, b"; the generated binding refused them as unreadable), and
+// refuses any other header the operation reads that comes more than once:
+// which of two tokens or Idempotency-Keys counts would be a guess.
+func (info *operationInfo) checkHeaders(h http.Header, qe *queryError) {
+	for _, name := range info.headers {
+		switch values := h[name]; {
+		case len(values) < 2:
+		case listHeaders[name]:
+			h[name] = []string{strings.Join(values, ", ")}
+		default:
+			qe.add(name, "may be given only once")
+		}
+	}
 }
 
 // malformed adds the pairs of a query string that Go's parser drops, which
@@ -288,7 +315,8 @@ func suggestion(name string, declared map[string]bool) string {
 // unusableText reports a parameter value that is not valid UTF-8 or holds NUL.
 func unusableText(v string) bool { return !utf8.ValidString(v) || strings.ContainsRune(v, 0) }
 
-// queryError reports unknown, repeated or unusable query parameters, and
+// queryError reports unknown, repeated or unusable query parameters (and
+// repeated headers), and
 // what else the validator found (alongside), if anything.
 type queryError struct {
 	fields    []fieldProblem
@@ -369,7 +397,7 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			}
 			lowerMediaType(c.Request())
 			// Echo's parse of the query, which the generated binding reuses.
-			queryErr := info.checkQuery(c.Request().URL.RawQuery, c.QueryParams())
+			queryErr := info.checkParameters(c.Request(), c.QueryParams())
 			// The validator's errors go untouched to errors.go, beside the
 			// query's own: one answer names every invalid parameter.
 			var err error // not the *echo.HTTPError it returns: a nil one would not be a nil error

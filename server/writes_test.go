@@ -48,8 +48,26 @@ func TestETagsAndConditionalGet(t *testing.T) {
 		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?If-None-Match")
 	}
 
+	// /users/me shows whoever signs in: one user's tag never matches another's
+	// profile, and it is a current tag of the user's own address.
+	res, _ := e.raw(http.MethodGet, "/users/me", admin.token, "", "")
+	adminTag := res.Header.Get("ETag")
+	member := e.addUser(admin, "Mo Member", gen.Member)
+	res, _ = e.raw(http.MethodGet, "/users/me", member.token, "", "")
+	if res.StatusCode != http.StatusOK || res.Header.Get("ETag") == adminTag {
+		t.Fatalf("the member's /users/me: %d, ETag %s, the admin's %s", res.StatusCode, res.Header.Get("ETag"), adminTag)
+	}
+	res, _ = e.raw(http.MethodGet, "/users/me", member.token, "", "", "If-None-Match", adminTag)
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("the member's /users/me with the admin's tag: %d, want 200", res.StatusCode)
+	}
+	res, body := e.raw(http.MethodPatch, "/users/"+admin.Id, admin.token, "application/json", `{"company":"Analytical Engines"}`, "If-Match", adminTag)
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("PATCH /users/{id} with the tag of /users/me: %d %s", res.StatusCode, body)
+	}
+
 	// Every write returns the new ETag, and GET agrees.
-	res, body := e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/merge-patch+json", `{"notes":"x"}`)
+	res, body = e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/merge-patch+json", `{"notes":"x"}`)
 	patched := res.Header.Get("ETag")
 	if res.StatusCode != http.StatusOK || patched == "" {
 		t.Fatalf("PATCH: %d %s", res.StatusCode, body)
@@ -110,6 +128,38 @@ func TestIfMatch(t *testing.T) {
 		res, body := e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", `{"notes":"x"}`, "If-Match", "*")
 		if res.StatusCode != http.StatusOK {
 			t.Errorf("If-Match *: %d %s", res.StatusCode, body)
+		}
+	})
+	t.Run("header lines combine", func(t *testing.T) {
+		c := e.customer(admin, "Two Lines")
+		res, _ := e.raw(http.MethodGet, "/customers/"+c.Id, admin.token, "", "")
+		current := res.Header.Get("ETag")
+		// Two If-Match lines mean one list (RFC 9110 section 5.3).
+		res, body := e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", `{"notes":"x"}`,
+			"If-Match", `"999"`, "If-Match", current)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("If-Match in two lines: %d %s", res.StatusCode, body)
+		}
+		current = res.Header.Get("ETag")
+		res, _ = e.raw(http.MethodGet, "/customers/"+c.Id, admin.token, "", "", "If-None-Match", `"999"`, "If-None-Match", current)
+		if res.StatusCode != http.StatusNotModified {
+			t.Errorf("If-None-Match in two lines: %d, want 304", res.StatusCode)
+		}
+		// An empty list element is allowed (RFC 9110 section 5.6.1); nothing but those is not.
+		res, body = e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", `{"notes":"y"}`, "If-Match", current+", ")
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("If-Match with an empty element: %d %s", res.StatusCode, body)
+		}
+		res, body = e.raw(http.MethodPatch, "/customers/"+c.Id, admin.token, "application/json", `{"notes":"z"}`, "If-Match", " , ")
+		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?If-Match")
+		// A header that holds one value may not come twice.
+		for _, twice := range [][]string{
+			{"Idempotency-Key", "key-1", "Idempotency-Key", "key-2"},
+			{"Authorization", "Bearer " + admin.token, "Authorization", "Bearer " + admin.token},
+		} {
+			res, body = e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+				`{"name":"Twice","email":"twice@example.com"}`, twice...)
+			wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "?"+twice[0])
 		}
 	})
 	t.Run("malformed If-Match", func(t *testing.T) {

@@ -112,7 +112,9 @@ export interface paths {
         };
         /**
          * Get the signed-in user
-         * @description Returns the user that the access token belongs to.
+         * @description Returns the user that the access token belongs to. This one address shows whoever signs
+         *     in, so its `ETag` names the user as well as the version: a tag from another account never
+         *     answers 304 here. `If-Match` on the user's own `/users/{id}` accepts it.
          */
         get: operations["getCurrentUser"];
         put?: never;
