@@ -654,8 +654,18 @@ func TestSpecServed(t *testing.T) {
 	if err := json.Unmarshal(body, &fromJSON); err != nil {
 		t.Fatal(err)
 	}
+	// ... but for its server, which is where it was fetched from.
+	served := fromJSON.(map[string]any)["servers"].([]any)[0].(map[string]any)
+	if served["url"] != e.url {
+		t.Errorf("/openapi.json names the server %v, want %s", served["url"], e.url)
+	}
+	fromYAML.(map[string]any)["servers"].([]any)[0].(map[string]any)["url"] = e.url
 	if !reflect.DeepEqual(fromYAML, fromJSON) {
 		t.Error("/openapi.json differs from openapi.yaml")
+	}
+	_, proxied := e.raw(http.MethodGet, "/openapi.yaml", "", "", "", "X-Forwarded-Proto", "https")
+	if want := "\n  - url: " + strings.Replace(e.url, "http:", "https:", 1) + "\n"; !strings.Contains(string(proxied), want) {
+		t.Errorf("/openapi.yaml through a proxy that terminates TLS does not hold %q", want)
 	}
 	user := string(body[strings.Index(string(body), `"User":{`):])
 	if id, name := strings.Index(user, `"id":`), strings.Index(user, `"name":`); id < 0 || name < id {

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"bytes"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -22,12 +26,20 @@ import (
 const docsCSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
-func registerDocs(e *echo.Echo, specJSON []byte) {
+func registerDocs(e *echo.Echo, specJSON []byte) error {
+	yamlSpec, err := splitAtServer(gen.SpecYAML, "\n  - url: ")
+	if err != nil {
+		return err
+	}
+	jsonSpec, err := splitAtServer(specJSON, `"servers":[{"url":"`)
+	if err != nil {
+		return err
+	}
 	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", gen.SpecYAML)
+		return c.Blob(http.StatusOK, "application/yaml", yamlSpec.at(origin(c)))
 	})
 	e.GET("/openapi.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, specJSON)
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, jsonSpec.at(origin(c)))
 	})
 
 	ui := echo.WrapHandler(v5emb.NewHandlerWithConfig(swgui.Config{
@@ -57,6 +69,44 @@ func registerDocs(e *echo.Echo, specJSON []byte) {
 	e.GET("/", func(c echo.Context) error {
 		return c.Redirect(http.StatusFound, "/docs")
 	})
+	return nil
+}
+
+// servedSpec is the spec's text split around its server's URL, which each
+// copy served names as the address it was fetched from: Postman's importer
+// (and other generators) take the first server as the base URL, and the
+// relative "/" gave them none ("http:////users/login").
+type servedSpec struct{ before, after []byte }
+
+// splitAtServer finds the first server's URL, which follows marker.
+func splitAtServer(spec []byte, marker string) (servedSpec, error) {
+	start := bytes.Index(spec, []byte(marker))
+	if start < 0 {
+		return servedSpec{}, fmt.Errorf("the spec's first server is not where it is expected (after %q)", marker)
+	}
+	start += len(marker)
+	end := start + bytes.IndexAny(spec[start:], "\"\n")
+	return servedSpec{before: spec[:start], after: spec[end:]}, nil
+}
+
+// at returns the spec naming base as its server.
+func (s servedSpec) at(base string) []byte {
+	return slices.Concat(s.before, []byte(base), s.after)
+}
+
+// validHost is a host name or address with an optional port: the Host header
+// goes into the document, so nothing that could break out of its string.
+var validHost = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+
+// origin is the address the request reached, as its client named it (a proxy
+// in front passes the Host header on, and X-Forwarded-Proto for https), or
+// "/" — this origin, whatever it is — when the Host header is not usable.
+func origin(c echo.Context) string {
+	scheme := c.Scheme()
+	if !validHost.MatchString(c.Request().Host) || (scheme != "http" && scheme != "https") {
+		return "/"
+	}
+	return scheme + "://" + c.Request().Host
 }
 
 // isDocsAsset reports whether Swagger UI's embedded assets hold name (stored

@@ -98,7 +98,9 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))
 
-	registerDocs(e, specJSON)
+	if err := registerDocs(e, specJSON); err != nil {
+		return nil, err
+	}
 	e.GET("/metrics", metrics.handler())
 	return e, nil
 }
