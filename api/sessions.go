@@ -11,23 +11,54 @@ import (
 	"github.com/opencrm/crm/store"
 )
 
-// LoginUser exchanges email and password (as JSON, or as an OAuth 2.0 password
-// grant form) for an access token and a refresh token.
+// LoginUser exchanges email and password for an access token and a refresh
+// token.
 func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject) (gen.LoginUserResponseObject, error) {
-	var email, password string
-	switch {
-	case req.JSONBody != nil:
-		email, password = req.JSONBody.Email, req.JSONBody.Password
-	case req.FormdataBody != nil:
-		email, password = req.FormdataBody.Username, req.FormdataBody.Password
-	default:
-		return nil, invalidField("", "email and password are required")
+	tokens, err := h.signIn(ctx, req.Body.Email, req.Body.Password)
+	if err != nil {
+		return nil, err
 	}
+	return gen.LoginUser200JSONResponse{Body: tokens, Headers: gen.LoginUser200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
+}
 
+// RequestToken is the OAuth 2.0 token endpoint: the password grant signs in
+// as LoginUser does, the refresh token grant rotates as RefreshToken does.
+func (h *Handler) RequestToken(ctx context.Context, req gen.RequestTokenRequestObject) (gen.RequestTokenResponseObject, error) {
+	b := req.Body
+	var tokens gen.TokenResponse
+	var err error
+	switch b.GrantType {
+	case gen.TokenGrantRequestGrantTypePassword:
+		missing := &InvalidError{}
+		if b.Username == nil {
+			missing.Fields = append(missing.Fields, FieldError{Pointer: "/username", Detail: "is required with grant_type=password"})
+		}
+		if b.Password == nil {
+			missing.Fields = append(missing.Fields, FieldError{Pointer: "/password", Detail: "is required with grant_type=password"})
+		}
+		if len(missing.Fields) > 0 {
+			return nil, missing
+		}
+		tokens, err = h.signIn(ctx, *b.Username, *b.Password)
+	default: // the spec allows no other grant type
+		if b.RefreshToken == nil {
+			return nil, invalidField("/refresh_token", "is required with grant_type=refresh_token")
+		}
+		tokens, err = h.refresh(ctx, *b.RefreshToken)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.RequestToken200JSONResponse{Body: tokens, Headers: gen.RequestToken200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
+}
+
+// signIn checks email and password, counting failures against the sign-in
+// throttle, and issues tokens of a new family.
+func (h *Handler) signIn(ctx context.Context, email, password string) (gen.TokenResponse, error) {
 	account, ip := normalizeEmail(email), requestInfoFrom(ctx).clientIP
 	guess, err := h.throttle.begin(account, ip)
 	if err != nil {
-		return nil, err
+		return gen.TokenResponse{}, err
 	}
 	defer guess.end()
 	u, err := h.checkPassword(ctx, account, password)
@@ -35,14 +66,10 @@ func (h *Handler) LoginUser(ctx context.Context, req gen.LoginUserRequestObject)
 		guess.failed()
 	}
 	if err != nil {
-		return nil, err
+		return gen.TokenResponse{}, err
 	}
 	guess.succeeded()
-	tokens, err := h.issueTokens(ctx, u, auth.NewFamily())
-	if err != nil {
-		return nil, err
-	}
-	return gen.LoginUser200JSONResponse{Body: tokens, Headers: gen.LoginUser200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
+	return h.issueTokens(ctx, u, auth.NewFamily())
 }
 
 // checkPassword returns the active user with email and password. Unknown email,
@@ -105,32 +132,32 @@ func (h *Handler) issueTokens(ctx context.Context, u *store.User, family string)
 
 // RefreshToken rotates a refresh token.
 func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
-	var token string
-	switch {
-	case req.JSONBody != nil:
-		token = req.JSONBody.RefreshToken
-	case req.FormdataBody != nil:
-		token = req.FormdataBody.RefreshToken
-	default:
-		return nil, invalidField("/refresh_token", "is required")
-	}
-	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(token))
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenReused) {
-		return nil, ErrInvalidCredentials
-	}
+	tokens, err := h.refresh(ctx, req.Body.RefreshToken)
 	if err != nil {
 		return nil, err
+	}
+	return gen.RefreshToken200JSONResponse{Body: tokens, Headers: gen.RefreshToken200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
+}
+
+// refresh spends a refresh token and issues new tokens of its family.
+func (h *Handler) refresh(ctx context.Context, token string) (gen.TokenResponse, error) {
+	old, err := h.store.UseRefreshToken(ctx, auth.HashRefreshToken(token))
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTokenReused) {
+		return gen.TokenResponse{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return gen.TokenResponse{}, err
 	}
 	u, err := h.store.GetUser(ctx, old.UserID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Status != store.StatusActive || u.TokenVersion != old.TokenVersion)) {
-		return nil, ErrInvalidCredentials
+		return gen.TokenResponse{}, ErrInvalidCredentials
 	}
 	if err != nil {
-		return nil, err
+		return gen.TokenResponse{}, err
 	}
 	tokens, err := h.issueTokens(ctx, u, old.Family)
 	if err != nil {
-		return nil, err
+		return gen.TokenResponse{}, err
 	}
 	// The same token presented at once by someone else found it spent and
 	// revoked the family — maybe before the new token was stored, out of that
@@ -142,9 +169,9 @@ func (h *Handler) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		if err == nil {
 			err = ErrInvalidCredentials
 		}
-		return nil, err
+		return gen.TokenResponse{}, err
 	}
-	return gen.RefreshToken200JSONResponse{Body: tokens, Headers: gen.RefreshToken200ResponseHeaders{CacheControl: ptr("no-store")}}, nil
+	return tokens, nil
 }
 
 // Logout revokes a refresh token and its family.

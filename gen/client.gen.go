@@ -136,17 +136,31 @@ type ClientInterface interface {
 	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 	RefreshToken(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RefreshTokenWithFormdataBody Exchange a refresh token for new tokens
+	// RequestTokenWithBody OAuth 2.0 token endpoint
 	//
-	// Rotates a refresh token: the token sent is spent and a new access token and
-	// refresh token are returned. Presenting a refresh token that was already spent
-	// revokes every token issued from the same sign-in, because it means that the
-	// token was copied.
+	// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+	// problem documents also carry RFC 6749's `error` and `error_description`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /auth/token (the `RequestToken` operationId).
+	RequestTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestTokenWithFormdataBody OAuth 2.0 token endpoint
+	//
+	// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+	// problem documents also carry RFC 6749's `error` and `error_description`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
-	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
-	RefreshTokenWithFormdataBody(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /auth/token (the `RequestToken` operationId).
+	RequestTokenWithFormdataBody(ctx context.Context, body RequestTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCustomers List and search customers
 	//
@@ -413,11 +427,8 @@ type ClientInterface interface {
 	// LoginUserWithBody Sign in with email and password
 	//
 	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
+	// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+	// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 	//
 	// Unknown email, wrong password and deactivated account all get the same 401.
 	// Repeated failures for one account or from one client address get 429 with a
@@ -431,11 +442,8 @@ type ClientInterface interface {
 	// LoginUser Sign in with email and password
 	//
 	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
+	// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+	// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 	//
 	// Unknown email, wrong password and deactivated account all get the same 401.
 	// Repeated failures for one account or from one client address get 429 with a
@@ -445,24 +453,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /users/login (the `LoginUser` operationId).
 	LoginUser(ctx context.Context, body LoginUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// LoginUserWithFormdataBody Sign in with email and password
-	//
-	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
-	//
-	// Unknown email, wrong password and deactivated account all get the same 401.
-	// Repeated failures for one account or from one client address get 429 with a
-	// `Retry-After` header.
-	//
-	// Takes a body of the `application/x-www-form-urlencoded` content type.
-	//
-	// Corresponds with POST /users/login (the `LoginUser` operationId).
-	LoginUserWithFormdataBody(ctx context.Context, body LoginUserFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCurrentUser Get the signed-in user
 	//
@@ -630,18 +620,42 @@ func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestB
 	return c.Client.Do(req)
 }
 
-// RefreshTokenWithFormdataBody Exchange a refresh token for new tokens
+// RequestTokenWithBody OAuth 2.0 token endpoint
 //
-// Rotates a refresh token: the token sent is spent and a new access token and
-// refresh token are returned. Presenting a refresh token that was already spent
-// revokes every token issued from the same sign-in, because it means that the
-// token was copied.
+// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+// problem documents also carry RFC 6749's `error` and `error_description`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /auth/token (the `RequestToken` operationId).
+func (c *Client) RequestTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestTokenWithFormdataBody OAuth 2.0 token endpoint
+//
+// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+// problem documents also carry RFC 6749's `error` and `error_description`.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
-// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
-func (c *Client) RefreshTokenWithFormdataBody(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRefreshTokenRequestWithFormdataBody(c.Server, body)
+// Corresponds with POST /auth/token (the `RequestToken` operationId).
+func (c *Client) RequestTokenWithFormdataBody(ctx context.Context, body RequestTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestTokenRequestWithFormdataBody(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1196,11 +1210,8 @@ func (c *Client) CreateUser(ctx context.Context, params *CreateUserParams, body 
 // LoginUserWithBody Sign in with email and password
 //
 // Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
+// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 //
 // Unknown email, wrong password and deactivated account all get the same 401.
 // Repeated failures for one account or from one client address get 429 with a
@@ -1224,11 +1235,8 @@ func (c *Client) LoginUserWithBody(ctx context.Context, contentType string, body
 // LoginUser Sign in with email and password
 //
 // Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
+// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 //
 // Unknown email, wrong password and deactivated account all get the same 401.
 // Repeated failures for one account or from one client address get 429 with a
@@ -1239,34 +1247,6 @@ func (c *Client) LoginUserWithBody(ctx context.Context, contentType string, body
 // Corresponds with POST /users/login (the `LoginUser` operationId).
 func (c *Client) LoginUser(ctx context.Context, body LoginUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLoginUserRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// LoginUserWithFormdataBody Sign in with email and password
-//
-// Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
-//
-// Unknown email, wrong password and deactivated account all get the same 401.
-// Repeated failures for one account or from one client address get 429 with a
-// `Retry-After` header.
-//
-// Takes a body of the `application/x-www-form-urlencoded` content type.
-//
-// Corresponds with POST /users/login (the `LoginUser` operationId).
-func (c *Client) LoginUserWithFormdataBody(ctx context.Context, body LoginUserFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLoginUserRequestWithFormdataBody(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1487,17 +1467,6 @@ func NewRefreshTokenRequest(server string, body RefreshTokenJSONRequestBody) (*h
 	return NewRefreshTokenRequestWithBody(server, "application/json", bodyReader)
 }
 
-// NewRefreshTokenRequestWithFormdataBody calls the generic RefreshToken builder with application/x-www-form-urlencoded body
-func NewRefreshTokenRequestWithFormdataBody(server string, body RefreshTokenFormdataRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	bodyStr, err := runtime.MarshalForm(body, nil)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = strings.NewReader(bodyStr.Encode())
-	return NewRefreshTokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
-}
-
 // NewRefreshTokenRequestWithBody constructs an http.Request for the RefreshToken method, with any body, and a specified content type
 func NewRefreshTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -1508,6 +1477,46 @@ func NewRefreshTokenRequestWithBody(server string, contentType string, body io.R
 	}
 
 	operationPath := fmt.Sprintf("/auth/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRequestTokenRequestWithFormdataBody calls the generic RequestToken builder with application/x-www-form-urlencoded body
+func NewRequestTokenRequestWithFormdataBody(server string, body RequestTokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRequestTokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewRequestTokenRequestWithBody constructs an http.Request for the RequestToken method, with any body, and a specified content type
+func NewRequestTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/auth/token")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3188,17 +3197,6 @@ func NewLoginUserRequest(server string, body LoginUserJSONRequestBody) (*http.Re
 	return NewLoginUserRequestWithBody(server, "application/json", bodyReader)
 }
 
-// NewLoginUserRequestWithFormdataBody calls the generic LoginUser builder with application/x-www-form-urlencoded body
-func NewLoginUserRequestWithFormdataBody(server string, body LoginUserFormdataRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	bodyStr, err := runtime.MarshalForm(body, nil)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = strings.NewReader(bodyStr.Encode())
-	return NewLoginUserRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
-}
-
 // NewLoginUserRequestWithBody constructs an http.Request for the LoginUser method, with any body, and a specified content type
 func NewLoginUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -3593,17 +3591,31 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
 	RefreshTokenWithResponse(ctx context.Context, body RefreshTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
 
-	// RefreshTokenWithFormdataBodyWithResponse Exchange a refresh token for new tokens
+	// RequestTokenWithBodyWithResponse OAuth 2.0 token endpoint
 	//
-	// Rotates a refresh token: the token sent is spent and a new access token and
-	// refresh token are returned. Presenting a refresh token that was already spent
-	// revokes every token issued from the same sign-in, because it means that the
-	// token was copied.
+	// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+	// problem documents also carry RFC 6749's `error` and `error_description`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /auth/token (the `RequestToken` operationId).
+	RequestTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestTokenResponse, error)
+
+	// RequestTokenWithFormdataBodyWithResponse OAuth 2.0 token endpoint
+	//
+	// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+	// problem documents also carry RFC 6749's `error` and `error_description`.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
-	RefreshTokenWithFormdataBodyWithResponse(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error)
+	// Corresponds with POST /auth/token (the `RequestToken` operationId).
+	RequestTokenWithFormdataBodyWithResponse(ctx context.Context, body RequestTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RequestTokenResponse, error)
 
 	// ListCustomersWithResponse List and search customers
 	//
@@ -3894,11 +3906,8 @@ type ClientWithResponsesInterface interface {
 	// LoginUserWithBodyWithResponse Sign in with email and password
 	//
 	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
+	// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+	// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 	//
 	// Unknown email, wrong password and deactivated account all get the same 401.
 	// Repeated failures for one account or from one client address get 429 with a
@@ -3912,11 +3921,8 @@ type ClientWithResponsesInterface interface {
 	// LoginUserWithResponse Sign in with email and password
 	//
 	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
+	// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+	// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 	//
 	// Unknown email, wrong password and deactivated account all get the same 401.
 	// Repeated failures for one account or from one client address get 429 with a
@@ -3926,24 +3932,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /users/login (the `LoginUser` operationId).
 	LoginUserWithResponse(ctx context.Context, body LoginUserJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginUserResponse, error)
-
-	// LoginUserWithFormdataBodyWithResponse Sign in with email and password
-	//
-	// Exchanges an email and password for a short-lived access token (a JWT to send as
-	// `Authorization: Bearer <token>`) and a refresh token.
-	//
-	// Also accepts the OAuth 2.0 password grant as a form
-	// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-	// **Authorize** dialog sends.
-	//
-	// Unknown email, wrong password and deactivated account all get the same 401.
-	// Repeated failures for one account or from one client address get 429 with a
-	// `Retry-After` header.
-	//
-	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /users/login (the `LoginUser` operationId).
-	LoginUserWithFormdataBodyWithResponse(ctx context.Context, body LoginUserFormdataRequestBody, reqEditors ...RequestEditorFn) (*LoginUserResponse, error)
 
 	// GetCurrentUserWithResponse Get the signed-in user
 	//
@@ -4198,6 +4186,117 @@ func (r RefreshTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RequestTokenResponse200Headers the declared response headers of an HTTP 200 response for RequestToken
+type RequestTokenResponse200Headers struct {
+	CacheControl *string
+}
+
+// RequestTokenResponse429Headers the declared response headers of an HTTP 429 response for RequestToken
+type RequestTokenResponse429Headers struct {
+	RetryAfter *int
+}
+
+// RequestTokenResponse503Headers the declared response headers of an HTTP 503 response for RequestToken
+type RequestTokenResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RequestTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenResponse
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *InvalidCredentials
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RequestTokenResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestTokenResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RequestTokenResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RequestTokenResponse) GetJSON200() *TokenResponse {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON401() *InvalidCredentials {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RequestTokenResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestTokenResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7084,22 +7183,42 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 	return ParseRefreshTokenResponse(rsp)
 }
 
-// RefreshTokenWithFormdataBodyWithResponse Exchange a refresh token for new tokens
+// RequestTokenWithBodyWithResponse OAuth 2.0 token endpoint
 //
-// Rotates a refresh token: the token sent is spent and a new access token and
-// refresh token are returned. Presenting a refresh token that was already spent
-// revokes every token issued from the same sign-in, because it means that the
-// token was copied.
+// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+// problem documents also carry RFC 6749's `error` and `error_description`.
 //
-// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /auth/refresh (the `RefreshToken` operationId).
-func (c *ClientWithResponses) RefreshTokenWithFormdataBodyWithResponse(ctx context.Context, body RefreshTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokenResponse, error) {
-	rsp, err := c.RefreshTokenWithFormdataBody(ctx, body, reqEditors...)
+// Corresponds with POST /auth/token (the `RequestToken` operationId).
+func (c *ClientWithResponses) RequestTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestTokenResponse, error) {
+	rsp, err := c.RequestTokenWithBody(ctx, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRefreshTokenResponse(rsp)
+	return ParseRequestTokenResponse(rsp)
+}
+
+// RequestTokenWithFormdataBodyWithResponse OAuth 2.0 token endpoint
+//
+// The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+// problem documents also carry RFC 6749's `error` and `error_description`.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /auth/token (the `RequestToken` operationId).
+func (c *ClientWithResponses) RequestTokenWithFormdataBodyWithResponse(ctx context.Context, body RequestTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RequestTokenResponse, error) {
+	rsp, err := c.RequestTokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestTokenResponse(rsp)
 }
 
 // ListCustomersWithResponse List and search customers
@@ -7559,11 +7678,8 @@ func (c *ClientWithResponses) CreateUserWithResponse(ctx context.Context, params
 // LoginUserWithBodyWithResponse Sign in with email and password
 //
 // Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
+// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 //
 // Unknown email, wrong password and deactivated account all get the same 401.
 // Repeated failures for one account or from one client address get 429 with a
@@ -7583,11 +7699,8 @@ func (c *ClientWithResponses) LoginUserWithBodyWithResponse(ctx context.Context,
 // LoginUserWithResponse Sign in with email and password
 //
 // Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
+// `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+// Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
 //
 // Unknown email, wrong password and deactivated account all get the same 401.
 // Repeated failures for one account or from one client address get 429 with a
@@ -7598,30 +7711,6 @@ func (c *ClientWithResponses) LoginUserWithBodyWithResponse(ctx context.Context,
 // Corresponds with POST /users/login (the `LoginUser` operationId).
 func (c *ClientWithResponses) LoginUserWithResponse(ctx context.Context, body LoginUserJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginUserResponse, error) {
 	rsp, err := c.LoginUser(ctx, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseLoginUserResponse(rsp)
-}
-
-// LoginUserWithFormdataBodyWithResponse Sign in with email and password
-//
-// Exchanges an email and password for a short-lived access token (a JWT to send as
-// `Authorization: Bearer <token>`) and a refresh token.
-//
-// Also accepts the OAuth 2.0 password grant as a form
-// (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-// **Authorize** dialog sends.
-//
-// Unknown email, wrong password and deactivated account all get the same 401.
-// Repeated failures for one account or from one client address get 429 with a
-// `Retry-After` header.
-//
-// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /users/login (the `LoginUser` operationId).
-func (c *ClientWithResponses) LoginUserWithFormdataBodyWithResponse(ctx context.Context, body LoginUserFormdataRequestBody, reqEditors ...RequestEditorFn) (*LoginUserResponse, error) {
-	rsp, err := c.LoginUserWithFormdataBody(ctx, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7909,6 +7998,114 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers RefreshTokenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRequestTokenResponse parses an HTTP response from a RequestTokenWithResponse call
+func ParseRequestTokenResponse(rsp *http.Response) (*RequestTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest InvalidCredentials
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RequestTokenResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers RequestTokenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RequestTokenResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

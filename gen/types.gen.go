@@ -104,21 +104,6 @@ func (e InteractionType) Valid() bool {
 	}
 }
 
-// Defines values for PasswordGrantRequestGrantType.
-const (
-	PasswordGrantRequestGrantTypePassword PasswordGrantRequestGrantType = "password"
-)
-
-// Valid indicates whether the value is a known member of the PasswordGrantRequestGrantType enum.
-func (e PasswordGrantRequestGrantType) Valid() bool {
-	switch e {
-	case PasswordGrantRequestGrantTypePassword:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for RecordKind.
 const (
 	RecordKindCustomer    RecordKind = "customer"
@@ -140,15 +125,18 @@ func (e RecordKind) Valid() bool {
 	}
 }
 
-// Defines values for RefreshGrantRequestGrantType.
+// Defines values for TokenGrantRequestGrantType.
 const (
-	RefreshToken RefreshGrantRequestGrantType = "refresh_token"
+	TokenGrantRequestGrantTypePassword     TokenGrantRequestGrantType = "password"
+	TokenGrantRequestGrantTypeRefreshToken TokenGrantRequestGrantType = "refresh_token"
 )
 
-// Valid indicates whether the value is a known member of the RefreshGrantRequestGrantType enum.
-func (e RefreshGrantRequestGrantType) Valid() bool {
+// Valid indicates whether the value is a known member of the TokenGrantRequestGrantType enum.
+func (e TokenGrantRequestGrantType) Valid() bool {
 	switch e {
-	case RefreshToken:
+	case TokenGrantRequestGrantTypePassword:
+		return true
+	case TokenGrantRequestGrantTypeRefreshToken:
 		return true
 	default:
 		return false
@@ -837,29 +825,6 @@ type ObjectId = string
 // Example: correct horse battery staple
 type Password = string
 
-// PasswordGrantRequest The OAuth 2.0 password grant (RFC 6749 section 4.3); `username` is the email.
-type PasswordGrantRequest struct {
-	GrantType PasswordGrantRequestGrantType `json:"grant_type"`
-
-	// Username Example: ada@example.com
-	Username string `json:"username"`
-
-	// Password Example: correct horse battery staple
-	Password string `json:"password,omitempty"`
-
-	// Scope Ignored; the role decides what a user may do.
-	Scope *string `json:"scope,omitempty"`
-
-	// ClientId Ignored.
-	ClientId *string `json:"client_id,omitempty"`
-
-	// ClientSecret Ignored.
-	ClientSecret *string `json:"client_secret,omitempty"`
-}
-
-// PasswordGrantRequestGrantType defines model for PasswordGrantRequest.GrantType.
-type PasswordGrantRequestGrantType string
-
 // PersonName Example: Grace Hopper
 type PersonName = string
 
@@ -876,7 +841,7 @@ type Problem struct {
 	// | type | status | when |
 	// |---|---|---|
 	// | `urn:crm:problem:invalid-input` | 400 | a parameter or body field is invalid, given twice, or not UTF-8 text; `errors[]` names each one |
-	// | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, on sign-in): a syntax error, a byte order mark, a second value after the first |
+	// | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, at `/auth/token`): a syntax error, a byte order mark, a second value after the first |
 	// | `urn:crm:problem:unauthorized` | 401 | no token, or one that is malformed, expired or revoked |
 	// | `urn:crm:problem:invalid-credentials` | 401 | wrong email or password, or a refresh token that is wrong, spent or revoked |
 	// | `urn:crm:problem:forbidden` | 403 | signed in, but your role does not allow this |
@@ -926,30 +891,18 @@ type Problem struct {
 
 	// Errors Each invalid field or parameter, the first 50 of them when there are more (`detail` gives how many there are).
 	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Error Only from `/auth/token`: the error code of RFC 6749 section 5.2 (`invalid_grant` for wrong credentials), which OAuth 2.0 clients show.
+	//
+	// Example: invalid_grant
+	Error *string `json:"error,omitempty"`
+
+	// ErrorDescription Only from `/auth/token`, beside `error`: the same text as `detail`.
+	ErrorDescription *string `json:"error_description,omitempty"`
 }
 
 // RecordKind A kind of record.
 type RecordKind string
-
-// RefreshGrantRequest The OAuth 2.0 refresh token grant (RFC 6749 section 6), as OAuth 2.0 clients send it to the `refreshUrl`.
-type RefreshGrantRequest struct {
-	GrantType RefreshGrantRequestGrantType `json:"grant_type"`
-
-	// RefreshToken Example: 3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c
-	RefreshToken string `json:"refresh_token"`
-
-	// Scope Ignored; the role decides what a user may do.
-	Scope *string `json:"scope,omitempty"`
-
-	// ClientId Ignored.
-	ClientId *string `json:"client_id,omitempty"`
-
-	// ClientSecret Ignored.
-	ClientSecret *string `json:"client_secret,omitempty"`
-}
-
-// RefreshGrantRequestGrantType defines model for RefreshGrantRequest.GrantType.
-type RefreshGrantRequestGrantType string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -977,6 +930,37 @@ type Tags = []string
 //
 // Example: 2026-11-26T09:30:00Z
 type Timestamp = time.Time
+
+// TokenGrantRequest An OAuth 2.0 grant: the password grant (RFC 6749 section 4.3; `username` is the email)
+// or the refresh token grant (section 6).
+type TokenGrantRequest struct {
+	GrantType TokenGrantRequestGrantType `json:"grant_type"`
+
+	// Username The email, with `grant_type=password`.
+	//
+	// Example: ada@example.com
+	Username *string `json:"username,omitempty"`
+
+	// Password With `grant_type=password`.
+	//
+	// Example: correct horse battery staple
+	Password *string `json:"password,omitempty"`
+
+	// RefreshToken With `grant_type=refresh_token`.
+	RefreshToken *string `json:"refresh_token,omitempty"`
+
+	// Scope Ignored; the role decides what a user may do.
+	Scope *string `json:"scope,omitempty"`
+
+	// ClientId Ignored.
+	ClientId *string `json:"client_id,omitempty"`
+
+	// ClientSecret Ignored.
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// TokenGrantRequestGrantType defines model for TokenGrantRequest.GrantType.
+type TokenGrantRequestGrantType string
 
 // TokenResponse Example: {"access_token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI2NTUzZjFhMmM4ZTRiMmExZDBmMDAwMDEifQ.c2lnbmF0dXJl","expires_in":900,"refresh_token":"3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c","token_type":"Bearer","user":{"company":"Analytical Engines Ltd","created_at":"2026-11-26T09:30:00Z","email":"ada@example.com","id":"6553f1a2c8e4b2a1d0f00001","name":"Ada Lovelace","role":"admin","status":"active","updated_at":"2026-11-26T09:30:00Z"}}
 type TokenResponse struct {
@@ -1605,8 +1589,8 @@ type LogoutJSONRequestBody = RefreshRequest
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
-// RefreshTokenFormdataRequestBody defines body for RefreshToken for application/x-www-form-urlencoded ContentType.
-type RefreshTokenFormdataRequestBody = RefreshGrantRequest
+// RequestTokenFormdataRequestBody defines body for RequestToken for application/x-www-form-urlencoded ContentType.
+type RequestTokenFormdataRequestBody = TokenGrantRequest
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
@@ -1638,9 +1622,6 @@ type CreateUserJSONRequestBody = UserCreate
 // LoginUserJSONRequestBody defines body for LoginUser for application/json ContentType.
 type LoginUserJSONRequestBody = LoginRequest
 
-// LoginUserFormdataRequestBody defines body for LoginUser for application/x-www-form-urlencoded ContentType.
-type LoginUserFormdataRequestBody = PasswordGrantRequest
-
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserPatch
 
@@ -1655,215 +1636,217 @@ type ReplaceUserJSONRequestBody = UserReplace
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chtHki/8KhXY/cKkBwBB8CITDMU3NCXZ1IiSzMtqxobWXehOAGU2qjBVBYIYmxH7EOcZTsR5h/Pf",
-	"vsk+yYnKqu6uBrpxIyhZNiN2Yyyw656VmZX5y8xfK6EYDAUHrlWl9WulDzQCif95SsM+nAqupYjfikst",
-	"JJifI1ChZEPNBK+0KlfiBrgig5HShAtNOkBC0y6qV6oVFfZhQE0juKODYQyVVoWLmsKuqhU9GZpflJaM",
-	"9yr399XKyyvaKxijD+QWpGKCE9Elug9EghIjGUKVdIUkwVm3dk512A8I5RH+863g4H4rm0m7stuuFE7j",
-	"LILBUGjg+gKGMZ1ANDupQMsRBGTcB050nynCFM4MFxeZCQ4FV0C0IJQToDJmIImEf45AaTJmum8/pwMg",
-	"QTpgOKn9DSbTU+ajQaX1U8WMWPlYNOE3jN8UTLE9ajT2wnq9jv8Bx0RC/Lxd4XCn25V07iDBTJ4S8zsZ",
-	"0h6U7hj2txOOlBYDkOr/D0dSCfkcJq+bZ7+Iu+4P5ovmYcwGTD8/aBQNW7jhb0RI7aSLzv764k1y7qEE",
-	"qu324vmXzTSb487hwcFed5c2w29gv9Oku1Gj22g0Gs3CiVyAlpOTrgY5O5VLCAWPlDnRMWWG1LtCAtFy",
-	"wniP0B5lvGQ6h410LMY19EDiYB8+fDgZ6T5wzUKqoXjxNPvC0D/2jlQ1UkC2Ll6dksNnB43tso34FqhE",
-	"uqPx4Hm7EspBu1IlIKWQz9sVxm9pzKKftbnFhWdzX60MqaQD0AlXsCdQskfveDwhEkIhI5UeFtVESEJN",
-	"C3dVuNKU6ypRo7BPqCJBs9E8rDV2a43dq0ajhf/3I94CZnr95wjkpFKtcDowk3P9/ow95tbdFXJAdaVV",
-	"iaiGmmaDYjbj1vAtHuCSi0hOu3T+z1aev+1yrQXgvSsmmMDcs5/tzQySezOUcMvESNnrTa4VEDbNhbos",
-	"NoeMLFQJqUunbwf3pz2gd2+A93S/0tpvHB1WKwPGkx92ixdgr+dZVLyI5Pp+pQhDUZJR9Jz7jLMdUt3P",
-	"JsuiSrViuC6ThosbFupP/N8ldCutyr/tZFJwx/5V7bzr/AKhPotyE74EKsP+7KRPqYIa4wq4YprdAlGj",
-	"jl0vUdiEiFuQxMyqSmBAWVwlZkzKJ7jhw77g4BFUXwyHIIM2N+Lt4OCANHYbjYBs4WGab81X5gipciJn",
-	"+9iwcHOQNFaCDIzsA4VnLEaaMK0IDUOzwjbfCgajOAYZkC4zLO38v/+v+ed2vc1LDv2fZee922gsf9yX",
-	"QuoCxiqk4RARyGMS1AIyAMoVMd8Ajxjv1ckVA0WoBNKRhlORzsSRRdFUDe3mZhtBl45ic6tqKeswXyRy",
-	"FdtVKzX3v7lv8i1Gw8j7k/evQqn80hzzK7xVJUzGqjKG0SR3kakcdRhVIj1hsnVyeXp2RmLQeFEZJ4Z8",
-	"QqpgOyWdNg96kobwV3dj6qEYBC3SF2MjNMxx+6NSst84Qh2KEk3N1uLoqA90xEjXSfDPIKGlNh9SqZXh",
-	"KfiVZYRAo3Kywe+KOVzyJ4+Wmgf7OVraM8LHrNX0/J8//edf22318S9/Tf6j3a4n//nvM2yyWrmr9URt",
-	"jnIXTv4Gk9mDOSEjzv45AnJL4xGQIUhihDaPIHLCoEUoub4+e+Ft+VH3m7AZ7UJtv/OM1vbDPajR3W6z",
-	"1oDD6CDc7+zR5m5QJ6heGJ6Q57w3YJlA8kObd0Q0wY8YJ8190hcjqYhEZdSqmV0mlc60THcQ5mhwjqlG",
-	"cmy+bvN0GByYkoh1uyCBa2JGqhr5LAw1CaMOEjEEiepG1RCChO5IgaPQ/WbTO237WsiOe0qPLeMZzYOD",
-	"xTzjrIvqe4mQMy+FVLolj4OJGJGY4r7QyGOm7cpeuxLUyVnXp/2wT3kPojZXjJuXhFm82TemyFgyrYGn",
-	"h0K5Ghs6UGR/d+763TtkLrMsWqp5rixerllfX8SLl8YUGXG3vqkF7DX2U5lA8fTrc1aTPaNWXRIP41EE",
-	"V0LTuOCOGQkVihHXBG5BJtoW0X2qU8llydzqJFuhUEaAcQJ3WlKCbGa7TAIwO/jPGkcvFAVdGitIJ94R",
-	"IgbK3cw1SBqamZZpJyz7ZHkFZe9xFRRv2g/UUcy+ew09YpPAYUzjUsX2YUqCv4KN6gnE6zlViNo8MFON",
-	"RjFK8MDIW7DcA9/FRoswO9OZkKCW/9JwBct/zR9zfyuXhCtrJX6/RtuY+vfGtBR/2zXVIzVXY2HTW2l1",
-	"FoUtzUt/CFTbJ0fybLTqBZ8Ybq3Mdacx2Qpsi+fvhsCt0cD9cMbfS9GToFSwbe/VMBYRJDejcGuxZW5z",
-	"mYaBWnR/ZlZeuUd15Mw23k93i0pJJ+aPSk/wihslppLfu6vJEJbfORRcTBEzwCq7Zr5/fkrj2O4Z/vMc",
-	"wFDq0tuFi3rIZpml5rfqcKWtulYgV9+qkTL3fsmtWnIrTJ8/IwdecTcy1utvw0Fj8T68YQNWwNu+F2My",
-	"MGtI7A5aEAl6JDkxIlGo0uc4GtuKOYuZz4DesYHhKE3Hg+2/dgstUpcJj3klxWCZw0mZ0tJGnt3mckaS",
-	"jN11zVzWMJKki7kSqy1lg6aebBVarLWGjZkbUGo5i8OsneGY0DZfynhAPrXt4NrKr0ujpC+y1TmNd2la",
-	"nDrFVpsbVsJ4KGEAXNOYqAkPq1bQBUaEP8/EaUC2FACyoouXJy/OX36F5jVzBlxoUGZHXkAM1l5tZ2h0",
-	"Ey40iZnSELVI8N3LK7ITma8MEQb4B1R9B+X7mUwB3y3rUJVhwGW6rWGJyyu1u4+r1JqJ/plsRvdm1+yT",
-	"HkXQtzS6sB4j869QcA0c/5MOh7FzCewMpejEMPjLL8o6UNJDM6vQlMXuZBPfU58qskuc6Z90GcT2rKUU",
-	"UlVaP3nN0K3XAXx3WSYSRUY1q1QrQ4Hcs9Kq7FhLzv1Hs7XmnoV5D4wjBVDaiNpWpUF3O81wL9qHg+4h",
-	"fdb5JjyKGrDbNftv1bDWPj4qmUbSO3MzZXw40hk9jyRvhXLQcstvuQXV7Gf3y9Lbe9vcbv7sdUg2jSky",
-	"oLG5XxAhc7EbR5C54MDHJLBb+NPHABmvIkANI+ZQN9M5Fbwbs/ChJ3mS2sanTYaExhJoNCFwZ5hIiyBv",
-	"yZx1+NHz//mv/+0YN9Nlx85U2hcaBR//uI+y4z7JraL8vKOR3TjY2Fmnpk9cdHXKoKI0i2MiAe1moVET",
-	"JgTNZcp+aYUPGYtRHLV5DPTWsHpi1ItbIDQaMF61lLOkE9gbdMS54Wltbtb6SsgOiyLgD6QkFJ04L0Pb",
-	"E4JSyAoAZflkdrr4484cIbD6ke9lR56tqPS0u+knmzjtS9bjYDhKlXRGmkzESBIpYiCRAIUCmsaxGOPl",
-	"qqevF07jl+a2PHDfL8UArKVxDFyTsRS8RwQnZhKKRXDsCM8xnii9roShu57Eojd9Pg+5fQd5ZmsXShRI",
-	"o0Eie5jHdO3nGzmVE05GHO6GEBqVCUdeuBd2ml8puyl4UsiNTyVEwDWjsdqA6Ayz3lClwDOrErgbGgXH",
-	"3GoJt+IGIrzhaHANrXmTGaUEeYAR+8XXKhY9xte6Q7uzUtKb6mJZ6X+8KS669F7hcb0V+pUY8eiBh/RW",
-	"ZGLR6DdW649Kr8k8VMjqx7CfHcNboUkXF1S6+Vzomv1kE1v+ViQyKrduu7XnImJdBiWqfpGzAN8USMHO",
-	"59Bjt8DNbStAVXlgsQS5VbQK99kOfoNLeE8nsaDRlRBvqOzBBpVbdJwxRWLTr7mKlJNdcs6+3STH3N/1",
-	"hJdbC9FC2FHLT35oP61pIWr2001dutJlW8QA2ojQdaTQWJY4XXDZVfNPw02FAuuBMfqP0V1Mr9tIS+8l",
-	"gp+YGfIVZTFEGzmzhP6oTn146NA6Rg+eYfPoxETbhQQtJ4nOlDX4NFd8t+kduLcXpGs3o/zIvY9r7uPN",
-	"vU18P+aCq2tv7dTG4tlegrxlIVxzektZTDvxJu5jRDXtUIXIws5ITQzfR70KHZGM946JOU57vKovpI4n",
-	"m1VqvCvqVkhG3hJLT8z/aFMn5e+G1z8qC0LgBpXsh8diETxQS4F38zitB2PEGV0JcU75xNkSHqwRCWFt",
-	"1ZaeCdUaBkOt/CXEVIPcsLrT9F6J6RxksqbSAzXc1nxaSz/dyLGWbALZUqzHa4wr1AXDPoQ36MQIwpGU",
-	"wPXPQ6rUWMgo2D62QNLAO9mAKAsz3dzhX3M60n0h2b82wLWZytAhhANEilDSsSBTRJG2iFk/YpM0ef/u",
-	"8or4x75RKeyrv7lFzrvb2Vcb0r5w1anej//KWYuKVd/c4X748KE2jQSed8LTwGF3zEMpQlDKcJaXXDM9",
-	"2aBehXYP9ErRTNNGOZw+mdFgU2ZSytpzYb80D+Ckp7yBKfnVUMK0mcl32azFQ5o+zdxwMeaZTWce4eCn",
-	"tezTTVDPB4jjWkIlnZG/yyo1EhRsctWS0kgBQmJYZjgiNzBBoX7N1Wg4FFJDdA4Ro+izfaDdAhwaCpVN",
-	"qojfgWm4WRX7wD+odDFkYFZDnA+79LTS72v4vYUBblrZNudh+Bxxm4qzchp0nlHSMIShVnV0arhREExv",
-	"/XF5yL75kcWGDs54OAWQXOgwy7C2RcjGIUglOMolhz12swWigQ6sNUXlPD82QAgnOTMzz8/RqiQetebh",
-	"VeOotYceNdPRwFLPDCjVEEs0H8/tnDPfmabke/RUml+FBlVpVc5Bk2TykkZgJLE8tk5dUBrte/hXML8M",
-	"JVNAhjFFMhVjbvnLXM8WAq0rrcpfdkkCwfZItGJNu4YMac+wu8otG6KLKBmu8jHn/inZo/tqZSgNrWgG",
-	"Krfh86k0IZ5q5a6GnrBK6+A+fyjzO7hiA1CaDoZ+F7uN+/TQ5jfHiLDopYPxph3s3duDXdLN5w99nxz5",
-	"guuJVPzWet7S1s37lDTmN3+LH3ktn937BLH6vI/uU1JZMHH8yGu5f5+R04LDThD0CdYp7ePwPiHABadt",
-	"vvHafXOfJ851aGXXeiwTP+9P1vHrfKIp9juZsrYzKPOOZv5QgZvsMzMbsYNSK7KPaRq/9y6Ng3Nu6h7t",
-	"L3sHZqi/+SAa3l2bhg8fSMPfrE3Dexug4YM1afjZNP3lSG8eQb1h1qfuKzpUU1RanwTeIwu8j9WKF6RW",
-	"aVVg8vpfZ78I9ubD28mPH141fvxw0f3H339gb05fD83vb3+53j1v/uPuH1evf3n33XXjH7+87p9/+GH8",
-	"4y8n4/MXJ5Mz3qiHzZjPylJ7qEui+lLV6X4Kxzd9Rf3JL7iocKdPk4C5HJfQCTR+LsE7BLt326YoHheY",
-	"n9I8un+fBBnM5aMDxv1fd+dw1qmQYz6K44CEMVCZIgzW1GxNV9YaafFDs/E9vyduvco+OPdzyVXNA+Qe",
-	"sC8blQmrrC/PPrz1HCxcjB/v1agd/WVru75D7mplEV6PJIPyi8UkAKGLSBn3RQwI0zsmc3fBcseP1Yz1",
-	"zN2IbOHt9mWl4F2XhxmXEMEMu0IJWcoN3Mqe9KonvWoFvSqd1zxBc5lOfcrm1QeMMUxtDs4sHk/IWMgb",
-	"laGiEvNR3YNdphoI4+4/PxZclRcOT1tkAvEjzcZUOdRTNGXzcL/OVfQWKXN2JAyYz9SKKe3EG2aN99f6",
-	"T+3mfTa/+a0v8Ku/MT71VJ8iENdZ1b4AvXUV0UhyPvOU8IeewJ5/Ap7VuHJffbTjndZrDZN+mEaaUvIf",
-	"TyN94V9M3/75w4hKDRJx/bcMxkmUr7PporXVHOYyutIMa3iZSJ8Z6FkO4HyMIQ/5cHsqIQvKD6cCMGIb",
-	"we0C9WMxBlkz30zB6IsehZ83Ir5aecUgjlJg4zSD0oX79cGwTwyUFkk0+7QSOAc7PlePS8O6ikFLGKTi",
-	"KCLBsCOYv0qGVPeJkMS6ybL4sPy8knip0kmYq5B6o2YFyOvLd2/Je/t3l4DnqLG7TbTIzWkAgw7ILF9V",
-	"Bk/KT2cnOfXS+czwWncoRZfqe6Cx7s+eY6ZIJJJU3MyKznmDzhH5XmhfUaBGzpHVp8MhcAeUHLM4dr9U",
-	"SQf0GIATighkvE00rwN4Lokl7DC+F3EuI8/PdxXus0j+5EJ2k4li/NvugYs58s0r74Y+AtqFdVaWsahU",
-	"00jGOeadWT/DwzwFRrXNbfLqasjetH9tkTTMPp3Sctf3OOQPaY19eLa0oj4bcDxtx3de2lUCcaeeVw80",
-	"6R/de7S0jl5Z5BDIwmx9eqmmkcjJXqziGfC2YT3nwMMot7kRyt3fBP0dbob+Dh5Of3sPI54ZmVNALQtI",
-	"Ya5Z/0lorCE0Nv+mOcs9xv5ozxpvdRuytW+cUa1iyj0XtxAlui1GVHMhNmumLmKCC6ZITiyO3aar0oYr",
-	"VpO3F+Pk+uo0mfKAxTGzkMr8wvx7dZjdq8II6pUs7n8cVjyPtte0HD8J3d+90F1OWVvA+uZYfyW4d3L6",
-	"MVGaOsRz8jp1Ui1LBlSpVi5AifgW4b2nlIcQxxAVmn+nN6vYenHDOObL8yfCNGG5eWTy9IqFN6Bx7NgI",
-	"isRD8VZosy1XVN0UTuaN6DHuBfGvcFtST0nGtWhEp6xHc4xFu3Pf99VKAkTPDxEKKSHUpC+kAtJBa9PE",
-	"HNEQoyZSBpm2nprD4aI5jCXT8I7Hk4Sdpmapmrphw5oY2v2ppUaY5LOyR0ZiQkmnVESdnoIwQxDvqVKY",
-	"FiRJm6sF6YGFWqRZsVN/n3BhuFRl6bKz/dsYlmGR3LEhfo5UMoH9AJDIytbUlKGUO1pYRLaa+55FlPTh",
-	"jkSsx7Ta9hKylOnawdTEmnkaN/+c8hnTWvfjr839+38v8qK+92g+P+NvzKE3Dw5J2KeGH7go+Me6GN8s",
-	"vBjebL+TlGuPicyaRd+djHSfNOsNkgxPeqZRkiJ8/4gosExuv763fUwCw+c5HUCQZK7HW2SWPCWzYwZc",
-	"O+mSH/isx43KVS+AcpQyHoSo2i4VhBL0Zro18hgX/HMiThMWXsAU/ljsEB3FoSgSdG4nXRQ9JjiAkEWg",
-	"yNiIQGdqxeQPooABLFDaEwp6JBE1w+a98/UGX8D2PUBAbppTGLv5UKSF4Iz3xTCZF8jmqkQNET+CxSn+",
-	"QrbINqmROtkhd8HawJkVgDIYv2sjGoocX4ZBHO0fPCMufIJEIhwNgOtZXjDXHeRls8gy06QxxjbHdH80",
-	"sKImW/MSqYnmI79ctNH0nF7SsJ/vigjPKVT10igfNJzBZuDXxKASyEBIIFuBXbeNqFWYS3tggyfcdzYT",
-	"7TLGD8/ZNj914JSBOYurKeL+1vOVczVNeZn8WJy5vNkP1ClMRfz3mhNEtbMXwdSg1TTHeFmGDn9Sc8KA",
-	"lnxhz07v+6ur9y4bKQlFlNfN9huzhTimGKkLOZpVZzAml6jRYEDlJFl28oZwNye/vJK8VcUOR134UDnD",
-	"TBpd5rBnU8Mdm4V2YqgSzKYcAQkpJ2rMNKadIkzX2/wdh3Q/KCchlXJiyRqTBAhuu62TKzeAarV5m/9m",
-	"g5l+S9r+Zm/Gb23+W61WS//ffBjMzcQVkN/IfqNBfiPUy9gppI2imk6iVXVB63rMQqgmQePXV69q3xAN",
-	"d3pOki1SPJk0DrNmBsxmkwayhZS7wkUYGk+V9fBuGX6lCDWMa1A12+nierdbhBI14Zre2Rw1VUJJZ6LB",
-	"pqMjAypvzE/W6OSyyCe5CBOOUzxXPzzVznSX/Ea4H2NqFqqd831uiCmZfzZelpZsJMu8rbceeaWVq2na",
-	"qq4E1XchrtpHABgJZ7j/wuHTNE520D1DYCvkYirpNc2oYnvdt5s2mxbFEZQXmJf+ETloCQWB7ouoZgbB",
-	"mSRnc+CoCJumk8XcGdilbXdMghPTKkvtKGzxFWxRPGKa2swOdISXp7hOxFTSt5IOQ5d7zu/PpfvCc7R2",
-	"1CRJpZfpjGjhTt+lN7O4OTGKI1KY4qxkAgVpMHAuu023iWvksigbajrJih1oz7/zhZlSyu5kUSyp7fNg",
-	"qs+ygFCYDQXFygpGP5CgFERkKzi1bWoveSgizOdsyRWZHO6/VJAcFU7bssWyaU8FLOOMm008est1/ZBu",
-	"HxWZjzUu4yNesrobmNQwGtkbgxfks1NmS2x6iJkyFIkGWDzaTAoHO5IhZF2ajKI8t0Ipb7TJzEznB05k",
-	"YRbQ1J3nVBn7ngoyVSkoytFWzuST/B92oIQyl0gSYrps87cwtpIaX24dc/MiiFpESzCPOk7c4aOw6EwQ",
-	"yubyrbsE9ZmSMj+Lpve+HUm2EkgpidBGfWqu2dhDmBboXYnOYynUt82aF6BnpUZQcOZZLLLFXlgJtoo1",
-	"JS/0ykwqh9tVoyxkzayFQxmSR13YeaMC1921tEUUHtXSsv84lpaDUkuLW5ytJrfQ3JL/Ovc23/tns/Zs",
-	"fHJycvKi0bnem7xuqIuj/+CNu6O7mx8O+OHt7uTNN9836A/NVePjp7TuT2422Ztr0yjbQP+u4Bfr+RM+",
-	"944XgMYXrdePMV8I2s0qZVWnoLs+Hpd8cMV9dF+KUc8pUyfvz8w9TStd4ZCY0BvNLMeZjOxKMbD2UlfT",
-	"8/TiHGmhL+IIyxCYh0qdnFlzBhcksEy0ZWcbVNtccDIcyaFQ0DKsAeWXvao1xSIsPcUiqoVUZOtHEX2l",
-	"SFDHxlvbgTWlCA7bVlzbzl0CbNrmZt9D89pwbxRUFXCbrPhSrqqRW7TVR8hW8ItQ//1/clXDqm2OVuL/",
-	"T9Ne7g+G2xmubJ6Wo7CfqqaoFg6sAgwDIsEcI6EuZmpIe4jcpagJTwuiImT0DAO/KozPekM7EFtAQE+K",
-	"0RCLX2GNlli7XGOpRm1h3BIG4nYKm10czfoowVvTNSIyD3OZfW5vb+8oyWJfJydY66Jr1EGm3Aka1YdH",
-	"Lr9aCoM4ti5NQxUIjphFRZCtLuMgnUcGdyeSYjiEyJ2y+XUCVBLG2/z66pQkwG68CI1Go2F6PTo6Opo+",
-	"0hLU0TJJ6qu2sPCFS4Y+BekyK1Yq4WMVmLzud74L2Tv2+uz6X2e7b9mZOuMXB+Hp2eHZzfDv/3H6+qgO",
-	"k9f/ij6csXfsrPn26vpfP/7yqn8+ON//8eqCnQ9e3v344tvB+YuT8fmLl6z7A3rgOoNXjejvr2NbS4RJ",
-	"UD8zXmkdGZY3xUtXZKDYyslPV6LVmbTzCVdOOI0nmoU0Ji95j3FQ5I2OVgxEnzXILwoDd2HoJxElb8Qt",
-	"INCjWjGCELsbYPq22ajwJSK/Z5Bj+aMsQNt/uMJ0SEaPoooEJ85Ago+pFnHlbW1hYlvFFmsOBzM+2cem",
-	"kLm6jk8+ZWWFR1yzOMkdbKSZVTld09x6jhbbMWdk/ZRx/M695xl6iwObqI2OdH/HtQyQn3IY23lgRAxa",
-	"EDuYItxw/3DK873iHZint/oXJFMw3U35uECrS+7RPDv8tcrv2cG0bpIjzNyEcsc5vdNu9CJdpqQW3kzl",
-	"H9RB/Op3x0Tw2KU+DXK17Z5jEfK8jbvpcVjG9eF+xSv7U1CI2lbZKDR5a9rtJoEs475AUx2WHXVi5PTi",
-	"vDRX1B+OdW02CvqBsRfPvuAkTfYwFl/PCxHDepA7LBtTiLV7YHTENyvlO5J2AatENZiZ/4lyHfmQCxrH",
-	"77oI1J/bV9Li/uN6SIl1qe/ggdR3uCCkfi6IwXS5XMaiPxzb3Xz8AYq7P17ggVnWZ83u8y3tdMwT35am",
-	"JKdicxl+9jDUMJ8+eXZ6/xAjmaSTSJ2XxyTZS6O1OK0XnYxizD0Xp00xn1W6tvWRjf4bpAmb648F+FpV",
-	"qj8yK16KAU9J5nX56v6Dpfp9yWX41Mltnoj0iUjnEekc4e80xTlOsnRWs0wZxWtg3pC0B7ZOrrXxYpUP",
-	"G3sPsYJjEti3XOBn2kmBYdbY56XXzuXdcSLcdlDoXPNWXmTFDJKMPYH1njjYjUsWv2qOH3MeEI4k05NL",
-	"s/P27to89CcjmwHB/utVchVef7iqFGVzDvyXfmCtmsFM4vqg6tzXK9qgkC6wxHxi5XMr6Ws9rHgkjXEi",
-	"BdYhl0wfz8p6O7aoPWRDQ9t4ahkbQc7QmZDLMe31QJLrs68USeYLJGLUofC6sRjjnvlXKvNOVlqVnDWo",
-	"4nxlpklinnGf+UUdfF5smjdtCm3GuyJJPk5tBUSnMJ5enKMXYkAZ15RxC1AcYc9mh1RrZ6fHdH/UMYro",
-	"jhgCD+VgJ7S1lKcNFqa3Dg1vgEdovVI0dqjbJBBXAx2olr0j1Sna131o81xJ4CQlhSvH2uZfk6+/NnSu",
-	"vv4aLeXWQpKYRqbOyT8Zx7lDQKCMBRPWYnYLUZsTNHLmjH7DeKSmEVd1O3ySXyuZAiKQQAxj8Cr8OsDg",
-	"xLp8XEu/Cr5rPLDhTapKNIY3mT2hcaxczWBVtZVs7fZQdZNtCTXzLkrUYbbp3/6NfAcaM/wrTaU2q2zz",
-	"3TqxT1sPB4c9WMOWd+UC8j//9b9S3BsiawAiI/P6LEbIkfnMzMDBnqruAKn2++1AKAY2Rb5jkvU2b9ZJ",
-	"7k4VXHXE/pk5fv11enW+/pp0RloLbJjdrm2cBFJYkh1/ip+sxDDc5p0KfgscD8pSHQKGrXMmRWsHZfn7",
-	"gxTArerFcEkz6Twy2uFx8rltAveODraNXBAp1CktduHl3TFdZql3ghTpGeSBgkiKbxCp5qqbB7+28YXT",
-	"rrTIT/V6/WOVtP23jvm9XanX6+3KfVAnGKkVeH8P8MYTqswMFsRvoS+sNIqLJPUgcFmmu3QVidfwFyxN",
-	"iHhbSgZMqSHE2oO1ciNy3cpcukiEVGL/ZumXjPdi05MSIxmCcnhcQ6GIc6uTS4cYwVXl8W6Ck+D99VVQ",
-	"JcH7k6vT7wMzR4wpePHyzcurl4H1Jd8AUSPpoHpcWJCrw9X5JU3t+gdAuWYDOz28DEFaU8d2YS0HiaO4",
-	"ENllj71la3SxLAAAzAyxuukN2ARZOBtpNPOJ8vhAUvUYfZxAEfGD42LioDELwToXYxaC8wcmJochDftA",
-	"mvXGjOAYj8d1in+uC9nbcW3Vzpuz05dvL1/WmvVGva8HWLwyKTXhBFKlWnH1xSqtym69UW+Yj4z4oUNW",
-	"aVX26o36HlptdB/FqJWWseiJEcq3oSjCFl0gOFa5Y/CRRVa5SJS2lPGpEXiIA9xJB0Out/mJJzKyir2u",
-	"kdJ0YnEEmWdp4rxJZItqMhAKLwiTbR6zLhgi2K4TnKL1oGc4Mpn2nsB77QSxWLx1OSvSbOzbQ0rBjmdR",
-	"pVVxe5JGFnwronmFaQoqkDzE17p0zY8pZM19XmN38Xi54tzNxn6xvgYRESONZVj2G42ygdO+drwq36bJ",
-	"7t7iJtMFFLHdweJ2hWVh7quVg2XmmS+Ci62WmGpBeTlffa+0fvpYrbi4ivSKTCs/Xs5xVO8/mi7yGmr5",
-	"pRPaAj/yXba8ek14+5hyKHar0ZhXdU4pozxq8/yttVLBcHuI6uS9BNMRXp4itPyYZrcURzLdWYaw7K2v",
-	"GqWGjiyC3EJ+kgoubW6bm1FCMWQQFd1GN60rt6lf2J2s5qZ1VxuPx1g/qTaSMfBQRBBNzdNHKs64aj/l",
-	"InKg06W4S2OJE1luCnksTVEZs9TNP1WZ7NRIz9qp4FqKeFFZMvzYfftWoOfRDrYOF2zsLsOQZmo9PzHQ",
-	"FNoxzYPyeI5ijpqFCZq7UwQZfo9GpgQ7mX5fNV2DSt9fPDaMM1BC6oAoo+xh4MKYKaiTVxbX0OahGHQY",
-	"B6sunrx9cYzBCeaPLuBDGcZIY5viJ0FnIshSdBGZhuFVqlDvYEqfelGPmTJf6mTMPtl5g1lC76sLP3Su",
-	"nyW+PLPIDevwWapnl0lbSO2yFvsHgeX7MwtGFhdkrYi2GFulVcHXTOaiS73Ty7GOqXTe90vMG+2+9ogX",
-	"TxsjK1wojDnWLbijocPh+ukhcqUjgrLFhalVPlvdSuXTFs93zK2FDWc9UiCPzXMGXMqN7CmI8c6WTh0R",
-	"W2/ZMBZR6vAqWkOabd5fxFKOzRSusRBwqvQEXztGdi4+I3yj2gyuTBFNe9653LJhsPQOkK1A097zWza0",
-	"PkLzjyGVmoMMtpfcHk17xTszF6C7IiB3Zn+WvapAZdhfqoV1x7syrUt//y10UaoubnBtXeuXDItVfnxE",
-	"7SJXUqlAuThJkd8pSU1pGW8Yv1mkXOA3j6pNXE8Vh11Xj/gMqkAq/M0ZOHOkoUSSC/t34j4Tih8x03XR",
-	"mylIuFBAIsAYOJWA/my8bo1x5H51co4uIRtdjjhFZy9Kh27z5IkyQXem7sNAQXxbLLZt61OvMOxKctsz",
-	"Tf0NJo7w13zjeKiaoYhjQS5FV4+pBA8qM6CyRyXoKbyMY1bn7q/kezpgscY8dJuo5vXwOl33qyoADpW2",
-	"1Mtld+O8pYivOJY4xUteXtHeIl6C39xXKymx6BqCBSYQLWqaNUlbYJI3u7qFTCz57tMysmVYy6skMt+2",
-	"OFrc4tQFlX+2N9d+s7lM49my2J+ZSTsvGPXLXxcx59yDbOdXFt1nNWOK8Nr5utw2ir9PVc6pn4Spuwoo",
-	"ZGu/cbTtnmttHoRUhTQCiyuvknGfhX33rZpO22gkgqiTE+IapUYu50WVI4xK6jLOVB9jJ4FnBq0k4Jsp",
-	"Ly68SCDY0dcXCF30nhRouSexElkWhExgfaVmYBCFbw276pwy6mRlCi1yemVHiBioufUfl7Ehv0hKEv3O",
-	"ecT+4hZvhX4lRjxak6kscb/fe5klXmEKgC9Vd7PHvpgtVIsNMyd8MqWbYVSqTWrDs/eczfTj0mo4f615",
-	"4TnMQJs7x5eNMw3OurW3gkPig9zaa+zbmzzizqloMSh5PyXCxwr1ux7oB9xlMxV3nz/Fk6asArxflmQt",
-	"3cN0u7fkBToXEeuy5Jp+Knaw6uX+Ai/cd0YDX3zbVqPRpO2ZDVEYJojsPBEh0OIcZA8IYrZtTolne0eH",
-	"2y37irK+cYgj5Uyh9rZZpEseiE15myexDy5pHgnMWlCCA7cdVK3bfbaOZdEttcD8hwvdhzy/3EPJLNV7",
-	"26SgwJVfMBYcP+1EGphDqOEx/eUTTuKT+n+WZWdZAoUHMbYnneWT6ix/yjeUNW8SJQYpm8TUEou5+UjP",
-	"qfBr/fAQMUysaHtukTxzVSSGriaIvZdgmTA4cD5tc/PHmvmjZ0O7ARgq98iwyH/8W2Y8M5oasn3Ho/PW",
-	"M2c4Q3ynhU33HWB1gMHxYgCCA4K8i33+2Ofn5eaPa0ybX1H7M5jLkuCTJ07/xOmfOP1DOL27SeuYy3Z8",
-	"O04pouGq3PazCqphLgDBx95/iVgEv7RLAkdYvsm1AukBApZvaGh3rYYWrrBe06V9uJdJEaFXUgxWanAl",
-	"/mQ+4ukSfXPdxAuMsb9/x/GfwXhy4h+RZgOIGYfHsKEYth65MujzmXhhVFfOYeG8HlUi4siw9aRfy9+r",
-	"SS7xEFpt7lI9qgkPyS+i43LGKZtYXRHFIqiTDxhClKQxwKzFaP/EjowAQCMqmlWT9D4uEQMRMonKqBKK",
-	"I6D/RAKNlAX/UjJgfKSBdPBG47AYriJHvM1dZBWGodiEvX3Ge3WSlIy3MSs3MLRzOGqQiE5Ui1ASuHl2",
-	"RxKTCdtQE4Xg5pFKnzLZnMaUaXDxVbHgPZsCDi3LXoyp9eCQjDDaPPEy2UirnHPJpcM2a5rxKZWg+dKV",
-	"/S4laAGEKiXbFOaWz2a7aeiY7XV14JiXgTcHjdpbDzmWUHpy+hQTwycp8DHZPyYyrJIkDMURJ6E94WHL",
-	"koQgjd0rrM/YajR+LIX+IU3nlr5MnsFHFXoJvS6WeCmhPAGjHtW5FiW06QmqywkP3euhj9Xz/1UqZE7S",
-	"SKeGC0XFi2tfTIQpw5g55htlXhp1LUYun1uS4bte5BVzpfvXokfPzpJaNcTN8tZpN3aJ0cBbII3ZLXza",
-	"yKY5UPc37Ba4mdlQio6vfLxLNjd5Fy71EMxD29d9B346dPsf8VFZIE5y6kEGc/d9sIX4jFz10uXuQYag",
-	"fnrgPj1wH+2B++W9aL9UKDTLs8hEPuQ45xwUtKuFvAgEfeySpHog6LSgCjBM4pTPLGIxOJkx3qWOsKAd",
-	"87aypVe29pvNTLJsl8Ol/ZL6nxUx7df3LssX2JxJw/PDyDxlJW7bLYNxWm/FZW0xEzDLSxLqZJW7c2Xc",
-	"D7Iy7qkW5ApJO7U/Kee8tGLkbeznAUD7J/uEgX7CQP9xvDqhTYvks+hyDj2tw6eOnp1fPZ5zn1PthxJC",
-	"czkSi8nsw0ZI1mOcxuT04vwrRaQYaahak5kSLnGNVmkxnxuAIaZOQzvbmU4yX7Q5Bi3GExKzGyDBdy+v",
-	"yDxPVAqsTgFZTFubGz4llDDCggQv3AqY4IFFfRnBn2A2l3oVfDtJg7OgR8PJrHCY7wrLV8iYx9BRAx9S",
-	"fMAWKuB5lvkoCvnKT5ov0OPhEUVRGV5E2DNHypgKIrsHFmN49Gz/YBsTxdlsVWqEOS6ErDncb0Bixm+S",
-	"RDz13NspI4W/7j47Ojg82G0ilGI2O1+ixxbk2ysY0U6X8qjqF+BliggOtlAvpnwK0nL72ZSmh35y9Dym",
-	"oyf3Ft/yaAtPcLuUgVcrd7Xs65oEipepcq2ALGKXZKvMk76dMFJNb0Al5RIsJxVSW2dCZVZ4LAyliQaM",
-	"W1CWiw+hPGeHyBT+BKtrtfzEIZRi4att7hwzhppTd0gSCeN1OVX6ktl0Mehj2drfbW6Xh8Y8SPnvlqLp",
-	"/0SBKX/OOJMlVa81w028vj9/xMnDrsgnCjpZ8NS7yvOLp9CTLz70ZOkLuCLBZs0/bxBKaVzJ5iTWmnaq",
-	"1Dx0AUrEt5bwVr6lawWUbHboTwouXo1BPUGMfwd6xlNsSBYbsjy7faQQkVy4R5vn4j3SJ0T+ifXAkI/P",
-	"zmg35BCoEqzXmnhfEErEhVWC5jgEDgscAmf8vRQ9CUrNugVs8b6f5xc7Woddf6ZokCeG/cSwv6gQjxW8",
-	"AZhGd1moljO3JPirNGU1JcMkWznjtp41HmaVHDT25sV29EBfAI0Yt3zkdwXZusAEw1g0V35qsNZj5YR2",
-	"W70Y6IUY8CURXg4v/sAQH6wH8iXCr7BgzxzclS0k9Eh5Rb1qQfdLji9FDGWjJwWUlh4baymtk810EQJq",
-	"aXDVp8MmpdUj5/qgcLuf0EiPiUYaqXwmRss6yvFHH/xyN67Ujb0LHCBSaYWcah5BlESYJPVv0MZq2VtS",
-	"LGzcpxprlQTm5lhGVycIxBtTGTm/Bs38IC6poyWSUhySq6r9u0jZWFYItbzIaXER06xAViUUUkKoSV9I",
-	"BaRDtTZPQaXpMPbKnboaafersKPPAy6ylVCfUEVPqKIv+yGRqY35GoA/fTRyeKrCHv54/7EwIeNI5aLL",
-	"E/6cKpauzF1pqZEk9z7WHCuoAoeRXX71t3yFkS2KpeBQdecR1rRaunbYtgvam64Z1+aY59BWb7I5SN6Z",
-	"Pkmz3sgmhmUyCDUvoq6QgzbfCrLKGc+Tz2zW7qT24PN6vW5/Sf5ufglSpzxTKGZytQjbPF9TzRYkxOUq",
-	"nGxSgws3r5qWz/Kq6EWA+TpQwtEwFCMz8ThO631hdsn9xm69zS8wug4i0qUsHklQeADmmZc0FNKGWprf",
-	"LMyL0CiS5khMf/vNI1carc2DC9ByUkMZmbgxS+odMe4E4dpyrFxILSuOlhY/eC02VmLFKzi7vOBMKKpg",
-	"wUsvIyn5+ruus+LS1DD+VGZlXcG0hPi8EuKc8olbpvp9lWe5nF8otLgsixU+tnJyoWHjwis5iG+AJOV6",
-	"XsB0IBa8Z/5VJ1d9i69LGZ7qi7Fh2QIfBor1OGbyxWqHTKsEwGHLSKYDUUXGEMfmf81vDsrRIpRo2nNx",
-	"7BxNKCnTxSqJbZ4Y4fYa+6QPEupTiI5kiK+w6gYJ3C78yqL7IJVnTJcmGcVEW+u9SD4V5KNMAb+azbP/",
-	"h4V7fKHojdkooLmK45KQQ/PsrpMTVxe3L1wWbzHmyi9CI/NeQuch7ECCMGxzzOvd8pQl6zq0iRisra5F",
-	"spLcCdoXkVqYYwLf/q7nNs+6LschrnnVngCIT5mxl82MXXLN1oQoJnx1RnZ8uULjjy0q/jxJqUsJfTWa",
-	"NO0+cyLqSyz2MMJC/MrWr8ZXuBFuaFi2xQrHfTonEfUGRMuDDcrf0k6H9oBYkwc5FatZeNcCC2589E/6",
-	"HF7EqJ4AJ3/CJKRfzPt9Yarpch79aPjBqz60eWoNZc5Nl0QOIc4lSP4cmL8jxy5PM43JpV0xNuTn5gPz",
-	"lHBcOUMlShFD1UEAzPsDLRfH9jtbGhILyZtP0/lZJ2XgUl7/nE5sDmDx98DoN+Y5zPsDZxNOr8TBPxOE",
-	"8ImHP/HwPwAPz5JIl1lq1vEjfjRt5G1xLP0HjGE22vPJ+zPCVIsEA3pjdGEefKVSq6sr8thlsVOp3Q9Y",
-	"wl8RalF80v6PavOtHTEEToesbi5ylaT/nNBBvG1Nvq5rLBwwNrPogg77EKE5tprlNhiY02W81+aCA+lM",
-	"bIZRxm9QbliDrmS9viaImry+eGNZ90gaNtjXetja2YlFSOO+ULr1TeObBjJht7m/Fng/CMNCNNZHiYG6",
-	"5kcxwtwuCRs1mz4LCrvUtNtNjMiqTtIoXU6tqBrk8/DgOx+tXmYcI3A9eTaUwmy5N6qlhNlhMQMeiGEM",
-	"Fo2PcsKFLhINdOCOxusqy307253Dmqsq0Sy8Aa2qJKRxrKpWpKoqwZoGFtFD1Y0iHdBjAO5o17l5/exn",
-	"btQcSHZ24A9T+WytdO6AYhGouTlsW5YQprJ64odt7ieltdThpoN5FWenkebsM+uQeWCnv4cesvP+4/3/",
-	"CwAA//8=",
+	"7L37chtHki/8KhXY/cKkBwBBkJREMBzf0JRkUyNKMi+rGRtad6E7AZTZqMJUFQhibEbsQ5xnOBHnHc5/",
+	"+yb7JCcqq7q7GujGjaBuZsRujAV23bMyszJ/mfl7JRSDoeDAtaq0fq/0gUYg8T9PaNiHE8G1FPEbcaGF",
+	"BPNzBCqUbKiZ4JVW5VJcA1dkMFKacKFJB0ho2kX1SrWiwj4MqGkEt3QwjKHSqnBRU9hVtaInQ/OL0pLx",
+	"XuXurlp5cUl7BWP0gdyAVExwIrpE94FIUGIkQ6iSrpAkOO3WzqgO+wGhPMJ/vhEc3G9lM2lXdtuVwmmc",
+	"RjAYCg1cn8MwphOIZicVaDmCgIz7wInuM0WYwpnh4iIzwaHgCogWhHICVMYMJJHwzxEoTcZM9+3ndAAk",
+	"SAcMJ7W/wWR6ynw0qLR+qZgRKx+KJvya8euCKbZHjcZeWK/X8T/giEiIv2tXONzqdiWdO0gwk6fE/E6G",
+	"tAelO4b97YQjpcUApPr/w5FUQn4Hk1fN09/Ebfcn80XzScwGTH930CgatnDDX4uQ2kkXnf3V+evk3EMJ",
+	"VNvtxfMvm2k2x50nBwd73V3aDJ/BfqdJd6NGt9FoNJqFEzkHLSfHXQ1ydioXEAoeKXOiY8oMqXeFBKLl",
+	"hPEeoT3KeMl0njTSsRjX0AOJg71///54pPvANQuphuLF0+wLQ//YO1LVSAHZOn95Qp48PWhsl23E90Al",
+	"0h2NB9+1K6EctCtVAlIK+V27wvgNjVn0qza3uPBs7qqVIZV0ADrhCvYESvboLY8nREIoZKTSw6KaCEmo",
+	"aeGuCleacl0lahT2CVUkaDaaT2qN3Vpj97LRaOH//Yy3gJle/zkCOalUK5wOzORcv79ij7l1d4UcUF1p",
+	"VSKqoabZoJjNuDV8jwe45CKS0y6d/9OV52+7XGsBeO+KCSYw9+xXezOD5N4MJdwwMVL2epMrBYRNc6Eu",
+	"i80hIwtVQurS6dvB/WkP6O1r4D3dr7T2G4dPqpUB48kPu8ULsNfzNCpeRHJ9v1GEoSjJKHrOfcbZDqnu",
+	"Z5NlUaVaMVyXScPFDQv1J/7vErqVVuXfdjIpuGP/qnbedn6DUJ9GuQlfAJVhf3bSJ1RBjXEFXDHNboCo",
+	"UceulyhsQsQNSGJmVSUwoCyuEjMm5RPc8GFfcPAIqi+GQ5BBmxvxdnBwQBq7jUZAtvAwzbfmK3OEVDmR",
+	"s31kWLg5SBorQQZG9oHCMxYjTZhWhIahWWGbbwWDURyDDEiXGZZ29t//1/xzu97mJYf+z7Lz3m00lj/u",
+	"CyF1AWMV0nCICOQRCWoBGQDliphvgEeM9+rkkoEiVALpSMOpSGfiyKJoqoZ2c7ONoEtHsblVtZR1mC8S",
+	"uYrtqpWa+9/cN/kWo2Hk/cn7V6FUfmGO+SXeqhImY1UZw2iSu8hUjjqMKpGeMNk6vjg5PSUxaLyojBND",
+	"PiFVsJ2STpsHPUlD+Ku7MfVQDIIW6YuxERrmuP1RKdlvHKIORYmmZmtxdNQHOmKk6yT4Z5DQUpsPqdTK",
+	"8BT8yjJCoFE52eB3xRwu+ZNHS82D/Rwt7RnhY9Zqev7PX/7zr+22+vCXvyb/0W7Xk//89xk2Wa3c1nqi",
+	"Nke5Cyd/g8nswRyTEWf/HAG5ofEIyBAkMUKbRxA5YdAilFxdnT73tvyw+yxsRrtQ2+88pbX9cA9qdLfb",
+	"rDXgSXQQ7nf2aHM3qBNULwxPyHPea7BMIPmhzTsimuBHjJPmPumLkVREojJq1cwuk0pnWqY7CHM0OMdU",
+	"IzkyX7d5OgwOTEnEul2QwDUxI1WNfBaGmoRRB4kYgkR1o2oIQUJ3pMBR6H6z6Z22fS1kxz2lx5bxjObB",
+	"wWKecdpF9b1EyJmXQirdksfBRIxITHFfaOQx03Zlr10J6uS069N+2Ke8B1GbK8bNS8Is3uwbU2QsmdbA",
+	"00OhXI0NHSiyvzt3/e4dMpdZFi3VPFcWL9esry/ixUtjioy4W9/UAvYa+6lMoHj69TmryZ5Rqy6Jh/Eo",
+	"gkuhaVxwx4yECsWIawI3IBNti+g+1anksmRudZKtUCgjwDiBWy0pQTazXSYBmB38V42jF4qCLo0VpBPv",
+	"CBED5W7mGiQNzUzLtBOWfbK8grL3sAqKN+176ihm372GHrFJ4DCmcaliez8lwV/BRvUE4vWcKkRtHpip",
+	"RqMYJXhg5C1Y7oHvYqNFmJ3pTEhQy39puILlv+aPub+VS8KVtRK/X6NtTP17Y1qKv+2a6pGaq7Gw6a20",
+	"OovClualPwSq7ZMjeTZa9YJPDLdW5rrTmGwFtsV3b4fArdHA/XDK30nRk6BUsG3v1TAWESQ3o3BrsWVu",
+	"c5mGgVp0f2ZWXrlDdeTUNt5Pd4tKSSfmj0pP8IobJaaS37vLyRCW3zkUXEwRM8Aqu2a+/+6ExrHdM/zn",
+	"GYCh1KW3Cxd1n80yS81v1ZOVtupKgVx9q0bK3Pslt2rJrTB9/ooceMXdyFivvw0HjcX78JoNWAFv+1GM",
+	"ycCsIbE7aEEk6JHkxIhEoUqf42hsK+YsZj4DessGhqM0HQ+2/9ottEhdJDzmpRSDZQ4nZUpLG3l2m8sZ",
+	"STJ21zVzWcNIki7mUqy2lA2aerJVaLHWGjZmbkCp5SwOs3aGI0LbfCnjAfnYtoMrK78ujJK+yFbnNN6l",
+	"aXHqFFttblgJ46GEAXBNY6ImPKxaQRcYEf5dJk4DsqUAkBWdvzh+fvbiGzSvmTPgQoMyO/IcYrD2ajtD",
+	"o5twoUnMlIaoRYIfXlySnch8ZYgwwD+g6jso389kCvhuWYeqDAMu020NS1xeqd19WKXWTPTPZDO6M7tm",
+	"n/Qogr6n0bn1GJl/hYJr4PifdDiMnUtgZyhFJ4bBX35T1oGSHppZhaYsdieb+J76VJFd4kz/pMsgtmct",
+	"pZCq0vrFa4ZuvQ7gu8sykSgyqlmlWhkK5J6VVmXHWnLuPpitNfcszHtgHCmA0kbUtioNuttphnvRPhx0",
+	"n9CnnWfhYdSA3a7Zf6uGtfbxUck0kt6pmynjw5HO6HkkeSuUg5ZbfsstqGY/u1uW3t7Z5nbzZ69DsmlM",
+	"kQGNzf2CCJmL3TiCzAUHPiKB3cJfPgTIeBUBahgxh7qZzong3ZiF9z3J49Q2Pm0yJDSWQKMJgVvDRFoE",
+	"eUvmrMOPvvuf//rfjnEzXXbsTKV9oVHw4Y/7MDvu49wqys87GtmNg42ddWr6xEVXpwwqSrM4JhLQbhYa",
+	"NWFC0Fym7JdW+JCxGMVRm8dAbwyrJ0a9uAFCowHjVUs5SzqBvUFHnBue1uZmrS+F7LAoAn5PSkLRifMy",
+	"tD0hKIWsAFCWT2aniz/uzBECqx/5Xnbk2YpKT7ubfrKJ075gPQ6Go1RJZ6TJRIwkkSIGEglQKKBpHIsx",
+	"Xq56+nrhNH5hbss99/1CDMBaGsfANRlLwXtEcGImoVgER47wHOOJ0utKGLrrSSx60+dzn9t3kGe2dqFE",
+	"gTQaJLKHeUzXfr6RUznmZMThdgihUZlw5IV7Yaf5jbKbgieF3PhEQgRcMxqrDYjOMOsNVQo8syqB26FR",
+	"cMytlnAjriHCG44G19CaN5lRSpAHGLFffK1i0WN8rTu0OyslvakulpX+x5viokvvFR7XG6FfihGP7nlI",
+	"b0QmFo1+Y7X+qPSazEOFrH4M+9kxvBGadHFBpZvPha7ZTzax5W9EIqNy67ZbeyYi1mVQouoXOQvwTYEU",
+	"7HwOPXYD3Ny2AlSVBxZLkFtFq3Cf7eA3uIR3dBILGl0K8ZrKHmxQuUXHGVMkNv2aq0g52SVn7PtNcsz9",
+	"XU94ubUQLYQdtfzkh/bTmhaiZj/d1KUrXbZFDKCNCF1HCo1lidMFl101/zTcVCiwHhij/xjdxfS6jbT0",
+	"TiL4iZkhX1IWQ7SRM0voj+rUh4cOrSP04Bk2j05MtF1I0HKS6ExZg49zxXeb3oF7e0G6djPKj9z7uOY+",
+	"3tzbxPdjLri69tZObSye7QXIGxbCFac3lMW0E2/iPkZU0w5ViCzsjNTE8H3Uq9ARyXjviJjjtMer+kLq",
+	"eLJZpca7om6FZOQtsfTE/I82dVL+bnj9o7IgBG5QyX54LBbBA7UUeDeP03owRpzRpRBnlE+cLeHeGpEQ",
+	"1lZt6ZlQrWEw1MpfQkw1yA2rO03vlZjOQSZrKj1Qw23Np7X0040ca8kmkC3FerzGuEJdMOxDeI1OjCAc",
+	"SQlc/zqkSo2FjILtIwskDbyTDYiyMNPNHf4VpyPdF5L9awNcm6kMHUI4QKQIJR0LMkUUaYuY9SM2SZN3",
+	"by8uiX/sG5XCvvqbW+S8u519tSHtC1ed6v34r5y1qFj1zR3u+/fva9NI4HknPA0cdsc8lCIEpQxnecE1",
+	"05MN6lVo90CvFM00bZTD6ZMZDTZlJqWsPRf2S/MATnrKG5iSXw0lTJuZfJfNWjyk6dPMNRdjntl05hEO",
+	"flrLPt0E9byHOK4lVNIZ+busUiNBwSZXLSmNFCAkhmWGI3INExTqV1yNhkMhNURnEDGKPtt72i3AoaFQ",
+	"2aSK+B2YhptVsQ/8g0oXQwZmNcT5sEtPK/2+ht9bGOCmlW1zHobPEbepOCunQecZJQ1DGGpVR6eGGwXB",
+	"9NYfl4fsmx9ZbOjglIdTAMmFDrMMa1uEbByCVIKjXHLYYzdbIBrowFpTVM7zYwOEcJIzM/P8HK1K4lFr",
+	"PrlsHLb20KNmOhpY6pkBpRpiiebjuZ1z5gfTlPyInkrzq9CgKq3KGWiSTF7SCIwklkfWqQtKo30P/wrm",
+	"l6FkCsgwpkimYswtf5nr2UKgdaVV+csuSSDYHolWrGnXkCHtGXZXuWFDdBElw1U+5Nw/JXt0V60MpaEV",
+	"zUDlNnw+lSbEU63c1tATVmkd3OUPZX4Hl2wAStPB0O9it3GXHtr85hgRFr1wMN60g707e7BLuvn8oe+S",
+	"I19wPZGK31jPW9q6eZeSxvzmb/Ajr+XTO58gVp/34V1KKgsmjh95LffvMnJacNgJgj7BOqV9PLlLCHDB",
+	"aZtvvHbP7vLEuQ6t7FqPZeLn/cU6fp1PNMV+J1PWdgZl3tHMHypwk31mZiN2UGpF9jFN43fepXFwzk3d",
+	"o/1l78AM9TfvRcO7a9Pwk3vS8LO1aXhvAzR8sCYNP52mvxzpzSOo18z61H1Fh2qKSuujwHtggfehWvGC",
+	"1CqtCkxe/ev0N8Fev38z+fn9y8bP78+7//j7T+z1yauh+f3Nb1e7Z81/3P7j8tVvb3+4avzjt1f9s/c/",
+	"jX/+7Xh89vx4csob9bAZ81lZag91SVRfqjrdTeH4pq+oP/kFFxVu9UkSMJfjEjqBxs8leIdg927bFMXj",
+	"AvNTmkf375Igg7l8dMC4/+vuHM46FXLMR3EckDAGKlOEwZqarenKWiMtfmg2vudz4tar7INzP5dc1TxA",
+	"7h77slGZsMr68uzDW8/BwsX48V6N2uFftrbrO+S2Vhbh9UAyKL9YTAIQuoiUcV/EgDC9IzJ3Fyx3/FDN",
+	"WM/cjcgW3m5fVAredXmYcQkRzLArlJCl3MCt7FGvetSrVtCr0nnNEzQX6dSnbF59wBjD1ObgzOLxhIyF",
+	"vFYZKioxH9U92GWqgTDu/vNDwVV57vC0RSYQP9JsTJVDPUVTNg/361xFb5EyZ0fCgPlMrZjSTrxh1nh/",
+	"rf/Ubt5l85vf+hy/+hvjU0/1KQJxnVXtC9BbVxGNJOczTwm/7wns+SfgWY0rd9UHO95pvdYw6ftppCkl",
+	"f30a6XP/Yvr2z59GVGqQiOu/YTBOonydTRetreYwl9GVZljDi0T6zEDPcgDnIwx5yIfbUwlZUH44FYAR",
+	"2whuF6gfizHImvlmCkZf9Cj8tBHx1cpLBnGUAhunGZQu3K/3hn1ioLRIotmnlcA52PG5elwa1lUMWsIg",
+	"FUcRCYYdwfxVMqS6T4Qk1k2WxYfl55XES5VOwlyF1Bs1K0BeXbx9Q97Zv7sEPIeN3W2iRW5OAxh0QGb5",
+	"qjJ4Un46O8mpl85nhte6Qym6VD8CjXV/9hwzRSKRpOJ6VnTOG3SOyPdC+4oCNXKOrD4dDoE7oOSYxbH7",
+	"pUo6oMcAnFBEIONtonkdwHNJLGGH8b2Icxl5fr6rcJ9F8icXsptMFOPfdg9czJFvXnk79BHQLqyzsoxF",
+	"pZpGMs4x78z6Ge7nKTCqbW6TV1dD9qb9a4ukYfbplJa7vschf0hr7MPTpRX12YDjaTu+89KuEog79by6",
+	"p0n/8M6jpXX0yiKHQBZm69NLNY1ETvZiFc+Atw3rOQfuR7nNjVDu/ibo78lm6O/g/vS3dz/imZE5BdSy",
+	"gBTmmvUfhcYaQmPzb5rT3GPsa3vWeKvbkK1944xqFVPumbiBKNFtMaKaC7FZM3URE1wwRXJscew2XZU2",
+	"XLGavL0YJ1eXJ8mUByyOmYVU5hfm36sn2b0qjKBeyeL+9bDiebS9puX4Ueh+9kJ3OWVtAeubY/2V4N7J",
+	"6cdEaeoQz8nr1Em1LBlQpVo5ByXiG4T3nlAeQhxDVGj+nd6sYuvFNeOYL8+fCNOE5eaRydNLFl6DxrFj",
+	"IygSD8Uboc22XFJ1XTiZ16LHuBfEv8JtST0lGdeiEZ2yHs0xFu3Ofd9XKwkQPT9EKKSEUJO+kApIB61N",
+	"E3NEQ4yaSBlk2npqDk8WzWEsmYa3PJ4k7DQ1S9XUNRvWxNDuTy01wiSflT0yEhNKOqUi6vQUhBmCeEeV",
+	"wrQgSdpcLUgPLNQizYqd+vuEC8OlKkuXne3fxrAMi+SODfFzpJIJ7HuARFa2pqYMpdzRwiKy1dz3LKKk",
+	"D7ckYj2m1baXkKVM1w6mJtbM07j555TPmNa6H35v7t/9e5EX9Z1H8/kZPzOH3jx4QsI+NfzARcE/1MV4",
+	"tvBimNlm3szcIU8BhObjKBZ6lt8V+/if4xlViRqi8xsz6/+FbJFtUiN1skNug7W9/it4+TH40MKxi6z2",
+	"5y9PyOH+wVPisN8kEuFoABzV2BVs2V4ofpZWIw2QtAly+6OBvSfZmpfIqzIftpKY3QuyGnWlGJBgh450",
+	"fwfDSoKWvbimDQlFhHZwmwF+/5AosDLsoN4kW0GS2b0nKdcBLsCuzgvP3q6ScZ+FffL2eKT7pFlvkDBm",
+	"mORJ9cU4v9Jch/OW9SxZ1q9znx0lS6ySDigWgUum4paMCTK0YcSGVdiDDOZu7uFdFocyPfQLGvbz50SE",
+	"5y6oegl2DxruKT/wqyVQCWQgJJCtZC4Ya6kwy/LAwurddzZH6TLPYs8NMz+p3JTpMYu4KHKXWJ9Izgkx",
+	"5X/wozRKt/PgLh/CUZik9u81p+fUTp8HU4NW0+zTZbkb/EnNCRBZ8u01O70fLy/fuTyVeHlyI+43Zks0",
+	"TOnYLhhlVtBhtCZRo8GAykmy7ES7dGwpv7ySjEbFrihdqMKe4iXuModKmhruyCy0E0OVYJ7dCEhIOVFj",
+	"pjEhkXlCt/lbDul+UE5CKuXEkjWGjwtuu62TSzeAarV5m/9hw1z+SNr+YW/GH23+R61WS//ffBjMzdEU",
+	"kD/IfqNB/iDUy+UopI2vmU6vVHXhzHrMQqgm4cRXly9rz5AzzEm/RIonk0bo1cyA2WzSEKeQclfSBoOm",
+	"qbK+vy0jDBShhqkOqkbZynGw7RahRE24preWVVcJJZ2JBpuujAyovDY/WaOEyzKe5KpL+E7xjP3wRTvf",
+	"XfIH4X4Molmuds7ZuSGIZP4JeWIiG8lKEOvNRY5pFZ00rVFXguq7EEjte4iNEmEE7MLh0zQ/dtA9Q2Yr",
+	"5Oop6TXNuGF73bebNps2w5GVF7iV/hH5aAkdge6LqGYGwZkkZ3PgaAmbppPF3ArYpW13RIJj0ypL/Sds",
+	"cQ5sUTximvrKDnSIV6i4jsBUUrCSDkOXm8zvz6WDwnO0drYkiaGXCYto4U7fpb+yuCoxiiNSmAKrZAIF",
+	"aRJwLrtNt4lr5DooG2o6CYcdaM+/+YWZNMruZFGsoe3zYKrPsoBBmA0VxMz7RkuQoBREZCs4sW1qL3go",
+	"Isz3a8kVWR3uv1SQHBVO2zLHsmlPBbTijJtNPHrLe/2QXx81l49FLeMjXjKza5jUMFrVG4MX5DtTZkts",
+	"+oCZMgWJkl082kyIvx3JELIuTVZQHntfyhttsivT+YETXJglMnX3OIXGZq0KMoUpKMrhVc7kk/wQdqCE",
+	"MpdIImG6bPM3MLbyGtO6dczNiyBqES2BarP17vBRWHQmCHVy+bhdAvNMVZmfZdF79Y4kWwnEkkTwolY1",
+	"16zoIRALtK9E87EU6tvuRgqVOC/G3IcBFtnqzq0EW89a58SfraWVf67v/bNZezo+Pj4+ft7oXO1NXjXU",
+	"+eF/8Mbt4e31Twf8yc3u5PWzHxv0p+aq8b7zIZn+hIp21o/gXAiJy+rQVKeAcT7ajbx3pTN0X4pRz4mi",
+	"43enhvbTOjI4JKbLRTvAUcZh8EWIr1xXMe/k/AzJuC/iCJN8G2WvTk7te5sLElgSbNnZBtU2F5wMR3Io",
+	"FLQM98Lbbx+2NXxaIgVTLaQiWz+L6BtFgjo23toO7FtfcNi2zM527tLL0jY3+x4aXc1peMhocZvs5Veu",
+	"ZohbtOXmZCv4Taj//j+5mjzVNg8Mif5/mvZyf9iuYh/mcqJ1LBHsKFQHVn2AAZFgjpFQF5EwpD20B1DU",
+	"I6avcRHucIb8LwujH17TDsTW3daTYjTE0jJYASHWLpNPqo9YkKSEgbiZQj4Wx4o9SGjEdAb2zH9TZkDa",
+	"29s7THJE18kxZpLvGmHKlDtBIzh45LIXpU7GI+swMFSBrsdZnyPZ6jIO0tk7cXciKYZDiNwpm18nQCVh",
+	"vM2vLk9IApvEi9BoNBqm18PDw8PpIy3x6S+TArpqy3b+ICnXHrOb2ZvMLoRWn5ZTZ63Wb39LShB6Bqj9",
+	"+t4RQdI2ukmQFMbEG7aNBc2sQue/FlxfSRdPXDbxKe8h3uFC+8Npj5sTqBewz7kGA9elglCC3ky3T++q",
+	"FVzOr8nLPRFInmG4jDcvdtRM2S4xMXk23HdpcqGHtF0v59TxbCczsnHBKnLfB/X1haL19YpCC4o9W5dh",
+	"FB+UELIIFBkbxu9gqJgYVxQ4RxYYyxLyL7ZFuRJv4yVPb2NevxnPmUeoRQoCsolzl5F8CldlGKNSyZFW",
+	"YPKq3/khZG/Zq9Orf53uvmGn6pSfH4Qnp09Or4d//4+TV4d1mLz6V/T+lL1lp803l1f/+vm3l/2zwdn+",
+	"z5fn7Gzw4vbn598Pzp4fj8+ev2Ddn9AN1hm8bER/fxXbgh5MgvqV8Urr0JzAFFmtqGdhK3dJXZ1Uh4nK",
+	"Zz055jSeaBbSmLzgPcZBkdc6WjEafPYIF8Viu1jw44iS1+IGEG1RrRhCxe4GmENtNjR7ifDrGfhW/igL",
+	"IO/vLzEnEXC0ggXHzgqFL9YWcTVmbXVgW0oWC/8GM47Rh6aQuVzUJ5+y2r4jrlmcJPA1Sq8VT65pbj2H",
+	"i03GC9jei1tnNGHosg1stjQ0JbqW1nHDYWzngWEpaKztYJ5uoySGU+7nFe/APMbpX5BMirmb8mGB2Tq5",
+	"R/NcHlcqv2cH0+wpR5i5CeWOc3qn3ejFHK2wIN1M+R18qvgl6I6I4LHLPxrkCsx9h5XA8+6EpidTGddP",
+	"9ite7Z2CatC21EWhd0HTbjeJJhn3BdpDsfan0zZPzs9KEzZ9daxrs6HI9wyAePoFZ0qyh7H4ep6LGNbD",
+	"vWHtlkLA2z1DFJ6tlHRI2gWsElpgZv4nSjjkvy5oHL/tIlp+bl9Ji7sPq6O39u5BfQf3pL4nC+La5wLI",
+	"TJfLpQ366tju5oMAUNx9feh/s6xPmmLne9rp0B4QWx+SnIjNpdnZw3i/fA7j2en9Q4xkktMhtRUdkWQv",
+	"jdbitF705Iox9/zINs97Vm7aFik2+m+Qexo/pL3i6WfCipdiwFOSeV2+un9vqX5Xchk+doaZRyJ9JNJ5",
+	"RDpH+DtNcY4nMp3VLFNG8RqYNyTtgS1Wa11BWGrDBsBDrOCIBPYtF/jpblIMnvUJeDmuc8lvnAi3HRR6",
+	"ML2VFxn0gyRtTmCtmw7h5DK2r5pox5wHhCPJ9OTC7Ly9uzYZ/PHIpiGw/3qZXIVX7y8rRSmVA/+lHzhc",
+	"6Ez2+KDqMAIr2qCQLrDOe2Llcyvpaz2seCSNwRoF1iGX0R7PyjpFt6g9ZEND23hqGRtBztCZkIsx7fVA",
+	"kqvTbxRJ5gskYtQBHruxGOOe+VfKmTKupFECPWBZxVmyTYPEODP7kc+Izc9Nm8Sa8a5I0n9TW4PQaYsn",
+	"52foqRxQxjVl3AJBR9ix2R7V2tnpMd0fdYwWuiOGwEM52AltNeNpa4XprUPDa+ARmq4UjR10PAmF1UAH",
+	"qmUvSHWK8HUf2jxXlDdJCuEKorb5t+Tbbw2Rq2+/RW+aNY8kdpGpQ/KPxbHtEBCKZEGbtZjdQNTmBC2c",
+	"OYvfMB6paUxb3Q6fZLhKpoBOMRDDGLwauw6YObFuYdfSr0PvGg9sgJGqEo0BRmZPaBwrV7VXVW0tWbs9",
+	"VF1nW0LNvItSZZht+rd/Iz+Axhz7SlOpzSrbfLdO7LvWQxpiD9aq5d23gPzPf/2vFFmI2CWAyAi8PosR",
+	"1GU+MzNwwLKqO0Cq/X47EIqBTVLvOGS9zZt1krtQBfccMZZmjt9+m96bb78lnZHWAhtmV2sbJ4EUluSn",
+	"n2ImK3ELt3kngt8Ax4OyVIfAbOvATUMOgrIM+kEahaDqxbBUM+k8At0hnvLZZQL3iA62jVAQKZgsLTfh",
+	"Zb4xXWbJb4IUURvkoZhIiq8RC+jqiwe/t/F50660yC/1ev1DlbT9h475vV2p1+vtyl1QJxgrFXh/D/DG",
+	"E6rMDBZEUKG/vDSOiiQVGXBZprt0FQmy4DcsDoi4ZkoGTKkhxNqDD3Mjb93KXMJGBK1i/2bpF4z3YtOT",
+	"EiMZgnK4Z0OhiCSsE6xzwLRdVR5RKDgJ3l1dBlUSvDu+PPkxMHPEwJjnL16/uHwRWLzJNRA1kg4MyYUF",
+	"Ezvkol9U1K5/AJRrNrDTw8sQpFVtbBfWbJCASQqxc/bYW7ZKFsuiWMDMEMMnrsGmqMLZSKOWT5THB5K6",
+	"w4iDAIqYKhwXU/eMWQjWJR+zEJwzMLE3DGnYB9KsN2YEx3g8rlP8c13I3o5rq3Zen568eHPxotasN+p9",
+	"PcDykUmxByeQKtWKq/BVaVV26416w3xkxA8dskqrsldv1PfQZKP7KEOtFIxFT4xQvg1FEarhHOHHqgCC",
+	"YDWLRGNLGZ8agYdKwp10BX7qbX7siYysZq5rpDSdWKxR5laaOFcS2XJV/c2PTLZ5zLpgiGC7TnCKFmWT",
+	"IfVk2nsCoLYTxHLtFpaiSLOxbw8phZOeRpVWxe1JGsHxvYjmlYYpqAFyH0fr0lU3ptB3d3l13UXE5cpj",
+	"Nxv7xcoaRESMNBZC2W80ygZO+9rx6mybJrt7i5tMlzDEdgeL2xUWZrmrVg6WmWe+DC22WmKqBQXefN29",
+	"0vrlQ7Xi4lfSKzKt/HhZv1G3/2C6yDkr51w6oS04LN9ly6uYhLePKRcnYDUa86TOKWWUR22ev7VWKhhu",
+	"D1GdvJNgOsLLUxSPMKbZLcWRTHeWISx766tGqaEji9G3sMCkhkqb2+ZmlFAMGURFt9FN69Jt6td3JxtL",
+	"rGO50fPwk6LyW6lnfKqi1omRObUTwbUU8aJyWvix+/aNQGedHWwd3tHYXeYaz9QofmQ7KRpi+ubmIRBz",
+	"+FAKsyjmQpd98BCNDtjBI1SxMxjjtkUAF4TEukh1/1Xf5vkHin3at1xs2Bx8F9kqB0imDn7zcCl4G0UC",
+	"VAYRHs/HzrW5LGa+Xu95xIntPl+b3ikYdXKqVZtPh1orq4VYRTrZx29UEsJrFeSZkOCgmDniTVqNOd7W",
+	"xuMx1lGrjWQMPBQRRFPc0kdk+gbZzPKyCCOZIfpmXHNLs9NZ2O3nxlG9yvi5a/fIX9fjr/vNw8WNp8uz",
+	"flZ8uYxlFjPiLJrcXLoiTPU7NJAn4SHp91VDbKBS8xGPjd4XKCF1QJR5q2Jk25gpqJOXFpPV5qEYdFjC",
+	"BY/fPD/C6DXzRxcRqIxeR2ObIywJQME4EtFF8D3G36rCZxNT+sQLjs9sEaUAieyTndeYZviuuvBD57Ze",
+	"4stTizqzzuqlenap+IXULu35TAaGzACbBY5aD4it5lhpVdAYk8ELUmTNchxnqh7A3RLzRp+VPeLF08bQ",
+	"OxcraY51C25p6EKN/PwyudozQdniwtSjmK1upfqLi+c75tY7gLM2QuWISBiCy9mTWbIw54ilU0fE1tM/",
+	"jEWUOuuL1pCWq/AXsRQoI4WaLYypUXqCxhojdBefEWoGNgW00XVozzuXGzYMlt4BshVo2vvuhg0tvsH8",
+	"Y0il5iCD7SW3R9Ne8c7MjUFaMeZoZn+WvapAZdhfqoWFErk6z0t//z10UfwubnBlYUEXDKvdfnhApSRX",
+	"k61AJzlOg9tSkppSR14zfr1IC8FvHlTtuJqqLr2uwvEJZH8q7c0ZOG+KoUSSyw7jxH0mFD9gqvyix1aQ",
+	"cKGARIBB0ioBLNuEDjXGkfvVyRm6s20SEsRYO3N3OnSbJxaWCUIxdB8GCuKbYrFtW594laVXktueZf1v",
+	"MHGEv6aJxkMEDkUcC3IhunpMJXgwvwGVPSpBT2H9HLM6c38lP9IBizUmstxEOcD7F/q7W1UBcIjapR48",
+	"uxvnLUV8xbHEKV7y4pL2FvES/OauWkmJRdcQ6DSBaFHTrEnaArNE2tUtZGLJdx+XkS3DWl4mqVtsiyWe",
+	"PScu68gnfJw1l2k8W1f/EzNp58Snfv38Iuace5Dt/M6iu6zoVFGsSb6wv03z0qcqB0hK8pi4Ekpka79x",
+	"uO2ea20ehFSFNAIbE5Pkl7Pfqum8r0YiiDo5Jq5RaqN3IBA5wsDrLuNM9TEuE3hmk0oygpgHS5o4pEgg",
+	"2NHXFwhddP4WaLnHsRJZmpxMYH2jZiBchW8Nu+qcMupkZQqLdHplR4gYqLn1H5ZxgT1Papp95jxif3GL",
+	"N0K/FCMerclUlrjf77zUQy8xR8yXqrvZY1/MFqrFhpljPpnSzTD62eY+49l7ziaEc3mXHNzEvPAc5KnN",
+	"nd/eGtKD027tjeCQQCi29hr79iaPuMNEWPxcHmaB0NdC/a4H+h532UzF3eeP8aQpUjsup2obrqV7mG73",
+	"lrxAZyJiXZZc04/FDla93F/ghfvBaOCLb9tqNJq0PbXhVcMkmiRPRIgTOwPZA4LxJtaB9XTv8Ml2y76i",
+	"LLQH4kg5U6i9bdZzlA8iobzNk7gtl7iWBGYtKMGB2w6qFjU0Wwi36JbaoKL7C937PL/cQ8ks1XvbpIDm",
+	"lV8wNrDHkIA/8MAcQg2P6S8fcRIf1W20LDvLckTdi7E96iwfVWf5U76hrHmTKDFI2SRmz1rMzUd6Tolw",
+	"CyOCiGH+Xdtzi+SZqyIxdDXBuCEJlgmDCyyibW7+WDN/9Gxo1wBD5R4ZNmoJ/5YZz4ymhmzf8ei89cwZ",
+	"zhCebkM++g5vP8DEHmIAggMGqBR75bHPT8vNH9aYNr8k/ycwlyWBc4+c/pHTP3L6+3B6d5PWMZft+Hac",
+	"UkTDZbntZxVUw1wAgh869CViEfzaUAkcYfkmVwqkBwhYvqGh3bUaWrjCek2X9uFeJFXIXkoxWKnBpfiT",
+	"+Yina3zOdRMvMMZ+/o7jP4Px5Ng/Is0GEDMOD2FDMWwdrfQLmXhhUGrOYeG8HlUi4siw9aRfy9+rScmJ",
+	"EFpt7tJIqgkPyW+i49LiKlt/QxHFIqgTm/oyScGCae3R/okdGQGARlQ0qyapyVwSGSJkElRWJRRHQP+J",
+	"BBopG7tAyYDxkQbSwRuNw2K0nRzxNneBoRhFZzO69xnv1cnzZK/wdXINQzuHwwaJ6ES1CCWBm2d3JDHb",
+	"vI2UUxibMVLpUyab05gyDS48NBa8Z7PcomXZi4+3HhySEUabJ14mi3LOOZdcvQSzphmfUgmaL13ZZylB",
+	"CyBUKdmmMLd8uvNNQ8dsr6sDx7wU7Tlo1N56yLGE0pPTp1g5JKmRgjVhMFczFl/BKDpHnIT2hIctS5IZ",
+	"NXYvscBrq9H4uRT6hzSdW/oyqZQfVOgl9LpY4qWE8giMelDnWpTQpieoLiY8dK+HPtBY9/9VKmSO00DN",
+	"houkx4trX0yEKcOYOaZUZ16dDS1GLhdlUgKiXuQV+xEHr6xFj56dJbVqiOvlrdNu7BKjgbdAGrMb+LiB",
+	"mXOw7a/ZDXAzs6EUHV/5eJtsbvIuXOohmIe2r/sO/Hjo9q/xUVkgTnLqQQZz932whfiMXPnj5e5BhqB+",
+	"fOA+PnAf7IH75b1ov1QoNMuzyEQ+5DjnHBS0K6a+CAR95BI8eyDotOIWMExAl0+MZDE4mTHeZb6xoB3z",
+	"trK1ubb2m81MsmyXw6W99XxaxLTHc0tznTZnUoj9NDJPWYnbdsNgnBbkckmnzATM8pJkYFnpf5fwtGne",
+	"CLsH7o3g+3ZcJXqn9if14JdWjLyN/TQAaP9kHzHQjxjor8erE9qsbj6LLufQ0zp86ujZ+d3jOXc51X4o",
+	"ITSXI7GYzD5shGQ9xmlMTs7PvlFEipGGqjWZKeHybmmVphC4Bhhi2ke0s53qJK6+zTFoMZ6QmF0DCX54",
+	"cUnmeaJSYHUKyGLa2tzwKaGEERYkeO5WwAR3QfhG8CeYzaVeBd9P0uAs6NFwMisc5rvC8kXA5jF01MCH",
+	"FB+whQp4nmU+iEK+8pPmC/R4eERRVAofEfbMkTJmssnugcUYHj7dP9jGJJc22Z4aYYoeIWsO9xuQmPHr",
+	"JI9YPfd2ykjhr7tPDw+eHOw2EUoxm1k00WMLcoUWjGinS3lU9eu0M0UEB1vPHTPWBTYPXG5K00M/Onoe",
+	"0tGTe4tvebSFJ7hdysCrldta9nVNAsXLVLlSQBaxS7JV5knfThipptegklIvlpMKqa0zoTIrPBaG0kQD",
+	"xi0oy8WHUJ6zQ2QKf4LVtVp+4hBKsfDVNneOGUPNqTskiYTxupyqjcxstiv0sWzt7za3y0Nj7qX8d0vR",
+	"9H+iwJQ/Z5zJkqrXmuEmXt+fPuLkflfkIwWdLHjqXeb5xWPoyRcferL0BVyRYLPmnzYIpTSuZHMSa007",
+	"VWoeOgcl4htLeCvf0rUCSjY79EcFF6/GoB4hxp+BnvEYG5LFhizPbh8oRCQX7tHmuXiP9AmRf2LdM+Tj",
+	"kzPaDTkEqgRL0ifeF4QScWGVoDkOgScFDoFT/k6KngSlZt0CNkvkr/MLta3Drj9RNMgjw35k2F9UiMcK",
+	"3gDMAr4sVMuZWxL8VZpxn5JhUmyBcczHq/Awq+SgsTcvtqMH+hxoxLjlI58VZOsc86NjwW/5scFaD5XS",
+	"3m31YqAXYsCXRHg5vPg9Q3ywnNGXCL/CYmNzcFe2CNoD5RX1Kp3dLTm+FDGUjZ4Uf1t6bKwDt04200UI",
+	"qKXBVR8Pm5RWvp3rg8LtfkQjPSQaaaTymRgt6yjHH733q3W5Sl32LnCASKUFvqp5BFESYZKU70Ibq2Vv",
+	"SaHDcZ9qLLUUmJtjGV2dIBBvTGXk/Bo084O4pI6WSEpxSFgW+DNJ2VhWxLm8QHNxAeblU8y7Us2uvuPd",
+	"Kuzo04CLbBXnR1TRI6roy35IZGpjvn7pLx+MHJ6qDoo/3n0oTMg4Urno8oQ/p4qlreFRXqMkKYKCJRML",
+	"ilhiZJdfvDJfIGmLYiVLVN15hCX5li59uO2C9vIlL2cLoaTxVW2eK3BaVAmlmlblpDpXbcSVZkwwIm3e",
+	"5kntP1x1NS3b51XvjAATbaBoomEoRlwTGsdpnUFMC7nf2K23+TmGxUFEupTFIwkKd868z5KGQtoYSfOb",
+	"XRmhUSTNXpr+9puHriRjmwfnoOWkhsIt8T+W1Flj3EmwtQVQuXRZVo4sLTeQnj/7QiSPlUf+rJVHLuZX",
+	"9C0uQGLZrK1vXviEP/dqg6K2myQXz7PSDsSC98y/6uSyb5FkKYdQfTFWZNwXqAJjwaY2ZxzLkjKtEqiC",
+	"rfeaDkQVGUMcm/81vznQQotQomnPRWxzNBakXArLmbZ5Ym7aa+yTPkioT2EXkiG+wfoSJHC78DuL7gJX",
+	"NlQRpkvTaWJKqfV0748FbihTNS9nM8p/tcCGLxSnMBvvMldFWhJcZx6YdXLsClj3hctXLcZc+eVWZN4f",
+	"5nxhHUiwdG2OGaxbnnZhnWQ25YC1SrVIVjg/0VkQk4TZFPCV63pu86zrcsTdmlftEWr3mAN62RzQJdds",
+	"TTBewldnZMeXKzS+blHx50m/XEroq9GkafeJUy5fYFmDUWxe/8oWmsdnqxFuaEK19VHHfTon5fIGRMu9",
+	"Taff006H9oDYIl3kRKxmy1wLFrfx0T/qc3gRo3qEVvwJ021+Me/3hUmVy3n0gyHlLvvQ5qn5kDmHVBIj",
+	"g4iOICvHzBzHLk+ojGmUXdkx5OfmA/OUcFw5w99JEUPVObvN+wMtF0f2O1sEEZhso60znZ91xwUuufOv",
+	"6cTmQPM+B0a/MR9Z3vM1m1p5JQ7+icByjzz8kYd/BTw8S5dcZqlZx2P2wbSRN8VR4+8xWtdoz8fvTglT",
+	"LRIM6LXRhXnwjUqtrq6cYZfFTqV2P4RiyLDAvR3B/o9q860dMQROh6xuLnKVpP+c0EG8bU2+rmtMkT82",
+	"s+iCDvsQoTm2mkXxD8zpMt5rc8GBdCY2lybj1yg3rEFXsl5fE8QHXp2/tqx7JA0b7Gs9bO3sxCKkcV8o",
+	"3XrWeNZAJuw29/cC7wcWYU+8cRiSan4UI8xikrBRs+mz8KcLTbvdxIis6iSNR+XUiqpBPuMMvvPR6mXG",
+	"MQLXk2dDKcyWe6NaSpgdFnO9gRjGYHHnKCdckB7RQAfuaLyusiyvs905VLWqEs3Ca9CqSkIax6pqRaqq",
+	"Eszeb7ErVF0r0gE9BuCOdp1D08/z5UbNwUFnB34/lbnVSucOKBaBmputtWUJYSp/JX7Y5n76VUsdbjqY",
+	"QXB2Gml2OrMOmYcw+nvoYRjvPtz9vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -872,8 +872,8 @@ func TestMediaTypeIsCaseInsensitive(t *testing.T) {
 	// A Content-Type whose parameters cannot be read is refused as such, not
 	// guessed at (the form decoder failed on it: a 500).
 	for _, tc := range []struct{ path, contentType, body string }{
-		{"/users/login", "application/x-www-form-urlencoded; charset=", "grant_type=password&username=ada%40example.com&password=x"},
-		{"/auth/refresh", "application/x-www-form-urlencoded; foo", "grant_type=refresh_token&refresh_token=x"},
+		{"/auth/token", "application/x-www-form-urlencoded; charset=", "grant_type=password&username=ada%40example.com&password=x"},
+		{"/auth/token", "application/x-www-form-urlencoded; foo", "grant_type=refresh_token&refresh_token=x"},
 		{"/customers/" + grace.Id, `application/json; charset="latin1`, `{"notes":"open quote"}`},
 	} {
 		method := http.MethodPost

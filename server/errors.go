@@ -118,6 +118,24 @@ const deadlineHint = "the database did not answer within the time one operation 
 // maxItems of Problem.errors).
 const maxListedFields = 50
 
+// tokenEndpoint is the route of the OAuth 2.0 token endpoint.
+const tokenEndpoint = "/auth/token"
+
+// oauthError is RFC 6749's error code (section 5.2) for a problem of the
+// token endpoint.
+func oauthError(p problem) string {
+	switch {
+	case p.kind == kindBadCredentials:
+		return "invalid_grant"
+	case slices.ContainsFunc(p.fields, func(f fieldProblem) bool { return f.Pointer == "/grant_type" }):
+		return "unsupported_grant_type"
+	case p.kind.status >= 500:
+		return "server_error"
+	default:
+		return "invalid_request"
+	}
+}
+
 func writeProblem(c echo.Context, p problem) {
 	doc := gen.Problem{
 		Type:      problemTypePrefix + p.kind.slug,
@@ -138,6 +156,11 @@ func writeProblem(c echo.Context, p problem) {
 			}
 		}
 		doc.Errors = &errs
+	}
+	if c.Path() == tokenEndpoint {
+		// What OAuth 2.0 clients show of a failed grant (Swagger UI's
+		// Authorize dialog showed only "Unauthorized").
+		doc.Error, doc.ErrorDescription = ptr(oauthError(p)), &p.detail
 	}
 	h := c.Response().Header()
 	for k, v := range p.headers {
@@ -168,7 +191,7 @@ func toProblem(err error, route string) problem {
 			headers: map[string]string{"Accept-Encoding": "identity"}}
 	}
 	if errors.Is(err, errContentType) {
-		return problem{kind: kindUnsupportedMedia, detail: "The Content-Type header cannot be read (a parameter without a value, or an open quote): send application/json, or application/x-www-form-urlencoded to sign in."}
+		return problem{kind: kindUnsupportedMedia, detail: "The Content-Type header cannot be read (a parameter without a value, or an open quote): send application/json (application/x-www-form-urlencoded to /auth/token)."}
 	}
 	if errors.Is(err, errCharset) {
 		return problem{kind: kindUnsupportedMedia, detail: "Send the body in UTF-8: no other charset is read."}

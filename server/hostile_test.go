@@ -160,7 +160,7 @@ type hostileCase struct {
 }
 
 func hostileCases(f *hostileFixture) []hostileCase {
-	const login, form = "/users/login", "application/x-www-form-urlencoded"
+	const login, token, form = "/users/login", "/auth/token", "application/x-www-form-urlencoded"
 	adminPW := f.admin.password
 	oid := `{"$oid":"` + f.customer.Id + `"}`
 	sqlish := "000000000000000000000000'||'1'=='1"
@@ -181,10 +181,10 @@ func hostileCases(f *hostileFixture) []hostileCase {
 		{name: "login regex text as email", method: "POST", path: login, body: `{"email":".*","password":"` + adminPW + `"}`, status: 401, typ: "invalid-credentials"},
 		{name: "login anchored regex text as email", method: "POST", path: login, body: `{"email":"^ada","password":"` + adminPW + `"}`, status: 401, typ: "invalid-credentials"},
 		{name: "login SQL-style tautology", method: "POST", path: login, body: `{"email":"ada@example.com' || '1'=='1","password":"' or 1=1 --"}`, status: 401, typ: "invalid-credentials"},
-		{name: "login form $ne", method: "POST", path: login, ct: form, body: "username[$ne]=x&password[$ne]=x&grant_type=password", fields: []string{"/username", "/password"}},
-		{name: "login form password $ne", method: "POST", path: login, ct: form, body: "username=ada%40example.com&password[$ne]=x&grant_type=password", fields: []string{"/password"}},
-		{name: "login form username $regex", method: "POST", path: login, ct: form, body: "username[$regex]=.*&password=" + url.QueryEscape(adminPW) + "&grant_type=password", fields: []string{"/username"}},
-		{name: "login form grant_type $ne", method: "POST", path: login, ct: form, body: "username=ada%40example.com&password=x&grant_type[$ne]=x", fields: []string{"/grant_type"}},
+		{name: "login form $ne", method: "POST", path: token, ct: form, body: "username[$ne]=x&password[$ne]=x&grant_type=password", fields: []string{"/username", "/password"}},
+		{name: "login form password $ne", method: "POST", path: token, ct: form, body: "username=ada%40example.com&password[$ne]=x&grant_type=password", fields: []string{"/password"}},
+		{name: "login form username $regex", method: "POST", path: token, ct: form, body: "username[$regex]=.*&password=" + url.QueryEscape(adminPW) + "&grant_type=password", fields: []string{"/username"}},
+		{name: "login form grant_type $ne", method: "POST", path: token, ct: form, body: "username=ada%40example.com&password=x&grant_type[$ne]=x", fields: []string{"/grant_type"}},
 
 		// Refresh and logout: an operator would rotate or revoke someone's tokens.
 		{name: "refresh token $ne", method: "POST", path: "/auth/refresh", body: `{"refresh_token":{"$ne":null}}`, fields: []string{"/refresh_token"}},
@@ -406,11 +406,11 @@ func TestProblemsSayWhatIsWrong(t *testing.T) {
 			"invalid-input", "/scheduled_at", "write \"T\" and \"Z\" in upper case", 0},
 		{"a byte order mark before the JSON", "POST", "/customers", "application/json", "\ufeff" + `{"name":"A","email":"a@example.org"}`,
 			"malformed-body", "", "starts with a byte order mark (U+FEFF); send it without one", 0},
-		{"a byte order mark before a form", "POST", "/users/login", "application/x-www-form-urlencoded", "\ufeffgrant_type=password&username=ada%40example.com&password=x",
+		{"a byte order mark before a form", "POST", "/auth/token", "application/x-www-form-urlencoded", "\ufeffgrant_type=password&username=ada%40example.com&password=x",
 			"malformed-body", "", "starts with a byte order mark (U+FEFF); send it without one", 0},
-		{"a NUL in a form's password", "POST", "/users/login", "application/x-www-form-urlencoded", "grant_type=password&username=ada%40example.com&password=a%00b",
+		{"a NUL in a form's password", "POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=password&username=ada%40example.com&password=a%00b",
 			"invalid-input", "/password", "must be UTF-8 text without NUL characters", 0},
-		{"a form's username that is not UTF-8", "POST", "/users/login", "application/x-www-form-urlencoded", "grant_type=password&username=%FF%40example.com&password=x",
+		{"a form's username that is not UTF-8", "POST", "/auth/token", "application/x-www-form-urlencoded", "grant_type=password&username=%FF%40example.com&password=x",
 			"invalid-input", "/username", "must be UTF-8 text without NUL characters", 0},
 		{"a date-time in year 10000 in UTC", "POST", "/interactions", "application/json", `{"customer_id":"` + c.Id + `","type":"Call","scheduled_at":"9999-12-31T23:00:00-05:00"}`,
 			"invalid-input", "/scheduled_at", "in UTC, its year must be from 0000 to 9999", 0},
@@ -617,7 +617,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{name: "healthz", method: "GET", path: "/healthz", status: 200},
 		{name: "readyz", method: "GET", path: "/readyz", status: 200},
 		{name: "login", method: "POST", path: "/users/login", ct: "application/json", body: fmt.Sprintf(`{"email":"ada@example.com","password":%q}`, admin.password), status: 200, noStore: true},
-		{name: "login form", method: "POST", path: "/users/login", ct: "application/x-www-form-urlencoded", body: "grant_type=password&username=ada%40example.com&password=" + url.QueryEscape(admin.password), status: 200, noStore: true},
+		{name: "token form", method: "POST", path: "/auth/token", ct: "application/x-www-form-urlencoded", body: "grant_type=password&username=ada%40example.com&password=" + url.QueryEscape(admin.password), status: 200, noStore: true},
 		{name: "login failure", method: "POST", path: "/users/login", ct: "application/json", body: `{"email":"ada@example.com","password":"wrong password"}`, status: 401},
 		{name: "refresh", method: "POST", path: "/auth/refresh", ct: "application/json", body: fmt.Sprintf(`{"refresh_token":%q}`, refresh()), status: 200, noStore: true},
 		{name: "logout", method: "POST", path: "/auth/logout", ct: "application/json", body: fmt.Sprintf(`{"refresh_token":%q}`, refresh()), status: 204},

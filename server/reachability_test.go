@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,6 +61,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 	const (
 		jsonType  = "application/json"
 		mergeType = "application/merge-patch+json"
+		formType  = "application/x-www-form-urlencoded"
 		wrongType = "text/plain"
 		badID     = "not-an-id"
 		nowhere   = "0123456789abcdef01234567" // no record has this id
@@ -176,6 +178,21 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		row("POST /auth/refresh", 401, "invalid-credentials", "unknown refresh token", "/auth/refresh", "", jsonType, `{"refresh_token":"no-such-refresh-token"}`),
 		row("POST /auth/refresh", 413, "payload-too-large", "body over 1 MiB", "/auth/refresh", "", jsonType, big),
 		row("POST /auth/refresh", 415, "unsupported-media-type", "text body", "/auth/refresh", "", wrongType, refreshable.RefreshToken),
+
+		row("POST /auth/token", 200, "", "right password", "/auth/token", "", formType, url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {admin.password}}.Encode()),
+		row("POST /auth/token", 400, "invalid-input", "no password", "/auth/token", "", formType, url.Values{"grant_type": {"password"}, "username": {admin.Email}}.Encode()),
+		row("POST /auth/token", 401, "invalid-credentials", "unknown refresh token", "/auth/token", "", formType, "grant_type=refresh_token&refresh_token=no-such-refresh-token"),
+		row("POST /auth/token", 413, "payload-too-large", "body over 1 MiB", "/auth/token", "", formType, big),
+		row("POST /auth/token", 415, "unsupported-media-type", "JSON body", "/auth/token", "", jsonType, `{"grant_type":"password"}`),
+		{op: "POST /auth/token", status: 429, typ: "too-many-requests", cause: "fourth attempt after three failures", do: func(t *testing.T) (*http.Response, []byte) {
+			guess := "grant_type=password&username=locked.token%40example.com&password=a+wrong+guess"
+			for range 3 {
+				if res, body := send(t, http.MethodPost, "/auth/token", "", formType, guess); res.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("failed sign-in: %d %s", res.StatusCode, body)
+				}
+			}
+			return send(t, http.MethodPost, "/auth/token", "", formType, guess)
+		}},
 
 		row("POST /auth/logout", 204, "", "refresh token", "/auth/logout", "", jsonType, fmt.Sprintf(`{"refresh_token":%q}`, leaving.RefreshToken)),
 		row("POST /auth/logout", 400, "malformed-body", "not JSON", "/auth/logout", "", jsonType, `{"refresh_token":`),
@@ -379,6 +396,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 		row("GET /users/me", 500, "internal", "own record unreadable", "/users/me", broken.token, "", ""),
 		row("POST /users/login", 500, "internal", "user record unreadable", "/users/login", "", jsonType, fmt.Sprintf(`{"email":%q,"password":%q}`, broken.Email, broken.password)),
 		row("POST /auth/refresh", 500, "internal", "user record unreadable", "/auth/refresh", "", jsonType, fmt.Sprintf(`{"refresh_token":%q}`, brokenSession.RefreshToken)),
+		row("POST /auth/token", 500, "internal", "user record unreadable", "/auth/token", "", formType, url.Values{"grant_type": {"password"}, "username": {broken.Email}, "password": {broken.password}}.Encode()),
 		row("POST /auth/logout", 500, "internal", "refresh token record unreadable", "/auth/logout", "", jsonType, fmt.Sprintf(`{"refresh_token":%q}`, unreadableToken.RefreshToken)),
 		row("POST /users", 500, "internal", "idempotency record unreadable", "/users", admin.token, jsonType, keyedUser, "Idempotency-Key", "keyed-user"),
 		row("GET /users", 500, "internal", "a user record unreadable", "/users", admin.token, "", ""),
@@ -410,6 +428,7 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 	for _, r := range []struct{ op, path, contentType, body, token string }{
 		{"POST /users/login", "/users/login", jsonType, fmt.Sprintf(`{"email":%q,"password":%q}`, admin.Email, admin.password), ""},
 		{"POST /auth/refresh", "/auth/refresh", jsonType, `{"refresh_token":"any-refresh-token"}`, ""},
+		{"POST /auth/token", "/auth/token", formType, "grant_type=refresh_token&refresh_token=any-refresh-token", ""},
 		{"POST /auth/logout", "/auth/logout", jsonType, `{"refresh_token":"any-refresh-token"}`, ""},
 		{"POST /users", "/users", jsonType, `{"name":"Late User","email":"late.user@example.com","password":"late user password"}`, admin.token},
 		{"GET /users", "/users", "", "", admin.token},

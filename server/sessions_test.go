@@ -312,12 +312,17 @@ func TestPasswordChange(t *testing.T) {
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/current_password")
 }
 
-func TestPasswordGrantForm(t *testing.T) {
+// TestTokenEndpoint: POST /auth/token takes the OAuth 2.0 password and
+// refresh token grants as forms, as Swagger UI's Authorize dialog and other
+// OAuth 2.0 clients send them, and answers failures with RFC 6749's error
+// members beside the problem's.
+func TestTokenEndpoint(t *testing.T) {
 	e := newEnv(t)
 	admin := e.bootstrap()
-	form := url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {admin.password}, "scope": {""}, "client_id": {"swagger-ui"}}
-	res, body := e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
-	if res.StatusCode != http.StatusOK {
+	const form = "application/x-www-form-urlencoded"
+	grant := url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {admin.password}, "scope": {""}, "client_id": {"swagger-ui"}}
+	res, body := e.raw(http.MethodPost, "/auth/token", "", form, grant.Encode())
+	if res.StatusCode != http.StatusOK || res.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("password grant: %d %s", res.StatusCode, body)
 	}
 	var tok gen.TokenResponse
@@ -326,14 +331,32 @@ func TestPasswordGrantForm(t *testing.T) {
 	}
 	e.check.secret(tok.RefreshToken)
 
-	form.Set("grant_type", "client_credentials")
-	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	oauthError := func(body []byte, want string) {
+		t.Helper()
+		var p gen.Problem
+		if err := json.Unmarshal(body, &p); err != nil || p.Error == nil || *p.Error != want || p.ErrorDescription == nil || *p.ErrorDescription != *p.Detail {
+			t.Errorf("want error %q and error_description = detail: %s", want, body)
+		}
+	}
+	wrong := url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {"not the password"}}
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, wrong.Encode())
+	wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials")
+	oauthError(body, "invalid_grant")
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"grant_type": {"password"}, "username": {admin.Email}}.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/password")
+	oauthError(body, "invalid_request")
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"grant_type": {"client_credentials"}}.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+	oauthError(body, "unsupported_grant_type")
+	// Other operations' problems have no OAuth members.
+	res, body = e.raw(http.MethodPost, "/users/login", "", "application/json", `{"email":"`+admin.Email+`","password":"not the password"}`)
+	if p := wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials"); p.Error != nil {
+		t.Errorf("POST /users/login answered an OAuth error: %s", body)
+	}
 
-	// The refresh token grant, as OAuth 2.0 clients send it to the spec's
-	// refreshUrl: the token rotates as with a JSON body.
+	// The refresh token grant rotates the token as POST /auth/refresh does.
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {"postman"}}
-	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", refresh.Encode())
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, refresh.Encode())
 	var next gen.TokenResponse
 	if err := json.Unmarshal(body, &next); res.StatusCode != http.StatusOK || err != nil || next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken {
 		t.Fatalf("refresh token grant: %d %s", res.StatusCode, body)
@@ -342,28 +365,32 @@ func TestPasswordGrantForm(t *testing.T) {
 	if status, _ := e.refresh(tok.RefreshToken); status != http.StatusUnauthorized {
 		t.Errorf("the refresh token spent by the form grant still works: %d", status)
 	}
-	refresh.Set("refresh_token", next.RefreshToken)
-	refresh.Set("grant_type", "password")
-	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", refresh.Encode())
-	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"grant_type": {"refresh_token"}}.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/refresh_token")
 
 	// A field given twice is refused (RFC 6749 section 3.2), not read as its
-	// first value; and the refused refresh token stays unspent.
-	form.Set("grant_type", "password")
-	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
-	var fresh gen.TokenResponse
-	if err := json.Unmarshal(body, &fresh); res.StatusCode != http.StatusOK || err != nil {
+	// first value; and the refused refresh token stays unspent. (Sending
+	// tok again above revoked next with it: a new sign-in.)
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, grant.Encode())
+	if err := json.Unmarshal(body, &next); res.StatusCode != http.StatusOK || err != nil {
 		t.Fatalf("password grant: %d %s", res.StatusCode, body)
 	}
-	e.check.secret(fresh.RefreshToken)
-	form.Add("username", "someone.else@example.com")
-	res, body = e.raw(http.MethodPost, "/users/login", "", "application/x-www-form-urlencoded", form.Encode())
+	e.check.secret(next.RefreshToken)
+	grant.Add("username", "someone.else@example.com")
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, grant.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/username")
-	twice := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh.RefreshToken, "another"}}
-	res, body = e.raw(http.MethodPost, "/auth/refresh", "", "application/x-www-form-urlencoded", twice.Encode())
+	twice := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next.RefreshToken, "another"}}
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, twice.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/refresh_token")
-	if status, _ := e.refresh(fresh.RefreshToken); status != http.StatusOK {
+	if status, _ := e.refresh(next.RefreshToken); status != http.StatusOK {
 		t.Errorf("the refresh token of a refused form no longer works: %d", status)
+	}
+
+	// Sign-in and refresh themselves take JSON only: a generator that met two
+	// media types on one operation sent neither correctly.
+	for _, path := range []string{"/users/login", "/auth/refresh"} {
+		res, body = e.raw(http.MethodPost, path, "", form, refresh.Encode())
+		wantProblem(t, http.StatusUnsupportedMediaType, body, res.StatusCode, "unsupported-media-type")
 	}
 }
 

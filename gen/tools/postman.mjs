@@ -79,6 +79,12 @@ const plan = [
         needs: { refreshToken: "sign in first: run Start here" },
         save: { accessToken: "access_token", refreshToken: "refresh_token" },
       },
+      {
+        op: "requestToken",
+        form: { grant_type: "refresh_token", refresh_token: "{{refreshToken}}" },
+        needs: { refreshToken: "sign in first: run Start here" },
+        save: { accessToken: "access_token", refreshToken: "refresh_token" },
+      },
     ],
   },
   {
@@ -339,8 +345,11 @@ function request(step) {
     item.request.body.raw = step.body
       ? JSON.stringify(step.body, null, 2)
       : randomPasswords(uniqueEmails(replaceIds(item.request.body.raw)));
+  } else if (step.form) {
+    // Asked for raw bodies, the converter leaves out a body that can only be a form.
+    item.request.body = { mode: "urlencoded", urlencoded: Object.entries(step.form).map(([key, value]) => ({ key, value })) };
   } else if (step.body) {
-    fail(`${step.op}: the plan gives a body, but the converter's request has no JSON body`);
+    fail(`${step.op}: the plan gives a body, but the converter's request has no body of that kind`);
   }
 
   // Tests: the status is one the spec lists, and the one this run expects;

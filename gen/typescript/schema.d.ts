@@ -16,11 +16,8 @@ export interface paths {
         /**
          * Sign in with email and password
          * @description Exchanges an email and password for a short-lived access token (a JWT to send as
-         *     `Authorization: Bearer <token>`) and a refresh token.
-         *
-         *     Also accepts the OAuth 2.0 password grant as a form
-         *     (`grant_type=password&username=...&password=...`), which is what Swagger UI's
-         *     **Authorize** dialog sends.
+         *     `Authorization: Bearer <token>`) and a refresh token. OAuth 2.0 clients, such as
+         *     Swagger UI's **Authorize** dialog, sign in at `POST /auth/token` instead.
          *
          *     Unknown email, wrong password and deactivated account all get the same 401.
          *     Repeated failures for one account or from one client address get 429 with a
@@ -50,6 +47,30 @@ export interface paths {
          *     token was copied.
          */
         post: operations["refreshToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OAuth 2.0 token endpoint
+         * @description The OAuth 2.0 token endpoint (RFC 6749), for OAuth 2.0 clients such as Swagger UI's
+         *     **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
+         *     signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
+         *     rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
+         *     problem documents also carry RFC 6749's `error` and `error_description`.
+         */
+        post: operations["requestToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -834,30 +855,26 @@ export interface components {
              */
             password: string;
         };
-        /** @description The OAuth 2.0 password grant (RFC 6749 section 4.3); `username` is the email. */
-        PasswordGrantRequest: {
+        /**
+         * @description An OAuth 2.0 grant: the password grant (RFC 6749 section 4.3; `username` is the email)
+         *     or the refresh token grant (section 6).
+         */
+        TokenGrantRequest: {
             /** @enum {string} */
-            grant_type: "password";
-            /** @example ada@example.com */
-            username: string;
+            grant_type: "password" | "refresh_token";
+            /**
+             * @description The email, with `grant_type=password`.
+             * @example ada@example.com
+             */
+            username?: string;
             /**
              * Format: password
+             * @description With `grant_type=password`.
              * @example correct horse battery staple
              */
-            password: string;
-            /** @description Ignored; the role decides what a user may do. */
-            scope?: string;
-            /** @description Ignored. */
-            client_id?: string;
-            /** @description Ignored. */
-            client_secret?: string;
-        };
-        /** @description The OAuth 2.0 refresh token grant (RFC 6749 section 6), as OAuth 2.0 clients send it to the `refreshUrl`. */
-        RefreshGrantRequest: {
-            /** @enum {string} */
-            grant_type: "refresh_token";
-            /** @example 3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c */
-            refresh_token: string;
+            password?: string;
+            /** @description With `grant_type=refresh_token`. */
+            refresh_token?: string;
             /** @description Ignored; the role decides what a user may do. */
             scope?: string;
             /** @description Ignored. */
@@ -921,7 +938,7 @@ export interface components {
              *     | type | status | when |
              *     |---|---|---|
              *     | `urn:crm:problem:invalid-input` | 400 | a parameter or body field is invalid, given twice, or not UTF-8 text; `errors[]` names each one |
-             *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, on sign-in): a syntax error, a byte order mark, a second value after the first |
+             *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, at `/auth/token`): a syntax error, a byte order mark, a second value after the first |
              *     | `urn:crm:problem:unauthorized` | 401 | no token, or one that is malformed, expired or revoked |
              *     | `urn:crm:problem:invalid-credentials` | 401 | wrong email or password, or a refresh token that is wrong, spent or revoked |
              *     | `urn:crm:problem:forbidden` | 403 | signed in, but your role does not allow this |
@@ -969,6 +986,13 @@ export interface components {
             request_id?: string;
             /** @description Each invalid field or parameter, the first 50 of them when there are more (`detail` gives how many there are). */
             errors?: components["schemas"]["FieldError"][];
+            /**
+             * @description Only from `/auth/token`: the error code of RFC 6749 section 5.2 (`invalid_grant` for wrong credentials), which OAuth 2.0 clients show.
+             * @example invalid_grant
+             */
+            error?: string;
+            /** @description Only from `/auth/token`, beside `error`: the same text as `detail`. */
+            error_description?: string;
         };
         FieldError: {
             /**
@@ -1391,14 +1415,6 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["LoginRequest"];
-                /**
-                 * @example {
-                 *       "grant_type": "password",
-                 *       "username": "ada@example.com",
-                 *       "password": "correct horse battery staple"
-                 *     }
-                 */
-                "application/x-www-form-urlencoded": components["schemas"]["PasswordGrantRequest"];
             };
         };
         responses: {
@@ -1436,13 +1452,6 @@ export interface operations {
                  *     }
                  */
                 "application/json": components["schemas"]["RefreshRequest"];
-                /**
-                 * @example {
-                 *       "grant_type": "refresh_token",
-                 *       "refresh_token": "3q2-7wAAAAD0bU3yJ0sR9Vn0x9xkQ5n6v1yL8H0aQ2c"
-                 *     }
-                 */
-                "application/x-www-form-urlencoded": components["schemas"]["RefreshGrantRequest"];
             };
         };
         responses: {
@@ -1460,6 +1469,45 @@ export interface operations {
             401: components["responses"]["InvalidCredentials"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    requestToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "grant_type": "password",
+                 *       "username": "ada@example.com",
+                 *       "password": "correct horse battery staple"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": components["schemas"]["TokenGrantRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in, or new tokens. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["InvalidCredentials"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
