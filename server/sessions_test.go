@@ -435,53 +435,47 @@ func TestParallelGuessesAreThrottled(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if statuses[http.StatusUnauthorized] > api.DefaultThrottleLimits.PerAccountAndIP || statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != guesses {
-		t.Errorf("%d guesses at once: %v; want at most %d password checks (401), the rest 429",
+	// Every guess let through is checked and fails, and one is refused only
+	// once the limit's worth are let through: exactly that many 401s.
+	if statuses[http.StatusUnauthorized] != api.DefaultThrottleLimits.PerAccountAndIP || statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != guesses {
+		t.Fatalf("%d guesses at once: %v; want %d password checks (401), the rest 429",
 			guesses, statuses, api.DefaultThrottleLimits.PerAccountAndIP)
 	}
 	// And once they are decided, the owner is locked out for the window,
 	// as after guesses one at a time.
 	res, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, admin.Email, admin.password))
-	if statuses[http.StatusUnauthorized] == api.DefaultThrottleLimits.PerAccountAndIP && res.StatusCode != http.StatusTooManyRequests {
+	if res.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the right password after %d failures: %d, want 429", statuses[http.StatusUnauthorized], res.StatusCode)
 	}
 }
 
+// What a lockout looks like over HTTP. The counting, the windows and their
+// end are TestThrottle* in api/, on a clock of the test's own: here the window
+// is long enough that no machine is slow enough for it to end.
 func TestLoginThrottling(t *testing.T) {
-	window := 2 * time.Second
+	window := time.Hour
 	e := newEnv(t, withThrottle(api.ThrottleLimits{Window: window, PerAccountAndIP: 3, PerIP: 6, PerAccount: 100}))
 	admin := e.bootstrap()
-	login := func(email, password string) *http.Response {
-		res, _ := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
-		return res
+	login := func(email, password string) (*http.Response, []byte) {
+		return e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
 	}
 
-	start := time.Now()
 	for range 3 {
-		if res := login(admin.Email, "wrong password"); res.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("failure before the limit: %d", res.StatusCode)
+		if res, body := login(admin.Email, "wrong password"); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure before the limit: %d %s", res.StatusCode, body)
 		}
 	}
-	// Over the limit: even the right password is refused until the window ends.
-	res, body := e.raw(http.MethodPost, "/users/login", "", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, admin.Email, admin.password))
+	// Over the limit: even the right password is refused, with a problem
+	// and the time to wait.
+	res, body := login(admin.Email, admin.password)
 	wantProblem(t, http.StatusTooManyRequests, body, res.StatusCode, "too-many-requests")
 	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
-	if err != nil || retry < 1 || retry > int(window.Seconds())+1 {
-		t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+	if err != nil || retry < 1 || retry > int(window.Seconds()) {
+		t.Errorf("Retry-After %q, want 1 to %d seconds", res.Header.Get("Retry-After"), int(window.Seconds()))
 	}
-	// A flood while locked does not extend the lock.
-	for range 10 {
-		login(admin.Email, "still wrong")
-	}
-	// Other accounts from this address still have their own count, up to the
-	// per-address limit.
-	if res := login("someone.else@example.com", "guess"); res.StatusCode != http.StatusUnauthorized {
-		t.Errorf("another account is locked too: %d", res.StatusCode)
-	}
-
-	time.Sleep(time.Until(start.Add(window + 200*time.Millisecond)))
-	if res := login(admin.Email, admin.password); res.StatusCode != http.StatusOK {
-		t.Errorf("the owner is still locked out after the window: %d", res.StatusCode)
+	// The lockout is the account's from this address, not the address's.
+	if res, body := login("someone.else@example.com", "guess"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another account is locked too: %d %s", res.StatusCode, body)
 	}
 }
 
