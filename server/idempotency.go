@@ -25,8 +25,24 @@ import (
 const (
 	idempotencyHeader = "Idempotency-Key"
 	replayedHeader    = "Idempotent-Replayed"
-	// idempotencyTTL is how long a key is remembered.
+	// idempotencyTTL is how long a key is remembered once its request is answered.
 	idempotencyTTL = 24 * time.Hour
+	// idempotencyRunLimit bounds the first request with a key: its context
+	// ends then, so its database operations stop. A minute is what the
+	// server's WriteTimeout (60 s, server/cli) leaves a handler anyway: a
+	// response written later never reaches the client.
+	idempotencyRunLimit = time.Minute
+	// idempotencyLease is how long a key stays claimed while its first request
+	// runs. A claim older than this was abandoned — the process died, or
+	// storing the outcome failed — and a retry takes the key over instead of
+	// being refused with 409 for the whole idempotencyTTL. It is the run limit
+	// plus a minute: for operations the store lets finish after a cancellation
+	// (an undo, each bounded by CRM_DB_TIMEOUT, 5 s by default) and for clocks
+	// of API processes sharing a database that disagree. A shorter lease risks
+	// a retry running while the first request still writes, which is the
+	// duplicate that keys exist to prevent; a longer one only makes retries
+	// after a crash wait longer.
+	idempotencyLease = idempotencyRunLimit + time.Minute
 	// idempotencyWait bounds how long a retry waits for the first request with
 	// its key to finish before giving up with 409.
 	idempotencyWait = 10 * time.Second
@@ -62,12 +78,12 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 
 			deadline := time.Now().Add(idempotencyWait)
 			for {
-				existing, err := st.ClaimIdempotencyKey(req.Context(), recordKey, requestHash, idempotencyTTL)
+				claim, existing, err := st.ClaimIdempotencyKey(req.Context(), recordKey, requestHash, idempotencyLease)
 				switch {
 				case err != nil:
 					return err
-				case existing == nil:
-					return handleFirst(c, st, log, recordKey, next)
+				case claim != nil:
+					return handleFirst(c, st, log, *claim, next)
 				case existing.RequestHash != requestHash:
 					return &api.UnprocessableError{Kind: "idempotency-key-reuse",
 						Detail: "This Idempotency-Key was used with a different request (another body or operation); use a new key for a new request.",
@@ -90,17 +106,36 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 // handleFirst runs the request that claimed the key and stores its response if
 // it created something; otherwise it releases the key, so that a retry runs
 // again (nothing was created that a retry could duplicate).
-func handleFirst(c echo.Context, st *store.Store, log *slog.Logger, recordKey string, next echo.HandlerFunc) error {
+func handleFirst(c echo.Context, st *store.Store, log *slog.Logger, claim store.IdempotencyClaim, next echo.HandlerFunc) error {
+	req := c.Request()
+	// Record the outcome even if the client has gone: its retry will come.
+	// (Each store operation has its own timeout.)
+	ctx := context.WithoutCancel(req.Context())
+	runCtx, cancel := context.WithTimeout(req.Context(), idempotencyRunLimit)
+	c.SetRequest(req.WithContext(runCtx))
 	rec := &recorder{ResponseWriter: c.Response().Writer}
 	c.Response().Writer = rec
+	defer func() {
+		cancel()
+		// The middleware before this one sees the request's own context
+		// again, not the run limit's, which is over now.
+		c.SetRequest(c.Request().WithContext(req.Context()))
+		c.Response().Writer = rec.ResponseWriter
+		if r := recover(); r != nil {
+			// The handler panicked: the recovery middleware answers 500,
+			// and the client will retry, so the key must not stay claimed.
+			// Then panic on, for that middleware to log it.
+			if err := st.ReleaseIdempotencyKey(ctx, claim); err != nil {
+				log.ErrorContext(ctx, "releasing the Idempotency-Key of a request that panicked", "request_id", requestID(c), "error", err)
+			}
+			panic(r)
+		}
+	}()
 	err := next(c)
-	c.Response().Writer = rec.ResponseWriter
 
-	// Record the outcome even if the client has gone: its retry will come.
-	ctx := context.WithoutCancel(c.Request().Context())
 	status := c.Response().Status
 	if err != nil || status < 200 || status > 299 {
-		if releaseErr := st.ReleaseIdempotencyKey(ctx, recordKey); releaseErr != nil && err == nil {
+		if releaseErr := st.ReleaseIdempotencyKey(ctx, claim); releaseErr != nil && err == nil {
 			err = releaseErr
 		}
 		return err
@@ -112,8 +147,9 @@ func handleFirst(c echo.Context, st *store.Store, log *slog.Logger, recordKey st
 		}
 	}
 	// The response is out; failing to store it only means that a retry would
-	// find the key pending until it expires, which the log should say.
-	if err := st.CompleteIdempotencyKey(ctx, recordKey, status, headers, rec.body.Bytes()); err != nil {
+	// find the key pending until its lease runs out, and then run again, which
+	// the log should say.
+	if err := st.CompleteIdempotencyKey(ctx, claim, idempotencyTTL, status, headers, rec.body.Bytes()); err != nil {
 		log.ErrorContext(ctx, "storing a response for idempotent replay", "request_id", requestID(c), "error", err)
 	}
 	return nil

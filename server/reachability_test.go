@@ -103,8 +103,9 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 
 	// A create whose server died after creating and before storing the
 	// response for replays: its key stays claimed ("pending"), as
-	// ClaimIdempotencyKey left it, until it expires. A retry waits for the
-	// first request to finish, and gives up with 409 after 10 s.
+	// ClaimIdempotencyKey left it, until its lease (2 minutes) runs out. A
+	// retry waits for the first request to finish, and gives up with 409
+	// after 10 s.
 	crashedBody := fmt.Sprintf(`{"customer_id":%q,"type":"Meeting"}`, ca.Id)
 	res, body = send(t, http.MethodPost, "/interactions", admin.token, jsonType, crashedBody, "Idempotency-Key", "crashed-create")
 	if res.StatusCode != http.StatusCreated {

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -447,6 +449,80 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 	res, data := e.raw(http.MethodPost, "/customers", admin.token, "application/json", body, "Idempotency-Key", "old-key")
 	if res.StatusCode != http.StatusConflict || res.Header.Get("Idempotent-Replayed") != "" {
 		t.Errorf("after expiry: %d %s, want the request run again (409)", res.StatusCode, data)
+	}
+}
+
+// A first request that panics is answered 500 and leaves its key free: the
+// retry, which is what the key is for after a 500, runs at once — neither
+// waiting for a request that is over nor refused for the key's whole TTL.
+func TestIdempotencyKeyAfterPanic(t *testing.T) {
+	var armed atomic.Bool
+	e := newWatchedEnv(t, &event.CommandMonitor{Started: func(_ context.Context, ev *event.CommandStartedEvent) {
+		// A bug that panics deep in the request, here in the database driver
+		// while it sends the customer's insert.
+		if ev.CommandName == "insert" && ev.Command.Lookup("insert").StringValue() == "customers" && armed.CompareAndSwap(true, false) {
+			panic("test: panic while inserting a customer")
+		}
+	}})
+	admin := e.bootstrap()
+	body := `{"name":"Panic Survivor","email":"panic@example.org"}`
+
+	armed.Store(true)
+	res, data := e.raw(http.MethodPost, "/customers", admin.token, "application/json", body, "Idempotency-Key", "panic-key")
+	wantProblem(t, http.StatusInternalServerError, data, res.StatusCode, "internal")
+	if !strings.Contains(e.logs.String(), "test: panic while inserting a customer") {
+		t.Error("the panic was not logged")
+	}
+
+	start := time.Now()
+	res, data = e.raw(http.MethodPost, "/customers", admin.token, "application/json", body, "Idempotency-Key", "panic-key")
+	if res.StatusCode != http.StatusCreated || res.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry after the panic: %d %s (replayed %q), want the request run (201)", res.StatusCode, data, res.Header.Get("Idempotent-Replayed"))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the retry took %s: it waited for the request that panicked", took)
+	}
+	// And its own response is what the next retry gets.
+	res2, data2 := e.raw(http.MethodPost, "/customers", admin.token, "application/json", body, "Idempotency-Key", "panic-key")
+	if res2.StatusCode != http.StatusCreated || string(data2) != string(data) || res2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("second retry: %d %s (replayed %q), want the first retry's response", res2.StatusCode, data2, res2.Header.Get("Idempotent-Replayed"))
+	}
+	if n := countCustomers(t, e, admin, "panic@example.org"); n != 1 {
+		t.Errorf("%d customers, want 1", n)
+	}
+}
+
+// A key whose first request never recorded its outcome — its process died
+// between claiming the key and storing the response — is held for a short
+// lease, not for the day a response is kept: a retry after that runs again.
+func TestIdempotencyKeyAbandonedByACrash(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	c := e.customer(admin, "Crash Site")
+	body := fmt.Sprintf(`{"customer_id":%q,"type":"Call","description":"before the crash"}`, c.Id)
+	res, data := e.raw(http.MethodPost, "/interactions", admin.token, "application/json", body, "Idempotency-Key", "crashed")
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("first: %d %s", res.StatusCode, data)
+	}
+	// Turn its record back into the pending claim the dead process left, an
+	// hour ago, expiring a day after (as pending records did before they had
+	// a lease of their own).
+	claimed := time.Now().Add(-time.Hour).UTC()
+	updateRaw(t, rawDB(t, e), "idempotency_keys", bson.D{{Key: "headers.Location", Value: res.Header.Get("Location")}}, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "state", Value: "pending"}, {Key: "created_at", Value: claimed}, {Key: "expires_at", Value: claimed.Add(24 * time.Hour)}}},
+		{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "headers", Value: ""}, {Key: "body", Value: ""}}}})
+
+	start := time.Now()
+	res, data = e.raw(http.MethodPost, "/interactions", admin.token, "application/json", body, "Idempotency-Key", "crashed")
+	if res.StatusCode != http.StatusCreated || res.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry of the abandoned key: %d %s (replayed %q), want the request run again (201)", res.StatusCode, data, res.Header.Get("Idempotent-Replayed"))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the retry took %s: it waited for the abandoned claim", took)
+	}
+	res2, data2 := e.raw(http.MethodPost, "/interactions", admin.token, "application/json", body, "Idempotency-Key", "crashed")
+	if res2.StatusCode != http.StatusCreated || string(data2) != string(data) || res2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("next retry: %d %s (replayed %q), want the retry's response", res2.StatusCode, data2, res2.Header.Get("Idempotent-Replayed"))
 	}
 }
 

@@ -30,29 +30,46 @@ type IdempotencyRecord struct {
 	Headers     map[string]string `bson:"headers,omitempty"`
 	Body        []byte            `bson:"body,omitempty"`
 	CreatedAt   time.Time         `bson:"created_at"`
-	ExpiresAt   time.Time         `bson:"expires_at"`
+	// ExpiresAt is the end of the pending record's lease, then (once Done) the
+	// end of the time its response is replayed.
+	ExpiresAt time.Time `bson:"expires_at"`
 }
 
 // Done reports whether the record holds a response to replay.
 func (r *IdempotencyRecord) Done() bool { return r.State == idempotencyDone }
 
+// IdempotencyClaim is the right to handle the request with one key, won by
+// ClaimIdempotencyKey and given up by CompleteIdempotencyKey or
+// ReleaseIdempotencyKey. Its CreatedAt tells this claim from a later one of
+// the same key: once the lease has run out another request may take the key
+// over, and what the first one does after that must not touch the new claim.
+type IdempotencyClaim struct {
+	Key       string
+	CreatedAt time.Time
+}
+
 // ClaimIdempotencyKey records that the request with key is being handled. It
-// returns nil if the caller claimed the key and should handle the request, or
-// the existing record: a request with this key was handled already (Done) or
-// is being handled right now. A record past its expiry counts as absent — the
-// embedded engine has no TTL indexes, so expiry is decided here.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string, ttl time.Duration) (*IdempotencyRecord, error) {
+// returns either a claim — the caller should handle the request, then complete
+// or release the claim — or the existing record: a request with this key was
+// handled already (Done) or is being handled right now.
+//
+// A pending record holds its key for lease only: one older than that was left
+// by a request whose process died, or whose outcome could not be recorded, and
+// is taken over, so that the retry the client sends after a failure runs. A
+// record past its expiry counts as absent too — the embedded engine has no TTL
+// indexes, so expiry is decided here.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string, lease time.Duration) (*IdempotencyClaim, *IdempotencyRecord, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	for range 3 {
 		created := now()
-		rec := IdempotencyRecord{Key: key, RequestHash: requestHash, State: idempotencyPending, CreatedAt: created, ExpiresAt: created.Add(ttl)}
+		rec := IdempotencyRecord{Key: key, RequestHash: requestHash, State: idempotencyPending, CreatedAt: created, ExpiresAt: created.Add(lease)}
 		_, err := s.idempotency.InsertOne(ctx, rec)
 		if err == nil {
-			return nil, nil
+			return &IdempotencyClaim{Key: key, CreatedAt: created}, nil, nil
 		}
 		if err = translate(err); !errors.Is(err, ErrDuplicate) {
-			return nil, err
+			return nil, nil, err
 		}
 		var existing IdempotencyRecord
 		err = translate(s.idempotency.FindOne(ctx, bson.D{{Key: fieldID, Value: key}}).Decode(&existing))
@@ -60,36 +77,54 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string
 		case errors.Is(err, ErrNotFound):
 			continue // released meanwhile: claim again
 		case err != nil:
-			return nil, err
-		case now().Before(existing.ExpiresAt):
-			return &existing, nil
+			return nil, nil, err
+		case now().Before(existing.ExpiresAt) && (existing.Done() || now().Before(existing.CreatedAt.Add(lease))):
+			// (The lease is checked against created_at as well, for pending
+			// records written before pending ones had a lease of their own.)
+			return nil, &existing, nil
 		}
-		// Expired: remove exactly that record (not one a concurrent claimant
-		// just made) and claim again.
-		if err := s.deleteIdempotencyRecord(ctx, existing); err != nil {
-			return nil, err
+		// Expired or abandoned: remove exactly that record (not one a
+		// concurrent claimant just made) and claim again. Of several
+		// requests that found it, one inserts; the others find its record.
+		if err := s.deleteIdempotencyRecord(ctx, IdempotencyClaim{Key: key, CreatedAt: existing.CreatedAt}); err != nil {
+			return nil, nil, err
 		}
 	}
-	return nil, errors.New("store: could not claim idempotency key")
+	return nil, nil, errors.New("store: could not claim idempotency key")
 }
 
-func (s *Store) deleteIdempotencyRecord(ctx context.Context, rec IdempotencyRecord) error {
-	defer s.lockKey([]byte(rec.Key))()
-	filter := bson.D{{Key: fieldID, Value: rec.Key}}
+// deleteIdempotencyRecord deletes the record of claim if it is still that
+// claim's: a later claim of the same key stays.
+func (s *Store) deleteIdempotencyRecord(ctx context.Context, claim IdempotencyClaim) error {
+	_, err := s.writeIdempotencyClaim(ctx, claim, func(filter bson.D) (bool, error) {
+		res, err := s.idempotency.DeleteOne(ctx, filter)
+		return err == nil && res.DeletedCount == 1, err
+	})
+	return err
+}
+
+// writeIdempotencyClaim runs write with a filter that matches the record of
+// claim only while it is still that claim (same created_at), and says whether
+// write reached it. On MongoDB the condition is part of the filter; the
+// embedded engine filters by _id alone (see write.go), so the condition is
+// checked here, under lockKey.
+func (s *Store) writeIdempotencyClaim(ctx context.Context, claim IdempotencyClaim, write func(filter bson.D) (bool, error)) (bool, error) {
+	defer s.lockKey([]byte(claim.Key))()
+	filter := bson.D{{Key: fieldID, Value: claim.Key}}
 	if !s.filterByIDOnly {
-		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: rec.CreatedAt})
+		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: claim.CreatedAt})
 	} else {
 		var current IdempotencyRecord
 		err := translate(s.idempotency.FindOne(ctx, filter).Decode(&current))
-		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(rec.CreatedAt)) {
-			return nil
+		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(claim.CreatedAt)) {
+			return false, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	_, err := s.idempotency.DeleteOne(ctx, filter)
-	return translate(err)
+	ok, err := write(filter)
+	return ok, translate(err)
 }
 
 // GetIdempotencyRecord returns the record of key, or ErrNotFound.
@@ -103,29 +138,39 @@ func (s *Store) GetIdempotencyRecord(ctx context.Context, key string) (*Idempote
 	return &rec, nil
 }
 
-// CompleteIdempotencyKey stores the response to replay for key.
-func (s *Store) CompleteIdempotencyKey(ctx context.Context, key string, status int, headers map[string]string, body []byte) error {
+// CompleteIdempotencyKey stores the response to replay for the key of claim,
+// for ttl from now. It returns ErrNotFound if the claim was lost: its lease
+// ran out and another request took the key over.
+func (s *Store) CompleteIdempotencyKey(ctx context.Context, claim IdempotencyClaim, ttl time.Duration, status int, headers map[string]string, body []byte) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.idempotency.UpdateOne(ctx, bson.D{{Key: fieldID, Value: key}}, bson.D{{Key: "$set", Value: bson.D{
-		{Key: idempotencyFieldState, Value: idempotencyDone},
-		{Key: "status", Value: status},
-		{Key: "headers", Value: headers},
-		{Key: "body", Value: body},
-	}}})
-	return translate(err)
+	ok, err := s.writeIdempotencyClaim(ctx, claim, func(filter bson.D) (bool, error) {
+		res, err := s.idempotency.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
+			{Key: idempotencyFieldState, Value: idempotencyDone},
+			{Key: "status", Value: status},
+			{Key: "headers", Value: headers},
+			{Key: "body", Value: body},
+			{Key: idempotencyFieldExpiresAt, Value: now().Add(ttl)},
+		}}})
+		return err == nil && res.MatchedCount == 1, err
+	})
+	if err == nil && !ok {
+		err = ErrNotFound
+	}
+	return err
 }
 
-// ReleaseIdempotencyKey forgets key, so that a retry runs the request again: for
-// requests that failed without creating anything.
-func (s *Store) ReleaseIdempotencyKey(ctx context.Context, key string) error {
+// ReleaseIdempotencyKey forgets the key of claim, so that a retry runs the
+// request again: for requests that failed without creating anything. A claim
+// that was lost already is not an error.
+func (s *Store) ReleaseIdempotencyKey(ctx context.Context, claim IdempotencyClaim) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.idempotency.DeleteOne(ctx, bson.D{{Key: fieldID, Value: key}})
-	return translate(err)
+	return s.deleteIdempotencyRecord(ctx, claim)
 }
 
-// DeleteExpiredIdempotencyKeys removes records that expired before cutoff.
+// DeleteExpiredIdempotencyKeys removes records that expired before cutoff,
+// abandoned pending ones included (their expiry is the end of their lease).
 func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
 	return s.deleteBefore(ctx, s.idempotency, idempotencyFieldExpiresAt, cutoff)
 }

@@ -1,7 +1,7 @@
 // Tests of the idempotency-key records: claim, replay of a pending or completed
 // request, release, expiry (an expired record counts as absent, also when
-// several requests find it at once), concurrent claims of one key, and the
-// sweep of expired records.
+// several requests find it at once), the takeover of an abandoned pending
+// record, concurrent claims of one key, and the sweep of expired records.
 package store
 
 import (
@@ -19,53 +19,105 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	ctx := t.Context()
 
 	before := time.Now().Truncate(time.Millisecond)
-	rec, err := s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
-	if err != nil || rec != nil {
-		t.Fatalf("first claim = %+v, %v; want nil, nil (claimed)", rec, err)
+	claim, rec, err := s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
+	if err != nil || claim == nil || rec != nil {
+		t.Fatalf("first claim = %+v, %+v, %v; want a claim", claim, rec, err)
 	}
 	got, err := s.GetIdempotencyRecord(ctx, "key-1")
 	if err != nil {
 		t.Fatalf("GetIdempotencyRecord: %v", err)
 	}
-	if got.Done() || got.RequestHash != "body-hash-1" || got.CreatedAt.Before(before) || !got.ExpiresAt.Equal(got.CreatedAt.Add(time.Hour)) {
-		t.Errorf("pending record = %+v", got)
+	// A pending record expires with its lease.
+	if got.Done() || got.RequestHash != "body-hash-1" || got.CreatedAt.Before(before) || !got.CreatedAt.Equal(claim.CreatedAt) ||
+		!got.ExpiresAt.Equal(got.CreatedAt.Add(time.Hour)) {
+		t.Errorf("pending record = %+v (claim %+v)", got, claim)
 	}
 
 	// A retry while the first request is being handled sees the pending record.
-	rec, err = s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
-	if err != nil || rec == nil || rec.Done() || rec.RequestHash != "body-hash-1" {
-		t.Fatalf("claim of a pending key = %+v, %v; want the pending record", rec, err)
+	other, rec, err := s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
+	if err != nil || other != nil || rec == nil || rec.Done() || rec.RequestHash != "body-hash-1" {
+		t.Fatalf("claim of a pending key = %+v, %+v, %v; want the pending record", other, rec, err)
 	}
 	// So does a request reusing the key with another body: the caller compares the hashes.
-	rec, err = s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-2", time.Hour)
-	if err != nil || rec == nil || rec.RequestHash != "body-hash-1" {
-		t.Fatalf("claim with another body = %+v, %v; want the original record", rec, err)
+	other, rec, err = s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-2", time.Hour)
+	if err != nil || other != nil || rec == nil || rec.RequestHash != "body-hash-1" {
+		t.Fatalf("claim with another body = %+v, %+v, %v; want the original record", other, rec, err)
 	}
 
 	headers := map[string]string{"Location": "/customers/1", "Content-Type": "application/json"}
-	if err := s.CompleteIdempotencyKey(ctx, "key-1", 201, headers, []byte(`{"id":"1"}`)); err != nil {
+	completed := time.Now().Truncate(time.Millisecond)
+	if err := s.CompleteIdempotencyKey(ctx, *claim, 24*time.Hour, 201, headers, []byte(`{"id":"1"}`)); err != nil {
 		t.Fatalf("CompleteIdempotencyKey: %v", err)
 	}
-	rec, err = s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
-	if err != nil || rec == nil || !rec.Done() || rec.Status != 201 || string(rec.Body) != `{"id":"1"}` ||
+	other, rec, err = s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-1", time.Hour)
+	if err != nil || other != nil || rec == nil || !rec.Done() || rec.Status != 201 || string(rec.Body) != `{"id":"1"}` ||
 		rec.Headers["Location"] != "/customers/1" || rec.Headers["Content-Type"] != "application/json" {
-		t.Fatalf("claim of a completed key = %+v, %v; want the stored response", rec, err)
+		t.Fatalf("claim of a completed key = %+v, %+v, %v; want the stored response", other, rec, err)
+	}
+	// Only the response is kept for the whole TTL, counted from completion.
+	if rec.ExpiresAt.Before(completed.Add(24*time.Hour)) || rec.ExpiresAt.After(time.Now().Add(24*time.Hour)) {
+		t.Errorf("completed record expires at %s, want 24 h after %s", rec.ExpiresAt, completed)
 	}
 
-	if err := s.ReleaseIdempotencyKey(ctx, "key-1"); err != nil {
+	if err := s.ReleaseIdempotencyKey(ctx, *claim); err != nil {
 		t.Fatalf("ReleaseIdempotencyKey: %v", err)
 	}
 	if _, err := s.GetIdempotencyRecord(ctx, "key-1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("record after release: %v, want ErrNotFound", err)
 	}
-	if rec, err := s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-3", time.Hour); err != nil || rec != nil {
-		t.Errorf("claim after release = %+v, %v; want a fresh claim", rec, err)
+	if claim, rec, err := s.ClaimIdempotencyKey(ctx, "key-1", "body-hash-3", time.Hour); err != nil || claim == nil || rec != nil {
+		t.Errorf("claim after release = %+v, %+v, %v; want a fresh claim", claim, rec, err)
 	}
-	if err := s.ReleaseIdempotencyKey(ctx, "never-claimed"); err != nil {
+	if err := s.ReleaseIdempotencyKey(ctx, IdempotencyClaim{Key: "never-claimed", CreatedAt: before}); err != nil {
 		t.Errorf("releasing an unknown key: %v", err)
 	}
 	if _, err := s.GetIdempotencyRecord(ctx, "never-claimed"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetIdempotencyRecord(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+// A pending record whose lease has run out was abandoned — its request
+// panicked past the release, or its process died — and the next request with
+// the key takes it over rather than waiting for it until the record expires.
+func TestIdempotencyKeyAbandoned(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
+	recent := time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)
+	for key, created := range map[string]time.Time{"abandoned": old, "running": recent} {
+		// Expiring a day later, as pending records did before they had a
+		// lease: the lease counts from created_at all the same.
+		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: key}, {Key: "request_hash", Value: "hash"}, {Key: "state", Value: "pending"},
+			{Key: "created_at", Value: created}, {Key: "expires_at", Value: created.Add(24 * time.Hour)}})
+	}
+
+	claim, rec, err := s.ClaimIdempotencyKey(ctx, "abandoned", "hash", time.Hour)
+	if err != nil || claim == nil || rec != nil {
+		t.Fatalf("claim of an abandoned key = %+v, %+v, %v; want a claim", claim, rec, err)
+	}
+	got, err := s.GetIdempotencyRecord(ctx, "abandoned")
+	if err != nil || got.Done() || !got.CreatedAt.Equal(claim.CreatedAt) || !got.CreatedAt.After(old) {
+		t.Errorf("record after the takeover = %+v, %v", got, err)
+	}
+	if claim, rec, err := s.ClaimIdempotencyKey(ctx, "running", "hash", time.Hour); err != nil || claim != nil || rec == nil || !rec.CreatedAt.Equal(recent) {
+		t.Errorf("claim of a key within its lease = %+v, %+v, %v; want the pending record", claim, rec, err)
+	}
+
+	// The first claim, should its request still answer, can no longer
+	// complete or release the key: it belongs to the request that took over.
+	first := IdempotencyClaim{Key: "abandoned", CreatedAt: old}
+	if err := s.CompleteIdempotencyKey(ctx, first, time.Hour, 201, nil, []byte("late")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("completing a claim taken over = %v, want ErrNotFound", err)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, first); err != nil {
+		t.Errorf("releasing a claim taken over: %v", err)
+	}
+	if got, err := s.GetIdempotencyRecord(ctx, "abandoned"); err != nil || got.Done() || !got.CreatedAt.Equal(claim.CreatedAt) {
+		t.Errorf("the new claim's record after the old claim's complete and release = %+v, %v", got, err)
+	}
+	if err := s.CompleteIdempotencyKey(ctx, *claim, time.Hour, 201, nil, []byte("new")); err != nil {
+		t.Errorf("completing the new claim: %v", err)
 	}
 }
 
@@ -77,9 +129,9 @@ func TestIdempotencyKeyExpired(t *testing.T) {
 	rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "stale"}, {Key: "request_hash", Value: "old-hash"}, {Key: "state", Value: "done"},
 		{Key: "status", Value: 201}, {Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 
-	rec, err := s.ClaimIdempotencyKey(ctx, "stale", "new-hash", time.Hour)
-	if err != nil || rec != nil {
-		t.Fatalf("claim of an expired key = %+v, %v; want a fresh claim", rec, err)
+	claim, rec, err := s.ClaimIdempotencyKey(ctx, "stale", "new-hash", time.Hour)
+	if err != nil || claim == nil || rec != nil {
+		t.Fatalf("claim of an expired key = %+v, %+v, %v; want a fresh claim", claim, rec, err)
 	}
 	got, err := s.GetIdempotencyRecord(ctx, "stale")
 	if err != nil || got.Done() || got.RequestHash != "new-hash" || !got.CreatedAt.After(old) {
@@ -99,6 +151,13 @@ func TestIdempotencyKeyConcurrentClaims(t *testing.T) {
 			rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
 				{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 		}},
+		// Several retries of a request whose process died find its pending
+		// record at once: one takes it over, the others wait for that one.
+		{"abandoned key", func(t *testing.T, s *Store) {
+			old := time.Now().Add(-2 * time.Hour).UTC()
+			rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
+				{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(24 * time.Hour)}})
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,7 +168,11 @@ func TestIdempotencyKeyConcurrentClaims(t *testing.T) {
 			recs := make([]*IdempotencyRecord, n)
 			errs := runConcurrently(n, func(i int) error {
 				var err error
-				recs[i], err = s.ClaimIdempotencyKey(t.Context(), "k", fmt.Sprint("hash-", i), time.Hour)
+				var claim *IdempotencyClaim
+				claim, recs[i], err = s.ClaimIdempotencyKey(t.Context(), "k", fmt.Sprint("hash-", i), time.Hour)
+				if err == nil && (claim == nil) == (recs[i] == nil) {
+					err = fmt.Errorf("claim %+v and record %+v: want exactly one", claim, recs[i])
+				}
 				return err
 			})
 			winners := 0

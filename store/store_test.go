@@ -534,11 +534,35 @@ func TestConditionsInFilterAsOnMongoDB(t *testing.T) {
 		old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
 		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "done"},
 			{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
-		if rec, err := s.ClaimIdempotencyKey(ctx, "k", "new", time.Hour); err != nil || rec != nil {
-			t.Fatalf("claim of an expired key = %+v, %v; want a fresh claim", rec, err)
+		if claim, rec, err := s.ClaimIdempotencyKey(ctx, "k", "new", time.Hour); err != nil || claim == nil || rec != nil {
+			t.Fatalf("claim of an expired key = %+v, %+v, %v; want a fresh claim", claim, rec, err)
 		}
 		if got, err := s.GetIdempotencyRecord(ctx, "k"); err != nil || got.RequestHash != "new" {
 			t.Errorf("record after the claim: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("abandoned idempotency key", func(t *testing.T) {
+		old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
+		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "abandoned"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
+			{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(24 * time.Hour)}})
+		claim, rec, err := s.ClaimIdempotencyKey(ctx, "abandoned", "new", time.Hour)
+		if err != nil || claim == nil || rec != nil {
+			t.Fatalf("claim of an abandoned key = %+v, %+v, %v; want a claim", claim, rec, err)
+		}
+		// The abandoned claim reaches nothing any more; the new one does.
+		first := IdempotencyClaim{Key: "abandoned", CreatedAt: old}
+		if err := s.CompleteIdempotencyKey(ctx, first, time.Hour, 201, nil, nil); !errors.Is(err, ErrNotFound) {
+			t.Errorf("completing the abandoned claim = %v, want ErrNotFound", err)
+		}
+		if err := s.ReleaseIdempotencyKey(ctx, first); err != nil {
+			t.Errorf("releasing the abandoned claim: %v", err)
+		}
+		if err := s.CompleteIdempotencyKey(ctx, *claim, time.Hour, 201, nil, nil); err != nil {
+			t.Errorf("completing the new claim: %v", err)
+		}
+		if got, err := s.GetIdempotencyRecord(ctx, "abandoned"); err != nil || !got.Done() || got.RequestHash != "new" {
+			t.Errorf("record after the takeover: %+v, %v", got, err)
 		}
 	})
 }
