@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Argon2Params are argon2id's cost parameters.
@@ -136,7 +137,7 @@ func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
+	key := argon2.IDKey([]byte(normalizePassword(password)), salt, p.params.Iterations, p.params.MemoryKiB, p.params.Parallelism, keyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		p.params.MemoryKiB, p.params.Iterations, p.params.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -153,9 +154,23 @@ func (p *Passwords) Verify(ctx context.Context, password, hash string) (ok, reha
 	}
 	defer done()
 	p.computed.Add(1)
-	ok, rehash = p.verify(password, hash)
+	normalized := normalizePassword(password)
+	ok, rehash = p.verify(normalized, hash)
+	if !ok && normalized != password {
+		// A hash made before passwords were normalized, of the text as typed
+		// then; replaced by one of the normalized text once it matches.
+		p.computed.Add(1)
+		ok, _ = p.verify(password, hash)
+		rehash = ok
+	}
 	return ok, rehash, nil
 }
+
+// normalizePassword is the password in Unicode's NFKC form, as NIST SP
+// 800-63B (section 5.1.1.2) recommends: "é" typed as one character or as "e"
+// and a combining accent, or a full-width digit, is the same password
+// whichever keyboard or system typed it.
+func normalizePassword(password string) string { return norm.NFKC.String(password) }
 
 func (p *Passwords) verify(password, hash string) (ok, rehash bool) {
 	switch {

@@ -183,6 +183,36 @@ func TestVerifyEmptyPassword(t *testing.T) {
 	}
 }
 
+// TestVerifyNormalizesPasswords: one password, typed on different keyboards
+// or systems, is one password (NFKC); hashes of the text as typed, made before
+// normalization, still verify it and ask to be replaced.
+func TestVerifyNormalizesPasswords(t *testing.T) {
+	p := newTestPasswords(t, cheapArgon2)
+	const composed, decomposed = "caf\u00e9 au lait", "cafe\u0301 au lait"
+	for _, tc := range []struct{ hashed, typed string }{
+		{composed, decomposed},
+		{decomposed, composed},
+		{"password12", "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11\uff12"}, // full-width
+	} {
+		if ok, rehash := verify(t, p, tc.typed, mustHash(t, p, tc.hashed)); !ok || rehash {
+			t.Errorf("hash of %q, typed %q: ok=%v rehash=%v, want true false", tc.hashed, tc.typed, ok, rehash)
+		}
+	}
+
+	// A hash of the decomposed text itself, as made before normalization.
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(decomposed), salt, cheapArgon2.Iterations, cheapArgon2.MemoryKiB, cheapArgon2.Parallelism, 32)
+	b64 := base64.RawStdEncoding
+	old := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", cheapArgon2.MemoryKiB, cheapArgon2.Iterations, cheapArgon2.Parallelism,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+	if ok, rehash := verify(t, p, decomposed, old); !ok || !rehash {
+		t.Errorf("old hash, typed as then: ok=%v rehash=%v, want true true", ok, rehash)
+	}
+	if ok, rehash := verify(t, p, "cafe\u0301 au laid", old); ok || rehash {
+		t.Errorf("old hash, wrong password: ok=%v rehash=%v, want false false", ok, rehash)
+	}
+}
+
 func TestVerifyRehash(t *testing.T) {
 	const password = "hunter2hunter2"
 	current := newTestPasswords(t, cheapArgon2)
