@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/opencrm/crm/gen"
 )
@@ -55,6 +56,15 @@ func TestBodyTextIsStorable(t *testing.T) {
 		{"a user's name of a byte-order mark", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\ufeff"}`, "/name"},
 		{"a company of spaces", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"co@example.com","company":"   "}`, "/company"},
 		{"a user's company of spaces", http.MethodPatch, "/users/" + member.Id, "application/json", `{"company":" \u00a0"}`, "/company"},
+		// Unicode's other default-ignorable characters show as nothing too.
+		{"a name of a Hangul filler", http.MethodPost, "/customers", "application/json", `{"name":"\u3164","email":"filler@example.com"}`, "/name"},
+		{"a tag of a Hangul filler", http.MethodPost, "/customers", "application/json", `{"name":"Ada","email":"filler@example.com","tags":["\u3164"]}`, "/tags/0"},
+		{"a name of Hangul choseong and jungseong fillers", http.MethodPut, "/customers/" + grace.Id, "application/json", `{"name":"\u115f\u1160","email":"grace.hopper@example.org","status":"active"}`, "/name"},
+		{"a user's name of a combining grapheme joiner", http.MethodPatch, "/users/" + member.Id, "application/json", `{"name":"\u034f"}`, "/name"},
+		{"a company of U+17B4", http.MethodPatch, "/customers/" + grace.Id, "application/json", `{"company":"\u17b4"}`, "/company"},
+		{"notes of variation selectors", http.MethodPatch, "/customers/" + grace.Id, "application/json", `{"notes":"\ufe0e\ufe0f"}`, "/notes"},
+		{"a description of a halfwidth Hangul filler", http.MethodPatch, "/interactions/" + call.Id, "application/json", `{"description":"\uffa0"}`, "/description"},
+		{"a name of control characters", http.MethodPost, "/users", "application/json", `{"name":"\u0001\u007f","email":"cc@example.com","password":"long enough password"}`, "/name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,5 +140,78 @@ func TestManyInvalidFieldsAreCounted(t *testing.T) {
 		if p.Detail == nil || *p.Detail != "The request has "+want+" invalid fields." || len(raw) > 16<<10 {
 			t.Errorf("%s: %d bytes, detail %q, want the count %s", path, len(raw), deref(p.Detail), want)
 		}
+	}
+}
+
+// TestTextLongerOnceComposed checks text that fits the spec's maxLength as
+// sent but not once composed (NFC), as it is stored: U+0958 becomes U+0915
+// U+093C, two characters. Stored, it broke the spec in every answer, and the
+// record sent back as read was refused. Each is a 400 naming the member, and
+// changes nothing; text that fits once composed is stored.
+func TestTextLongerOnceComposed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	db := rawDB(t, e)
+	admin := e.bootstrap()
+	member := e.addUser(admin, "Bob Member", gen.Member)
+	grace := e.customer(admin, "Grace Hopper")
+	call := e.interaction(admin, grace, gen.InteractionTypeCall)
+	before := hostileSnapshotOf(t, db)
+
+	qa := func(n int) string { return strings.Repeat("\u0958", n) } // 2n characters once composed
+	email := qa(240) + "@example.com"                               // 252 characters, 492 composed
+	ids := `"user_id":"` + admin.Id + `","customer_id":"` + grace.Id + `"`
+	cases := []struct {
+		name, method, path, body string
+		pointers                 []string
+	}{
+		{"a customer's name", http.MethodPost, "/customers", `{"name":"` + qa(200) + `","email":"qa@example.com"}`, []string{"/name"}},
+		{"a customer's tag", http.MethodPost, "/customers", `{"name":"Ada","email":"qa@example.com","tags":["ok","` + qa(50) + `"]}`, []string{"/tags/1"}},
+		{"a customer's company and notes", http.MethodPost, "/customers", `{"name":"Ada","email":"qa@example.com","company":"` + qa(101) + `","notes":"` + qa(5001) + `"}`, []string{"/company", "/notes"}},
+		{"a customer's email", http.MethodPost, "/customers", `{"name":"Ada","email":"` + email + `"}`, []string{"/email"}},
+		{"a customer's name and email at once", http.MethodPost, "/customers", `{"name":"` + qa(101) + `","email":"` + email + `"}`, []string{"/name", "/email"}},
+		{"a customer's name replaced", http.MethodPut, "/customers/" + grace.Id, `{"name":"` + qa(200) + `","email":"grace.hopper@example.org","status":"active"}`, []string{"/name"}},
+		{"a customer's email replaced", http.MethodPut, "/customers/" + grace.Id, `{"name":"Grace","email":"` + email + `","status":"active","tags":["` + qa(26) + `"]}`, []string{"/email", "/tags/0"}},
+		{"a customer's tags patched", http.MethodPatch, "/customers/" + grace.Id, `{"tags":["` + qa(50) + `"]}`, []string{"/tags/0"}},
+		{"a customer's company patched", http.MethodPatch, "/customers/" + grace.Id, `{"company":"` + qa(200) + `"}`, []string{"/company"}},
+		{"a customer's notes patched", http.MethodPatch, "/customers/" + grace.Id, `{"notes":"` + qa(10000) + `"}`, []string{"/notes"}},
+		{"a customer's email patched", http.MethodPatch, "/customers/" + grace.Id, `{"email":"` + email + `"}`, []string{"/email"}},
+		{"a user's name", http.MethodPost, "/users", `{"name":"` + qa(200) + `","email":"qa@example.com","password":"long enough password"}`, []string{"/name"}},
+		{"a user's email", http.MethodPost, "/users", `{"name":"Qa","email":"` + email + `","password":"long enough password"}`, []string{"/email"}},
+		{"a user's company replaced", http.MethodPut, "/users/" + member.Id, `{"name":"Bob","email":"bob.member@example.com","company":"` + qa(200) + `","role":"member","status":"active"}`, []string{"/company"}},
+		{"a user's name patched", http.MethodPatch, "/users/" + member.Id, `{"name":"` + qa(101) + `"}`, []string{"/name"}},
+		{"a user's email patched", http.MethodPatch, "/users/" + member.Id, `{"email":"` + email + `"}`, []string{"/email"}},
+		{"a description", http.MethodPost, "/interactions", `{"customer_id":"` + grace.Id + `","type":"Call","description":"` + qa(10000) + `"}`, []string{"/description"}},
+		{"a description replaced", http.MethodPut, "/interactions/" + call.Id, `{` + ids + `,"type":"Call","status":"Open","description":"` + qa(5001) + `"}`, []string{"/description"}},
+		{"a description patched", http.MethodPatch, "/interactions/" + call.Id, `{"description":"` + qa(5001) + `"}`, []string{"/description"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := e.raw(tc.method, tc.path, admin.token, "application/json", tc.body)
+			p := wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", tc.pointers...)
+			if errs := deref(p.Errors); len(errs) == 0 || !strings.Contains(errs[0].Detail, "characters once composed") {
+				t.Errorf("problem %s, want it to say why", body)
+			}
+		})
+	}
+	if d := before.diff(hostileSnapshotOf(t, db)); d != "" {
+		t.Errorf("refused requests changed the database: %s", d)
+	}
+
+	// At the limit once composed is stored, and the record as read can be
+	// sent back.
+	res, body := e.raw(http.MethodPost, "/customers", admin.token, "application/json",
+		`{"name":"`+qa(100)+`","email":"`+qa(121)+`@example.com","company":"`+qa(100)+`","tags":["`+qa(25)+`","\u2764\ufe0f"]}`)
+	var c gen.Customer
+	if err := json.Unmarshal(body, &c); res.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("text at the limit once composed: %d %s", res.StatusCode, body)
+	}
+	if n := utf8.RuneCountInString(c.Name); n != 200 || len(c.Tags) != 2 || utf8.RuneCountInString(c.Tags[0]) != 50 || c.Tags[1] != "\u2764\ufe0f" {
+		t.Errorf("stored a name of %d characters and tags %q", n, c.Tags)
+	}
+	replace, _ := json.Marshal(gen.CustomerReplace{Name: c.Name, Email: c.Email, Company: c.Company, Status: c.Status, Tags: &c.Tags})
+	res, body = e.raw(http.MethodPut, "/customers/"+c.Id, admin.token, "application/json", string(replace))
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("the customer sent back as read: %d %s", res.StatusCode, body)
 	}
 }
