@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -213,5 +214,95 @@ func TestTextLongerOnceComposed(t *testing.T) {
 	res, body = e.raw(http.MethodPut, "/customers/"+c.Id, admin.token, "application/json", string(replace))
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("the customer sent back as read: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestInteractionScheduledAtGoZeroTime checks that 0001-01-01T00:00:00Z, Go's
+// zero time and a time the spec accepts, is stored like any other: it was
+// dropped on create (answered, then gone) and taken for "clear" by PUT and
+// PATCH. Lists filter and sort it as a time, after the interactions without one.
+func TestInteractionScheduledAtGoZeroTime(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin := e.bootstrap()
+	grace := e.customer(admin, "Grace Hopper")
+	unscheduled := e.interaction(admin, grace, gen.InteractionTypeNote)
+	read := func(method, path, body string) gen.Interaction {
+		t.Helper()
+		res, raw := e.raw(method, path, admin.token, "application/json", body)
+		var it gen.Interaction
+		if err := json.Unmarshal(raw, &it); res.StatusCode >= 300 || err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, raw)
+		}
+		return it
+	}
+	atZero := func(it gen.Interaction) bool { return it.ScheduledAt != nil && it.ScheduledAt.IsZero() }
+
+	created := read(http.MethodPost, "/interactions", `{"customer_id":"`+grace.Id+`","type":"Call","scheduled_at":"0001-01-01T00:00:00Z"}`)
+	if got := read(http.MethodGet, "/interactions/"+created.Id, ""); !atZero(created) || !atZero(got) {
+		t.Errorf("created at the zero time: answered %v, read back %v", created.ScheduledAt, got.ScheduledAt)
+	}
+	// The same instant in another zone, given by PATCH and PUT.
+	patched := e.interaction(admin, grace, gen.InteractionTypeMeeting)
+	if got := read(http.MethodPatch, "/interactions/"+patched.Id, `{"scheduled_at":"0000-12-31T19:00:00-05:00"}`); !atZero(got) {
+		t.Errorf("patched to the zero time: %v", got.ScheduledAt)
+	}
+	replaced := e.interaction(admin, grace, gen.InteractionTypeTask)
+	if got := read(http.MethodPut, "/interactions/"+replaced.Id,
+		`{"user_id":"`+admin.Id+`","customer_id":"`+grace.Id+`","type":"Task","status":"Open","scheduled_at":"0001-01-01T00:00:00Z"}`); !atZero(got) {
+		t.Errorf("replaced with the zero time: %v", got.ScheduledAt)
+	}
+	if got := read(http.MethodGet, "/interactions/"+patched.Id, ""); !atZero(got) {
+		t.Errorf("patched to the zero time, read back %v", got.ScheduledAt)
+	}
+
+	// Sorted by time, those without one come first, then the zero time; the
+	// zero time is before 0001-01-01T00:00:00.001Z.
+	res, raw := e.raw(http.MethodGet, "/customers/"+grace.Id+"/interactions?sort=scheduled_at", admin.token, "", "")
+	var list gen.InteractionList
+	if err := json.Unmarshal(raw, &list); res.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("list: %d %s", res.StatusCode, raw)
+	}
+	if len(list.Data) != 4 || list.Data[0].Id != unscheduled.Id || !atZero(list.Data[1]) || !atZero(list.Data[2]) || !atZero(list.Data[3]) {
+		t.Errorf("sorted by scheduled_at: %s", raw)
+	}
+	// A page at a time, the cursor carrying the zero time, in both orders.
+	for _, sort := range []string{"scheduled_at", "-scheduled_at"} {
+		var ids []string
+		for query := "?limit=1&sort=" + sort; ; {
+			res, raw := e.raw(http.MethodGet, "/customers/"+grace.Id+"/interactions"+query, admin.token, "", "")
+			var page gen.InteractionList
+			if err := json.Unmarshal(raw, &page); res.StatusCode != http.StatusOK || err != nil || len(ids) > 4 {
+				t.Fatalf("paging by %s: %d %s", sort, res.StatusCode, raw)
+			}
+			for _, it := range page.Data {
+				ids = append(ids, it.Id)
+			}
+			next, err := page.NextCursor.Get()
+			if err != nil || next == "" {
+				break
+			}
+			query = "?limit=1&sort=" + sort + "&cursor=" + next
+		}
+		want := []string{list.Data[0].Id, list.Data[1].Id, list.Data[2].Id, list.Data[3].Id}
+		if sort == "-scheduled_at" {
+			want = []string{want[3], want[2], want[1], want[0]}
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("paging by %s: %v, want %v", sort, ids, want)
+		}
+	}
+	res, raw = e.raw(http.MethodGet, "/interactions?customer_id="+grace.Id+"&scheduled_to=0001-01-01T00:00:00.001Z", admin.token, "", "")
+	if err := json.Unmarshal(raw, &list); res.StatusCode != http.StatusOK || err != nil || len(list.Data) != 3 {
+		t.Errorf("scheduled before 0001-01-01T00:00:00.001Z: %d %s", res.StatusCode, raw)
+	}
+
+	// null, or a PUT without the member, still clears it.
+	if got := read(http.MethodPatch, "/interactions/"+patched.Id, `{"scheduled_at":null}`); got.ScheduledAt != nil {
+		t.Errorf("patched to null: %v", got.ScheduledAt)
+	}
+	if got := read(http.MethodPut, "/interactions/"+replaced.Id,
+		`{"user_id":"`+admin.Id+`","customer_id":"`+grace.Id+`","type":"Task","status":"Open"}`); got.ScheduledAt != nil {
+		t.Errorf("replaced without scheduled_at: %v", got.ScheduledAt)
 	}
 }
