@@ -49,7 +49,7 @@ func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequ
 	var text texts
 	c := &store.Customer{
 		Name:    text.required(b.Name, "/name"),
-		Email:   normalizeEmail(b.Email),
+		Email:   deref(text.email(&b.Email, "/email")),
 		Phone:   text.optional(b.Phone, "/phone"),
 		Company: text.optional(b.Company, "/company"),
 		Status:  string(deref(b.Status)),
@@ -135,7 +135,7 @@ func (h *Handler) ReplaceCustomer(ctx context.Context, req gen.ReplaceCustomerRe
 	var text texts
 	ch := store.CustomerChanges{
 		Name:    ptr(text.required(b.Name, "/name")),
-		Email:   ptr(normalizeEmail(b.Email)),
+		Email:   text.email(&b.Email, "/email"),
 		Phone:   ptr(text.optional(b.Phone, "/phone")),
 		Company: ptr(text.optional(b.Company, "/company")),
 		Status:  ptr(string(b.Status)),
@@ -164,7 +164,7 @@ func (h *Handler) UpdateCustomer(ctx context.Context, req gen.UpdateCustomerRequ
 	var text texts
 	ch := store.CustomerChanges{
 		Name:    text.given(b.Name, "/name"),
-		Email:   mapPtr(b.Email, normalizeEmail),
+		Email:   text.email(b.Email, "/email"),
 		Phone:   text.patched(b.Phone, "/phone"),
 		Company: text.patched(b.Company, "/company"),
 		Status:  mapPtr(b.Status, func(s gen.CustomerStatus) string { return string(s) }),

@@ -199,7 +199,7 @@ func (h *Handler) ReplaceInteraction(ctx context.Context, req gen.ReplaceInterac
 			Type:        ptr(string(b.Type)),
 			Description: ptr(text.optional(b.Description, "/description")),
 			Status:      ptr(string(b.Status)),
-			ScheduledAt: ptr(deref(utc(b.ScheduledAt))), // absent: the zero time, which clears it
+			ScheduledAt: ptr(utc(b.ScheduledAt)), // absent: nil, which clears it
 		},
 		userHex:     &b.UserId,
 		customerHex: &b.CustomerId,
@@ -237,8 +237,12 @@ func (h *Handler) UpdateInteraction(ctx context.Context, req gen.UpdateInteracti
 		return nil, err
 	}
 	if b.ScheduledAt.IsSpecified() {
-		t, _ := b.ScheduledAt.Get() // null gives the zero time, which clears it
-		edit.changes.ScheduledAt = ptr(t.UTC())
+		var at *time.Time // null: nil, which clears it
+		if !b.ScheduledAt.IsNull() {
+			t, _ := b.ScheduledAt.Get()
+			at = ptr(t.UTC())
+		}
+		edit.changes.ScheduledAt = &at
 	}
 	it, err := h.editInteraction(ctx, req.Id, req.Params.IfMatch, edit)
 	if err != nil {

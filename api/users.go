@@ -56,7 +56,7 @@ func (h *Handler) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	var text texts
 	u := &store.User{
 		Name:    text.required(b.Name, "/name"),
-		Email:   normalizeEmail(b.Email),
+		Email:   deref(text.email(&b.Email, "/email")),
 		Company: text.optional(b.Company, "/company"),
 		Role:    string(deref(b.Role)),
 		Status:  string(deref(b.Status)),
@@ -172,7 +172,7 @@ func (h *Handler) ReplaceUser(ctx context.Context, req gen.ReplaceUserRequestObj
 	edit := userEdit{
 		changes: store.UserChanges{
 			Name:    ptr(text.required(b.Name, "/name")),
-			Email:   ptr(normalizeEmail(b.Email)),
+			Email:   text.email(&b.Email, "/email"),
 			Company: ptr(text.optional(b.Company, "/company")),
 			Role:    ptr(string(b.Role)),
 			Status:  ptr(string(b.Status)),
@@ -203,7 +203,7 @@ func (h *Handler) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	edit := userEdit{
 		changes: store.UserChanges{
 			Name:    text.given(b.Name, "/name"),
-			Email:   mapPtr(b.Email, normalizeEmail),
+			Email:   text.email(b.Email, "/email"),
 			Company: text.patched(b.Company, "/company"),
 			Role:    mapPtr(b.Role, func(r gen.UserRole) string { return string(r) }),
 			Status:  mapPtr(b.Status, func(s gen.UserStatus) string { return string(s) }),

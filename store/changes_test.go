@@ -30,11 +30,16 @@ func TestEffectiveChanges(t *testing.T) {
 		it   *Interaction
 		none bool
 	}{
-		{"the same time, finer than stored", InteractionChanges{ScheduledAt: ptr(at.Add(456 * time.Microsecond))}, it, true},
-		{"another millisecond", InteractionChanges{ScheduledAt: ptr(at.Add(time.Millisecond))}, it, false},
-		{"removing a time there is not", InteractionChanges{ScheduledAt: &time.Time{}}, &Interaction{}, true},
-		{"removing a time there is", InteractionChanges{ScheduledAt: &time.Time{}}, it, false},
-		{"setting a first time", InteractionChanges{ScheduledAt: &at}, &Interaction{}, false},
+		{"the same time, finer than stored", InteractionChanges{ScheduledAt: ptr(ptr(at.Add(456 * time.Microsecond)))}, it, true},
+		{"another millisecond", InteractionChanges{ScheduledAt: ptr(ptr(at.Add(time.Millisecond)))}, it, false},
+		{"removing a time there is not", InteractionChanges{ScheduledAt: new(*time.Time)}, &Interaction{}, true},
+		{"removing a time there is", InteractionChanges{ScheduledAt: new(*time.Time)}, it, false},
+		{"setting a first time", InteractionChanges{ScheduledAt: ptr(&at)}, &Interaction{}, false},
+		// Go's zero time is an instant like any other, not "no time".
+		{"setting the zero time where there is none", InteractionChanges{ScheduledAt: ptr(&time.Time{})}, &Interaction{}, false},
+		{"setting the zero time over another", InteractionChanges{ScheduledAt: ptr(&time.Time{})}, it, false},
+		{"the zero time again", InteractionChanges{ScheduledAt: ptr(&time.Time{})}, &Interaction{ScheduledAt: &time.Time{}}, true},
+		{"removing the zero time", InteractionChanges{ScheduledAt: new(*time.Time)}, &Interaction{ScheduledAt: &time.Time{}}, false},
 		{"the same type and status", InteractionChanges{Type: ptr("Call"), Status: ptr("Open")}, it, true},
 	} {
 		if got := tc.ch.Effective(tc.it).None(); got != tc.none {

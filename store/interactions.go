@@ -38,6 +38,25 @@ type Interaction struct {
 	Revision    int64         `bson:"revision"`
 }
 
+// MarshalBSON writes it as its struct tags say, except that a ScheduledAt of
+// Go's zero time (0001-01-01T00:00:00Z) is written too: the driver's
+// omitempty asks a non-nil *time.Time whether it IsZero, and would drop that
+// valid instant as if there were no time. Only nil is no time.
+func (it Interaction) MarshalBSON() ([]byte, error) {
+	type fields Interaction // the same tags, without this method
+	doc := struct {
+		Fields fields `bson:",inline"` // exported: the driver skips others
+		// Shadows Fields.ScheduledAt. A *bson.DateTime has no IsZero, so
+		// omitempty omits it only when nil.
+		ScheduledAt *bson.DateTime `bson:"scheduled_at,omitempty"`
+	}{Fields: fields(it)}
+	if it.ScheduledAt != nil {
+		at := bson.NewDateTimeFromTime(*it.ScheduledAt)
+		doc.ScheduledAt = &at
+	}
+	return bson.Marshal(doc)
+}
+
 // normalize fills what documents written by the original CRM lack, and maps
 // their spellings of type and status onto the ones the API knows.
 func (it *Interaction) normalize() {
@@ -64,11 +83,13 @@ func canonical(v string, known []string, fallback string) string {
 }
 
 // InteractionChanges lists the fields to change; nil leaves a field as it is.
-// An empty Description, or a zero ScheduledAt, removes it.
+// An empty Description removes it. ScheduledAt pointing to nil removes the
+// time, and to a time sets it: any time, Go's zero time (0001-01-01T00:00:00Z)
+// included, which is a valid instant that the API accepts, not "none".
 type InteractionChanges struct {
 	UserID, CustomerID        *bson.ObjectID
 	Type, Description, Status *string
-	ScheduledAt               *time.Time
+	ScheduledAt               **time.Time
 }
 
 // Effective returns the changes that would alter it (see dropSame). Times
@@ -79,9 +100,9 @@ func (ch InteractionChanges) Effective(it *Interaction) InteractionChanges {
 	dropSame(&ch.Type, it.Type)
 	dropSame(&ch.Description, it.Description)
 	dropSame(&ch.Status, it.Status)
-	if at := ch.ScheduledAt; at != nil {
-		if at.IsZero() && it.ScheduledAt == nil ||
-			!at.IsZero() && it.ScheduledAt != nil && at.Truncate(time.Millisecond).Equal(*it.ScheduledAt) {
+	if ch.ScheduledAt != nil {
+		at, cur := *ch.ScheduledAt, it.ScheduledAt
+		if at == nil && cur == nil || at != nil && cur != nil && at.Truncate(time.Millisecond).Equal(*cur) {
 			ch.ScheduledAt = nil
 		}
 	}
@@ -190,10 +211,10 @@ func (s *Store) UpdateInteraction(ctx context.Context, id bson.ObjectID, rev int
 	c.text(interactionFieldDescription, ch.Description)
 	switch {
 	case ch.ScheduledAt == nil:
-	case ch.ScheduledAt.IsZero():
+	case *ch.ScheduledAt == nil:
 		c.remove(interactionFieldScheduledAt)
 	default:
-		c.value(interactionFieldScheduledAt, ch.ScheduledAt.UTC())
+		c.value(interactionFieldScheduledAt, (*ch.ScheduledAt).UTC())
 	}
 
 	var it Interaction

@@ -47,6 +47,27 @@ func TestCreateAndGetInteraction(t *testing.T) {
 		t.Errorf("GetInteraction = %+v (scheduled %v), want scheduled %v in UTC", got, got.ScheduledAt, wantScheduled)
 	}
 
+	// Go's zero time is stored like any other: the driver's omitempty would
+	// drop a pointer to it as if it were nil.
+	var zero time.Time
+	atZero := &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open", ScheduledAt: &zero}
+	if err := s.CreateInteraction(ctx, atZero); err != nil {
+		t.Fatalf("CreateInteraction at the zero time: %v", err)
+	}
+	got, err = s.GetInteraction(ctx, atZero.ID)
+	if err != nil || got.ScheduledAt == nil || !got.ScheduledAt.IsZero() {
+		t.Errorf("interaction scheduled at 0001-01-01T00:00:00Z read back as %+v, %v", got, err)
+	}
+	if n, err := s.ImportInteractions(ctx, []Interaction{{ID: bson.NewObjectID(), UserID: u.ID, CustomerID: c.ID, Type: "Call", Status: "Open",
+		ScheduledAt: &zero, CreatedAt: before, UpdatedAt: before, Revision: 1}}); err != nil || n != 1 {
+		t.Fatalf("ImportInteractions at the zero time: %d, %v", n, err)
+	}
+	page, err := s.ListInteractions(ctx, InteractionFilter{ScheduledTo: ptr(zero.Add(time.Millisecond))},
+		ListOptions{Sort: Sort{Field: "scheduled_at"}, Limit: 10})
+	if err != nil || len(page.Items) != 2 || page.Items[0].ScheduledAt == nil || !page.Items[0].ScheduledAt.IsZero() {
+		t.Errorf("scheduled before 0001-01-01T00:00:00.001Z: %+v, %v; want the two at the zero time", page.Items, err)
+	}
+
 	bare := mustCreateInteraction(t, s, u.ID, c.ID, "Note", "Open", nil)
 	got, err = s.GetInteraction(ctx, bare.ID)
 	if err != nil || got.ScheduledAt != nil {
@@ -128,14 +149,24 @@ func TestUpdateInteraction(t *testing.T) {
 				t.Errorf("description still %q / %v", it.Description, raw["description"])
 			}
 		}},
-		{"reschedule", InteractionChanges{ScheduledAt: &newSched}, func(t *testing.T, it *Interaction, raw bson.M) {
+		{"reschedule", InteractionChanges{ScheduledAt: ptr(&newSched)}, func(t *testing.T, it *Interaction, raw bson.M) {
 			if it.ScheduledAt == nil || !it.ScheduledAt.Equal(newSched) || it.ScheduledAt.Location() != time.UTC {
 				t.Errorf("scheduled_at %v, want %v in UTC", it.ScheduledAt, newSched)
 			}
 		}},
-		{"unschedule", InteractionChanges{ScheduledAt: &time.Time{}}, func(t *testing.T, it *Interaction, raw bson.M) {
+		{"unschedule", InteractionChanges{ScheduledAt: new(*time.Time)}, func(t *testing.T, it *Interaction, raw bson.M) {
 			if _, ok := raw["scheduled_at"]; ok || it.ScheduledAt != nil {
 				t.Errorf("scheduled_at still %v / %v", it.ScheduledAt, raw["scheduled_at"])
+			}
+		}},
+		// Go's zero time, 0001-01-01T00:00:00Z, is a time the API accepts,
+		// and once meant "unschedule".
+		{"reschedule to Go's zero time", InteractionChanges{ScheduledAt: ptr(&time.Time{})}, func(t *testing.T, it *Interaction, raw bson.M) {
+			if it.ScheduledAt == nil || !it.ScheduledAt.IsZero() || it.ScheduledAt.Location() != time.UTC {
+				t.Errorf("scheduled_at %v, want 0001-01-01T00:00:00Z", it.ScheduledAt)
+			}
+			if _, ok := raw["scheduled_at"].(bson.DateTime); !ok {
+				t.Errorf("stored scheduled_at %#v, want a date", raw["scheduled_at"])
 			}
 		}},
 		{"move to another customer and user", InteractionChanges{CustomerID: &c2.ID, UserID: &u2.ID}, func(t *testing.T, it *Interaction, raw bson.M) {
