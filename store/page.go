@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -251,6 +252,23 @@ func anyOf[T any](field string, values []T) bson.E {
 		return bson.E{Key: field, Value: values[0]}
 	}
 	return bson.E{Key: field, Value: bson.D{{Key: "$in", Value: values}}}
+}
+
+// searchCondition matches documents where any of fields contains text,
+// case-insensitively. The text is quoted, so it is matched literally and can
+// never become a regular expression of the caller's choosing. A name also
+// matches without accents, through its sort key: "muller" finds "Müller", and
+// "sparck" "Spärck", as sort=name orders them.
+func searchCondition(text string, fields ...string) bson.E {
+	literal := func(s string) bson.Regex { return bson.Regex{Pattern: regexp.QuoteMeta(s), Options: "i"} }
+	or := make(bson.A, 0, len(fields)+1)
+	for _, f := range fields {
+		or = append(or, bson.D{{Key: f, Value: literal(text)}})
+		if key := sortKey(text); f == fieldName && key != "" {
+			or = append(or, bson.D{{Key: fieldNameKey, Value: literal(key)}})
+		}
+	}
+	return bson.E{Key: "$or", Value: or}
 }
 
 // updatedSince is the condition "changed at or after t", for incremental sync.
