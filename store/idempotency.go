@@ -74,22 +74,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string
 }
 
 func (s *Store) deleteIdempotencyRecord(ctx context.Context, rec IdempotencyRecord) error {
-	defer s.lockKey([]byte(rec.Key))()
-	filter := bson.D{{Key: fieldID, Value: rec.Key}}
-	if !s.filterByIDOnly {
-		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: rec.CreatedAt})
-	} else {
-		var current IdempotencyRecord
-		err := translate(s.idempotency.FindOne(ctx, filter).Decode(&current))
-		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(rec.CreatedAt)) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-	_, err := s.idempotency.DeleteOne(ctx, filter)
-	return translate(err)
+	return s.deleteIfCreatedAt(ctx, s.idempotency, rec.Key, rec.CreatedAt)
 }
 
 // GetIdempotencyRecord returns the record of key, or ErrNotFound.

@@ -576,21 +576,55 @@ func (s *Store) claimMarker(ctx context.Context, name string, staleAfter time.Du
 	if !errors.Is(err, ErrDuplicate) {
 		return err
 	}
-	// Delete the marker only if it is stale; with _id alone in the filter the
-	// age is checked here, and a fresh marker stays.
+	// Replace the marker only if it is stale: a fresh one's claimant is still
+	// at work.
 	var marker struct {
 		CreatedAt time.Time `bson:"created_at"`
 	}
-	if err := s.meta.FindOne(ctx, bson.D{{Key: fieldID, Value: name}}).Decode(&marker); err != nil {
-		return translate(err)
+	err = translate(s.meta.FindOne(ctx, bson.D{{Key: fieldID, Value: name}}).Decode(&marker))
+	if errors.Is(err, ErrNotFound) {
+		return claim() // released meanwhile
+	}
+	if err != nil {
+		return err
 	}
 	if time.Since(marker.CreatedAt) < staleAfter {
 		return ErrDuplicate
 	}
-	if err := s.releaseMarker(ctx, name); err != nil {
+	// Only the stale marker read above, not by _id alone: another caller that
+	// also found it stale may have replaced it by its own claim meanwhile, and
+	// deleting that would let both callers claim.
+	if err := s.deleteIfCreatedAt(ctx, s.meta, name, marker.CreatedAt); err != nil {
 		return err
 	}
 	return claim()
+}
+
+// deleteIfCreatedAt deletes the document key of coll only if it is the one
+// created at created: a document read as expired or stale may have been
+// replaced meanwhile by another caller's fresh one, which must stay. On
+// MongoDB the creation time is part of the filter; on the bundled engine the
+// filter is _id alone (see the top of this file) and the time is compared
+// here, under the key's lock.
+func (s *Store) deleteIfCreatedAt(ctx context.Context, coll collection, key string, created time.Time) error {
+	defer s.lockKey([]byte(key))()
+	filter := bson.D{{Key: fieldID, Value: key}}
+	if !s.filterByIDOnly {
+		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
+	} else {
+		var current struct {
+			CreatedAt time.Time `bson:"created_at"`
+		}
+		err := translate(coll.FindOne(ctx, filter).Decode(&current))
+		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(created)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := coll.DeleteOne(ctx, filter)
+	return translate(err)
 }
 
 // releaseMarker deletes the marker document name.
