@@ -6,6 +6,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -339,6 +340,53 @@ func TestDeleteCustomerWithInteractions(t *testing.T) {
 	lone := mustCreateCustomer(t, s, &Customer{Name: "Lone", Email: "lone@example.com"})
 	if err := s.DeleteCustomer(ctx, lone.ID, 1, false, nil); err != nil {
 		t.Errorf("DeleteCustomer without interactions: %v", err)
+	}
+}
+
+// A delete that fails part-way (here its context ends: the client went away,
+// or the cascade ran past its deadline) leaves the customer in place and
+// takes its deletion mark back: a mark left behind made every new reference
+// to the customer wait the store's timeout and be refused as missing.
+func TestDeleteCustomerFailingPartWayTakesItsMarkBack(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, command, coll string
+	}{
+		{"during the cascade", "delete", interactionsCollection},
+		{"at the final delete", "delete", customersCollection},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, hook := openHookedStore(t)
+			u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+			c := mustCreateCustomer(t, s, &Customer{Name: "Busy", Email: "busy@example.com"})
+			mustCreateInteraction(t, s, u.ID, c.ID, "Call", "Open", nil)
+
+			ctx, cancel := context.WithCancel(t.Context())
+			hook.Store(onceBefore(tc.command, tc.coll, cancel))
+			err := s.DeleteCustomer(ctx, c.ID, 1, true, nil)
+			hook.Store(nil)
+			if err == nil {
+				t.Fatal("DeleteCustomer succeeded although its context ended part-way")
+			}
+			got, err := s.GetCustomer(t.Context(), c.ID)
+			if err != nil || got.DeletingAt != nil {
+				t.Fatalf("customer after the failed delete: %+v, %v; want it there, without a deletion mark", got, err)
+			}
+			// A new interaction may refer to it at once.
+			it := &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Note", Status: "Open"}
+			if err := s.CreateInteraction(t.Context(), it); err != nil {
+				t.Fatalf("CreateInteraction for the customer after the failed delete: %v", err)
+			}
+			// Sending the delete again finishes it.
+			if err := s.DeleteCustomer(t.Context(), c.ID, 1, true, nil); err != nil {
+				t.Fatalf("DeleteCustomer again: %v", err)
+			}
+			if n := countDocs(t, s.interactions.Collection, bson.D{{Key: "customer_id", Value: c.ID}}); n != 0 {
+				t.Errorf("%d interactions still refer to the deleted customer", n)
+			}
+		})
 	}
 }
 

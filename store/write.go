@@ -381,9 +381,13 @@ func (s *Store) restore(ctx context.Context, coll collection, id bson.ObjectID, 
 // record is first marked as being deleted and the references are looked for
 // after that; insertReferencing does the mirror image (insert, then look at the
 // mark). Whichever runs second sees the other, so no reference to a deleted
-// record survives. A cascade interrupted half-way leaves the record in place,
+// record survives. Whenever the record is not deleted in the end (refused, or
+// any error, a cascade past its deadline included), the mark is taken back,
+// with a context of its own: a mark left behind would make every new
+// reference to the record wait and be refused as missing until
+// deletionMarkTTL. A cascade interrupted half-way leaves the record in place,
 // and sending the delete again finishes it.
-func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) error {
+func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) (err error) {
 	defer s.lockDoc(id)()
 	filter, _, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
@@ -399,16 +403,24 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 	if res.MatchedCount == 0 {
 		return s.notMatched(ctx, coll, id)
 	}
-	unmark := func() error {
-		_, err := coll.UpdateOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}},
+	deleted := false
+	defer func() {
+		if deleted {
+			return
+		}
+		// The record stays as it was. Its caller's context may be the very
+		// reason (cancelled, or past its deadline), so the unmark has its own.
+		unmarkCtx, cancel := s.opContext(context.WithoutCancel(ctx))
+		defer cancel()
+		_, unmarkErr := coll.UpdateOne(unmarkCtx, bson.D{{Key: fieldID, Value: id}},
 			bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}})
-		return translate(err)
-	}
+		if unmarkErr = translate(unmarkErr); unmarkErr != nil {
+			s.log.Warn("a refused or failed delete left its mark", "record", coll.record(), "id", id.Hex(), "error", err, "unmark_error", unmarkErr)
+			err = unmarkErr
+		}
+	}()
 	if afterMark != nil {
 		if err := afterMark(opCtx); err != nil {
-			if unmarkErr := unmark(); unmarkErr != nil {
-				return unmarkErr
-			}
 			return err
 		}
 	}
@@ -430,10 +442,6 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			if !found {
 				continue
 			}
-			// Take the mark back: the record stays as it was.
-			if err := unmark(); err != nil {
-				return err
-			}
 			if cascade {
 				return ErrCascadeRefused
 			}
@@ -441,9 +449,14 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 		}
 	}
 	if cascade {
+		// A cascade deletes any number of records, which on the bundled
+		// engine means reading the whole collection: it gets more time than
+		// one operation, still well within the server's write timeout.
+		cascadeCtx, cancel := context.WithTimeout(ctx, cascadeTimeoutFactor*s.timeout)
+		defer cancel()
 		for _, ref := range refs {
 			if keep == nil {
-				if err := s.cascadeDelete(opCtx, ref, id, nil); err != nil {
+				if err := s.cascadeDelete(cascadeCtx, ref, id, nil); err != nil {
 					return err
 				}
 				continue
@@ -454,30 +467,35 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			// and finding one afterwards refuses the cascade, which leaves the
 			// record in place with what was deleted gone, as an interrupted
 			// cascade does.
-			if err := s.cascadeDelete(opCtx, ref, id, bson.D{{Key: "$nor", Value: bson.A{keep}}}); err != nil {
+			if err := s.cascadeDelete(cascadeCtx, ref, id, bson.D{{Key: "$nor", Value: bson.A{keep}}}); err != nil {
 				return err
 			}
-			found, err := exists(opCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, keep...))
+			found, err := exists(cascadeCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, keep...))
 			if err != nil {
 				return err
 			}
 			if found {
-				if err := unmark(); err != nil {
-					return err
-				}
 				return ErrCascadeRefusedPartly
 			}
 		}
 	}
-	deleted, err := coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
+	// A fresh deadline: the cascade may have used up the first one.
+	delCtx, cancel := s.opContext(ctx)
+	defer cancel()
+	gone, err := coll.DeleteOne(delCtx, bson.D{{Key: fieldID, Value: id}})
 	if err != nil {
 		return translate(err)
 	}
-	if deleted.DeletedCount == 1 {
+	deleted = true
+	if gone.DeletedCount == 1 {
 		s.recordDeletions(ctx, coll, []bson.ObjectID{id})
 	}
 	return nil
 }
+
+// cascadeTimeoutFactor times the store's timeout bounds a cascading delete:
+// 30 s by default, half the HTTP server's write timeout.
+const cascadeTimeoutFactor = 6
 
 // exists reports whether any document of coll matches filter.
 func exists(ctx context.Context, coll collection, filter bson.D) (bool, error) {
