@@ -235,25 +235,20 @@ func TestClaimMarkerRacingOnAStaleOne(t *testing.T) {
 			// before A's delete, A holds the write gate, and B could not write.
 			var metaFinds sync.Map // request ids of finds on meta
 			var afterRead atomic.Pointer[func()]
-			s, err := Open(t.Context(), Config{DataDir: t.TempDir(), Timeout: testTimeout, Logger: quietLogger,
-				Monitor: &event.CommandMonitor{
-					Started: func(_ context.Context, e *event.CommandStartedEvent) {
-						if c, _ := e.Command.Lookup(e.CommandName).StringValueOK(); e.CommandName == "find" && c == metaCollection {
-							metaFinds.Store(e.RequestID, true)
+			s := openMonitored(t, &event.CommandMonitor{
+				Started: func(_ context.Context, e *event.CommandStartedEvent) {
+					if c, _ := e.Command.Lookup(e.CommandName).StringValueOK(); e.CommandName == "find" && c == metaCollection {
+						metaFinds.Store(e.RequestID, true)
+					}
+				},
+				Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+					if _, ok := metaFinds.Load(e.RequestID); ok {
+						if f := afterRead.Swap(nil); f != nil {
+							(*f)()
 						}
-					},
-					Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
-						if _, ok := metaFinds.Load(e.RequestID); ok {
-							if f := afterRead.Swap(nil); f != nil {
-								(*f)()
-							}
-						}
-					},
-				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close(context.Background()) })
+					}
+				},
+			})
 			s.filterByIDOnly = idOnly
 			rawInsert(t, s.meta.Collection, bson.D{{Key: "_id", Value: "bootstrap"}, {Key: "created_at", Value: time.Now().Add(-2 * time.Minute)}})
 
