@@ -107,6 +107,10 @@ func (c collection) DeleteMany(ctx context.Context, filter any, opts ...options.
 	return gated(ctx, c.writes, func() (*mongo.DeleteResult, error) { return c.Collection.DeleteMany(ctx, filter, opts...) })
 }
 
+func (c collection) BulkWrite(ctx context.Context, models []mongo.WriteModel, opts ...options.Lister[options.BulkWriteOptions]) (*mongo.BulkWriteResult, error) {
+	return gated(ctx, c.writes, func() (*mongo.BulkWriteResult, error) { return c.Collection.BulkWrite(ctx, models, opts...) })
+}
+
 func (c collection) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...options.Lister[options.FindOneAndUpdateOptions]) *mongo.SingleResult {
 	leave, err := c.writes.enter(ctx)
 	if err != nil {

@@ -6,15 +6,18 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 )
 
 func TestCreateAndGetCustomer(t *testing.T) {
@@ -339,6 +342,53 @@ func TestDeleteCustomerWithInteractions(t *testing.T) {
 	lone := mustCreateCustomer(t, s, &Customer{Name: "Lone", Email: "lone@example.com"})
 	if err := s.DeleteCustomer(ctx, lone.ID, 1, false, nil); err != nil {
 		t.Errorf("DeleteCustomer without interactions: %v", err)
+	}
+}
+
+// A delete that fails part-way (here its context ends: the client went away,
+// or the cascade ran past its deadline) leaves the customer in place and
+// takes its deletion mark back: a mark left behind made every new reference
+// to the customer wait the store's timeout and be refused as missing.
+func TestDeleteCustomerFailingPartWayTakesItsMarkBack(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, command, coll string
+	}{
+		{"during the cascade", "delete", interactionsCollection},
+		{"at the final delete", "delete", customersCollection},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, hook := openHookedStore(t)
+			u := mustCreateUser(t, s, "U", "u@example.com", RoleMember)
+			c := mustCreateCustomer(t, s, &Customer{Name: "Busy", Email: "busy@example.com"})
+			mustCreateInteraction(t, s, u.ID, c.ID, "Call", "Open", nil)
+
+			ctx, cancel := context.WithCancel(t.Context())
+			hook.Store(onceBefore(tc.command, tc.coll, cancel))
+			err := s.DeleteCustomer(ctx, c.ID, 1, true, nil)
+			hook.Store(nil)
+			if err == nil {
+				t.Fatal("DeleteCustomer succeeded although its context ended part-way")
+			}
+			got, err := s.GetCustomer(t.Context(), c.ID)
+			if err != nil || got.DeletingAt != nil {
+				t.Fatalf("customer after the failed delete: %+v, %v; want it there, without a deletion mark", got, err)
+			}
+			// A new interaction may refer to it at once.
+			it := &Interaction{UserID: u.ID, CustomerID: c.ID, Type: "Note", Status: "Open"}
+			if err := s.CreateInteraction(t.Context(), it); err != nil {
+				t.Fatalf("CreateInteraction for the customer after the failed delete: %v", err)
+			}
+			// Sending the delete again finishes it.
+			if err := s.DeleteCustomer(t.Context(), c.ID, 1, true, nil); err != nil {
+				t.Fatalf("DeleteCustomer again: %v", err)
+			}
+			if n := countDocs(t, s.interactions.Collection, bson.D{{Key: "customer_id", Value: c.ID}}); n != 0 {
+				t.Errorf("%d interactions still refer to the deleted customer", n)
+			}
+		})
 	}
 }
 
@@ -820,6 +870,132 @@ func TestCustomersSortByNameWithoutCaseOrAccents(t *testing.T) {
 		}
 		if !slices.Equal(got, expected) {
 			t.Errorf("by name (descending: %v), in pages of 2: %q, want %q", desc, got, expected)
+		}
+	}
+}
+
+// The backfill of the name sort key (the janitor's fillNameKeys) gives every
+// document of the original CRM the key of its name, and leaves a document
+// renamed since the backfill read it: here by the original CRM, which
+// writes no key. On the bundled engine each update filters by _id alone,
+// the only filter it looks up by index: {_id, name} read the whole
+// collection once per document (1,000 documents took 45 s).
+func TestFillNameKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ idOnly, shared bool }{{true, false}, {true, true}, {false, false}} {
+		t.Run(fmt.Sprintf("filterByIDOnly=%v,sharedEngine=%v", tc.idOnly, tc.shared), func(t *testing.T) {
+			t.Parallel()
+			idOnly := tc.idOnly
+			var (
+				mu       sync.Mutex
+				filters  []bson.Raw // of the backfill's updates
+				renaming atomic.Bool
+				rename   atomic.Pointer[func()]
+			)
+			s := openMonitored(t, &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+				if c, _ := e.Command.Lookup(e.CommandName).StringValueOK(); e.CommandName != "update" || c != customersCollection || renaming.Load() {
+					return
+				}
+				if f := rename.Swap(nil); f != nil {
+					renaming.Store(true)
+					(*f)()
+					renaming.Store(false)
+				}
+				updates, _ := e.Command.Lookup("updates").Array().Values()
+				mu.Lock()
+				defer mu.Unlock()
+				for _, u := range updates {
+					filters = append(filters, u.Document().Lookup("q").Document())
+				}
+			}})
+			s.stopJanitor() // its first backfill could run at any moment
+			<-s.janitorDone
+			s.filterByIDOnly, s.sharedEngine = idOnly, tc.shared
+
+			const n, racing = 40, 2
+			ids := make([]bson.ObjectID, n+racing)
+			for i := range ids {
+				ids[i] = bson.NewObjectID()
+				rawInsert(t, s.customers.Collection, bson.D{{Key: "_id", Value: ids[i]}, {Key: "name", Value: fmt.Sprintf("Ñandú %02d", i)}, {Key: "email", Value: fmt.Sprintf("c%d@old.test", i)}})
+			}
+			// The original CRM renames the last ones once the backfill has read them all.
+			renameLast := func() {
+				for _, id := range ids[n:] {
+					rawSet(t, s.customers.Collection, id, bson.D{{Key: "name", Value: "Zorro " + id.Hex()}})
+				}
+			}
+			rename.Store(&renameLast)
+			if err := s.fillNameKeys(t.Context()); err != nil {
+				t.Fatalf("fillNameKeys: %v", err)
+			}
+			if rename.Load() != nil {
+				t.Fatal("the backfill wrote nothing")
+			}
+			for i, id := range ids {
+				doc := rawDoc(t, s.customers.Collection, id)
+				want := any(fmt.Sprintf("nandu %02d", i))
+				if i >= n {
+					want = nil // renamed after the read: left for the next run
+				}
+				if doc["name_key"] != want {
+					t.Errorf("customer %d (%v): name_key %v, want %v", i, doc["name"], doc["name_key"], want)
+				}
+			}
+			if idOnly {
+				mu.Lock()
+				for _, f := range filters {
+					if keys, _ := f.Elements(); len(keys) != 1 || keys[0].Key() != "_id" {
+						t.Errorf("the backfill updated with the filter %v, want {_id: X}", f)
+						break
+					}
+				}
+				mu.Unlock()
+			}
+
+			// The next run gives the renamed ones the key of their new name.
+			if err := s.fillNameKeys(t.Context()); err != nil {
+				t.Fatalf("fillNameKeys, again: %v", err)
+			}
+			for _, id := range ids[n:] {
+				if doc := rawDoc(t, s.customers.Collection, id); doc["name_key"] != "zorro "+id.Hex() {
+					t.Errorf("renamed customer %v: name_key %v after the next run", doc["name"], doc["name_key"])
+				}
+			}
+			if n := countDocs(t, s.claims.Collection, nil); n != 0 {
+				t.Errorf("%d claims left behind", n)
+			}
+			if n := countDocs(t, s.customers.Collection, bson.D{{Key: "revision", Value: bson.D{{Key: "$exists", Value: true}}}}); n != 0 {
+				t.Errorf("%d customers got a revision: the sort key is the store's own and changes no version", n)
+			}
+		})
+	}
+}
+
+// BenchmarkFillNameKeys backfills the sort key of 1,000 customers that the
+// original CRM wrote, on the bundled engine.
+func BenchmarkFillNameKeys(b *testing.B) {
+	s, err := Open(b.Context(), Config{DataDir: b.TempDir(), Timeout: time.Minute, Logger: quietLogger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	s.stopJanitor()
+	<-s.janitorDone
+	docs := make([]any, 1000)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "name", Value: fmt.Sprintf("Old %d", i)}, {Key: "email", Value: fmt.Sprintf("c%d@old.test", i)}}
+	}
+	if _, err := s.customers.Collection.InsertMany(b.Context(), docs); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := s.customers.Collection.UpdateMany(b.Context(), bson.D{}, bson.D{{Key: "$unset", Value: bson.D{{Key: "name_key", Value: ""}}}}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := s.fillNameKeys(b.Context()); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

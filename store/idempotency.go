@@ -96,35 +96,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string
 // deleteIdempotencyRecord deletes the record of claim if it is still that
 // claim's: a later claim of the same key stays.
 func (s *Store) deleteIdempotencyRecord(ctx context.Context, claim IdempotencyClaim) error {
-	_, err := s.writeIdempotencyClaim(ctx, claim, func(filter bson.D) (bool, error) {
-		res, err := s.idempotency.DeleteOne(ctx, filter)
-		return err == nil && res.DeletedCount == 1, err
-	})
-	return err
-}
-
-// writeIdempotencyClaim runs write with a filter that matches the record of
-// claim only while it is still that claim (same created_at), and says whether
-// write reached it. On MongoDB the condition is part of the filter; the
-// embedded engine filters by _id alone (see write.go), so the condition is
-// checked here, under lockKey.
-func (s *Store) writeIdempotencyClaim(ctx context.Context, claim IdempotencyClaim, write func(filter bson.D) (bool, error)) (bool, error) {
-	defer s.lockKey([]byte(claim.Key))()
-	filter := bson.D{{Key: fieldID, Value: claim.Key}}
-	if !s.filterByIDOnly {
-		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: claim.CreatedAt})
-	} else {
-		var current IdempotencyRecord
-		err := translate(s.idempotency.FindOne(ctx, filter).Decode(&current))
-		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(claim.CreatedAt)) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
-	ok, err := write(filter)
-	return ok, translate(err)
+	return s.deleteIfCreatedAt(ctx, s.idempotency, claim.Key, claim.CreatedAt)
 }
 
 // GetIdempotencyRecord returns the record of key, or ErrNotFound.
@@ -144,7 +116,7 @@ func (s *Store) GetIdempotencyRecord(ctx context.Context, key string) (*Idempote
 func (s *Store) CompleteIdempotencyKey(ctx context.Context, claim IdempotencyClaim, ttl time.Duration, status int, headers map[string]string, body []byte) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	ok, err := s.writeIdempotencyClaim(ctx, claim, func(filter bson.D) (bool, error) {
+	ok, err := s.writeIfCreatedAt(ctx, s.idempotency, claim.Key, claim.CreatedAt, func(filter bson.D) (bool, error) {
 		res, err := s.idempotency.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
 			{Key: idempotencyFieldState, Value: idempotencyDone},
 			{Key: "status", Value: status},

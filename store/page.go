@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -10,6 +13,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -217,6 +221,15 @@ func (s *Store) fillNameKeys(ctx context.Context) error {
 	return nil
 }
 
+// nameKeyBatch is how many keys one bulk write fills on MongoDB.
+const nameKeyBatch = 1000
+
+// withoutNameKey is a document that fillNameKeysOf gives its sort key.
+type withoutNameKey struct {
+	ID   bson.ObjectID `bson:"_id"`
+	Name *string       `bson:"name"` // nil: none, or null; it gets no key and sorts first
+}
+
 func fillNameKeysOf(ctx context.Context, s *Store, coll collection) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*s.timeout)
 	defer cancel()
@@ -225,21 +238,78 @@ func fillNameKeysOf(ctx context.Context, s *Store, coll collection) error {
 	if err != nil {
 		return translate(err)
 	}
-	var missing []struct {
-		ID   bson.ObjectID `bson:"_id"`
-		Name string        `bson:"name"`
-	}
+	var missing []withoutNameKey
 	if err := cur.All(ctx, &missing); err != nil {
 		return translate(err)
 	}
-	for _, doc := range missing {
-		_, err := coll.UpdateOne(ctx, bson.D{{Key: fieldID, Value: doc.ID}, {Key: fieldName, Value: doc.Name}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: fieldNameKey, Value: sortKey(doc.Name)}}}})
-		if err != nil {
+	missing = slices.DeleteFunc(missing, func(doc withoutNameKey) bool { return doc.Name == nil })
+	if s.filterByIDOnly {
+		// One by one: each update filters by _id alone, which the bundled
+		// engine looks up by index, where {_id, name} read the whole
+		// collection for every document (1,000 took 45 s, holding the write
+		// gate, and the run timed out part-way from a few thousand on). Now
+		// 1,000 take ~4 s, nearly all of it the engine's writes; a bulk
+		// write of the same updates was no help there (it did not finish
+		// 1,000 in minutes).
+		for _, doc := range missing {
+			if err := s.fillNameKey(ctx, coll, doc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// On MongoDB the name in the filter keeps the key of a name changed
+	// since the read (by this API or by the original CRM, which knows
+	// nothing of revisions), and the writes go a batch at a time.
+	for batch := range slices.Chunk(missing, nameKeyBatch) {
+		models := make([]mongo.WriteModel, len(batch))
+		for i, doc := range batch {
+			models[i] = mongo.NewUpdateOneModel().
+				SetFilter(bson.D{{Key: fieldID, Value: doc.ID}, {Key: fieldName, Value: *doc.Name}}).
+				SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: fieldNameKey, Value: sortKey(*doc.Name)}}}})
+		}
+		if _, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 			return translate(err)
 		}
 	}
 	return nil
+}
+
+// fillNameKey gives doc its sort key on the bundled engine, filtering by _id
+// alone (see the top of write.go). The name is compared here instead, under
+// the document's lock, which every write of this process to it takes: a
+// document renamed or deleted since the read is left alone. On an engine
+// shared with other processes the step is claimed as well, as atRevision
+// claims it, without changing the revision (the key is the store's own).
+func (s *Store) fillNameKey(ctx context.Context, coll collection, doc withoutNameKey) error {
+	defer s.lockDoc(doc.ID)()
+	var current struct {
+		Name     *string `bson:"name"`
+		NameKey  *string `bson:"name_key"`
+		Revision int64   `bson:"revision"`
+	}
+	opts := options.FindOne().SetProjection(bson.D{{Key: fieldName, Value: 1}, {Key: fieldNameKey, Value: 1}, {Key: fieldRevision, Value: 1}})
+	err := translate(coll.FindOne(ctx, bson.D{{Key: fieldID, Value: doc.ID}}, opts).Decode(&current))
+	if errors.Is(err, ErrNotFound) || (err == nil && (current.Name == nil || *current.Name != *doc.Name || current.NameKey != nil)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	filter := bson.D{{Key: fieldID, Value: doc.ID}}
+	if s.sharedEngine {
+		var release func()
+		filter, _, release, err = s.atRevision(ctx, coll, doc.ID, current.Revision)
+		if errors.Is(err, ErrStale) || errors.Is(err, ErrNotFound) {
+			return nil // written meanwhile by another process; the next run looks again
+		}
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	_, err = coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: fieldNameKey, Value: sortKey(*doc.Name)}}}})
+	return translate(err)
 }
 
 // Conditions that the lists' filters share.
@@ -251,6 +321,23 @@ func anyOf[T any](field string, values []T) bson.E {
 		return bson.E{Key: field, Value: values[0]}
 	}
 	return bson.E{Key: field, Value: bson.D{{Key: "$in", Value: values}}}
+}
+
+// searchCondition matches documents where any of fields contains text,
+// case-insensitively. The text is quoted, so it is matched literally and can
+// never become a regular expression of the caller's choosing. A name also
+// matches without accents, through its sort key: "muller" finds "Müller", and
+// "sparck" "Spärck", as sort=name orders them.
+func searchCondition(text string, fields ...string) bson.E {
+	literal := func(s string) bson.Regex { return bson.Regex{Pattern: regexp.QuoteMeta(s), Options: "i"} }
+	or := make(bson.A, 0, len(fields)+1)
+	for _, f := range fields {
+		or = append(or, bson.D{{Key: f, Value: literal(text)}})
+		if key := sortKey(text); f == fieldName && key != "" {
+			or = append(or, bson.D{{Key: fieldNameKey, Value: literal(key)}})
+		}
+	}
+	return bson.E{Key: "$or", Value: or}
 }
 
 // updatedSince is the condition "changed at or after t", for incremental sync.

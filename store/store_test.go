@@ -92,6 +92,23 @@ func openHooked(t *testing.T, cfg Config) (*Store, *atomic.Pointer[commandHook])
 	return s, hook
 }
 
+// openMonitored opens a store on a fresh embedded engine with monitor on
+// every command, for tests that need more of a command than openHooked's
+// hook gets (its body, or its success).
+func openMonitored(t *testing.T, monitor *event.CommandMonitor) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), Config{DataDir: t.TempDir(), Timeout: testTimeout, Logger: quietLogger, Monitor: monitor})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
 // onceBefore returns a hook that runs f once, before the first command name on
 // coll. Commands that f itself sends pass straight through.
 func onceBefore(name, coll string, f func()) *commandHook {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -325,21 +324,4 @@ func (s *Store) anyActiveAdmin(ctx context.Context) error {
 		return ErrLastAdmin
 	}
 	return err
-}
-
-// searchCondition matches documents where any of fields contains text,
-// case-insensitively. The text is quoted, so it is matched literally and can
-// never become a regular expression of the caller's choosing. A name also
-// matches without accents, through its sort key: "muller" finds "Müller", and
-// "sparck" "Spärck", as sort=name orders them.
-func searchCondition(text string, fields ...string) bson.E {
-	literal := func(s string) bson.Regex { return bson.Regex{Pattern: regexp.QuoteMeta(s), Options: "i"} }
-	or := make(bson.A, 0, len(fields)+1)
-	for _, f := range fields {
-		or = append(or, bson.D{{Key: f, Value: literal(text)}})
-		if key := sortKey(text); f == fieldName && key != "" {
-			or = append(or, bson.D{{Key: fieldNameKey, Value: literal(key)}})
-		}
-	}
-	return bson.E{Key: "$or", Value: or}
 }

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 )
 
 func TestCreateAndGetUser(t *testing.T) {
@@ -217,6 +220,50 @@ func TestCreateFirstUserConcurrent(t *testing.T) {
 	}
 	if c := countDocs(t, s.users.Collection, bson.D{{Key: "role", Value: "admin"}}); c != 1 {
 		t.Errorf("%d admins, want 1", c)
+	}
+}
+
+// Two callers that both find the bootstrap marker stale: the second to
+// delete it must not delete the first's fresh claim, or both would bootstrap.
+// B claims right after A has read the stale marker, before A deletes it.
+func TestClaimMarkerRacingOnAStaleOne(t *testing.T) {
+	t.Parallel()
+	for _, idOnly := range []bool{true, false} {
+		t.Run(fmt.Sprintf("filterByIDOnly=%v", idOnly), func(t *testing.T) {
+			t.Parallel()
+			// Right after a command succeeds, unlike openHookedStore's hook:
+			// before A's delete, A holds the write gate, and B could not write.
+			var metaFinds sync.Map // request ids of finds on meta
+			var afterRead atomic.Pointer[func()]
+			s := openMonitored(t, &event.CommandMonitor{
+				Started: func(_ context.Context, e *event.CommandStartedEvent) {
+					if c, _ := e.Command.Lookup(e.CommandName).StringValueOK(); e.CommandName == "find" && c == metaCollection {
+						metaFinds.Store(e.RequestID, true)
+					}
+				},
+				Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+					if _, ok := metaFinds.Load(e.RequestID); ok {
+						if f := afterRead.Swap(nil); f != nil {
+							(*f)()
+						}
+					}
+				},
+			})
+			s.filterByIDOnly = idOnly
+			rawInsert(t, s.meta.Collection, bson.D{{Key: "_id", Value: "bootstrap"}, {Key: "created_at", Value: time.Now().Add(-2 * time.Minute)}})
+
+			var errB error
+			claimB := func() { errB = s.claimMarker(t.Context(), "bootstrap", time.Minute) }
+			afterRead.Store(&claimB)
+			errA := s.claimMarker(t.Context(), "bootstrap", time.Minute)
+			if afterRead.Load() != nil {
+				t.Fatal("B never ran: claimMarker read no marker")
+			}
+			ok, dup, other := tallyErrors([]error{errA, errB}, ErrDuplicate)
+			if ok != 1 || dup != 1 || len(other) != 0 {
+				t.Fatalf("claims of a stale marker: A = %v, B = %v; want one to succeed and the other ErrDuplicate", errA, errB)
+			}
+		})
 	}
 }
 

@@ -381,9 +381,13 @@ func (s *Store) restore(ctx context.Context, coll collection, id bson.ObjectID, 
 // record is first marked as being deleted and the references are looked for
 // after that; insertReferencing does the mirror image (insert, then look at the
 // mark). Whichever runs second sees the other, so no reference to a deleted
-// record survives. A cascade interrupted half-way leaves the record in place,
+// record survives. Whenever the record is not deleted in the end (refused, or
+// any error, a cascade past its deadline included), the mark is taken back,
+// with a context of its own: a mark left behind would make every new
+// reference to the record wait and be refused as missing until
+// deletionMarkTTL. A cascade interrupted half-way leaves the record in place,
 // and sending the delete again finishes it.
-func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) error {
+func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.ObjectID, rev int64, refs []reference, cascade bool, keep bson.D, afterMark func(context.Context) error) (err error) {
 	defer s.lockDoc(id)()
 	filter, _, release, err := s.atRevision(ctx, coll, id, rev)
 	if err != nil {
@@ -399,16 +403,24 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 	if res.MatchedCount == 0 {
 		return s.notMatched(ctx, coll, id)
 	}
-	unmark := func() error {
-		_, err := coll.UpdateOne(context.WithoutCancel(opCtx), bson.D{{Key: fieldID, Value: id}},
+	deleted := false
+	defer func() {
+		if deleted {
+			return
+		}
+		// The record stays as it was. Its caller's context may be the very
+		// reason (cancelled, or past its deadline), so the unmark has its own.
+		unmarkCtx, cancel := s.opContext(context.WithoutCancel(ctx))
+		defer cancel()
+		_, unmarkErr := coll.UpdateOne(unmarkCtx, bson.D{{Key: fieldID, Value: id}},
 			bson.D{{Key: "$unset", Value: bson.D{{Key: fieldDeletingAt, Value: ""}}}})
-		return translate(err)
-	}
+		if unmarkErr = translate(unmarkErr); unmarkErr != nil {
+			s.log.Warn("a refused or failed delete left its mark", "record", coll.record(), "id", id.Hex(), "error", err, "unmark_error", unmarkErr)
+			err = unmarkErr
+		}
+	}()
 	if afterMark != nil {
 		if err := afterMark(opCtx); err != nil {
-			if unmarkErr := unmark(); unmarkErr != nil {
-				return unmarkErr
-			}
 			return err
 		}
 	}
@@ -430,10 +442,6 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			if !found {
 				continue
 			}
-			// Take the mark back: the record stays as it was.
-			if err := unmark(); err != nil {
-				return err
-			}
 			if cascade {
 				return ErrCascadeRefused
 			}
@@ -441,9 +449,14 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 		}
 	}
 	if cascade {
+		// A cascade deletes any number of records, which on the bundled
+		// engine means reading the whole collection: it gets more time than
+		// one operation, still well within the server's write timeout.
+		cascadeCtx, cancel := context.WithTimeout(ctx, cascadeTimeoutFactor*s.timeout)
+		defer cancel()
 		for _, ref := range refs {
 			if keep == nil {
-				if err := s.cascadeDelete(opCtx, ref, id, nil); err != nil {
+				if err := s.cascadeDelete(cascadeCtx, ref, id, nil); err != nil {
 					return err
 				}
 				continue
@@ -454,30 +467,35 @@ func (s *Store) deleteReferenced(ctx context.Context, coll collection, id bson.O
 			// and finding one afterwards refuses the cascade, which leaves the
 			// record in place with what was deleted gone, as an interrupted
 			// cascade does.
-			if err := s.cascadeDelete(opCtx, ref, id, bson.D{{Key: "$nor", Value: bson.A{keep}}}); err != nil {
+			if err := s.cascadeDelete(cascadeCtx, ref, id, bson.D{{Key: "$nor", Value: bson.A{keep}}}); err != nil {
 				return err
 			}
-			found, err := exists(opCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, keep...))
+			found, err := exists(cascadeCtx, ref.coll, append(bson.D{{Key: ref.field, Value: id}}, keep...))
 			if err != nil {
 				return err
 			}
 			if found {
-				if err := unmark(); err != nil {
-					return err
-				}
 				return ErrCascadeRefusedPartly
 			}
 		}
 	}
-	deleted, err := coll.DeleteOne(opCtx, bson.D{{Key: fieldID, Value: id}})
+	// A fresh deadline: the cascade may have used up the first one.
+	delCtx, cancel := s.opContext(ctx)
+	defer cancel()
+	gone, err := coll.DeleteOne(delCtx, bson.D{{Key: fieldID, Value: id}})
 	if err != nil {
 		return translate(err)
 	}
-	if deleted.DeletedCount == 1 {
+	deleted = true
+	if gone.DeletedCount == 1 {
 		s.recordDeletions(ctx, coll, []bson.ObjectID{id})
 	}
 	return nil
 }
+
+// cascadeTimeoutFactor times the store's timeout bounds a cascading delete:
+// 30 s by default, half the HTTP server's write timeout.
+const cascadeTimeoutFactor = 6
 
 // exists reports whether any document of coll matches filter.
 func exists(ctx context.Context, coll collection, filter bson.D) (bool, error) {
@@ -576,21 +594,65 @@ func (s *Store) claimMarker(ctx context.Context, name string, staleAfter time.Du
 	if !errors.Is(err, ErrDuplicate) {
 		return err
 	}
-	// Delete the marker only if it is stale; with _id alone in the filter the
-	// age is checked here, and a fresh marker stays.
+	// Replace the marker only if it is stale: a fresh one's claimant is still
+	// at work.
 	var marker struct {
 		CreatedAt time.Time `bson:"created_at"`
 	}
-	if err := s.meta.FindOne(ctx, bson.D{{Key: fieldID, Value: name}}).Decode(&marker); err != nil {
-		return translate(err)
+	err = translate(s.meta.FindOne(ctx, bson.D{{Key: fieldID, Value: name}}).Decode(&marker))
+	if errors.Is(err, ErrNotFound) {
+		return claim() // released meanwhile
+	}
+	if err != nil {
+		return err
 	}
 	if time.Since(marker.CreatedAt) < staleAfter {
 		return ErrDuplicate
 	}
-	if err := s.releaseMarker(ctx, name); err != nil {
+	// Only the stale marker read above, not by _id alone: another caller that
+	// also found it stale may have replaced it by its own claim meanwhile, and
+	// deleting that would let both callers claim.
+	if err := s.deleteIfCreatedAt(ctx, s.meta, name, marker.CreatedAt); err != nil {
 		return err
 	}
 	return claim()
+}
+
+// deleteIfCreatedAt deletes the document key of coll only if it is the one
+// created at created: a document read as expired or stale may have been
+// replaced meanwhile by another caller's fresh one, which must stay.
+func (s *Store) deleteIfCreatedAt(ctx context.Context, coll collection, key string, created time.Time) error {
+	_, err := s.writeIfCreatedAt(ctx, coll, key, created, func(filter bson.D) (bool, error) {
+		res, err := coll.DeleteOne(ctx, filter)
+		return err == nil && res.DeletedCount == 1, err
+	})
+	return err
+}
+
+// writeIfCreatedAt runs write with a filter that matches the document key of
+// coll only while it is the one created at created, and says whether write
+// reached it. On MongoDB the creation time is part of the filter; on the
+// bundled engine the filter is _id alone (see the top of this file) and the
+// time is compared here, under the key's lock.
+func (s *Store) writeIfCreatedAt(ctx context.Context, coll collection, key string, created time.Time, write func(filter bson.D) (bool, error)) (bool, error) {
+	defer s.lockKey([]byte(key))()
+	filter := bson.D{{Key: fieldID, Value: key}}
+	if !s.filterByIDOnly {
+		filter = append(filter, bson.E{Key: fieldCreatedAt, Value: created})
+	} else {
+		var current struct {
+			CreatedAt time.Time `bson:"created_at"`
+		}
+		err := translate(coll.FindOne(ctx, filter).Decode(&current))
+		if errors.Is(err, ErrNotFound) || (err == nil && !current.CreatedAt.Equal(created)) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	ok, err := write(filter)
+	return ok, translate(err)
 }
 
 // releaseMarker deletes the marker document name.
