@@ -44,16 +44,7 @@ const testTimeout = 15 * time.Second
 // directory and closes it when the test ends.
 func openTestStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), Timeout: testTimeout, Logger: quietLogger})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return openMonitored(t, nil)
 }
 
 // commandHook runs before a command of the store's client is sent: name is the
@@ -92,9 +83,9 @@ func openHooked(t *testing.T, cfg Config) (*Store, *atomic.Pointer[commandHook])
 	return s, hook
 }
 
-// openMonitored opens a store on a fresh embedded engine with monitor on
-// every command, for tests that need more of a command than openHooked's
-// hook gets (its body, or its success).
+// openMonitored opens a store on a fresh embedded engine with monitor (if
+// any) on every command, for tests that need more of a command than
+// openHooked's hook gets (its body, or its success).
 func openMonitored(t *testing.T, monitor *event.CommandMonitor) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), Config{DataDir: t.TempDir(), Timeout: testTimeout, Logger: quietLogger, Monitor: monitor})
