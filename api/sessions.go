@@ -96,7 +96,7 @@ func (h *Handler) checkPassword(ctx context.Context, email, password string) (*s
 		// An old (bcrypt, or weaker argon2id) hash is replaced while the password
 		// is at hand. Failing to do so must not fail the login.
 		if hash, err := h.passwords.Hash(ctx, password); err == nil {
-			if _, err := h.store.UpdateUser(ctx, u.ID, u.Revision, store.UserChanges{PasswordHash: &hash}); err != nil {
+			if err := h.store.UpgradePasswordHash(ctx, u.ID, u.Revision, hash); err != nil && !errors.Is(err, store.ErrStale) {
 				h.log.WarnContext(ctx, "could not upgrade a password hash", "user_id", u.ID.Hex(), "error", err)
 			}
 		}

@@ -57,16 +57,27 @@ func TestOriginalCRMDocuments(t *testing.T) {
 		{Key: "scheduled_at", Value: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)},
 	})
 
-	// The old admin signs in with the old bcrypt hash, which is upgraded.
-	token := e.login("OLD.ADMIN@example.com", "legacy password")
-	var stored struct {
-		Password string `bson:"password"`
+	// The old admin signs in with the old bcrypt hash, which is upgraded,
+	// and nothing else: a sign-in is not an edit of the user.
+	type version struct {
+		Password  string    `bson:"password"`
+		Revision  int64     `bson:"revision"`
+		UpdatedAt time.Time `bson:"updated_at"`
 	}
+	var before, stored version
+	if err := db.Collection("users").FindOne(ctx, bson.D{{Key: "_id", Value: adminID}}).Decode(&before); err != nil {
+		t.Fatal(err)
+	}
+	token := e.login("OLD.ADMIN@example.com", "legacy password")
 	if err := db.Collection("users").FindOne(ctx, bson.D{{Key: "_id", Value: adminID}}).Decode(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stored.Password, "$argon2id$") {
 		t.Errorf("the bcrypt hash was not upgraded on login: %.10s…", stored.Password)
+	}
+	if stored.Revision != before.Revision || !stored.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("upgrading the hash changed the user: revision %d → %d, updated_at %s → %s",
+			before.Revision, stored.Revision, before.UpdatedAt, stored.UpdatedAt)
 	}
 	e.login("old.admin@example.com", "legacy password") // and the new hash verifies
 	c := e.as(token)

@@ -267,6 +267,30 @@ func (s *Store) UpdateUser(ctx context.Context, id bson.ObjectID, rev int64, c U
 	return s.GetUser(ctx, id)
 }
 
+// UpgradePasswordHash replaces the password hash of the user at revision rev
+// by newHash, a hash of the same password in a newer form, without changing
+// the revision or updated_at: the user did not change, and a sign-in must not
+// look like an edit to a sync job or fail an admin's If-Match. ErrStale: the
+// user changed since (a new password, perhaps, whose hash must stay).
+func (s *Store) UpgradePasswordHash(ctx context.Context, id bson.ObjectID, rev int64, newHash string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	defer s.lockDoc(id)()
+	filter, _, release, err := s.atRevision(ctx, s.users, id, rev)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := s.users.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: userFieldPassword, Value: newHash}}}})
+	if err != nil {
+		return translate(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrStale
+	}
+	return nil
+}
+
 // DeleteUser deletes the user at revision rev. A user who still owns customers
 // or interactions is not deleted (ErrReferenced), nor is the last active admin
 // (ErrLastAdmin).

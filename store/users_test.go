@@ -267,6 +267,38 @@ func TestClaimMarkerRacingOnAStaleOne(t *testing.T) {
 	}
 }
 
+// TestUpgradePasswordHash: a hash replaced by a newer form of the same
+// password leaves the user's revision and updated_at alone, and never
+// replaces the hash of a password changed since the user was read.
+func TestUpgradePasswordHash(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	u := mustCreateUser(t, s, "Hash Owner", "hash.owner@example.com", RoleMember)
+	if err := s.UpgradePasswordHash(ctx, u.ID, u.Revision, "newer-hash"); err != nil {
+		t.Fatalf("UpgradePasswordHash: %v", err)
+	}
+	got, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash != "newer-hash" || got.Revision != u.Revision || !got.UpdatedAt.Equal(u.UpdatedAt) {
+		t.Errorf("after the upgrade: hash %q, revision %d (was %d), updated_at %s (was %s)",
+			got.PasswordHash, got.Revision, u.Revision, got.UpdatedAt, u.UpdatedAt)
+	}
+
+	changed, err := s.UpdateUser(ctx, u.ID, got.Revision, UserChanges{PasswordHash: ptr("hash-of-a-new-password")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpgradePasswordHash(ctx, u.ID, u.Revision, "upgrade-of-the-old-password"); !errors.Is(err, ErrStale) {
+		t.Errorf("upgrade at an old revision: %v, want ErrStale", err)
+	}
+	if got, _ := s.GetUser(ctx, u.ID); got.PasswordHash != changed.PasswordHash {
+		t.Errorf("the new password's hash was replaced: %q", got.PasswordHash)
+	}
+}
+
 func TestUpdateUser(t *testing.T) {
 	t.Parallel()
 	s := openTestStore(t)
