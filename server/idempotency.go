@@ -32,17 +32,16 @@ const (
 	// server's WriteTimeout (60 s, server/cli) leaves a handler anyway: a
 	// response written later never reaches the client.
 	idempotencyRunLimit = time.Minute
-	// idempotencyLease is how long a key stays claimed while its first request
-	// runs. A claim older than this was abandoned — the process died, or
-	// storing the outcome failed — and a retry takes the key over instead of
-	// being refused with 409 for the whole idempotencyTTL. It is the run limit
-	// plus a minute: for operations the store lets finish after a cancellation
-	// (an undo, each bounded by CRM_DB_TIMEOUT, 5 s by default) and for clocks
-	// of API processes sharing a database that disagree. A shorter lease risks
-	// a retry running while the first request still writes, which is the
-	// duplicate that keys exist to prevent; a longer one only makes retries
-	// after a crash wait longer.
-	idempotencyLease = idempotencyRunLimit + time.Minute
+	// idempotencyAbandonedAfter: a key still pending this long after its
+	// first request began was abandoned — the process died, or storing the
+	// outcome failed. Whether that request created its record is unknown, so
+	// the key is never run again (that could create it twice); its retries
+	// are told so at once instead of waiting for a request that is over. It
+	// is the run limit plus a minute: for operations the store lets finish
+	// after a cancellation (an undo, each bounded by CRM_DB_TIMEOUT, 5 s by
+	// default) and for clocks of API processes sharing a database that
+	// disagree.
+	idempotencyAbandonedAfter = idempotencyRunLimit + time.Minute
 	// idempotencyWait bounds how long a retry waits for the first request with
 	// its key to finish before giving up with 409.
 	idempotencyWait = 10 * time.Second
@@ -54,6 +53,10 @@ var replayedResponseHeaders = []string{echo.HeaderContentType, echo.HeaderLocati
 
 // errKeyInProgress: the first request with this key is still running.
 var errKeyInProgress = &api.ConflictError{Detail: "A request with this Idempotency-Key is still being processed; retry shortly."}
+
+// errKeyAbandoned: the first request with this key failed or never finished.
+var errKeyAbandoned = &api.ConflictError{Detail: "The first request with this Idempotency-Key did not finish (the server failed or restarted while handling it), " +
+	"so whether it created its record is unknown: look for the record, and if it is not there, send the request again with a new key."}
 
 // idempotency runs after validation, when the principal (part of the key's
 // scope) and the validated body are known.
@@ -78,7 +81,7 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 
 			deadline := time.Now().Add(idempotencyWait)
 			for {
-				claim, existing, err := st.ClaimIdempotencyKey(req.Context(), recordKey, requestHash, idempotencyLease)
+				claim, existing, err := st.ClaimIdempotencyKey(req.Context(), recordKey, requestHash, idempotencyTTL)
 				switch {
 				case err != nil:
 					return err
@@ -90,6 +93,8 @@ func idempotency(st *store.Store, ops operations, log *slog.Logger) echo.Middlew
 						Fields: []api.FieldError{{Parameter: idempotencyHeader, Detail: "was used before with another request"}}}
 				case existing.Done():
 					return replay(c, existing)
+				case existing.Failed() || time.Since(existing.CreatedAt) > idempotencyAbandonedAfter:
+					return errKeyAbandoned
 				case time.Now().After(deadline):
 					return errKeyInProgress
 				}
@@ -122,11 +127,13 @@ func handleFirst(c echo.Context, st *store.Store, log *slog.Logger, claim store.
 		c.SetRequest(c.Request().WithContext(req.Context()))
 		c.Response().Writer = rec.ResponseWriter
 		if r := recover(); r != nil {
-			// The handler panicked: the recovery middleware answers 500,
-			// and the client will retry, so the key must not stay claimed.
-			// Then panic on, for that middleware to log it.
-			if err := st.ReleaseIdempotencyKey(ctx, claim); err != nil {
-				log.ErrorContext(ctx, "releasing the Idempotency-Key of a request that panicked", "request_id", requestID(c), "error", err)
+			// The handler panicked, perhaps after creating its record: the
+			// key is never run again, and its retries are told at once that
+			// the outcome is unknown (rather than waiting for a request that
+			// is over). Then panic on, for the recovery middleware to answer
+			// 500 and log it.
+			if err := st.FailIdempotencyKey(ctx, claim); err != nil {
+				log.ErrorContext(ctx, "recording the failure of a request with an Idempotency-Key that panicked", "request_id", requestID(c), "error", err)
 			}
 			panic(r)
 		}
@@ -146,9 +153,9 @@ func handleFirst(c echo.Context, st *store.Store, log *slog.Logger, claim store.
 			headers[h] = v
 		}
 	}
-	// The response is out; failing to store it only means that a retry would
-	// find the key pending until its lease runs out, and then run again, which
-	// the log should say.
+	// The response is out; failing to store it means that a retry finds the
+	// key pending and, once the request is clearly over, is told that its
+	// outcome is unknown (errKeyAbandoned), which the log should say.
 	if err := st.CompleteIdempotencyKey(ctx, claim, idempotencyTTL, status, headers, rec.body.Bytes()); err != nil {
 		log.ErrorContext(ctx, "storing a response for idempotent replay", "request_id", requestID(c), "error", err)
 	}

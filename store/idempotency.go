@@ -18,6 +18,7 @@ const (
 const (
 	idempotencyPending = "pending" // the first request is being handled
 	idempotencyDone    = "done"    // its response is stored for replay
+	idempotencyFailed  = "failed"  // it failed in a way that leaves its outcome unknown
 )
 
 // IdempotencyRecord remembers a create request sent with an Idempotency-Key and,
@@ -30,19 +31,23 @@ type IdempotencyRecord struct {
 	Headers     map[string]string `bson:"headers,omitempty"`
 	Body        []byte            `bson:"body,omitempty"`
 	CreatedAt   time.Time         `bson:"created_at"`
-	// ExpiresAt is the end of the pending record's lease, then (once Done) the
-	// end of the time its response is replayed.
+	// ExpiresAt is when the key is forgotten: ttl after it was claimed, then
+	// (once Done) ttl after its response was stored.
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
 // Done reports whether the record holds a response to replay.
 func (r *IdempotencyRecord) Done() bool { return r.State == idempotencyDone }
 
+// Failed reports whether the first request failed without a response to
+// replay, and perhaps after creating its record (see FailIdempotencyKey).
+func (r *IdempotencyRecord) Failed() bool { return r.State == idempotencyFailed }
+
 // IdempotencyClaim is the right to handle the request with one key, won by
 // ClaimIdempotencyKey and given up by CompleteIdempotencyKey or
 // ReleaseIdempotencyKey. Its CreatedAt tells this claim from a later one of
-// the same key: once the lease has run out another request may take the key
-// over, and what the first one does after that must not touch the new claim.
+// the same key: once the record has expired another request may claim the key
+// anew, and what the first one does after that must not touch the new claim.
 type IdempotencyClaim struct {
 	Key       string
 	CreatedAt time.Time
@@ -53,17 +58,18 @@ type IdempotencyClaim struct {
 // or release the claim — or the existing record: a request with this key was
 // handled already (Done) or is being handled right now.
 //
-// A pending record holds its key for lease only: one older than that was left
-// by a request whose process died, or whose outcome could not be recorded, and
-// is taken over, so that the retry the client sends after a failure runs. A
-// record past its expiry counts as absent too — the embedded engine has no TTL
-// indexes, so expiry is decided here.
-func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string, lease time.Duration) (*IdempotencyClaim, *IdempotencyRecord, error) {
+// A record past its expiry counts as absent (the embedded engine has no TTL
+// indexes, so expiry is decided here). A pending one holds its key until then
+// even if its request is long over — its process died, or its outcome could
+// not be recorded — since whether that request created its record is unknown,
+// and running it again could create it twice; the caller tells such a
+// record's retries so.
+func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string, ttl time.Duration) (*IdempotencyClaim, *IdempotencyRecord, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	for range 3 {
 		created := now()
-		rec := IdempotencyRecord{Key: key, RequestHash: requestHash, State: idempotencyPending, CreatedAt: created, ExpiresAt: created.Add(lease)}
+		rec := IdempotencyRecord{Key: key, RequestHash: requestHash, State: idempotencyPending, CreatedAt: created, ExpiresAt: created.Add(ttl)}
 		_, err := s.idempotency.InsertOne(ctx, rec)
 		if err == nil {
 			return &IdempotencyClaim{Key: key, CreatedAt: created}, nil, nil
@@ -78,14 +84,12 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, key, requestHash string
 			continue // released meanwhile: claim again
 		case err != nil:
 			return nil, nil, err
-		case now().Before(existing.ExpiresAt) && (existing.Done() || now().Before(existing.CreatedAt.Add(lease))):
-			// (The lease is checked against created_at as well, for pending
-			// records written before pending ones had a lease of their own.)
+		case now().Before(existing.ExpiresAt):
 			return nil, &existing, nil
 		}
-		// Expired or abandoned: remove exactly that record (not one a
-		// concurrent claimant just made) and claim again. Of several
-		// requests that found it, one inserts; the others find its record.
+		// Expired: remove exactly that record (not one a concurrent claimant
+		// just made) and claim again. Of several requests that found it, one
+		// inserts; the others find its record.
 		if err := s.deleteIdempotencyRecord(ctx, IdempotencyClaim{Key: key, CreatedAt: existing.CreatedAt}); err != nil {
 			return nil, nil, err
 		}
@@ -111,8 +115,8 @@ func (s *Store) GetIdempotencyRecord(ctx context.Context, key string) (*Idempote
 }
 
 // CompleteIdempotencyKey stores the response to replay for the key of claim,
-// for ttl from now. It returns ErrNotFound if the claim was lost: its lease
-// ran out and another request took the key over.
+// for ttl from now. It returns ErrNotFound if the claim was lost: its record
+// expired and another request claimed the key anew.
 func (s *Store) CompleteIdempotencyKey(ctx context.Context, claim IdempotencyClaim, ttl time.Duration, status int, headers map[string]string, body []byte) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -132,6 +136,19 @@ func (s *Store) CompleteIdempotencyKey(ctx context.Context, claim IdempotencyCla
 	return err
 }
 
+// FailIdempotencyKey records that the request of claim failed at a point
+// where it may have created its record (it panicked): the key stays taken
+// until it expires, and is never run again.
+func (s *Store) FailIdempotencyKey(ctx context.Context, claim IdempotencyClaim) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.writeIfCreatedAt(ctx, s.idempotency, claim.Key, claim.CreatedAt, func(filter bson.D) (bool, error) {
+		res, err := s.idempotency.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: idempotencyFieldState, Value: idempotencyFailed}}}})
+		return err == nil && res.MatchedCount == 1, err
+	})
+	return err
+}
+
 // ReleaseIdempotencyKey forgets the key of claim, so that a retry runs the
 // request again: for requests that failed without creating anything. A claim
 // that was lost already is not an error.
@@ -142,7 +159,7 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, claim IdempotencyClai
 }
 
 // DeleteExpiredIdempotencyKeys removes records that expired before cutoff,
-// abandoned pending ones included (their expiry is the end of their lease).
+// abandoned pending ones included.
 func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
 	return s.deleteBefore(ctx, s.idempotency, idempotencyFieldExpiresAt, cutoff)
 }

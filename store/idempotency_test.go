@@ -76,48 +76,30 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 	}
 }
 
-// A pending record whose lease has run out was abandoned — its request
-// panicked past the release, or its process died — and the next request with
-// the key takes it over rather than waiting for it until the record expires.
-func TestIdempotencyKeyAbandoned(t *testing.T) {
+// A pending record holds its key until it expires, however old: its request
+// may have created its record before its process died, and running it again
+// could create it twice. A failed one (its request panicked) too, and says so.
+func TestIdempotencyKeyPendingHoldsUntilExpiry(t *testing.T) {
 	t.Parallel()
 	s := openTestStore(t)
 	ctx := t.Context()
 	old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
-	recent := time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)
-	for key, created := range map[string]time.Time{"abandoned": old, "running": recent} {
-		// Expiring a day later, as pending records did before they had a
-		// lease: the lease counts from created_at all the same.
-		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: key}, {Key: "request_hash", Value: "hash"}, {Key: "state", Value: "pending"},
-			{Key: "created_at", Value: created}, {Key: "expires_at", Value: created.Add(24 * time.Hour)}})
+	rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "abandoned"}, {Key: "request_hash", Value: "hash"}, {Key: "state", Value: "pending"},
+		{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(24 * time.Hour)}})
+	claim, rec, err := s.ClaimIdempotencyKey(ctx, "abandoned", "hash", 24*time.Hour)
+	if err != nil || claim != nil || rec == nil || rec.Done() || rec.Failed() || !rec.CreatedAt.Equal(old) {
+		t.Errorf("claim of an old pending key = %+v, %+v, %v; want its pending record", claim, rec, err)
 	}
 
-	claim, rec, err := s.ClaimIdempotencyKey(ctx, "abandoned", "hash", time.Hour)
-	if err != nil || claim == nil || rec != nil {
-		t.Fatalf("claim of an abandoned key = %+v, %+v, %v; want a claim", claim, rec, err)
+	claim, _, err = s.ClaimIdempotencyKey(ctx, "panicked", "hash", 24*time.Hour)
+	if err != nil || claim == nil {
+		t.Fatalf("claim: %+v, %v", claim, err)
 	}
-	got, err := s.GetIdempotencyRecord(ctx, "abandoned")
-	if err != nil || got.Done() || !got.CreatedAt.Equal(claim.CreatedAt) || !got.CreatedAt.After(old) {
-		t.Errorf("record after the takeover = %+v, %v", got, err)
+	if err := s.FailIdempotencyKey(ctx, *claim); err != nil {
+		t.Fatalf("FailIdempotencyKey: %v", err)
 	}
-	if claim, rec, err := s.ClaimIdempotencyKey(ctx, "running", "hash", time.Hour); err != nil || claim != nil || rec == nil || !rec.CreatedAt.Equal(recent) {
-		t.Errorf("claim of a key within its lease = %+v, %+v, %v; want the pending record", claim, rec, err)
-	}
-
-	// The first claim, should its request still answer, can no longer
-	// complete or release the key: it belongs to the request that took over.
-	first := IdempotencyClaim{Key: "abandoned", CreatedAt: old}
-	if err := s.CompleteIdempotencyKey(ctx, first, time.Hour, 201, nil, []byte("late")); !errors.Is(err, ErrNotFound) {
-		t.Errorf("completing a claim taken over = %v, want ErrNotFound", err)
-	}
-	if err := s.ReleaseIdempotencyKey(ctx, first); err != nil {
-		t.Errorf("releasing a claim taken over: %v", err)
-	}
-	if got, err := s.GetIdempotencyRecord(ctx, "abandoned"); err != nil || got.Done() || !got.CreatedAt.Equal(claim.CreatedAt) {
-		t.Errorf("the new claim's record after the old claim's complete and release = %+v, %v", got, err)
-	}
-	if err := s.CompleteIdempotencyKey(ctx, *claim, time.Hour, 201, nil, []byte("new")); err != nil {
-		t.Errorf("completing the new claim: %v", err)
+	if again, rec, err := s.ClaimIdempotencyKey(ctx, "panicked", "hash", 24*time.Hour); err != nil || again != nil || rec == nil || !rec.Failed() {
+		t.Errorf("claim of a failed key = %+v, %+v, %v; want its failed record", again, rec, err)
 	}
 }
 
@@ -137,6 +119,18 @@ func TestIdempotencyKeyExpired(t *testing.T) {
 	if err != nil || got.Done() || got.RequestHash != "new-hash" || !got.CreatedAt.After(old) {
 		t.Errorf("record after reclaiming an expired key = %+v, %v", got, err)
 	}
+	// The expired record's claim, should its request still answer, reaches
+	// nothing: the key belongs to the new claim.
+	first := IdempotencyClaim{Key: "stale", CreatedAt: old}
+	if err := s.CompleteIdempotencyKey(ctx, first, time.Hour, 201, nil, []byte("late")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("completing the expired claim = %v, want ErrNotFound", err)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, first); err != nil {
+		t.Errorf("releasing the expired claim: %v", err)
+	}
+	if got, err := s.GetIdempotencyRecord(ctx, "stale"); err != nil || !got.CreatedAt.Equal(claim.CreatedAt) {
+		t.Errorf("the new claim's record after the old claim's complete and release = %+v, %v", got, err)
+	}
 }
 
 func TestIdempotencyKeyConcurrentClaims(t *testing.T) {
@@ -150,13 +144,6 @@ func TestIdempotencyKeyConcurrentClaims(t *testing.T) {
 			old := time.Now().Add(-2 * time.Hour).UTC()
 			rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
 				{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
-		}},
-		// Several retries of a request whose process died find its pending
-		// record at once: one takes it over, the others wait for that one.
-		{"abandoned key", func(t *testing.T, s *Store) {
-			old := time.Now().Add(-2 * time.Hour).UTC()
-			rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "k"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
-				{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(24 * time.Hour)}})
 		}},
 	}
 	for _, tc := range tests {

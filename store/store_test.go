@@ -550,15 +550,15 @@ func TestConditionsInFilterAsOnMongoDB(t *testing.T) {
 		}
 	})
 
-	t.Run("abandoned idempotency key", func(t *testing.T) {
+	t.Run("expired pending idempotency key", func(t *testing.T) {
 		old := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Millisecond)
 		rawInsert(t, s.idempotency.Collection, bson.D{{Key: "_id", Value: "abandoned"}, {Key: "request_hash", Value: "old"}, {Key: "state", Value: "pending"},
-			{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(24 * time.Hour)}})
+			{Key: "created_at", Value: old}, {Key: "expires_at", Value: old.Add(time.Hour)}})
 		claim, rec, err := s.ClaimIdempotencyKey(ctx, "abandoned", "new", time.Hour)
 		if err != nil || claim == nil || rec != nil {
-			t.Fatalf("claim of an abandoned key = %+v, %+v, %v; want a claim", claim, rec, err)
+			t.Fatalf("claim of an expired key = %+v, %+v, %v; want a claim", claim, rec, err)
 		}
-		// The abandoned claim reaches nothing any more; the new one does.
+		// The expired claim reaches nothing any more; the new one does.
 		first := IdempotencyClaim{Key: "abandoned", CreatedAt: old}
 		if err := s.CompleteIdempotencyKey(ctx, first, time.Hour, 201, nil, nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("completing the abandoned claim = %v, want ErrNotFound", err)
