@@ -20,7 +20,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/opencrm/crm/api"
 	"github.com/opencrm/crm/gen"
+	"github.com/opencrm/crm/server"
 )
 
 // The core API end to end: bootstrap, login, every CRUD path, and the error
@@ -663,9 +665,25 @@ func TestSpecServed(t *testing.T) {
 	if !reflect.DeepEqual(fromYAML, fromJSON) {
 		t.Error("/openapi.json differs from openapi.yaml")
 	}
-	_, proxied := e.raw(http.MethodGet, "/openapi.yaml", "", "", "", "X-Forwarded-Proto", "https")
-	if want := "\n  - url: " + strings.Replace(e.url, "http:", "https:", 1) + "\n"; !strings.Contains(string(proxied), want) {
-		t.Errorf("/openapi.yaml through a proxy that terminates TLS does not hold %q", want)
+	if vary := res.Header.Get("Vary"); vary != "Host, X-Forwarded-Proto" {
+		t.Errorf("/openapi.json: Vary %q", vary)
+	}
+	// X-Forwarded-Proto counts from a trusted proxy only: anyone else could
+	// make the spec name https where there is none.
+	_, spoofed := e.raw(http.MethodGet, "/openapi.yaml", "", "", "", "X-Forwarded-Proto", "https")
+	if want := "\n  - url: " + e.url + "\n"; !strings.Contains(string(spoofed), want) {
+		t.Errorf("/openapi.yaml with X-Forwarded-Proto from an untrusted client does not hold %q", want)
+	}
+	local := []*net.IPNet{{IP: net.IPv4(127, 0, 0, 0), Mask: net.CIDRMask(8, 32)}}
+	behindProxy := newEnv(t, func(_ *api.Config, s *server.Config) { s.TrustedProxies = local })
+	_, proxied := behindProxy.raw(http.MethodGet, "/openapi.yaml", "", "", "", "X-Forwarded-Proto", "https")
+	if want := "\n  - url: " + strings.Replace(behindProxy.url, "http:", "https:", 1) + "\n"; !strings.Contains(string(proxied), want) {
+		t.Errorf("/openapi.yaml through a trusted proxy that terminates TLS does not hold %q", want)
+	}
+	// Swagger UI's copy names the page's own address, whatever the request says.
+	_, docs := e.raw(http.MethodGet, "/docs/openapi.json", "", "", "")
+	if !strings.Contains(string(docs), `"servers":[{"url":"/"`) {
+		t.Errorf("/docs/openapi.json: %.200s", docs)
 	}
 	user := string(body[strings.Index(string(body), `"User":{`):])
 	if id, name := strings.Index(user, `"id":`), strings.Index(user, `"name":`); id < 0 || name < id {

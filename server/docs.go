@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -26,7 +27,7 @@ import (
 const docsCSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
 
-func registerDocs(e *echo.Echo, specJSON []byte) error {
+func registerDocs(e *echo.Echo, specJSON []byte, trusted []*net.IPNet) error {
 	yamlSpec, err := splitAtServer(gen.SpecYAML, "\n  - url: ")
 	if err != nil {
 		return err
@@ -36,15 +37,21 @@ func registerDocs(e *echo.Echo, specJSON []byte) error {
 		return err
 	}
 	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", yamlSpec.at(origin(c)))
+		return c.Blob(http.StatusOK, "application/yaml", yamlSpec.at(origin(c, trusted)))
 	})
 	e.GET("/openapi.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, jsonSpec.at(origin(c)))
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, jsonSpec.at(origin(c, trusted)))
+	})
+	// Swagger UI's own copy names no address but the page's: behind a proxy
+	// that passes on another Host, the address of the request is not the one
+	// the browser uses, and the page may only call its own (docsCSP).
+	e.GET(docsSpecPath, func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, jsonSpec.at("/"))
 	})
 
 	ui := echo.WrapHandler(v5emb.NewHandlerWithConfig(swgui.Config{
 		Title:       "CRM API",
-		SwaggerJSON: "/openapi.json",
+		SwaggerJSON: docsSpecPath,
 		BasePath:    "/docs/",
 		SettingsUI: map[string]string{
 			// The token from the Authorize dialog survives a reload.
@@ -94,19 +101,38 @@ func (s servedSpec) at(base string) []byte {
 	return slices.Concat(s.before, []byte(base), s.after)
 }
 
+// docsSpecPath is where Swagger UI loads the spec from.
+const docsSpecPath = "/docs/openapi.json"
+
 // validHost is a host name or address with an optional port: the Host header
 // goes into the document, so nothing that could break out of its string.
 var validHost = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 
 // origin is the address the request reached, as its client named it (a proxy
-// in front passes the Host header on, and X-Forwarded-Proto for https), or
-// "/" — this origin, whatever it is — when the Host header is not usable.
-func origin(c echo.Context) string {
-	scheme := c.Scheme()
-	if !validHost.MatchString(c.Request().Host) || (scheme != "http" && scheme != "https") {
+// in front passes the Host header on; one of the trusted proxies may say
+// https in X-Forwarded-Proto), or "/" — this origin, whatever it is — when the
+// Host header is not usable. The answer varies with both headers, which
+// caches are told.
+func origin(c echo.Context, trusted []*net.IPNet) string {
+	c.Response().Header().Set(echo.HeaderVary, "Host, X-Forwarded-Proto")
+	scheme := "http"
+	if c.Request().TLS != nil {
+		scheme = "https"
+	} else if proto := c.Request().Header.Get(echo.HeaderXForwardedProto); proto == "https" && fromTrustedProxy(c.Request(), trusted) {
+		scheme = proto
+	}
+	if !validHost.MatchString(c.Request().Host) {
 		return "/"
 	}
 	return scheme + "://" + c.Request().Host
+}
+
+// fromTrustedProxy reports whether the request's connection comes from one of
+// the trusted proxies' networks.
+func fromTrustedProxy(r *http.Request, trusted []*net.IPNet) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && slices.ContainsFunc(trusted, func(n *net.IPNet) bool { return n.Contains(ip) })
 }
 
 // isDocsAsset reports whether Swagger UI's embedded assets hold name (stored

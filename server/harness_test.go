@@ -469,7 +469,7 @@ func (c *responseChecker) validate(req *http.Request, reqBody []byte, res *http.
 }
 
 func (c *responseChecker) leaks(req *http.Request, res *http.Response, body []byte) {
-	if strings.HasPrefix(req.URL.Path, "/openapi.") {
+	if strings.HasPrefix(req.URL.Path, "/openapi.") || req.URL.Path == "/docs/openapi.json" {
 		return // the spec names the password field, and holds no secret
 	}
 	c.mu.Lock()

@@ -98,7 +98,7 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(cfg.Handler, nil))
 
-	if err := registerDocs(e, specJSON); err != nil {
+	if err := registerDocs(e, specJSON, cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
 	e.GET("/metrics", metrics.handler())
