@@ -142,7 +142,9 @@ type ClientInterface interface {
 	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-	// problem documents also carry RFC 6749's `error` and `error_description`.
+	// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+	// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+	// the other two).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -155,7 +157,9 @@ type ClientInterface interface {
 	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-	// problem documents also carry RFC 6749's `error` and `error_description`.
+	// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+	// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+	// the other two).
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -626,7 +630,9 @@ func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestB
 // **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 // signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 // rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-// problem documents also carry RFC 6749's `error` and `error_description`.
+// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+// the other two).
 //
 // Takes any type of body and a specified content type.
 //
@@ -649,7 +655,9 @@ func (c *Client) RequestTokenWithBody(ctx context.Context, contentType string, b
 // **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 // signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 // rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-// problem documents also carry RFC 6749's `error` and `error_description`.
+// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+// the other two).
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -3597,7 +3605,9 @@ type ClientWithResponsesInterface interface {
 	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-	// problem documents also carry RFC 6749's `error` and `error_description`.
+	// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+	// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+	// the other two).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3610,7 +3620,9 @@ type ClientWithResponsesInterface interface {
 	// **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 	// signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 	// rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-	// problem documents also carry RFC 6749's `error` and `error_description`.
+	// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+	// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+	// the other two).
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4214,8 +4226,6 @@ type RequestTokenResponse struct {
 	JSON200 *TokenResponse
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
-	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *InvalidCredentials
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -4242,11 +4252,6 @@ func (r RequestTokenResponse) GetJSON200() *TokenResponse {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r RequestTokenResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
-}
-
-// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r RequestTokenResponse) GetApplicationproblemJSON401() *InvalidCredentials {
-	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -7189,7 +7194,9 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 // **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 // signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 // rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-// problem documents also carry RFC 6749's `error` and `error_description`.
+// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+// the other two).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7208,7 +7215,9 @@ func (c *ClientWithResponses) RequestTokenWithBodyWithResponse(ctx context.Conte
 // **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
 // signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
 // rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-// problem documents also carry RFC 6749's `error` and `error_description`.
+// problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+// credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+// the other two).
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8038,13 +8047,6 @@ func ParseRequestTokenResponse(rsp *http.Response) (*RequestTokenResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest InvalidCredentials
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge

@@ -1600,22 +1600,6 @@ func (response RequestToken400ApplicationProblemPlusJSONResponse) VisitRequestTo
 	return err
 }
 
-type RequestToken401ApplicationProblemPlusJSONResponse struct {
-	InvalidCredentialsApplicationProblemPlusJSONResponse
-}
-
-func (response RequestToken401ApplicationProblemPlusJSONResponse) VisitRequestTokenResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(401)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type RequestToken413ApplicationProblemPlusJSONResponse struct {
 	PayloadTooLargeApplicationProblemPlusJSONResponse
 }

@@ -41,6 +41,10 @@ var (
 	kindMalformedBody    = kind{"malformed-body", "Malformed body", http.StatusBadRequest}
 	kindUnauthorized     = kind{"unauthorized", "Unauthorized", http.StatusUnauthorized}
 	kindBadCredentials   = kind{"invalid-credentials", "Invalid credentials", http.StatusUnauthorized}
+	// kindBadGrant is kindBadCredentials at the OAuth 2.0 token endpoint,
+	// where RFC 6749 (section 5.2) makes it a 400, "invalid_grant": a 401
+	// there means the client itself failed to authenticate.
+	kindBadGrant = kind{"invalid-credentials", "Invalid credentials", http.StatusBadRequest}
 	kindForbidden        = kind{"forbidden", "Forbidden", http.StatusForbidden}
 	kindNotFound         = kind{"not-found", "Not found", http.StatusNotFound}
 	kindMethodNotAllowed = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
@@ -85,6 +89,9 @@ type problem struct {
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		p := toProblem(err, c.Path())
+		if p.kind == kindBadCredentials && c.Path() == tokenEndpoint {
+			p.kind = kindBadGrant
+		}
 		if errors.Is(c.Request().Context().Err(), context.Canceled) {
 			p = problem{kind: kindClientClosed, detail: "The client closed the connection before the answer."}
 		}
@@ -125,9 +132,9 @@ const tokenEndpoint = "/auth/token"
 // token endpoint.
 func oauthError(p problem) string {
 	switch {
-	case p.kind == kindBadCredentials:
+	case p.kind == kindBadGrant:
 		return "invalid_grant"
-	case slices.ContainsFunc(p.fields, func(f fieldProblem) bool { return f.Pointer == "/grant_type" }):
+	case slices.ContainsFunc(p.fields, func(f fieldProblem) bool { return f.Pointer == "/grant_type" && f.Detail != "is required" }):
 		return "unsupported_grant_type"
 	case p.kind.status >= 500:
 		return "server_error"

@@ -182,13 +182,13 @@ func TestEveryDeclaredResponseIsReachable(t *testing.T) {
 
 		row("POST /auth/token", 200, "", "right password", "/auth/token", "", formType, url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {admin.password}}.Encode()),
 		row("POST /auth/token", 400, "invalid-input", "no password", "/auth/token", "", formType, url.Values{"grant_type": {"password"}, "username": {admin.Email}}.Encode()),
-		row("POST /auth/token", 401, "invalid-credentials", "unknown refresh token", "/auth/token", "", formType, "grant_type=refresh_token&refresh_token=no-such-refresh-token"),
+		row("POST /auth/token", 400, "invalid-credentials", "unknown refresh token", "/auth/token", "", formType, "grant_type=refresh_token&refresh_token=no-such-refresh-token"),
 		row("POST /auth/token", 413, "payload-too-large", "body over 1 MiB", "/auth/token", "", formType, big),
 		row("POST /auth/token", 415, "unsupported-media-type", "JSON body", "/auth/token", "", jsonType, `{"grant_type":"password"}`),
 		{op: "POST /auth/token", status: 429, typ: "too-many-requests", cause: "fourth attempt after three failures", do: func(t *testing.T) (*http.Response, []byte) {
 			guess := "grant_type=password&username=locked.token%40example.com&password=a+wrong+guess"
 			for range 3 {
-				if res, body := send(t, http.MethodPost, "/auth/token", "", formType, guess); res.StatusCode != http.StatusUnauthorized {
+				if res, body := send(t, http.MethodPost, "/auth/token", "", formType, guess); res.StatusCode != http.StatusBadRequest {
 					t.Fatalf("failed sign-in: %d %s", res.StatusCode, body)
 				}
 			}

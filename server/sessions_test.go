@@ -340,8 +340,11 @@ func TestTokenEndpoint(t *testing.T) {
 	}
 	wrong := url.Values{"grant_type": {"password"}, "username": {admin.Email}, "password": {"not the password"}}
 	res, body = e.raw(http.MethodPost, "/auth/token", "", form, wrong.Encode())
-	wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials")
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-credentials") // RFC 6749 section 5.2
 	oauthError(body, "invalid_grant")
+	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"username": {admin.Email}}.Encode())
+	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+	oauthError(body, "invalid_request")
 	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"grant_type": {"password"}, "username": {admin.Email}}.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/password")
 	oauthError(body, "invalid_request")

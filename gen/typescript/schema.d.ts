@@ -68,7 +68,9 @@ export interface paths {
          *     **Authorize** dialog: a form with `grant_type=password` (`username` is the email)
          *     signs in as `POST /users/login` does, and one with `grant_type=refresh_token`
          *     rotates a refresh token as `POST /auth/refresh` does, with the same answers. Its
-         *     problem documents also carry RFC 6749's `error` and `error_description`.
+         *     problem documents also carry RFC 6749's `error` and `error_description`, and wrong
+         *     credentials are a 400 with `error` `invalid_grant`, as RFC 6749 says (not the 401 of
+         *     the other two).
          */
         post: operations["requestToken"];
         delete?: never;
@@ -941,6 +943,7 @@ export interface components {
              *     | `urn:crm:problem:malformed-body` | 400 | the body cannot be read as JSON (or as a form, at `/auth/token`): a syntax error, a byte order mark, a second value after the first |
              *     | `urn:crm:problem:unauthorized` | 401 | no token, or one that is malformed, expired or revoked |
              *     | `urn:crm:problem:invalid-credentials` | 401 | wrong email or password, or a refresh token that is wrong, spent or revoked |
+             *     | `urn:crm:problem:invalid-credentials` | 400 | the same at `/auth/token`, as RFC 6749 says (`error`: `invalid_grant`) |
              *     | `urn:crm:problem:forbidden` | 403 | signed in, but your role does not allow this |
              *     | `urn:crm:problem:not-found` | 404 | no record has this id, or no operation has this path |
              *     | `urn:crm:problem:method-not-allowed` | 405 | the path does not take this method; `Allow` lists those it does |
@@ -1504,7 +1507,6 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["InvalidCredentials"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
