@@ -95,9 +95,11 @@ type attempt struct {
 // checked keeps parallel guesses to the limit: counting failures alone let
 // every guess already waiting for the hash through.
 //
-// Only an attempt let through, which costs a password hash, adds windows: a
-// refused one costs its client nothing, so it must not cost memory either, or
-// a flood of refusals with new emails would fill the map (see makeRoom).
+// Only an attempt let through to the password check adds windows (one that
+// then finds the hashing queue full, or its client gone, costs no hash, but
+// those are bounded by the queue and by connections): a refused one costs its
+// client nothing, so it must not cost memory either, or a flood of refusals
+// with new emails would fill the map (see makeRoom).
 func (t *throttle) begin(account, ip string) (*attempt, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -198,8 +200,8 @@ func (a *attempt) decide(o outcome) {
 //   - ended windows go first, as they hold nothing;
 //   - then idle windows under their limit, fewest failures first: that hands
 //     back at most limit-1 guesses per key, and only to someone who paid for
-//     the room with password hashes (a window is only added by an attempt let
-//     through, at most 3 per hash);
+//     the room with attempts let through to the password check (at most 3
+//     windows each);
 //   - locked windows, and any with an attempt in flight, stay. When they alone
 //     fill the map, attempts that would add a window are refused until the
 //     earliest of them ends (attempts whose windows all exist still go
