@@ -37,14 +37,14 @@ type kind struct {
 }
 
 var (
-	kindInvalidInput     = kind{"invalid-input", "Invalid input", http.StatusBadRequest}
-	kindMalformedBody    = kind{"malformed-body", "Malformed body", http.StatusBadRequest}
-	kindUnauthorized     = kind{"unauthorized", "Unauthorized", http.StatusUnauthorized}
-	kindBadCredentials   = kind{"invalid-credentials", "Invalid credentials", http.StatusUnauthorized}
+	kindInvalidInput   = kind{"invalid-input", "Invalid input", http.StatusBadRequest}
+	kindMalformedBody  = kind{"malformed-body", "Malformed body", http.StatusBadRequest}
+	kindUnauthorized   = kind{"unauthorized", "Unauthorized", http.StatusUnauthorized}
+	kindBadCredentials = kind{"invalid-credentials", "Invalid credentials", http.StatusUnauthorized}
 	// kindBadGrant is kindBadCredentials at the OAuth 2.0 token endpoint,
 	// where RFC 6749 (section 5.2) makes it a 400, "invalid_grant": a 401
 	// there means the client itself failed to authenticate.
-	kindBadGrant = kind{"invalid-credentials", "Invalid credentials", http.StatusBadRequest}
+	kindBadGrant         = kind{"invalid-credentials", "Invalid credentials", http.StatusBadRequest}
 	kindForbidden        = kind{"forbidden", "Forbidden", http.StatusForbidden}
 	kindNotFound         = kind{"not-found", "Not found", http.StatusNotFound}
 	kindMethodNotAllowed = kind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
