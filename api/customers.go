@@ -123,7 +123,7 @@ func (h *Handler) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObj
 	if err != nil {
 		return nil, err
 	}
-	if same, err := notModified(req.Params.IfNoneMatch, c.Revision); same || err != nil {
+	if same, err := notModified(req.Params.IfNoneMatch, etag(c.Revision)); same || err != nil {
 		return gen.GetCustomer304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(c.Revision))}}, err
 	}
 	return gen.GetCustomer200JSONResponse{Body: customerOut(c), Headers: gen.GetCustomer200ResponseHeaders{ETag: ptr(etag(c.Revision))}}, nil

@@ -184,15 +184,9 @@ func checkIfMatch(header *string, rev int64, otherTags ...string) error {
 	return &PreconditionFailedError{Detail: fmt.Sprintf("The record is at version %s; read it again and retry with that version.", current)}
 }
 
-// notModified reports whether the If-None-Match header (if any) matches the
-// current revision.
-func notModified(header *string, rev int64) (bool, error) {
-	return noneMatchFails(header, etag(rev))
-}
-
-// noneMatchFails reports whether the If-None-Match header (if any) names the
-// current tag. If-None-Match compares weakly.
-func noneMatchFails(header *string, current string) (bool, error) {
+// notModified reports whether the If-None-Match header (if any) names the
+// current tag (etag(revision), or meETag). If-None-Match compares weakly.
+func notModified(header *string, current string) (bool, error) {
 	if header == nil {
 		return false, nil
 	}

@@ -177,7 +177,7 @@ func (h *Handler) GetInteraction(ctx context.Context, req gen.GetInteractionRequ
 	if err != nil {
 		return nil, err
 	}
-	if same, err := notModified(req.Params.IfNoneMatch, it.Revision); same || err != nil {
+	if same, err := notModified(req.Params.IfNoneMatch, etag(it.Revision)); same || err != nil {
 		return gen.GetInteraction304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(it.Revision))}}, err
 	}
 	return gen.GetInteraction200JSONResponse{Body: interactionOut(it), Headers: gen.GetInteraction200ResponseHeaders{ETag: ptr(etag(it.Revision))}}, nil

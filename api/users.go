@@ -136,7 +136,7 @@ func (h *Handler) GetCurrentUser(ctx context.Context, req gen.GetCurrentUserRequ
 		return nil, err
 	}
 	tag := meETag(u)
-	if same, err := noneMatchFails(req.Params.IfNoneMatch, tag); same || err != nil {
+	if same, err := notModified(req.Params.IfNoneMatch, tag); same || err != nil {
 		return gen.GetCurrentUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: &tag}}, err
 	}
 	return gen.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: gen.GetCurrentUser200ResponseHeaders{ETag: &tag}}, nil
@@ -152,7 +152,7 @@ func (h *Handler) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 	if err != nil {
 		return nil, err
 	}
-	if same, err := notModified(req.Params.IfNoneMatch, u.Revision); same || err != nil {
+	if same, err := notModified(req.Params.IfNoneMatch, etag(u.Revision)); same || err != nil {
 		return gen.GetUser304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(u.Revision))}}, err
 	}
 	return gen.GetUser200JSONResponse{Body: userOut(u), Headers: gen.GetUser200ResponseHeaders{ETag: ptr(etag(u.Revision))}}, nil

@@ -36,12 +36,16 @@ func registerDocs(e *echo.Echo, specJSON []byte, trusted []*net.IPNet) error {
 	if err != nil {
 		return err
 	}
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", yamlSpec.at(origin(c, trusted)))
-	})
-	e.GET("/openapi.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, jsonSpec.at(origin(c, trusted)))
-	})
+	// The copies for import name the address the request reached, and so
+	// vary with the headers that say it, which caches are told.
+	forImport := func(spec servedSpec, mediaType string) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderVary, "Host, X-Forwarded-Proto")
+			return c.Blob(http.StatusOK, mediaType, spec.at(origin(c.Request(), trusted)))
+		}
+	}
+	e.GET("/openapi.yaml", forImport(yamlSpec, "application/yaml"))
+	e.GET("/openapi.json", forImport(jsonSpec, echo.MIMEApplicationJSON))
 	// Swagger UI's own copy names no address but the page's: behind a proxy
 	// that passes on another Host, the address of the request is not the one
 	// the browser uses, and the page may only call its own (docsCSP).
@@ -111,20 +115,16 @@ var validHost = regexp.MustCompile(`^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{
 // origin is the address the request reached, as its client named it (a proxy
 // in front passes the Host header on; one of the trusted proxies may say
 // https in X-Forwarded-Proto), or "/" — this origin, whatever it is — when the
-// Host header is not usable. The answer varies with both headers, which
-// caches are told.
-func origin(c echo.Context, trusted []*net.IPNet) string {
-	c.Response().Header().Set(echo.HeaderVary, "Host, X-Forwarded-Proto")
-	scheme := "http"
-	if c.Request().TLS != nil {
-		scheme = "https"
-	} else if proto := c.Request().Header.Get(echo.HeaderXForwardedProto); proto == "https" && fromTrustedProxy(c.Request(), trusted) {
-		scheme = proto
-	}
-	if !validHost.MatchString(c.Request().Host) {
+// Host header is not usable.
+func origin(r *http.Request, trusted []*net.IPNet) string {
+	if !validHost.MatchString(r.Host) {
 		return "/"
 	}
-	return scheme + "://" + c.Request().Host
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get(echo.HeaderXForwardedProto) == "https" && fromTrustedProxy(r, trusted) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // fromTrustedProxy reports whether the request's connection comes from one of

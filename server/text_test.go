@@ -9,8 +9,40 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/opencrm/crm/gen"
 )
+
+// textWorld is a server holding one record of each kind, for tests that
+// send text each of them must refuse, and then check that nothing changed.
+type textWorld struct {
+	e             *env
+	db            *mongo.Database
+	admin, member user
+	grace         gen.Customer
+	call          gen.Interaction
+	before        hostileSnapshot
+}
+
+func newTextWorld(t *testing.T) *textWorld {
+	w := &textWorld{e: newEnv(t)}
+	w.db = rawDB(t, w.e)
+	w.admin = w.e.bootstrap()
+	w.member = w.e.addUser(w.admin, "Bob Member", gen.Member)
+	w.grace = w.e.customer(w.admin, "Grace Hopper")
+	w.call = w.e.interaction(w.admin, w.grace, gen.InteractionTypeCall)
+	w.before = hostileSnapshotOf(t, w.db)
+	return w
+}
+
+// unchanged fails t if the database differs from when the world was made.
+func (w *textWorld) unchanged(t *testing.T) {
+	t.Helper()
+	if d := w.before.diff(hostileSnapshotOf(t, w.db)); d != "" {
+		t.Errorf("refused requests changed the database: %s", d)
+	}
+}
 
 // TestBodyTextIsStorable checks the text of bodies that the schema's types
 // let through but that cannot be stored as sent: NUL characters, bytes that
@@ -20,13 +52,8 @@ import (
 // (a leap second). Each is a 400 naming the member, and changes nothing.
 func TestBodyTextIsStorable(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	db := rawDB(t, e)
-	admin := e.bootstrap()
-	member := e.addUser(admin, "Bob Member", gen.Member)
-	grace := e.customer(admin, "Grace Hopper")
-	call := e.interaction(admin, grace, gen.InteractionTypeCall)
-	before := hostileSnapshotOf(t, db)
+	w := newTextWorld(t)
+	e, admin, member, grace, call := w.e, w.admin, w.member, w.grace, w.call
 
 	cases := []struct {
 		name, method, path, contentType, body, pointer string
@@ -80,9 +107,7 @@ func TestBodyTextIsStorable(t *testing.T) {
 	// A merge patch, like any JSON body, is one JSON value and nothing after.
 	res, body = e.raw(http.MethodPatch, "/customers/"+grace.Id, admin.token, "application/merge-patch+json", `{"name":"A"} {"name":"B"}`)
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "malformed-body")
-	if d := before.diff(hostileSnapshotOf(t, db)); d != "" {
-		t.Errorf("refused requests changed the database: %s", d)
-	}
+	w.unchanged(t)
 
 	// Text that is storable still is: a real U+FFFD in valid UTF-8, spaces
 	// around a name, and non-ASCII letters.
@@ -151,13 +176,8 @@ func TestManyInvalidFieldsAreCounted(t *testing.T) {
 // changes nothing; text that fits once composed is stored.
 func TestTextLongerOnceComposed(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	db := rawDB(t, e)
-	admin := e.bootstrap()
-	member := e.addUser(admin, "Bob Member", gen.Member)
-	grace := e.customer(admin, "Grace Hopper")
-	call := e.interaction(admin, grace, gen.InteractionTypeCall)
-	before := hostileSnapshotOf(t, db)
+	w := newTextWorld(t)
+	e, admin, member, grace, call := w.e, w.admin, w.member, w.grace, w.call
 
 	qa := func(n int) string { return strings.Repeat("\u0958", n) } // 2n characters once composed
 	email := qa(240) + "@example.com"                               // 252 characters, 492 composed
@@ -195,9 +215,7 @@ func TestTextLongerOnceComposed(t *testing.T) {
 			}
 		})
 	}
-	if d := before.diff(hostileSnapshotOf(t, db)); d != "" {
-		t.Errorf("refused requests changed the database: %s", d)
-	}
+	w.unchanged(t)
 
 	// At the limit once composed is stored, and the record as read can be
 	// sent back.

@@ -501,14 +501,7 @@ func TestIdempotencyKeyAfterPanic(t *testing.T) {
 				t.Fatalf("the request that panicked left %d customers, want %d", n, tc.created)
 			}
 
-			start := time.Now()
-			res, data = e.raw(http.MethodPost, "/customers", admin.token, "application/json", body, "Idempotency-Key", "panic-key")
-			if p := wantProblem(t, http.StatusConflict, data, res.StatusCode, "conflict"); !strings.Contains(deref(p.Detail), "unknown") {
-				t.Errorf("retry after the panic: %s, want it to say the outcome is unknown", data)
-			}
-			if took := time.Since(start); took > 5*time.Second {
-				t.Errorf("the retry took %s: it waited for the request that panicked", took)
-			}
+			retryOfUnknownOutcome(t, e, admin, "/customers", body, "panic-key")
 			if n := countCustomers(t, e, admin, "panic@example.org"); n != tc.created {
 				t.Errorf("the retry left %d customers, want %d", n, tc.created)
 			}
@@ -542,18 +535,26 @@ func TestIdempotencyKeyAbandonedByACrash(t *testing.T) {
 		{Key: "$set", Value: bson.D{{Key: "state", Value: "pending"}, {Key: "created_at", Value: claimed}, {Key: "expires_at", Value: claimed.Add(24 * time.Hour)}}},
 		{Key: "$unset", Value: bson.D{{Key: "status", Value: ""}, {Key: "headers", Value: ""}, {Key: "body", Value: ""}}}})
 
-	start := time.Now()
-	res, data = e.raw(http.MethodPost, "/interactions", admin.token, "application/json", body, "Idempotency-Key", "crashed")
-	if p := wantProblem(t, http.StatusConflict, data, res.StatusCode, "conflict"); !strings.Contains(deref(p.Detail), "unknown") {
-		t.Errorf("retry of the abandoned key: %s, want it to say the outcome is unknown", data)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("the retry took %s: it waited for the abandoned claim", took)
-	}
+	retryOfUnknownOutcome(t, e, admin, "/interactions", body, "crashed")
 	res, data = e.raw(http.MethodGet, "/customers/"+c.Id+"/interactions", admin.token, "", "")
 	var page gen.InteractionList
 	if err := json.Unmarshal(data, &page); err != nil || res.StatusCode != http.StatusOK || len(page.Data) != 1 {
 		t.Errorf("the customer's interactions after the retry: %d %s, want the one created", res.StatusCode, data)
+	}
+}
+
+// retryOfUnknownOutcome retries a create whose first request's outcome is
+// unknown, and checks that it is told so at once: a 409 saying so, without
+// waiting for a request that is over.
+func retryOfUnknownOutcome(t *testing.T, e *env, u user, path, body, key string) {
+	t.Helper()
+	start := time.Now()
+	res, data := e.raw(http.MethodPost, path, u.token, "application/json", body, "Idempotency-Key", key)
+	if p := wantProblem(t, http.StatusConflict, data, res.StatusCode, "conflict"); !strings.Contains(deref(p.Detail), "unknown") {
+		t.Errorf("retry: %s, want it to say the outcome is unknown", data)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the retry took %s: it waited for a request that is over", took)
 	}
 }
 
