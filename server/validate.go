@@ -49,6 +49,8 @@ type operationInfo struct {
 	headers []string
 	// shadows are the paths that Echo may wrongly route here (see shadowsOf).
 	shadows []shadow
+	// quick validates the operation's simplest requests, or is nil (see quickCheck).
+	quick *quickCheck
 }
 
 // shadow is a path of the spec with a fixed segment where an operation's path
@@ -90,6 +92,7 @@ func indexOperations(spec *openapi3.T) operations {
 				info.headers = append(info.headers, echo.HeaderAuthorization)
 			}
 			info.shadows = shadowsOf(spec, path)
+			info.quick = newQuickCheck(spec, item, op)
 			ops[echoRoute(method, path)] = info
 		}
 	}
@@ -349,13 +352,62 @@ const (
 
 // validator returns the OpenAPI request validation middleware: operation
 // lookup, query parameter check, then kin-openapi's validation of parameters,
-// body and security (whose AuthenticationFunc verifies the token).
+// body and security (whose AuthenticationFunc verifies the token), unless the
+// operation's quick check accepts the request on its own (see quickCheck).
 //
 // The operation is the one Echo's router already found: echo-middleware's own
 // router would match the path again with regular expressions, and was the
 // largest single cost of a request.
 func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
-	options := &oapimiddleware.Options{
+	options := validationOptions(authenticate)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			info := ops.lookup(c)
+			if info == nil {
+				return next(c) // not an operation of the spec: /docs, /metrics, …
+			}
+			if allow, shadowed := info.shadowedBy(c.Request().URL.Path); shadowed {
+				c.Set(echo.ContextKeyHeaderAllow, allow)
+				return echo.ErrMethodNotAllowed
+			}
+			if spansSegments(c) {
+				c.SetPath("") // logged and counted as unmatched, as the router's own 404s
+				return echo.ErrNotFound
+			}
+			if err := checkBodyEncoding(c.Request(), info.route.Operation.RequestBody); err != nil {
+				return err
+			}
+			lowerMediaType(c.Request())
+			// Echo's parse of the query, which the generated binding reuses.
+			queryErr := info.checkParameters(c.Request(), c.QueryParams())
+			routed := routedBy{info, pathParams(c)}
+			// The validator's errors go untouched to errors.go, beside the
+			// query's own: one answer names every invalid parameter.
+			var err error // not the *echo.HTTPError it returns: a nil one would not be a nil error
+			if queryErr != nil || info.quick == nil || !info.quick.accepts(c, routed.params, authenticate) {
+				if httpErr := oapimiddleware.ValidateRequestFromContext(c, routed, options); httpErr != nil {
+					err = httpErr
+				}
+			}
+			if queryErr != nil {
+				queryErr.alongside = err
+				return queryErr
+			}
+			if err != nil {
+				return err
+			}
+			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
+				c.SetRequest(c.Request().WithContext(ctx))
+			}
+			return next(c)
+		}
+	}
+}
+
+// validationOptions are kin-openapi's options: every error at once, the
+// defaults left to the handlers, and the token checked by authenticate.
+func validationOptions(authenticate authenticator) *oapimiddleware.Options {
+	return &oapimiddleware.Options{
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
 			return &echo.HTTPError{Code: http.StatusBadRequest, Internal: me}
 		},
@@ -378,45 +430,6 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			},
 		},
 	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			info := ops.lookup(c)
-			if info == nil {
-				return next(c) // not an operation of the spec: /docs, /metrics, …
-			}
-			if allow, shadowed := info.shadowedBy(c.Request().URL.Path); shadowed {
-				c.Set(echo.ContextKeyHeaderAllow, allow)
-				return echo.ErrMethodNotAllowed
-			}
-			if spansSegments(c) {
-				c.SetPath("") // logged and counted as unmatched, as the router's own 404s
-				return echo.ErrNotFound
-			}
-			if err := checkBodyEncoding(c.Request(), info.route.Operation.RequestBody); err != nil {
-				return err
-			}
-			lowerMediaType(c.Request())
-			// Echo's parse of the query, which the generated binding reuses.
-			queryErr := info.checkParameters(c.Request(), c.QueryParams())
-			// The validator's errors go untouched to errors.go, beside the
-			// query's own: one answer names every invalid parameter.
-			var err error // not the *echo.HTTPError it returns: a nil one would not be a nil error
-			if httpErr := oapimiddleware.ValidateRequestFromContext(c, routedBy{c, info}, options); httpErr != nil {
-				err = httpErr
-			}
-			if queryErr != nil {
-				queryErr.alongside = err
-				return queryErr
-			}
-			if err != nil {
-				return err
-			}
-			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
-				c.SetRequest(c.Request().WithContext(ctx))
-			}
-			return next(c)
-		}
-	}
 }
 
 // spansSegments reports a path parameter that took more than one segment of
@@ -432,22 +445,27 @@ func spansSegments(c echo.Context) bool {
 // routedBy hands the validator the operation and path parameters that Echo
 // routed the request to.
 type routedBy struct {
-	c    echo.Context
-	info *operationInfo
+	info   *operationInfo
+	params map[string]string
 }
 
 func (r routedBy) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
-	names := r.c.ParamNames()
+	return r.info.route, r.params, nil
+}
+
+// pathParams are the request's path parameters by name, unescaped: Echo
+// leaves escapes in, and the handlers see the values unescaped.
+func pathParams(c echo.Context) map[string]string {
+	names := c.ParamNames()
 	params := make(map[string]string, len(names))
 	for i, name := range names {
-		value := r.c.ParamValues()[i]
-		// Echo leaves escapes in; the handlers see the value unescaped.
+		value := c.ParamValues()[i]
 		if unescaped, err := url.PathUnescape(value); err == nil {
 			value = unescaped
 		}
 		params[name] = value
 	}
-	return r.info.route, params, nil
+	return params
 }
 
 // authenticateRequest verifies the request's bearer token and keeps the context
