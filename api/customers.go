@@ -29,6 +29,23 @@ func customerOut(c *store.Customer) gen.Customer {
 	return out
 }
 
+// customerJSON is c as encoding/json writes it, written faster (see json.go).
+func customerJSON(c gen.Customer) ([]byte, error) {
+	o := newJSONObject()
+	o.string("id", c.Id)
+	o.string("name", c.Name)
+	o.string("email", c.Email)
+	o.optionalString("phone", c.Phone)
+	o.optionalString("company", c.Company)
+	o.string("status", string(c.Status))
+	o.optionalString("notes", c.Notes)
+	o.strings("tags", c.Tags)
+	o.optionalString("owner_id", c.OwnerId)
+	o.time("created_at", c.CreatedAt)
+	o.time("updated_at", c.UpdatedAt)
+	return o.end()
+}
+
 // CreateCustomer creates a customer owned by the signed-in user unless owner_id
 // names someone else (admins only).
 func (h *Handler) CreateCustomer(ctx context.Context, req gen.CreateCustomerRequestObject) (gen.CreateCustomerResponseObject, error) {
@@ -126,7 +143,8 @@ func (h *Handler) GetCustomer(ctx context.Context, req gen.GetCustomerRequestObj
 	if same, err := notModified(req.Params.IfNoneMatch, etag(c.Revision)); same || err != nil {
 		return gen.GetCustomer304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(c.Revision))}}, err
 	}
-	return gen.GetCustomer200JSONResponse{Body: customerOut(c), Headers: gen.GetCustomer200ResponseHeaders{ETag: ptr(etag(c.Revision))}}, nil
+	body, err := customerJSON(customerOut(c))
+	return recordAnswer{body, etag(c.Revision)}, err
 }
 
 // ReplaceCustomer replaces a customer's editable fields.

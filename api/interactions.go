@@ -28,6 +28,21 @@ func interactionOut(it *store.Interaction) gen.Interaction {
 	}
 }
 
+// interactionJSON is it as encoding/json writes it, written faster (see json.go).
+func interactionJSON(it gen.Interaction) ([]byte, error) {
+	o := newJSONObject()
+	o.string("id", it.Id)
+	o.string("user_id", it.UserId)
+	o.string("customer_id", it.CustomerId)
+	o.string("type", string(it.Type))
+	o.optionalString("description", it.Description)
+	o.string("status", string(it.Status))
+	o.optionalTime("scheduled_at", it.ScheduledAt)
+	o.time("created_at", it.CreatedAt)
+	o.time("updated_at", it.UpdatedAt)
+	return o.end()
+}
+
 // CreateInteraction records an interaction of the signed-in user unless user_id
 // names someone else (admins only). Customer and user must exist.
 func (h *Handler) CreateInteraction(ctx context.Context, req gen.CreateInteractionRequestObject) (gen.CreateInteractionResponseObject, error) {
@@ -180,7 +195,8 @@ func (h *Handler) GetInteraction(ctx context.Context, req gen.GetInteractionRequ
 	if same, err := notModified(req.Params.IfNoneMatch, etag(it.Revision)); same || err != nil {
 		return gen.GetInteraction304Response{Headers: gen.NotModifiedResponseHeaders{ETag: ptr(etag(it.Revision))}}, err
 	}
-	return gen.GetInteraction200JSONResponse{Body: interactionOut(it), Headers: gen.GetInteraction200ResponseHeaders{ETag: ptr(etag(it.Revision))}}, nil
+	body, err := interactionJSON(interactionOut(it))
+	return recordAnswer{body, etag(it.Revision)}, err
 }
 
 // interactionEdit is a requested change to an interaction, from PUT or PATCH,
