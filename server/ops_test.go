@@ -89,8 +89,8 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log %s = %v, want %v", key, entry[key], want)
 		}
 	}
-	if _, ok := entry["duration_ms"].(float64); !ok {
-		t.Errorf("access log without duration_ms: %v", entry)
+	if us, ok := entry["duration_us"].(float64); !ok || us != float64(int64(us)) || us < 0 {
+		t.Errorf("access log without a duration_us in whole microseconds: %v", entry)
 	}
 	if strings.Contains(e.logs.String(), "private-search-text") {
 		t.Error("the access log holds the query string")
