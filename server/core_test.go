@@ -510,12 +510,20 @@ func TestUnauthorized(t *testing.T) {
 		"wrong audience":          sign(jwt.SigningMethodHS256, testSecret, with("aud", "another-api")),
 		"unknown user":            sign(jwt.SigningMethodHS256, testSecret, with("sub", "0123456789abcdef01234567")),
 	}
+	// Refused alike where a token is optional (POST /users): a client that
+	// sent one is told it is invalid, so that it signs in again, and is not
+	// taken for an anonymous caller.
 	for name, token := range cases {
 		t.Run(name, func(t *testing.T) {
-			res, body := e.raw(http.MethodGet, "/customers", token, "", "")
-			wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
-			if !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-				t.Errorf("WWW-Authenticate %q", res.Header.Get("WWW-Authenticate"))
+			for _, req := range [][3]string{{http.MethodGet, "/customers", ""}, {http.MethodPost, "/users", `{"name":"Mal","email":"mal@example.com","password":"mallory password"}`}} {
+				res, body := e.raw(req[0], req[1], token, "application/json", req[2])
+				p := wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "unauthorized")
+				if !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+					t.Errorf("%s %s: WWW-Authenticate %q", req[0], req[1], res.Header.Get("WWW-Authenticate"))
+				}
+				if strings.Contains(deref(p.Detail), "needs a bearer token") {
+					t.Errorf("%s %s: detail %q", req[0], req[1], deref(p.Detail))
+				}
 			}
 		})
 	}

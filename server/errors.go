@@ -128,13 +128,19 @@ const maxListedFields = 50
 // tokenEndpoint is the route of the OAuth 2.0 token endpoint.
 const tokenEndpoint = "/auth/token"
 
+// notInEnum starts the detail of a value that is not one of its schema's.
+const notInEnum = "must be one of: "
+
 // oauthError is RFC 6749's error code (section 5.2) for a problem of the
-// token endpoint.
+// token endpoint: a grant type given once and unknown is unsupported; one
+// missing, empty or repeated makes the request invalid.
 func oauthError(p problem) string {
 	switch {
 	case p.kind == kindBadGrant:
 		return "invalid_grant"
-	case slices.ContainsFunc(p.fields, func(f fieldProblem) bool { return f.Pointer == "/grant_type" && f.Detail != "is required" }):
+	case slices.ContainsFunc(p.fields, func(f fieldProblem) bool {
+		return f.Pointer == "/grant_type" && strings.HasPrefix(f.Detail, notInEnum)
+	}):
 		return "unsupported_grant_type"
 	case p.kind.status >= 500:
 		return "server_error"
@@ -610,7 +616,7 @@ func schemaDetail(se *openapi3.SchemaError) string {
 			for i, v := range s.Enum {
 				vals[i] = fmt.Sprint(v)
 			}
-			return "must be one of: " + strings.Join(vals, ", ")
+			return notInEnum + strings.Join(vals, ", ")
 		}
 	case "minimum", "maximum":
 		// One wording for every value out of range, and the same as for a

@@ -351,6 +351,13 @@ func TestTokenEndpoint(t *testing.T) {
 	res, body = e.raw(http.MethodPost, "/auth/token", "", form, url.Values{"grant_type": {"client_credentials"}}.Encode())
 	wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
 	oauthError(body, "unsupported_grant_type")
+	// A grant type given twice, or empty, is a malformed request, not an
+	// unknown grant (RFC 6749 section 5.2).
+	for _, malformed := range []string{"grant_type=password&grant_type=password", "grant_type="} {
+		res, body = e.raw(http.MethodPost, "/auth/token", "", form, malformed+"&username="+url.QueryEscape(admin.Email)+"&password="+url.QueryEscape(admin.password))
+		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
+		oauthError(body, "invalid_request")
+	}
 	// Other operations' problems have no OAuth members.
 	res, body = e.raw(http.MethodPost, "/users/login", "", "application/json", `{"email":"`+admin.Email+`","password":"not the password"}`)
 	if p := wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials"); p.Error != nil {

@@ -396,6 +396,13 @@ func validator(ops operations, authenticate authenticator) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
+			// Where the token is optional (POST /users), one that was sent
+			// and refused still ends the request: the client should sign
+			// in again, not be taken for an anonymous caller and told to
+			// send a token.
+			if refused, ok := c.Get(authResultKey).(error); ok && !errors.Is(refused, api.ErrNoToken) {
+				return refused
+			}
 			if ctx, ok := c.Get(authContextKey).(context.Context); ok {
 				c.SetRequest(c.Request().WithContext(ctx))
 			}

@@ -265,10 +265,18 @@ func parseOrigins(list string) ([]string, error) {
 		}
 		if o != "*" {
 			u, err := url.Parse(o)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+				u.RawQuery != "" || u.User != nil || u.Fragment != "" {
 				return nil, fmt.Errorf("CORS origin %q: write it as scheme://host[:port], e.g. https://crm.example.com", o)
 			}
-			o = u.Scheme + "://" + u.Host
+			// As browsers send it (RFC 6454 section 6.1): the host in lower
+			// case, the scheme's default port left out. Written otherwise, it
+			// would be accepted here and never match.
+			host := strings.ToLower(u.Host)
+			if u.Port() == map[string]string{"http": "80", "https": "443"}[u.Scheme] {
+				host = strings.TrimSuffix(host, ":"+u.Port())
+			}
+			o = u.Scheme + "://" + host
 		}
 		origins = append(origins, o)
 	}

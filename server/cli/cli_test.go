@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +216,24 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Errorf("error %q spans several lines", err)
 			}
 		})
+	}
+}
+
+// TestParseOrigins: allowed origins are kept as browsers send them, so that
+// one written with capitals or a default port still matches.
+func TestParseOrigins(t *testing.T) {
+	got, err := parseOrigins(" HTTPS://App.Example.com/ ,http://localhost:3000, https://crm.example.com:443,http://intra.example:80,*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"https://app.example.com", "http://localhost:3000", "https://crm.example.com", "http://intra.example", "*"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, bad := range []string{"app.example.com", "ftp://app.example.com", "https://app.example.com/path", "https://user@app.example.com", "https://app.example.com/#x", "https://app.example.com?q=1"} {
+		if _, err := parseOrigins(bad); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
 	}
 }
 
