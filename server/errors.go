@@ -58,11 +58,13 @@ var (
 	kindTooManyRequests  = kind{"too-many-requests", "Too many requests", http.StatusTooManyRequests}
 	kindInternal         = kind{"internal", "Internal server error", http.StatusInternalServerError}
 	kindUnavailable      = kind{"unavailable", "Service unavailable", http.StatusServiceUnavailable}
-	// kindClientClosed is for the log and metrics only (nginx's 499): the
-	// client hung up, so nobody reads the answer, and the request's failure
-	// is neither the server's nor the database's.
-	kindClientClosed = kind{"client-closed-request", "Client closed request", 499}
 )
+
+// statusClientClosed is for the log and metrics only (nginx's 499): the
+// connection ended before the answer (the client hung up, or its request
+// stopped coming past the server's read timeout), and the request's failure
+// is neither the server's nor the database's. Nothing is sent.
+const statusClientClosed = 499
 
 // problemTypePrefix makes a kind's slug its problem type URI.
 const problemTypePrefix = "urn:crm:problem:"
@@ -93,7 +95,13 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			p.kind = kindBadGrant
 		}
 		if errors.Is(c.Request().Context().Err(), context.Canceled) {
-			p = problem{kind: kindClientClosed, detail: "The client closed the connection before the answer."}
+			// net/http cancels a request when its connection fails: the
+			// client hung up, or its body stopped coming and the read timed
+			// out. In neither case is an answer wanted, and the client that
+			// is still there gets none: the connection is closed (a 499
+			// was sent, a status no client knows). observe records 499.
+			c.Response().Status = statusClientClosed
+			panic(http.ErrAbortHandler)
 		}
 		if p.kind.status >= 500 {
 			// The client sees a generic detail; the real error goes to the log,

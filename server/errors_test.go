@@ -30,7 +30,8 @@ func TestOverloadIsRetryLater(t *testing.T) {
 
 // A request whose client hung up fails with the context's error, often from
 // the database driver; that is neither the server's fault (500) nor the
-// database's (503), and is not logged as an error.
+// database's (503), and is not logged as an error. Nothing is answered: the
+// handler is aborted, which closes the connection, with 499 for the log.
 func TestClientThatHungUpIsNotAServerError(t *testing.T) {
 	var logged bytes.Buffer
 	handle := errorHandler(slog.New(slog.NewJSONHandler(&logged, nil)))
@@ -42,9 +43,16 @@ func TestClientThatHungUpIsNotAServerError(t *testing.T) {
 		cancel()
 		rec := httptest.NewRecorder()
 		c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/customers", nil).WithContext(ctx), rec)
-		handle(cause, c)
-		if rec.Code != 499 {
-			t.Errorf("%v: status %d, want 499", cause, rec.Code)
+		func() {
+			defer func() {
+				if r := recover(); r != http.ErrAbortHandler {
+					t.Errorf("%v: the handler was not aborted (recovered %v)", cause, r)
+				}
+			}()
+			handle(cause, c)
+		}()
+		if c.Response().Status != 499 || c.Response().Committed || rec.Body.Len() > 0 {
+			t.Errorf("%v: status %d for the log, committed %v, body %q; want 499 and nothing written", cause, c.Response().Status, c.Response().Committed, rec.Body)
 		}
 	}
 	if logged.Len() > 0 {

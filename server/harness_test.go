@@ -57,6 +57,8 @@ type env struct {
 	client *gen.ClientWithResponses
 	http   *http.Client
 	check  *responseChecker
+	// handler is the server's, for a test that serves it another way.
+	handler http.Handler
 }
 
 // envOption adjusts the configuration of a test server before it starts.
@@ -144,7 +146,7 @@ func newWatchedEnv(t *testing.T, watch *event.CommandMonitor, opts ...envOption)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, url: srv.URL, store: st, dbURI: dbURI, dbName: dbName, tokens: tokens, logs: logs, client: client, http: httpClient, check: check}
+	return &env{t: t, url: srv.URL, store: st, dbURI: dbURI, dbName: dbName, tokens: tokens, logs: logs, client: client, http: httpClient, check: check, handler: h}
 }
 
 // teeMonitor sends every command event to m and, when it is not nil, to watch.

@@ -61,8 +61,14 @@ func observe(log *slog.Logger, metrics *Metrics) echo.MiddlewareFunc {
 			start := time.Now()
 			defer func() {
 				if r := recover(); r != nil {
-					// Record the request that panicked, then let recovery answer it.
-					record(log, metrics, c, start, http.StatusInternalServerError)
+					// Record the request that panicked, then let recovery
+					// answer it. One abandoned by its connection (see
+					// errorHandler) is recorded as 499.
+					status := http.StatusInternalServerError
+					if r == http.ErrAbortHandler && c.Response().Status == statusClientClosed {
+						status = statusClientClosed
+					}
+					record(log, metrics, c, start, status)
 					panic(r)
 				}
 			}()

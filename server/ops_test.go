@@ -2,11 +2,18 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencrm/crm/gen"
 )
@@ -144,5 +151,41 @@ func TestPasswordHashesOnlyWhenAllowed(t *testing.T) {
 		if got := hashes() - before; got != tc.wantHashes {
 			t.Errorf("%s: %d password hashes, want %d", tc.name, got, tc.wantHashes)
 		}
+	}
+}
+
+// TestStalledBodyIsCutOff: a request whose body stops coming is cut off when
+// the server's read timeout passes. Nothing is sent back (it was a 499, a
+// status no client knows, sent to a client that had not hung up), the
+// connection is closed, nothing is created, and the access log records 499.
+func TestStalledBodyIsCutOff(t *testing.T) {
+	e := newEnv(t)
+	admin := e.bootstrap()
+	srv := httptest.NewUnstartedServer(e.handler)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /customers HTTP/1.1\r\nHost: crm\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":", admin.token)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(conn)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		t.Fatal("the connection stayed open after the server's read timeout")
+	case len(answer) > 0:
+		t.Errorf("a stalled request was answered: %q", answer)
+	}
+	if !strings.Contains(e.logs.String(), `"route":"/customers","status":499`) {
+		t.Errorf("no access-log line with status 499 for the stalled request:\n%s", e.logs.String())
+	}
+	res, err := e.as(admin.token).ListCustomersWithResponse(t.Context(), &gen.ListCustomersParams{})
+	mustStatus(t, res, err, http.StatusOK)
+	if n := len(res.JSON200.Data); n != 0 {
+		t.Errorf("%d customers created by a stalled request", n)
 	}
 }
