@@ -466,11 +466,21 @@ func TestSlashesInPath(t *testing.T) {
 	admin := e.bootstrap()
 	grace := e.customer(admin, "Grace Hopper")
 	// And repeated slashes, as a base URL ending in "/" joined to a path makes.
-	for _, path := range []string{"/customers/", "//customers", "/customers//", "//customers//" + grace.Id + "/"} {
+	// And unreserved characters percent-encoded, which RFC 3986 (section
+	// 6.2.2.2) says name the same path.
+	for _, path := range []string{"/customers/", "//customers", "/customers//", "//customers//" + grace.Id + "/",
+		"/%63ustomers", "/%63ustomers/" + grace.Id, "/customers/%" + strconv.FormatInt(int64(grace.Id[0]), 16) + grace.Id[1:], "/c%75stomers/" + grace.Id} {
 		res, body := e.raw(http.MethodGet, path, admin.token, "", "")
 		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), grace.Id) {
 			t.Errorf("GET %s = %d %s", path, res.StatusCode, body)
 		}
+	}
+	// An escaped slash is not a separator: no operation has that path, and
+	// the problem names the path as it was sent.
+	path := "/customers%2F" + grace.Id
+	res, body := e.raw(http.MethodGet, path, admin.token, "", "")
+	if p := wantProblem(t, http.StatusNotFound, body, res.StatusCode, "not-found"); deref(p.Instance) != path {
+		t.Errorf("GET %s: instance %q", path, deref(p.Instance))
 	}
 }
 

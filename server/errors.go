@@ -163,7 +163,7 @@ func writeProblem(c echo.Context, p problem) {
 		Title:     p.kind.title,
 		Status:    p.kind.status,
 		Detail:    &p.detail,
-		Instance:  &c.Request().URL.Path,
+		Instance:  ptr(c.Request().URL.EscapedPath()), // a URI reference: the path as sent
 		RequestId: ptr(requestID(c)),
 	}
 	if len(p.fields) > 0 {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -166,19 +167,49 @@ func requestMethod(r *http.Request) string {
 
 // withCleanPath lets "/customers/" reach the same operation as "/customers",
 // and so "//customers": a base URL that ends in a slash ("http://host:8080/"),
-// joined to a path that starts with one, as nginx's merge_slashes would. It
-// wraps Echo instead of being Echo "pre" middleware, which Echo v4 would
+// joined to a path that starts with one, as nginx's merge_slashes would; and
+// "/%63ustomers" too, an unreserved character percent-encoded, which RFC 3986
+// (section 6.2.2.2) says is the same path (Echo routes on the path as sent).
+// It wraps Echo instead of being Echo "pre" middleware, which Echo v4 would
 // chain anew for every request.
 func withCleanPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; cleanPath(p) != p {
+		p, raw := cleanPath(r.URL.Path), cleanPath(unreservedDecoded(r.URL.RawPath))
+		if p != r.URL.Path || raw != r.URL.RawPath {
 			r = r.Clone(r.Context())
-			r.URL.Path = cleanPath(p)
-			r.URL.RawPath = cleanPath(r.URL.RawPath)
+			r.URL.Path, r.URL.RawPath = p, raw
+			if raw == p {
+				r.URL.RawPath = "" // nothing left escaped: the path as Go keeps it
+			}
 			r.RequestURI = r.URL.RequestURI()
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unreservedDecoded decodes the escapes of unreserved characters (letters,
+// digits, "-", ".", "_", "~") in a path as sent, and keeps the others: "%2F"
+// is a slash inside a segment, not a separator.
+func unreservedDecoded(raw string) string {
+	if !strings.Contains(raw, "%") {
+		return raw
+	}
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '%' && i+2 < len(raw) {
+			if c, err := strconv.ParseUint(raw[i+1:i+3], 16, 8); err == nil && unreserved(byte(c)) {
+				b.WriteByte(byte(c))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(raw[i])
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // cleanPath merges repeated slashes and drops a trailing one.
