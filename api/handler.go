@@ -65,7 +65,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{
+	h := &Handler{
 		store:      cfg.Store,
 		tokens:     cfg.Tokens,
 		passwords:  cfg.Passwords,
@@ -75,6 +75,12 @@ func New(cfg Config) *Handler {
 		principals: newPrincipalCache(),
 		throttle:   newThrottle(cfg.Throttle),
 	}
+	h.throttle.full = func(until time.Time) {
+		h.log.Warn("sign-in throttle full of lockouts: sign-ins that need a new counter get 429 until one ends "+
+			"(a guessing attack from many addresses, or limits too tight for the traffic)",
+			"until", until.UTC().Format(time.RFC3339), "counters", maxThrottleKeys)
+	}
+	return h
 }
 
 // PasswordHashes is how many password hashes the handlers have computed (see

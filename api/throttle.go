@@ -43,6 +43,12 @@ type throttle struct {
 	// While the map is full of windows that must stay (see makeRoom): no
 	// new scan before noRoomUntil; a window ends at noRoomRetry.
 	noRoomUntil, noRoomRetry time.Time
+	// full tells the operator, at most once a minute (warnedFull), that
+	// the map is full of windows that must stay and new sign-ins are refused
+	// until the given time: the mark of a large guessing attack, or of
+	// limits too tight for the traffic.
+	full       func(until time.Time)
+	warnedFull time.Time
 }
 
 type failureWindow struct {
@@ -252,6 +258,10 @@ func (t *throttle) makeRoom(now time.Time, need int) time.Duration {
 	// have ended, leaving its window idle; by earliestEnd a window certainly
 	// ends.
 	t.noRoomRetry = earliestEnd
+	if t.full != nil && now.Sub(t.warnedFull) >= time.Minute {
+		t.warnedFull = now
+		t.full(earliestEnd)
+	}
 	t.noRoomUntil = now.Add(time.Second)
 	if earliestEnd.Before(t.noRoomUntil) {
 		t.noRoomUntil = earliestEnd

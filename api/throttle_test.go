@@ -210,6 +210,8 @@ func TestThrottleFullOfLockoutsFailsClosed(t *testing.T) {
 	const window = 15 * time.Minute
 	th, clock := newTestThrottle(ThrottleLimits{Window: window, PerAccountAndIP: 1, PerIP: 1, PerAccount: 1})
 	th.maxKeys = 30
+	var warnings []time.Time // the operator is told, at most once a minute
+	th.full = func(until time.Time) { warnings = append(warnings, until) }
 	// Each failure locks its 3 windows: 10 fill the map.
 	for i := range 10 {
 		clock.advance(time.Second)
@@ -228,6 +230,15 @@ func TestThrottleFullOfLockoutsFailsClosed(t *testing.T) {
 	if len(th.windows) != th.maxKeys {
 		t.Errorf("%d windows, want the cap of %d", len(th.windows), th.maxKeys)
 	}
+	if len(warnings) != 1 || !warnings[0].Equal(clock.now().Add(firstEnds)) {
+		t.Errorf("warnings %v, want one, until %v", warnings, clock.now().Add(firstEnds))
+	}
+	clock.advance(time.Minute)
+	try(t, th, "late@example.com", "192.0.2.200", outcomeSucceeded)
+	if len(warnings) != 2 {
+		t.Errorf("%d warnings a minute later, want 2", len(warnings))
+	}
+	firstEnds -= time.Minute
 	if try(t, th, "user0@example.com", "198.51.100.0", outcomeSucceeded) != firstEnds {
 		t.Error("the first lockout did not hold")
 	}
