@@ -36,10 +36,7 @@ func init() {
 // onceEachField refuses a form that gives a field more than once, before
 // decode reads it: the decoder would take the first username of
 // "username=a&username=b", where RFC 6749 (sections 3.1 and 3.2) says a
-// parameter must not be repeated, as the API says of query parameters. And
-// it leaves out the fields given without a value, which RFC 6749 section 3.1
-// says count as omitted: "grant_type=" is a grant type missing, not an
-// unknown one.
+// parameter must not be repeated, as the API says of query parameters.
 func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder {
 	return func(body io.Reader, h http.Header, schema *openapi3.SchemaRef, fn openapi3filter.EncodingFn) (any, error) {
 		raw, err := io.ReadAll(body)
@@ -64,8 +61,7 @@ func onceEachField(decode openapi3filter.BodyDecoder) openapi3filter.BodyDecoder
 				return nil, &bodyMemberError{strings.ToValidUTF8(pointer, "\ufffd"), "must be UTF-8 text without NUL characters"}
 			}
 		}
-		maps.DeleteFunc(fields, func(_ string, values []string) bool { return values[0] == "" })
-		return decode(strings.NewReader(fields.Encode()), h, schema, fn)
+		return decode(bytes.NewReader(raw), h, schema, fn)
 	}
 }
 

@@ -624,6 +624,11 @@ func schemaDetail(se *openapi3.SchemaError) string {
 			for i, v := range s.Enum {
 				vals[i] = fmt.Sprint(v)
 			}
+			if se.Value == "" {
+				// Sent empty: missing rather than unknown (RFC 6749 section
+				// 3.1 reads an empty grant_type as none at all).
+				return "must not be empty: one of " + strings.Join(vals, ", ")
+			}
 			return notInEnum + strings.Join(vals, ", ")
 		}
 	case "minimum", "maximum":

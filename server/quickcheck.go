@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 )
@@ -74,10 +76,14 @@ func newQuickCheck(spec *openapi3.T, item *openapi3.PathItem, op *openapi3.Opera
 }
 
 // plainString: a parameter read as the text it is sent as (a string in the
-// simple style, no default, no content type), which its schema checks as is.
+// simple style, no default, no content type, no composed schema, which
+// kin-openapi decodes otherwise), which its schema checks as is.
 func plainString(p *openapi3.Parameter) bool {
-	return p.Content == nil && p.Schema != nil && p.Schema.Value != nil &&
-		p.Schema.Value.Type.Is(openapi3.TypeString) && p.Schema.Value.Default == nil &&
+	if p.Content != nil || p.Schema == nil || p.Schema.Value == nil {
+		return false
+	}
+	s := p.Schema.Value
+	return s.Type.Is(openapi3.TypeString) && s.Default == nil && s.AllOf == nil && s.AnyOf == nil && s.OneOf == nil && s.Not == nil &&
 		(p.Style == "" || p.Style == openapi3.SerializationSimple) && !p.AllowEmptyValue
 }
 
@@ -93,23 +99,26 @@ func tokenScheme(s *openapi3.SecurityScheme) bool {
 // kin-openapi's check does not verify it again.
 func (q *quickCheck) accepts(c echo.Context, pathParams map[string]string, authenticate authenticator) bool {
 	r := c.Request()
-	if r.URL.RawQuery != "" {
+	// A body, even on an operation that takes none, is read by kin-openapi
+	// (and refused if too large); a query has its own parameters.
+	if r.URL.RawQuery != "" || (r.Body != nil && r.Body != http.NoBody) {
 		return false
 	}
 	for _, p := range q.params {
-		var value string
+		var values []string
 		if p.In == openapi3.ParameterInPath {
-			value = pathParams[p.Name]
-		} else {
-			value = r.Header.Get(p.Name)
-		}
-		if value == "" {
-			if p.Required {
-				return false
+			if v, ok := pathParams[p.Name]; ok {
+				values = []string{v}
 			}
-			continue // absent, as kin-openapi takes an empty value
+		} else {
+			values = r.Header[http.CanonicalHeaderKey(p.Name)]
 		}
-		if p.Schema.Value.VisitJSON(value, openapi3.MultiErrors()) != nil {
+		switch {
+		case len(values) == 0 && !p.Required:
+			continue // absent
+		case len(values) == 0 || values[0] == "":
+			return false // missing, or sent empty: kin-openapi decides
+		case p.Schema.Value.VisitJSON(values[0], openapi3.MultiErrors()) != nil:
 			return false
 		}
 	}

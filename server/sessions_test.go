@@ -358,6 +358,23 @@ func TestTokenEndpoint(t *testing.T) {
 		wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", "/grant_type")
 		oauthError(body, "invalid_request")
 	}
+	// Other fields sent empty are refused, naming them, before any password
+	// check: they never count as failed sign-ins (six in a row here, more
+	// than the throttle allows) and never lock the account.
+	for range 6 {
+		for field, form1 := range map[string]string{
+			"/password":      "grant_type=password&username=" + url.QueryEscape(admin.Email) + "&password=",
+			"/username":      "grant_type=password&username=&password=" + url.QueryEscape(admin.password),
+			"/refresh_token": "grant_type=refresh_token&refresh_token=",
+		} {
+			res, body = e.raw(http.MethodPost, "/auth/token", "", form, form1)
+			wantProblem(t, http.StatusBadRequest, body, res.StatusCode, "invalid-input", field)
+			oauthError(body, "invalid_request")
+		}
+	}
+	if res, body = e.raw(http.MethodPost, "/auth/token", "", form, grant.Encode()); res.StatusCode != http.StatusOK {
+		t.Fatalf("the right password after empty ones: %d %s", res.StatusCode, body)
+	}
 	// Other operations' problems have no OAuth members.
 	res, body = e.raw(http.MethodPost, "/users/login", "", "application/json", `{"email":"`+admin.Email+`","password":"not the password"}`)
 	if p := wantProblem(t, http.StatusUnauthorized, body, res.StatusCode, "invalid-credentials"); p.Error != nil {
