@@ -51,7 +51,6 @@ var jsonContentType = []string{"application/json"}
 // sticks, and is what encoding/json would have failed with.
 type jsonObject struct {
 	b   []byte
-	n   int // members so far
 	err error
 }
 
@@ -63,10 +62,9 @@ func newJSONObject() jsonObject {
 // key starts a member; names are the gen types' JSON names, which need no
 // escapes.
 func (o *jsonObject) key(name string) {
-	if o.n > 0 {
+	if len(o.b) > 1 { // past the opening brace: a member before this one
 		o.b = append(o.b, ',')
 	}
-	o.n++
 	o.b = append(append(append(o.b, '"'), name...), '"', ':')
 }
 

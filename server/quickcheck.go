@@ -95,8 +95,8 @@ func tokenScheme(s *openapi3.SecurityScheme) bool {
 
 // accepts reports whether the request is valid, the path parameters given
 // unescaped as the validator hands them to kin-openapi; false means "ask
-// kin-openapi", not "invalid". A token that fails is remembered, so that
-// kin-openapi's check does not verify it again.
+// kin-openapi", not "invalid". A token that fails is remembered (see
+// authenticateOnce), so that kin-openapi's check does not verify it again.
 func (q *quickCheck) accepts(c echo.Context, pathParams map[string]string, authenticate authenticator) bool {
 	r := c.Request()
 	// A body, even on an operation that takes none, is read by kin-openapi
@@ -122,11 +122,5 @@ func (q *quickCheck) accepts(c echo.Context, pathParams map[string]string, authe
 			return false
 		}
 	}
-	if q.authenticated {
-		if err := authenticateRequest(c, authenticate); err != nil {
-			c.Set(authResultKey, err)
-			return false
-		}
-	}
-	return true
+	return !q.authenticated || authenticateOnce(c, authenticate) == nil
 }

@@ -425,15 +425,7 @@ func validationOptions(authenticate authenticator) *oapimiddleware.Options {
 			// re-parse and re-encode the query string for each of them.
 			SkipSettingDefaults: true,
 			AuthenticationFunc: func(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
-				c := oapimiddleware.GetEchoContext(ctx)
-				if cached, ok := c.Get(authResultKey).(error); ok {
-					return cached
-				}
-				err := authenticateRequest(c, authenticate)
-				if err != nil {
-					c.Set(authResultKey, err)
-				}
-				return err
+				return authenticateOnce(oapimiddleware.GetEchoContext(ctx), authenticate)
 			},
 		},
 	}
@@ -473,6 +465,21 @@ func pathParams(c echo.Context) map[string]string {
 		params[name] = value
 	}
 	return params
+}
+
+// authenticateOnce verifies the request's token once: kin-openapi asks once
+// per security scheme the operation accepts, after the quick check may have
+// asked. A failure is remembered under authResultKey; a success leaves the
+// principal's context under authContextKey.
+func authenticateOnce(c echo.Context, authenticate authenticator) error {
+	if cached, ok := c.Get(authResultKey).(error); ok {
+		return cached
+	}
+	err := authenticateRequest(c, authenticate)
+	if err != nil {
+		c.Set(authResultKey, err)
+	}
+	return err
 }
 
 // authenticateRequest verifies the request's bearer token and keeps the context
